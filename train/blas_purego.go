@@ -1,0 +1,6 @@
+//go:build purego
+
+package train
+
+// BLAS names the matrix library the training graphs run on.
+const BLAS = "gonum"

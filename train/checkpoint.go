@@ -1,0 +1,143 @@
+package train
+
+import (
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/condiff/condiff/models"
+	"github.com/condiff/condiff/schedule"
+)
+
+// CheckpointFile is the name of the checkpoint inside a run directory.
+const CheckpointFile = "checkpoint.gob"
+
+// checkpointMagic versions the checkpoint format.
+const checkpointMagic = "condiff-checkpoint-1"
+
+// Info is how a run was trained; it travels into exported models.
+type Info struct {
+	Dataset   string         `json:"dataset"`
+	Classes   []string       `json:"classes,omitempty"` // --classes subset, if any
+	Steps     int            `json:"steps"`
+	Batch     int            `json:"batch"`
+	LR        float64        `json:"lr"`
+	Seed      uint64         `json:"seed"`
+	Norm      string         `json:"norm"`
+	CFGDrop   float64        `json:"cfg_drop"`
+	ACWeight  float64        `json:"ac_weight,omitempty"`
+	ACMode    string         `json:"ac_mode,omitempty"` // "joint" or "frozen"
+	Schedule  schedule.Spec  `json:"-"`
+	EMADecay  float64        `json:"ema_decay"`
+	GradClip  float64        `json:"grad_clip"`
+	ClfConfig *models.Config `json:"-"` // the M_AC classifier's architecture
+}
+
+// Checkpoint is everything a run needs to continue, and everything export
+// needs to build a model: the config that built it travels with the weights.
+type Checkpoint struct {
+	Magic    string
+	Config   models.Config
+	Info     Info
+	Step     int
+	Params   map[string]models.Array // raw weights ("clf."-prefixed: the M_AC classifier)
+	EMA      map[string]models.Array // exponential moving average of Params
+	Stats    map[string]models.Array // batch-norm running statistics
+	AdamM    map[string]models.Array
+	AdamV    map[string]models.Array
+	RNG      []byte  // the training RNG's state
+	ImgPerS  float64 // throughput of the last segment, informational
+	WallTime float64 // seconds spent training, summed over resumes
+}
+
+// ErrNoCheckpoint is returned when a run directory holds no checkpoint.
+var ErrNoCheckpoint = errors.New("no checkpoint")
+
+// Save writes the checkpoint atomically: a temporary file in the same
+// directory, synced, then renamed over path.
+func (c *Checkpoint) Save(path string) error {
+	c.Magic = checkpointMagic
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".checkpoint-*.tmp")
+	if err != nil {
+		return fmt.Errorf("train: save checkpoint: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	if err := gob.NewEncoder(tmp).Encode(c); err != nil {
+		tmp.Close()
+		return fmt.Errorf("train: save checkpoint %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("train: save checkpoint %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("train: save checkpoint %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("train: save checkpoint: %w", err)
+	}
+	return nil
+}
+
+// Load reads a checkpoint from a file or from a run directory.
+func Load(path string) (*Checkpoint, error) {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		path = filepath.Join(path, CheckpointFile)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, fmt.Errorf("%s: %w", path, ErrNoCheckpoint)
+		}
+		return nil, err
+	}
+	defer f.Close()
+	var c Checkpoint
+	if err := gob.NewDecoder(f).Decode(&c); err != nil {
+		return nil, fmt.Errorf("%s: not a condiff checkpoint: %w", path, err)
+	}
+	if c.Magic != checkpointMagic {
+		return nil, fmt.Errorf("%s: format %q, want %q", path, c.Magic, checkpointMagic)
+	}
+	if err := c.Config.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := c.check(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// check verifies that the weights match the config that claims them.
+func (c *Checkpoint) check() error {
+	s, _ := models.Trace(c.Config, 1)
+	for _, p := range s.Params {
+		for _, set := range []struct {
+			what string
+			m    map[string]models.Array
+		}{{"params", c.Params}, {"ema", c.EMA}} {
+			a, ok := set.m[p.Name]
+			if !ok {
+				return fmt.Errorf("%s: parameter %q missing", set.what, p.Name)
+			}
+			if fmt.Sprint(a.Shape) != fmt.Sprint(p.Shape) || len(a.Data) != models.Numel(p.Shape) {
+				return fmt.Errorf("%s: parameter %q has shape %v, config wants %v", set.what, p.Name, a.Shape, p.Shape)
+			}
+		}
+	}
+	if c.Config.Norm == models.BatchNorm {
+		for _, n := range s.Norms {
+			for _, suf := range []string{".running_mean", ".running_var"} {
+				if a, ok := c.Stats[n.Name+suf]; !ok || len(a.Data) != n.Channels {
+					return fmt.Errorf("stats: %q missing or not %d channels", n.Name+suf, n.Channels)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Schedule returns the run's noise schedule.
+func (c *Checkpoint) Schedule() schedule.Spec { return c.Info.Schedule }

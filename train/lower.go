@@ -1,0 +1,230 @@
+package train
+
+import (
+	"fmt"
+	"math"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/condiff/condiff/models"
+)
+
+// normEps is the epsilon of every normalisation, in both lowerings.
+const normEps = 1e-5
+
+// Labels and Times are the host-side inputs of a gorgonia graph: the values
+// are set before each run and turned into one-hot / sinusoid tensors there.
+type Labels struct{ V []int }
+
+// Times holds the timesteps of a batch.
+type Times struct{ V []int }
+
+// bnStat is a batch norm's batch statistics in a training graph.
+type bnStat struct {
+	name       string
+	mean, var_ *G.Node // [C]
+	count      int     // values per channel: N·H·W
+}
+
+// lowering is the gorgonia backend of models.Ops for a fixed batch size.
+type lowering struct {
+	g        *G.ExprGraph
+	n        int
+	training bool                    // batch norms use batch statistics
+	prefix   string                  // added to parameter names (the AC classifier's "clf.")
+	weights  map[string]models.Array // initial values by full name
+	stats    map[string]models.Array // running statistics (inference)
+	params   map[string]*G.Node
+	order    []string // parameter names in declaration order
+	bn       []bnStat
+	fills    []func() error // run before each step: one-hot labels, time embeddings
+}
+
+func newLowering(g *G.ExprGraph, n int, training bool, weights, stats map[string]models.Array) *lowering {
+	return &lowering{g: g, n: n, training: training, weights: weights, stats: stats, params: map[string]*G.Node{}}
+}
+
+func must(n *G.Node, err error) *G.Node {
+	if err != nil {
+		panic(fmt.Sprintf("train: build graph: %v", err))
+	}
+	return n
+}
+
+func node(x models.T) *G.Node { return x.(*G.Node) }
+
+func (l *lowering) constant(a models.Array, name string) *G.Node {
+	t := tensor.New(tensor.WithShape(a.Shape...), tensor.WithBacking(append([]float32(nil), a.Data...)))
+	return G.NewTensor(l.g, tensor.Float32, len(a.Shape), G.WithShape(a.Shape...), G.WithName(name), G.WithValue(t))
+}
+
+func (l *lowering) Param(name string, shape []int, init models.Init) models.T {
+	name = l.prefix + name
+	if p, ok := l.params[name]; ok {
+		return p
+	}
+	a, ok := l.weights[name]
+	if !ok {
+		panic(fmt.Sprintf("train: no weights for parameter %q", name))
+	}
+	if fmt.Sprint(a.Shape) != fmt.Sprint(shape) {
+		panic(fmt.Sprintf("train: parameter %q has shape %v, the model wants %v", name, a.Shape, shape))
+	}
+	p := l.constant(a, name)
+	l.params[name] = p
+	l.order = append(l.order, name)
+	return p
+}
+
+func (l *lowering) Conv(x, w, b models.T, stride, pad int) models.T {
+	k := node(w).Shape()[2]
+	y := must(G.Conv2d(node(x), node(w), tensor.Shape{k, k}, []int{pad, pad}, []int{stride, stride}, []int{1, 1}))
+	b4 := must(G.Reshape(node(b), tensor.Shape{1, node(b).Shape()[0], 1, 1}))
+	return must(G.BroadcastAdd(y, b4, nil, []byte{0, 2, 3}))
+}
+
+func (l *lowering) Linear(x, w, b models.T) models.T {
+	y := must(G.Mul(node(x), node(w)))                                  // [N Out]
+	b2 := must(G.Reshape(node(b), tensor.Shape{1, node(b).Shape()[0]})) // [1 Out]
+	return must(G.BroadcastAdd(y, b2, nil, []byte{0}))
+}
+
+func (l *lowering) SiLU(x models.T) models.T {
+	return must(G.HadamardProd(node(x), must(G.Sigmoid(node(x)))))
+}
+
+func (l *lowering) Add(a, b models.T) models.T { return must(G.Add(node(a), node(b))) }
+
+func (l *lowering) AddChannels(x, v models.T) models.T {
+	s := node(v).Shape()
+	v4 := must(G.Reshape(node(v), tensor.Shape{s[0], s[1], 1, 1}))
+	return must(G.BroadcastAdd(node(x), v4, nil, []byte{2, 3}))
+}
+
+func (l *lowering) Concat(a, b models.T) models.T { return must(G.Concat(1, node(a), node(b))) }
+
+func (l *lowering) Upsample(x models.T) models.T { return must(G.Upsample2D(node(x), 2)) }
+
+// normalize subtracts the mean and divides by the standard deviation of x
+// over the given axes; x's other axes index the statistics.
+func (l *lowering) normalize(x *G.Node, axes []int) (y, mean, variance *G.Node) {
+	keep := x.Shape().Clone()
+	for _, a := range axes {
+		keep[a] = 1
+	}
+	pattern := make([]byte, len(axes))
+	for i, a := range axes {
+		pattern[i] = byte(a)
+	}
+	mean = must(G.Mean(x, axes...))
+	xc := must(G.BroadcastSub(x, must(G.Reshape(mean, keep)), nil, pattern))
+	variance = must(G.Mean(must(G.Square(xc)), axes...))
+	eps := G.NewConstant(float32(normEps))
+	inv := must(G.InverseSqrt(must(G.Add(variance, eps))))
+	return must(G.BroadcastHadamardProd(xc, must(G.Reshape(inv, keep)), nil, pattern)), mean, variance
+}
+
+func (l *lowering) Normalize(x models.T, name, kind string, groups int) models.T {
+	xn := node(x)
+	s := xn.Shape() // [N C H W]
+	name = l.prefix + name
+	switch {
+	case kind == models.GroupNorm:
+		xg := must(G.Reshape(xn, tensor.Shape{s[0], groups, s[1] / groups * s[2] * s[3]})) // [N G C/G·H·W]
+		y, _, _ := l.normalize(xg, []int{2})
+		return must(G.Reshape(y, s))
+	case l.training:
+		y, mean, variance := l.normalize(xn, []int{0, 2, 3})
+		l.bn = append(l.bn, bnStat{name, mean, variance, s[0] * s[2] * s[3]})
+		return y
+	default: // batch norm at inference: running statistics, folded into x·a + b
+		m, v := l.stats[name+".running_mean"], l.stats[name+".running_var"]
+		if len(m.Data) != s[1] || len(v.Data) != s[1] {
+			panic(fmt.Sprintf("train: no running statistics for batch norm %q", name))
+		}
+		a, b := models.NewArray(1, s[1], 1, 1), models.NewArray(1, s[1], 1, 1)
+		for c := range a.Data {
+			a.Data[c] = float32(1 / math.Sqrt(float64(v.Data[c])+normEps))
+			b.Data[c] = -m.Data[c] * a.Data[c]
+		}
+		y := must(G.BroadcastHadamardProd(xn, l.constant(a, name+".fold_scale"), nil, []byte{0, 2, 3}))
+		return must(G.BroadcastAdd(y, l.constant(b, name+".fold_shift"), nil, []byte{0, 2, 3}))
+	}
+}
+
+func (l *lowering) ScaleShift(x, gamma, beta models.T) models.T {
+	xn, g, b := node(x), node(gamma), node(beta)
+	c := xn.Shape()[1]
+	if g.Dims() == 1 { // [C], shared by the batch
+		g4 := must(G.Reshape(g, tensor.Shape{1, c, 1, 1}))
+		b4 := must(G.Reshape(b, tensor.Shape{1, c, 1, 1}))
+		return must(G.BroadcastAdd(must(G.BroadcastHadamardProd(xn, g4, nil, []byte{0, 2, 3})), b4, nil, []byte{0, 2, 3}))
+	}
+	g4 := must(G.Reshape(g, tensor.Shape{l.n, c, 1, 1})) // [N C 1 1]
+	b4 := must(G.Reshape(b, tensor.Shape{l.n, c, 1, 1}))
+	return must(G.BroadcastAdd(must(G.BroadcastHadamardProd(xn, g4, nil, []byte{2, 3})), b4, nil, []byte{2, 3}))
+}
+
+// Gather multiplies a one-hot [N K] of the labels by the table [K D].
+func (l *lowering) Gather(table, y models.T) models.T {
+	labels := y.(*Labels)
+	k := node(table).Shape()[0]
+	onehot := G.NewMatrix(l.g, tensor.Float32, G.WithShape(l.n, k), G.WithName(fmt.Sprintf("onehot.%d", len(l.fills))))
+	buf := tensor.New(tensor.WithShape(l.n, k), tensor.Of(tensor.Float32))
+	l.fills = append(l.fills, func() error {
+		d := buf.Data().([]float32)
+		clear(d)
+		for i, c := range labels.V {
+			if c < 0 || c >= k {
+				return fmt.Errorf("label %d of sample %d is out of 0..%d", c, i, k-1)
+			}
+			d[i*k+c] = 1
+		}
+		return G.Let(onehot, buf)
+	})
+	return must(G.Mul(onehot, node(table)))
+}
+
+// SinusoidTable is the sinusoidal timestep embedding shared by both
+// lowerings: for i < dim/2, freq_i = exp(-ln(10000)·i/(dim/2)),
+// emb = [cos(t·freq), sin(t·freq)].
+func SinusoidTable(t []int, dim int) []float32 {
+	half := dim / 2
+	out := make([]float32, len(t)*dim)
+	for n, tv := range t {
+		for i := 0; i < half; i++ {
+			a := float64(tv) * math.Exp(-math.Log(10000)*float64(i)/float64(half))
+			out[n*dim+i] = float32(math.Cos(a))
+			out[n*dim+half+i] = float32(math.Sin(a))
+		}
+	}
+	return out
+}
+
+func (l *lowering) TimeEmbedding(t models.T, dim int) models.T {
+	times := t.(*Times)
+	e := G.NewMatrix(l.g, tensor.Float32, G.WithShape(l.n, dim), G.WithName("time_embedding"))
+	buf := tensor.New(tensor.WithShape(l.n, dim), tensor.Of(tensor.Float32))
+	l.fills = append(l.fills, func() error {
+		copy(buf.Data().([]float32), SinusoidTable(times.V, dim))
+		return G.Let(e, buf)
+	})
+	return e
+}
+
+func (l *lowering) ToMap(x models.T, h, w int) models.T {
+	return must(G.Reshape(node(x), tensor.Shape{l.n, 1, h, w}))
+}
+
+func (l *lowering) GlobalMean(x models.T) models.T { return must(G.Mean(node(x), 2, 3)) }
+
+// fill runs the per-step input fillers.
+func (l *lowering) fill() error {
+	for _, f := range l.fills {
+		if err := f(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
