@@ -6,6 +6,8 @@
 // tensor shaped like x, a classifier maps x to logits and features.
 package models
 
+import "math"
+
 // T is a backend's tensor handle: a gorgonia node, an ONNX value name, a shape.
 type T = any
 
@@ -59,4 +61,20 @@ type Ops interface {
 	ToMap(x T, h, w int) T
 	// GlobalMean averages [N C H W] over H and W -> [N C].
 	GlobalMean(x T) T
+}
+
+// Sinusoid is the timestep embedding both lowerings use: for i < dim/2,
+// freq_i = exp(−ln(10000)·i/(dim/2)) and emb = [cos(t·freq), sin(t·freq)],
+// computed in float64 and rounded once.
+func Sinusoid(t []int, dim int) []float32 {
+	half := dim / 2
+	out := make([]float32, len(t)*dim)
+	for n, tv := range t {
+		for i := 0; i < half; i++ {
+			a := float64(tv) * math.Exp(-math.Log(10000)*float64(i)/float64(half))
+			out[n*dim+i] = float32(math.Cos(a))
+			out[n*dim+half+i] = float32(math.Sin(a))
+		}
+	}
+	return out
 }

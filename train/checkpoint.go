@@ -4,8 +4,11 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/condiff/condiff/internal/fsutil"
 
 	"github.com/condiff/condiff/models"
 	"github.com/condiff/condiff/schedule"
@@ -59,23 +62,7 @@ var ErrNoCheckpoint = errors.New("no checkpoint")
 // directory, synced, then renamed over path.
 func (c *Checkpoint) Save(path string) error {
 	c.Magic = checkpointMagic
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".checkpoint-*.tmp")
-	if err != nil {
-		return fmt.Errorf("train: save checkpoint: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if err := gob.NewEncoder(tmp).Encode(c); err != nil {
-		tmp.Close()
-		return fmt.Errorf("train: save checkpoint %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("train: save checkpoint %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("train: save checkpoint %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := fsutil.WriteAtomic(path, func(w io.Writer) error { return gob.NewEncoder(w).Encode(c) }); err != nil {
 		return fmt.Errorf("train: save checkpoint: %w", err)
 	}
 	return nil

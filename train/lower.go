@@ -80,13 +80,13 @@ func (l *lowering) Param(name string, shape []int, init models.Init) models.T {
 func (l *lowering) Conv(x, w, b models.T, stride, pad int) models.T {
 	k := node(w).Shape()[2]
 	y := must(G.Conv2d(node(x), node(w), tensor.Shape{k, k}, []int{pad, pad}, []int{stride, stride}, []int{1, 1}))
-	b4 := must(G.Reshape(node(b), tensor.Shape{1, node(b).Shape()[0], 1, 1}))
+	b4 := must(reshape(node(b), tensor.Shape{1, node(b).Shape()[0], 1, 1}))
 	return must(G.BroadcastAdd(y, b4, nil, []byte{0, 2, 3}))
 }
 
 func (l *lowering) Linear(x, w, b models.T) models.T {
 	y := must(G.Mul(node(x), node(w)))                                  // [N Out]
-	b2 := must(G.Reshape(node(b), tensor.Shape{1, node(b).Shape()[0]})) // [1 Out]
+	b2 := must(reshape(node(b), tensor.Shape{1, node(b).Shape()[0]})) // [1 Out]
 	return must(G.BroadcastAdd(y, b2, nil, []byte{0}))
 }
 
@@ -98,7 +98,7 @@ func (l *lowering) Add(a, b models.T) models.T { return must(G.Add(node(a), node
 
 func (l *lowering) AddChannels(x, v models.T) models.T {
 	s := node(v).Shape()
-	v4 := must(G.Reshape(node(v), tensor.Shape{s[0], s[1], 1, 1}))
+	v4 := must(reshape(node(v), tensor.Shape{s[0], s[1], 1, 1}))
 	return must(G.BroadcastAdd(node(x), v4, nil, []byte{2, 3}))
 }
 
@@ -117,12 +117,12 @@ func (l *lowering) normalize(x *G.Node, axes []int) (y, mean, variance *G.Node) 
 	for i, a := range axes {
 		pattern[i] = byte(a)
 	}
-	mean = must(G.Mean(x, axes...))
-	xc := must(G.BroadcastSub(x, must(G.Reshape(mean, keep)), nil, pattern))
-	variance = must(G.Mean(must(G.Square(xc)), axes...))
+	mean = meanAxes(x, axes)
+	xc := must(G.BroadcastSub(x, must(reshape(mean, keep)), nil, pattern))
+	variance = meanAxes(must(G.Square(xc)), axes)
 	eps := G.NewConstant(float32(normEps))
 	inv := must(G.InverseSqrt(must(G.Add(variance, eps))))
-	return must(G.BroadcastHadamardProd(xc, must(G.Reshape(inv, keep)), nil, pattern)), mean, variance
+	return must(G.BroadcastHadamardProd(xc, must(reshape(inv, keep)), nil, pattern)), mean, variance
 }
 
 func (l *lowering) Normalize(x models.T, name, kind string, groups int) models.T {
@@ -131,9 +131,9 @@ func (l *lowering) Normalize(x models.T, name, kind string, groups int) models.T
 	name = l.prefix + name
 	switch {
 	case kind == models.GroupNorm:
-		xg := must(G.Reshape(xn, tensor.Shape{s[0], groups, s[1] / groups * s[2] * s[3]})) // [N G C/G·H·W]
+		xg := must(reshape(xn, tensor.Shape{s[0], groups, s[1] / groups * s[2] * s[3]})) // [N G C/G·H·W]
 		y, _, _ := l.normalize(xg, []int{2})
-		return must(G.Reshape(y, s))
+		return must(reshape(y, s))
 	case l.training:
 		y, mean, variance := l.normalize(xn, []int{0, 2, 3})
 		l.bn = append(l.bn, bnStat{name, mean, variance, s[0] * s[2] * s[3]})
@@ -157,12 +157,12 @@ func (l *lowering) ScaleShift(x, gamma, beta models.T) models.T {
 	xn, g, b := node(x), node(gamma), node(beta)
 	c := xn.Shape()[1]
 	if g.Dims() == 1 { // [C], shared by the batch
-		g4 := must(G.Reshape(g, tensor.Shape{1, c, 1, 1}))
-		b4 := must(G.Reshape(b, tensor.Shape{1, c, 1, 1}))
+		g4 := must(reshape(g, tensor.Shape{1, c, 1, 1}))
+		b4 := must(reshape(b, tensor.Shape{1, c, 1, 1}))
 		return must(G.BroadcastAdd(must(G.BroadcastHadamardProd(xn, g4, nil, []byte{0, 2, 3})), b4, nil, []byte{0, 2, 3}))
 	}
-	g4 := must(G.Reshape(g, tensor.Shape{l.n, c, 1, 1})) // [N C 1 1]
-	b4 := must(G.Reshape(b, tensor.Shape{l.n, c, 1, 1}))
+	g4 := must(reshape(g, tensor.Shape{l.n, c, 1, 1})) // [N C 1 1]
+	b4 := must(reshape(b, tensor.Shape{l.n, c, 1, 1}))
 	return must(G.BroadcastAdd(must(G.BroadcastHadamardProd(xn, g4, nil, []byte{2, 3})), b4, nil, []byte{2, 3}))
 }
 
@@ -186,38 +186,34 @@ func (l *lowering) Gather(table, y models.T) models.T {
 	return must(G.Mul(onehot, node(table)))
 }
 
-// SinusoidTable is the sinusoidal timestep embedding shared by both
-// lowerings: for i < dim/2, freq_i = exp(-ln(10000)·i/(dim/2)),
-// emb = [cos(t·freq), sin(t·freq)].
-func SinusoidTable(t []int, dim int) []float32 {
-	half := dim / 2
-	out := make([]float32, len(t)*dim)
-	for n, tv := range t {
-		for i := 0; i < half; i++ {
-			a := float64(tv) * math.Exp(-math.Log(10000)*float64(i)/float64(half))
-			out[n*dim+i] = float32(math.Cos(a))
-			out[n*dim+half+i] = float32(math.Sin(a))
-		}
-	}
-	return out
-}
-
 func (l *lowering) TimeEmbedding(t models.T, dim int) models.T {
 	times := t.(*Times)
 	e := G.NewMatrix(l.g, tensor.Float32, G.WithShape(l.n, dim), G.WithName("time_embedding"))
 	buf := tensor.New(tensor.WithShape(l.n, dim), tensor.Of(tensor.Float32))
 	l.fills = append(l.fills, func() error {
-		copy(buf.Data().([]float32), SinusoidTable(times.V, dim))
+		copy(buf.Data().([]float32), models.Sinusoid(times.V, dim))
 		return G.Let(e, buf)
 	})
 	return e
 }
 
 func (l *lowering) ToMap(x models.T, h, w int) models.T {
-	return must(G.Reshape(node(x), tensor.Shape{l.n, 1, h, w}))
+	return must(reshape(node(x), tensor.Shape{l.n, 1, h, w}))
 }
 
-func (l *lowering) GlobalMean(x models.T) models.T { return must(G.Mean(node(x), 2, 3)) }
+func (l *lowering) GlobalMean(x models.T) models.T { return meanAxes(node(x), []int{2, 3}) }
+
+// meanAxes averages x over the given axes (ascending). It reduces one axis
+// at a time, from the last: gorgonia's Sum over several axes at once sums the
+// wrong elements (seen with v0.9.18 on [N C H W] along 2 and 3).
+func meanAxes(x *G.Node, axes []int) *G.Node {
+	count := 1
+	for i := len(axes) - 1; i >= 0; i-- {
+		count *= x.Shape()[axes[i]]
+		x = must(G.Sum(x, axes[i]))
+	}
+	return must(G.HadamardDiv(x, G.NewConstant(float32(count))))
+}
 
 // fill runs the per-step input fillers.
 func (l *lowering) fill() error {
@@ -227,4 +223,16 @@ func (l *lowering) fill() error {
 		}
 	}
 	return nil
+}
+
+// reshape returns x with another shape. gorgonia's Reshape returns a view of
+// its input that later in-place ops may overwrite while the input is still
+// needed (seen with v0.9.18: group norm corrupted the residual it read), so
+// the view is taken of a copy.
+func reshape(x *G.Node, shape tensor.Shape) (*G.Node, error) {
+	c, err := G.Add(x, G.NewConstant(float32(0)))
+	if err != nil {
+		return nil, err
+	}
+	return G.Reshape(c, shape)
 }

