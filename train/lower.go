@@ -22,9 +22,8 @@ type Times struct{ V []int }
 
 // bnStat is a batch norm's batch statistics in a training graph.
 type bnStat struct {
-	name       string
-	mean, var_ *G.Node // [C]
-	count      int     // values per channel: N·H·W
+	name string
+	op   *normOp // holds the batch statistics of the last run
 }
 
 // lowering is the gorgonia backend of models.Ops for a fixed batch size.
@@ -85,7 +84,7 @@ func (l *lowering) Conv(x, w, b models.T, stride, pad int) models.T {
 }
 
 func (l *lowering) Linear(x, w, b models.T) models.T {
-	y := must(G.Mul(node(x), node(w)))                                  // [N Out]
+	y := must(G.Mul(node(x), node(w)))                                // [N Out]
 	b2 := must(reshape(node(b), tensor.Shape{1, node(b).Shape()[0]})) // [1 Out]
 	return must(G.BroadcastAdd(y, b2, nil, []byte{0}))
 }
@@ -106,38 +105,17 @@ func (l *lowering) Concat(a, b models.T) models.T { return must(G.Concat(1, node
 
 func (l *lowering) Upsample(x models.T) models.T { return must(G.Upsample2D(node(x), 2)) }
 
-// normalize subtracts the mean and divides by the standard deviation of x
-// over the given axes; x's other axes index the statistics.
-func (l *lowering) normalize(x *G.Node, axes []int) (y, mean, variance *G.Node) {
-	keep := x.Shape().Clone()
-	for _, a := range axes {
-		keep[a] = 1
-	}
-	pattern := make([]byte, len(axes))
-	for i, a := range axes {
-		pattern[i] = byte(a)
-	}
-	mean = meanAxes(x, axes)
-	xc := must(G.BroadcastSub(x, must(reshape(mean, keep)), nil, pattern))
-	variance = meanAxes(must(G.Square(xc)), axes)
-	eps := G.NewConstant(float32(normEps))
-	inv := must(G.InverseSqrt(must(G.Add(variance, eps))))
-	return must(G.BroadcastHadamardProd(xc, must(reshape(inv, keep)), nil, pattern)), mean, variance
-}
-
 func (l *lowering) Normalize(x models.T, name, kind string, groups int) models.T {
 	xn := node(x)
 	s := xn.Shape() // [N C H W]
 	name = l.prefix + name
 	switch {
 	case kind == models.GroupNorm:
-		xg := must(reshape(xn, tensor.Shape{s[0], groups, s[1] / groups * s[2] * s[3]})) // [N G C/G·H·W]
-		y, _, _ := l.normalize(xg, []int{2})
-		return must(reshape(y, s))
+		return must(G.ApplyOp(&normOp{name: name, groups: groups}, xn))
 	case l.training:
-		y, mean, variance := l.normalize(xn, []int{0, 2, 3})
-		l.bn = append(l.bn, bnStat{name, mean, variance, s[0] * s[2] * s[3]})
-		return y
+		op := &normOp{name: name}
+		l.bn = append(l.bn, bnStat{name: name, op: op})
+		return must(G.ApplyOp(op, xn))
 	default: // batch norm at inference: running statistics, folded into x·a + b
 		m, v := l.stats[name+".running_mean"], l.stats[name+".running_var"]
 		if len(m.Data) != s[1] || len(v.Data) != s[1] {

@@ -392,12 +392,11 @@ const bnMomentum = 0.1
 
 func updateStats(ck *Checkpoint, gr *graph) {
 	for _, s := range gr.l.bn {
-		mean, variance := values(s.mean), values(s.var_)
 		rm, rv := ck.Stats[s.name+".running_mean"].Data, ck.Stats[s.name+".running_var"].Data
-		m := float64(s.count)
+		m := float64(s.op.count)
 		for c := range rm {
-			rm[c] = float32((1-bnMomentum)*float64(rm[c]) + bnMomentum*float64(mean[c]))
-			rv[c] = float32((1-bnMomentum)*float64(rv[c]) + bnMomentum*float64(variance[c])*m/(m-1))
+			rm[c] = float32((1-bnMomentum)*float64(rm[c]) + bnMomentum*s.op.mean[c])
+			rv[c] = float32((1-bnMomentum)*float64(rv[c]) + bnMomentum*s.op.varnc[c]*m/(m-1))
 		}
 	}
 }

@@ -1,0 +1,361 @@
+package infer
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/condiff/condiff/internal/fsutil"
+)
+
+// SampleOptions is what `condiff sample` asks for.
+type SampleOptions struct {
+	Model    string
+	Out      string
+	Class    string // name, index or "all" ("" = all for conditional models)
+	N        int    // images (per class with "all")
+	Batch    int
+	Seed     uint64
+	Sampler  string
+	Steps    int
+	Eta      float64
+	Guidance float64
+	Shard    string // "k/n"
+	Session  Options
+	Progress io.Writer
+}
+
+// ManifestEntry is one written image.
+type ManifestEntry struct {
+	Index     int    `json:"index"`
+	Class     int    `json:"class"`
+	ClassName string `json:"class_name"`
+	Seed      uint64 `json:"seed"`
+	File      string `json:"file"`
+}
+
+// Manifest lists exactly the images a sampling run has written.
+type Manifest struct {
+	Model     string          `json:"model"`
+	ModelHash string          `json:"model_sha256"`
+	Sampler   string          `json:"sampler"`
+	Steps     int             `json:"steps"`
+	Eta       float64         `json:"eta"`
+	Guidance  float64         `json:"guidance"`
+	Seed      uint64          `json:"seed"`
+	Shard     string          `json:"shard,omitempty"`
+	Device    string          `json:"device"`
+	Complete  bool            `json:"complete"`
+	Images    []ManifestEntry `json:"images"`
+}
+
+// SanitizeName makes a class name safe as part of a file name: letters,
+// digits, '-', '_' and '.' only, no leading dot, at most 64 bytes.
+func SanitizeName(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	out := strings.TrimLeft(b.String(), ".")
+	if len(out) > 64 {
+		out = out[:64]
+	}
+	if out == "" {
+		out = "_"
+	}
+	return out
+}
+
+// ParseShard parses "k/n" (0 <= k < n); "" is 0/1.
+func ParseShard(s string) (k, n int, err error) {
+	if s == "" {
+		return 0, 1, nil
+	}
+	if _, err := fmt.Sscanf(s, "%d/%d", &k, &n); err != nil || n < 1 || k < 0 || k >= n || fmt.Sprintf("%d/%d", k, n) != s {
+		return 0, 0, fmt.Errorf("--shard %q is not k/n with 0 <= k < n", s)
+	}
+	return k, n, nil
+}
+
+// Plan resolves classes and shards into the images to make: global indices
+// and their labels. With "all" (or "" on a conditional model), image i has
+// class i / N; otherwise every image has the given class.
+func Plan(info Info, class string, n int, shard string) (indices, labels []int, err error) {
+	if n <= 0 {
+		return nil, nil, fmt.Errorf("--n %d must be > 0", n)
+	}
+	k, of, err := ParseShard(shard)
+	if err != nil {
+		return nil, nil, err
+	}
+	var all []int
+	switch {
+	case !info.Conditional():
+		if class != "" && class != "all" {
+			return nil, nil, fmt.Errorf("--class %q: the model is unconditional (variant %s) and has no classes", class, info.Variant)
+		}
+		all = make([]int, n)
+	case class == "" || class == "all":
+		for c := 0; c < info.NumClasses; c++ {
+			for i := 0; i < n; i++ {
+				all = append(all, c)
+			}
+		}
+	default:
+		c, err := info.ClassIndex(class)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--class: %w", err)
+		}
+		all = make([]int, n)
+		for i := range all {
+			all[i] = c
+		}
+	}
+	for i, c := range all {
+		if i%of == k {
+			indices = append(indices, i)
+			labels = append(labels, c)
+		}
+	}
+	return indices, labels, nil
+}
+
+// checkWritable creates dir and proves a file can be written in it.
+func checkWritable(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".probe-*")
+	if err != nil {
+		return fmt.Errorf("--out %s is not writable: %w", dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+func fileHash(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// ToImage converts [C H W] pixels in [-1, 1] to an 8-bit image.
+func ToImage(px []float32, c, size int) image.Image {
+	q := func(v float32) uint8 {
+		return uint8(math.Round(math.Max(0, math.Min(255, (float64(v)+1)*127.5))))
+	}
+	if c == 1 {
+		g := image.NewGray(image.Rect(0, 0, size, size))
+		for i := 0; i < size*size; i++ {
+			g.Pix[i] = q(px[i])
+		}
+		return g
+	}
+	m := image.NewRGBA(image.Rect(0, 0, size, size))
+	for i := 0; i < size*size; i++ {
+		m.Pix[4*i], m.Pix[4*i+1], m.Pix[4*i+2], m.Pix[4*i+3] = q(px[i]), q(px[size*size+i]), q(px[2*size*size+i]), 255
+	}
+	return m
+}
+
+// WritePNG encodes an image to path atomically.
+func WritePNG(path string, img image.Image) error {
+	return fsutil.WriteAtomic(path, func(w io.Writer) error { return png.Encode(w, img) })
+}
+
+// Grid tiles images in rows (each row a slice of images) with a 2-pixel gap.
+func Grid(rows [][]image.Image, size int) image.Image {
+	cols := 0
+	for _, r := range rows {
+		cols = max(cols, len(r))
+	}
+	gap := 2
+	g := image.NewRGBA(image.Rect(0, 0, cols*(size+gap)+gap, len(rows)*(size+gap)+gap))
+	for i := range g.Pix {
+		g.Pix[i] = 255
+	}
+	for ri, r := range rows {
+		for ci, img := range r {
+			x0, y0 := gap+ci*(size+gap), gap+ri*(size+gap)
+			for y := 0; y < size; y++ {
+				for x := 0; x < size; x++ {
+					g.Set(x0+x, y0+y, color.RGBAModel.Convert(img.At(x, y)))
+				}
+			}
+		}
+	}
+	return g
+}
+
+// SampleToDir samples a model into a directory: one PNG per image, a grid
+// per class (and one of all classes), and manifest.json, rewritten after
+// every batch so that it lists exactly the images on disk.
+func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
+	if o.Batch < 1 {
+		return nil, fmt.Errorf("--batch %d must be > 0", o.Batch)
+	}
+	if err := checkWritable(o.Out); err != nil {
+		return nil, err
+	}
+	s, err := Open(o.Model, o.Session)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	info := s.Info
+	if o.Guidance != 0 && info.NullClass < 0 {
+		return nil, fmt.Errorf("--guidance %g needs a model trained with label dropout (--cfg-drop); %s has no null class", o.Guidance, o.Model)
+	}
+	if o.Guidance < 0 {
+		return nil, fmt.Errorf("--guidance %g < 0", o.Guidance)
+	}
+	sch, err := info.Schedule.Build()
+	if err != nil {
+		return nil, err
+	}
+	if o.Sampler == DDPM && o.Steps != 0 && o.Steps != sch.Spec.T {
+		return nil, fmt.Errorf("--steps %d: the ddpm sampler takes all %d steps; use --sampler ddim or dpm++2m for fewer", o.Steps, sch.Spec.T)
+	}
+	ts, err := Timesteps(o.Sampler, sch.Spec.T, o.Steps)
+	if err != nil {
+		return nil, err
+	}
+	indices, labels, err := Plan(info, o.Class, o.N, o.Shard)
+	if err != nil {
+		return nil, err
+	}
+	hash, err := fileHash(o.Model)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manifest{Model: o.Model, ModelHash: hash, Sampler: o.Sampler, Steps: len(ts), Eta: o.Eta, Guidance: o.Guidance,
+		Seed: o.Seed, Shard: o.Shard, Device: s.Device, Images: []ManifestEntry{}}
+	manifestName := "manifest.json"
+	if o.Shard != "" {
+		k, n, _ := ParseShard(o.Shard)
+		manifestName = fmt.Sprintf("manifest.shard-%d-of-%d.json", k, n)
+	}
+	writeManifest := func() error {
+		b, _ := json.MarshalIndent(m, "", "  ")
+		return fsutil.WriteFileAtomic(filepath.Join(o.Out, manifestName), append(b, '\n'))
+	}
+	var bar *progressbar.ProgressBar
+	if o.Progress != nil {
+		batches := (len(indices) + o.Batch - 1) / o.Batch
+		bar = progressbar.NewOptions(batches*len(ts), progressbar.OptionSetWriter(o.Progress),
+			progressbar.OptionSetDescription(fmt.Sprintf("sample %d images, %s×%d", len(indices), o.Sampler, len(ts))),
+			progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionSetWidth(24),
+			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish())
+	}
+	C, S := info.Channels, info.ImageSize
+	D := C * S * S
+	label := map[int]int{}
+	for i, gi := range indices {
+		label[gi] = labels[i]
+	}
+	req := Request{Sampler: o.Sampler, Steps: o.Steps, Eta: o.Eta, Guidance: o.Guidance, Null: info.NullClass,
+		Seed: o.Seed, Batch: o.Batch, Sample: D, Indices: indices, Labels: labels}
+	tick := func() {
+		if bar != nil {
+			_ = bar.Add(1)
+		}
+	}
+	err = Run(ctx, s, sch, req, tick, func(idx []int, x []float32) error {
+		for i, gi := range idx {
+			c := label[gi]
+			name := "uncond"
+			if info.Conditional() {
+				name = SanitizeName(info.ClassName(c))
+			}
+			file := fmt.Sprintf("%06d_%s.png", gi, name)
+			if err := WritePNG(filepath.Join(o.Out, file), ToImage(x[i*D:(i+1)*D], C, S)); err != nil {
+				return err
+			}
+			m.Images = append(m.Images, ManifestEntry{Index: gi, Class: c, ClassName: info.ClassName(c), Seed: o.Seed, File: file})
+		}
+		return writeManifest()
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			if werr := writeManifest(); werr != nil {
+				return m, werr
+			}
+		}
+		return m, err
+	}
+	m.Complete = true
+	if err := writeManifest(); err != nil {
+		return m, err
+	}
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	return m, WriteGrids(o.Out, m, info, C, S)
+}
+
+// WriteGrids writes grid_CLASS.png per class and grid.png with a row per
+// class (at most 16 images a row) from the images a manifest lists.
+func WriteGrids(dir string, m *Manifest, info Info, c, size int) error {
+	byClass := map[int][]image.Image{}
+	var classes []int
+	for _, e := range m.Images {
+		f, err := os.ReadFile(filepath.Join(dir, e.File))
+		if err != nil {
+			return err
+		}
+		img, err := png.Decode(bytes.NewReader(f))
+		if err != nil {
+			return fmt.Errorf("%s: %w", e.File, err)
+		}
+		if _, ok := byClass[e.Class]; !ok {
+			classes = append(classes, e.Class)
+		}
+		byClass[e.Class] = append(byClass[e.Class], img)
+	}
+	sort.Ints(classes)
+	var rows [][]image.Image
+	for _, cl := range classes {
+		imgs := byClass[cl]
+		row := imgs[:min(16, len(imgs))]
+		rows = append(rows, row)
+		name := "uncond"
+		if info.Conditional() {
+			name = SanitizeName(info.ClassName(cl))
+		}
+		var crow [][]image.Image
+		for i := 0; i < len(imgs); i += 8 {
+			crow = append(crow, imgs[i:min(i+8, len(imgs))])
+		}
+		if err := WritePNG(filepath.Join(dir, "grid_"+name+".png"), Grid(crow, size)); err != nil {
+			return err
+		}
+	}
+	return WritePNG(filepath.Join(dir, "grid.png"), Grid(rows, size))
+}
