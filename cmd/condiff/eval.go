@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/condiff/condiff/eval"
+)
+
+func cmdEval(args []string) error {
+	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
+	var o eval.Options
+	fs.StringVar(&o.Model, "model", "", "denoiser .onnx to sample (default: the shipped "+defaultModel+")")
+	fs.StringVar(&o.Classifier, "classifier", "", "independent classifier .onnx (condiff train-classifier + export) (required)")
+	fs.StringVar(&o.Data.Name, "data", "", "real dataset the classifier was trained on (its test split is the reference) (required)")
+	fs.StringVar(&o.Data.Dir, "data-dir", "", "directory of MNIST-style IDX files")
+	classes := fs.String("classes", "", "class subset, as given to train")
+	fs.IntVar(&o.Data.PerClass, "synthetic-per-class", 1000, "images per class of the synthetic dataset")
+	fs.IntVar(&o.NPerClass, "n-per-class", 50, "samples per class")
+	fs.StringVar(&o.Out, "out", "eval", "output directory (report.md, report.json, pictures)")
+	fs.StringVar(&o.Samples, "samples", "", "evaluate an existing sample directory instead of sampling")
+	fs.StringVar(&o.Run, "run", "", "training run directory, for the loss curve")
+	fs.Uint64Var(&o.Seed, "eval-seed", 1, "seed of the real-image subsets and t-SNE")
+	samplerFlags(fs, &o.Sample)
+	so := sessionFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if o.Classifier == "" || o.Data.Name == "" {
+		return fmt.Errorf("--classifier and --data are required")
+	}
+	if *classes != "" {
+		o.Data.Classes = strings.Split(*classes, ",")
+	}
+	o.Data.Seed = o.Seed
+	if o.Model == "" && o.Samples == "" {
+		var err error
+		if o.Model, err = findDefaultModel(); err != nil {
+			return err
+		}
+	}
+	o.Session, o.Progress = *so, os.Stderr
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	r, err := eval.Evaluate(ctx, o)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("eval: accuracy %.1f%% (real %.1f%%), IS %.2f (real %.2f), FD %.3f (real floor %.3f), t-SNE 5-NN %.1f%%\n",
+		100*r.Accuracy, 100*r.RealAccuracy, r.IS, r.RealIS, r.FD, r.RealFD, 100*r.KNN)
+	fmt.Printf("eval: report %s/report.md\n", o.Out)
+	return nil
+}
+
+func cmdCompare(args []string) error {
+	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
+	out := fs.String("out", "", "directory for compare.md and compare.png (default: print only)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return fmt.Errorf("usage: condiff compare [--out DIR] REPORT.json...")
+	}
+	table, err := eval.Compare(fs.Args(), *out)
+	if err != nil {
+		return err
+	}
+	fmt.Print(table)
+	return nil
+}

@@ -1,0 +1,430 @@
+package eval
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image/color"
+	"image/png"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+
+	"github.com/condiff/condiff/data"
+	"github.com/condiff/condiff/infer"
+	"github.com/condiff/condiff/internal/fsutil"
+	"github.com/condiff/condiff/train"
+)
+
+// Options configure an evaluation.
+type Options struct {
+	Model      string // denoiser to sample (unless Samples is given)
+	Classifier string // independent classifier .onnx
+	Data       data.Options
+	NPerClass  int
+	Out        string
+	Samples    string // existing sample directory (with manifest.json)
+	Run        string // training run, for the loss curve (optional)
+	Sample     infer.SampleOptions
+	Session    infer.Options
+	Seed       uint64
+	Progress   io.Writer
+}
+
+// ClassResult is one class's figures.
+type ClassResult struct {
+	Name     string  `json:"name"`
+	Samples  int     `json:"samples"`
+	Accuracy float64 `json:"accuracy"`
+}
+
+// Report is what eval writes to report.json.
+type Report struct {
+	Model        string            `json:"model"`
+	Label        string            `json:"label"`
+	Classifier   string            `json:"classifier"`
+	Dataset      string            `json:"dataset"`
+	Samples      int               `json:"samples"`
+	Sampler      string            `json:"sampler"`
+	Steps        int               `json:"steps"`
+	Guidance     float64           `json:"guidance"`
+	Accuracy     float64           `json:"accuracy"`
+	RealAccuracy float64           `json:"real_accuracy"`
+	IS           float64           `json:"inception_score"`
+	RealIS       float64           `json:"real_inception_score"`
+	FD           float64           `json:"frechet_distance"`
+	RealFD       float64           `json:"real_vs_real_frechet_distance"`
+	KNN          float64           `json:"tsne_knn_separability"`
+	RealKNN      float64           `json:"real_tsne_knn_separability"`
+	Classes      []ClassResult     `json:"classes"`
+	Train        json.RawMessage   `json:"train,omitempty"`
+	Files        map[string]string `json:"files"`
+}
+
+// sampleSet is images with labels, read from a sample directory.
+type sampleSet struct {
+	x      []float32
+	labels []int
+}
+
+func readSamples(dir string, c, size int) (*sampleSet, *infer.Manifest, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("eval: --samples: %w", err)
+	}
+	var m infer.Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, nil, fmt.Errorf("eval: %s: %w", filepath.Join(dir, "manifest.json"), err)
+	}
+	s := &sampleSet{}
+	for _, e := range m.Images {
+		f, err := os.ReadFile(filepath.Join(dir, e.File))
+		if err != nil {
+			return nil, nil, fmt.Errorf("eval: %w", err)
+		}
+		img, err := png.Decode(bytes.NewReader(f))
+		if err != nil {
+			return nil, nil, fmt.Errorf("eval: %s: %w", e.File, err)
+		}
+		bd := img.Bounds()
+		if bd.Dx() != size || bd.Dy() != size {
+			return nil, nil, fmt.Errorf("eval: %s is %d×%d, the classifier takes %d×%d", e.File, bd.Dx(), bd.Dy(), size, size)
+		}
+		for ch := 0; ch < c; ch++ {
+			for y := 0; y < size; y++ {
+				for x := 0; x < size; x++ {
+					r, g, bl, _ := img.At(bd.Min.X+x, bd.Min.Y+y).RGBA()
+					v := []uint32{r, g, bl}[ch]
+					if c == 1 {
+						v = r
+					}
+					s.x = append(s.x, float32(v>>8)/127.5-1)
+				}
+			}
+		}
+		s.labels = append(s.labels, e.Class)
+	}
+	return s, &m, nil
+}
+
+// classify runs the classifier in batches of 256.
+func classify(clf *infer.Session, x []float32) (logits, feats []float32, dim int, err error) {
+	d := clf.Info.Channels * clf.Info.ImageSize * clf.Info.ImageSize
+	n := len(x) / d
+	for i := 0; i < n; i += 256 {
+		j := min(n, i+256)
+		l, f, fd, err := clf.Classify(x[i*d:j*d], j-i)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		logits, feats, dim = append(logits, l...), append(feats, f...), fd
+	}
+	return logits, feats, dim, nil
+}
+
+// Evaluate samples (or reads samples), classifies them and real images, and
+// writes report.md, report.json and the pictures into o.Out.
+func Evaluate(ctx context.Context, o Options) (*Report, error) {
+	if o.NPerClass < 1 && o.Samples == "" {
+		return nil, fmt.Errorf("eval: --n-per-class %d must be > 0", o.NPerClass)
+	}
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("eval: --out: %w", err)
+	}
+	clf, err := infer.Open(o.Classifier, o.Session)
+	if err != nil {
+		return nil, fmt.Errorf("eval: --classifier: %w", err)
+	}
+	defer clf.Close()
+	if clf.Info.Kind != "classifier" {
+		return nil, fmt.Errorf("eval: --classifier %s is a %s", o.Classifier, clf.Info.Kind)
+	}
+	K, C, S := clf.Info.NumClasses, clf.Info.Channels, clf.Info.ImageSize
+
+	samplesDir := o.Samples
+	var report Report
+	report.Files = map[string]string{}
+	if samplesDir == "" {
+		samplesDir = filepath.Join(o.Out, "samples")
+		so := o.Sample
+		so.Model, so.Out, so.Class, so.N, so.Session, so.Progress = o.Model, samplesDir, "all", o.NPerClass, o.Session, o.Progress
+		if _, err := infer.SampleToDir(ctx, so); err != nil {
+			return nil, fmt.Errorf("eval: sample: %w", err)
+		}
+	}
+	samples, manifest, err := readSamples(samplesDir, C, S)
+	if err != nil {
+		return nil, err
+	}
+	if len(samples.labels) == 0 {
+		return nil, fmt.Errorf("eval: %s lists no images", samplesDir)
+	}
+	for _, l := range samples.labels {
+		if l >= K {
+			return nil, fmt.Errorf("eval: a sample has class %d; the classifier knows %d classes", l, K)
+		}
+	}
+	report.Model, report.Sampler, report.Steps, report.Guidance = manifest.Model, manifest.Sampler, manifest.Steps, manifest.Guidance
+	report.Classifier, report.Samples = o.Classifier, len(samples.labels)
+	report.Label = strings.TrimSuffix(filepath.Base(manifest.Model), filepath.Ext(manifest.Model))
+	if manifest.Guidance != 0 {
+		report.Label += fmt.Sprintf(" w=%g", manifest.Guidance)
+	}
+	if md, err := infer.ReadMetadata(manifest.Model); err == nil {
+		report.Train = json.RawMessage(md["condiff.train"])
+	}
+
+	// Real held-out images, two disjoint subsets of the samples' size.
+	dopt := o.Data
+	dopt.Test, dopt.Size, dopt.Channels = true, S, C
+	real, err := data.Load(dopt)
+	if err != nil {
+		return nil, fmt.Errorf("eval: --data: %w", err)
+	}
+	if !slices.Equal(real.ClassNames, clf.Info.ClassNames) {
+		return nil, fmt.Errorf("eval: --data %s has classes %v, the classifier %v (use --classes)", real.Name, real.ClassNames, clf.Info.ClassNames)
+	}
+	report.Dataset = real.Name
+	n := min(len(samples.labels), real.N/2)
+	perm := randPerm(real.N, o.Seed)
+	D := C * S * S
+	realA, realB := make([]float32, 0, n*D), make([]float32, 0, n*D)
+	labA := make([]int, 0, n)
+	for i := 0; i < n; i++ {
+		realA = append(realA, real.Image(perm[i])...)
+		labA = append(labA, real.Labels[perm[i]])
+		realB = append(realB, real.Image(perm[n+i])...)
+	}
+
+	sl, sf, dim, err := classify(clf, samples.x)
+	if err != nil {
+		return nil, err
+	}
+	al, af, _, err := classify(clf, realA)
+	if err != nil {
+		return nil, err
+	}
+	_, bf, _, err := classify(clf, realB)
+	if err != nil {
+		return nil, err
+	}
+	sp, ap := Softmax(sl, K), Softmax(al, K)
+	var perClass []float64
+	report.Accuracy, perClass = Accuracy(Argmax(sp, K), samples.labels, K)
+	report.RealAccuracy, _ = Accuracy(Argmax(ap, K), labA, K)
+	report.IS, report.RealIS = InceptionScore(sp, K), InceptionScore(ap, K)
+	report.FD = FrechetDistance(Fit(sf, dim), Fit(af, dim))
+	report.RealFD = FrechetDistance(Fit(bf, dim), Fit(af, dim))
+	counts := make([]int, K)
+	for _, l := range samples.labels {
+		counts[l]++
+	}
+	for c := 0; c < K; c++ {
+		report.Classes = append(report.Classes, ClassResult{clf.Info.ClassName(c), counts[c], perClass[c]})
+	}
+
+	// t-SNE of samples and real images together (at most 400 of each).
+	ns, nr := min(len(samples.labels), 400), min(n, 400)
+	joint := append(append([]float32(nil), sf[:ns*dim]...), af[:nr*dim]...)
+	y := TSNE(joint, dim, 30, 500, o.Seed)
+	report.KNN = KNNSeparability(y[:2*ns], samples.labels[:ns], 5)
+	report.RealKNN = KNNSeparability(y[2*ns:], labA[:nr], 5)
+	if err := plotTSNE(filepath.Join(o.Out, "tsne.png"), y, samples.labels[:ns], labA[:nr], clf.Info.ClassNames, report.KNN); err != nil {
+		return nil, err
+	}
+	report.Files["tsne"] = "tsne.png"
+	if g := filepath.Join(samplesDir, "grid.png"); fileExists(g) {
+		rel, _ := filepath.Rel(o.Out, g)
+		report.Files["grid"] = rel
+	}
+	if o.Run != "" {
+		if log, err := train.ReadLog(o.Run); err == nil && len(log) > 0 {
+			if err := plotLoss(filepath.Join(o.Out, "loss.png"), log); err != nil {
+				return nil, err
+			}
+			report.Files["loss"] = "loss.png"
+		}
+	}
+	b, _ := json.MarshalIndent(report, "", "  ")
+	if err := fsutil.WriteFileAtomic(filepath.Join(o.Out, "report.json"), append(b, '\n')); err != nil {
+		return nil, err
+	}
+	if err := fsutil.WriteFileAtomic(filepath.Join(o.Out, "report.md"), []byte(report.Markdown())); err != nil {
+		return nil, err
+	}
+	return &report, nil
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func pct(v float64) string {
+	if math.IsNaN(v) {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f%%", 100*v)
+}
+
+// Markdown renders the report.
+func (r Report) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Evaluation of %s\n\n", r.Model)
+	fmt.Fprintf(&b, "%d samples (%s, %d steps, guidance %g), judged by the classifier %s; real images: the %s test split.\n\n",
+		r.Samples, r.Sampler, r.Steps, r.Guidance, r.Classifier, r.Dataset)
+	fmt.Fprintf(&b, "| measure | samples | real images (reference) |\n|---|---|---|\n")
+	fmt.Fprintf(&b, "| conditioning accuracy | %s | %s (classifier on real) |\n", pct(r.Accuracy), pct(r.RealAccuracy))
+	fmt.Fprintf(&b, "| classifier Inception Score | %.3f | %.3f (ceiling) |\n", r.IS, r.RealIS)
+	fmt.Fprintf(&b, "| Fréchet distance (classifier features) | %.3f | %.3f (real vs real floor) |\n", r.FD, r.RealFD)
+	fmt.Fprintf(&b, "| t-SNE 5-NN class separability | %s | %s |\n\n", pct(r.KNN), pct(r.RealKNN))
+	fmt.Fprintf(&b, "| class | samples | accuracy |\n|---|---|---|\n")
+	for _, c := range r.Classes {
+		fmt.Fprintf(&b, "| %s | %d | %s |\n", c.Name, c.Samples, pct(c.Accuracy))
+	}
+	b.WriteString("\n")
+	for _, k := range []string{"grid", "tsne", "loss"} {
+		if f, ok := r.Files[k]; ok {
+			fmt.Fprintf(&b, "![%s](%s)\n\n", k, f)
+		}
+	}
+	if len(r.Train) > 0 {
+		fmt.Fprintf(&b, "Training: `%s`\n", string(r.Train))
+	}
+	return b.String()
+}
+
+var palette = []color.RGBA{{230, 25, 75, 255}, {60, 180, 75, 255}, {0, 130, 200, 255}, {245, 130, 48, 255}, {145, 30, 180, 255},
+	{70, 240, 240, 255}, {240, 50, 230, 255}, {170, 110, 40, 255}, {128, 128, 0, 255}, {0, 0, 128, 255}}
+
+func savePlot(p *plot.Plot, path string, w, h vg.Length) error {
+	wt, err := p.WriterTo(w, h, "png")
+	if err != nil {
+		return err
+	}
+	return fsutil.WriteAtomic(path, func(out io.Writer) error { _, err := wt.WriteTo(out); return err })
+}
+
+func plotTSNE(path string, y []float64, sampleLabels, realLabels []int, names []string, knn float64) error {
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("t-SNE of classifier features (samples solid, real faint); 5-NN separability %s", pct(knn))
+	ns := len(sampleLabels)
+	for c := range names {
+		var pts, rpts plotter.XYs
+		for i, l := range sampleLabels {
+			if l == c {
+				pts = append(pts, plotter.XY{X: y[2*i], Y: y[2*i+1]})
+			}
+		}
+		for i, l := range realLabels {
+			if l == c {
+				rpts = append(rpts, plotter.XY{X: y[2*(ns+i)], Y: y[2*(ns+i)+1]})
+			}
+		}
+		col := palette[c%len(palette)]
+		if len(rpts) > 0 {
+			s, err := plotter.NewScatter(rpts)
+			if err != nil {
+				return err
+			}
+			faint := col
+			faint.A = 50
+			s.GlyphStyle.Color, s.GlyphStyle.Radius, s.GlyphStyle.Shape = faint, vg.Points(2), draw.CircleGlyph{}
+			p.Add(s)
+		}
+		if len(pts) > 0 {
+			s, err := plotter.NewScatter(pts)
+			if err != nil {
+				return err
+			}
+			s.GlyphStyle.Color, s.GlyphStyle.Radius, s.GlyphStyle.Shape = col, vg.Points(2.5), draw.CircleGlyph{}
+			p.Add(s)
+			p.Legend.Add(names[c], s)
+		}
+	}
+	return savePlot(p, path, 7*vg.Inch, 6*vg.Inch)
+}
+
+func plotLoss(path string, log []train.LogEntry) error {
+	p := plot.New()
+	p.Title.Text = "training loss"
+	p.X.Label.Text = "step"
+	var pts, smooth plotter.XYs
+	ema := log[0].Loss
+	for _, e := range log {
+		pts = append(pts, plotter.XY{X: float64(e.Step), Y: e.Loss})
+		ema = 0.98*ema + 0.02*e.Loss
+		smooth = append(smooth, plotter.XY{X: float64(e.Step), Y: ema})
+	}
+	l, err := plotter.NewLine(pts)
+	if err != nil {
+		return err
+	}
+	l.Color = color.RGBA{180, 180, 220, 255}
+	s, err := plotter.NewLine(smooth)
+	if err != nil {
+		return err
+	}
+	s.Color, s.Width = color.RGBA{0, 0, 160, 255}, vg.Points(1.5)
+	p.Add(l, s)
+	p.Legend.Add("loss", l)
+	p.Legend.Add("smoothed", s)
+	return savePlot(p, path, 7*vg.Inch, 4*vg.Inch)
+}
+
+// Compare writes a table (markdown) and a bar chart (PNG) of several reports.
+func Compare(paths []string, out string) (string, error) {
+	var reps []Report
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return "", fmt.Errorf("compare: %w", err)
+		}
+		var r Report
+		if err := json.Unmarshal(b, &r); err != nil {
+			return "", fmt.Errorf("compare: %s: %w", p, err)
+		}
+		if r.Label == "" {
+			r.Label = p
+		}
+		reps = append(reps, r)
+	}
+	var b strings.Builder
+	b.WriteString("| model | samples | accuracy | IS (real) | FD (real floor) | t-SNE 5-NN |\n|---|---|---|---|---|---|\n")
+	for _, r := range reps {
+		fmt.Fprintf(&b, "| %s | %d | %s | %.2f (%.2f) | %.3f (%.3f) | %s |\n", r.Label, r.Samples, pct(r.Accuracy), r.IS, r.RealIS, r.FD, r.RealFD, pct(r.KNN))
+	}
+	if out != "" {
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			return "", err
+		}
+		p := plot.New()
+		p.Title.Text = "conditioning accuracy"
+		vals := make(plotter.Values, len(reps))
+		names := make([]string, len(reps))
+		for i, r := range reps {
+			vals[i], names[i] = 100*r.Accuracy, r.Label
+		}
+		bars, err := plotter.NewBarChart(vals, vg.Points(20))
+		if err != nil {
+			return "", err
+		}
+		bars.Color = palette[2]
+		p.Add(bars)
+		p.NominalX(names...)
+		p.Y.Label.Text = "% of samples classified as their label"
+		if err := savePlot(p, filepath.Join(out, "compare.png"), vg.Length(max(5, len(reps)))*1.4*vg.Inch, 4*vg.Inch); err != nil {
+			return "", err
+		}
+		if err := fsutil.WriteFileAtomic(filepath.Join(out, "compare.md"), []byte(b.String()+"\n![accuracy](compare.png)\n")); err != nil {
+			return "", err
+		}
+	}
+	return b.String(), nil
+}
