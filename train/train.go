@@ -320,6 +320,7 @@ func loop(o Options, ck *Checkpoint, ds *data.Set, ckPath string) (*Checkpoint, 
 			w := values(gr.learn[i])
 			opt.step(name, w, grads[i], ck.Step)
 			copy(ck.Params[name].Data, w)
+			clear(grads[i]) // gorgonia accumulates into bound gradients across runs
 		}
 		updateEMA(ck, names, emaDecay(ck.Info.EMADecay, ck.Step))
 		updateStats(ck, gr)

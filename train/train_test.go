@@ -1,9 +1,11 @@
 package train
 
 import (
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/condiff/condiff/data"
@@ -58,5 +60,135 @@ func TestTrainLossFalls(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestResumeEquivalence: N steps straight equal k steps, a stop, a resume
+// and N−k more, bit for bit (same seed, same data order, same noise).
+func TestResumeEquivalence(t *testing.T) {
+	for _, variant := range []string{models.CBN, models.AC} {
+		t.Run(variant, func(t *testing.T) {
+			straight := tinyOptions(t, variant, models.BatchNorm)
+			straight.Steps, straight.CFGDrop = 12, 0.2
+			if variant == models.AC {
+				straight.ACWeight = 0.1
+			}
+			a, err := Run(straight)
+			if err != nil {
+				t.Fatal(err)
+			}
+			split := straight
+			split.Out = t.TempDir()
+			split.StopAfter = 5
+			if _, err := Run(split); err != nil {
+				t.Fatal(err)
+			}
+			split.StopAfter, split.Resume = 0, true
+			b, err := Run(split)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.Step != 12 || b.Step != 12 {
+				t.Fatalf("steps %d and %d, want 12", a.Step, b.Step)
+			}
+			for _, set := range []struct {
+				what string
+				x, y map[string]models.Array
+			}{{"params", a.Params, b.Params}, {"ema", a.EMA, b.EMA}, {"stats", a.Stats, b.Stats}, {"adam", a.AdamV, b.AdamV}} {
+				for name, arr := range set.x {
+					if !slicesEqual(arr.Data, set.y[name].Data) {
+						t.Fatalf("%s %q differs between the straight and the resumed run", set.what, name)
+					}
+				}
+			}
+			la, _ := ReadLog(straight.Out)
+			lb, _ := ReadLog(split.Out)
+			if len(la) != 12 || len(lb) != 12 {
+				t.Fatalf("logs have %d and %d lines, want 12", len(la), len(lb))
+			}
+			for i := range la {
+				if la[i].Loss != lb[i].Loss {
+					t.Fatalf("step %d: loss %g straight, %g resumed", i+1, la[i].Loss, lb[i].Loss)
+				}
+			}
+		})
+	}
+}
+
+func slicesEqual(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestTrainBadInput(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(o *Options)
+		want string
+	}{
+		{"steps", func(o *Options) { o.Steps = 0 }, "--steps"},
+		{"batch", func(o *Options) { o.Batch = 1 }, "--batch"},
+		{"variant", func(o *Options) { o.Model.Variant = "gan" }, "variant"},
+		{"norm", func(o *Options) { o.Model.Norm = "layer" }, "norm"},
+		{"size", func(o *Options) { o.Data.Size = 18; o.Model.ChannelMult = []int{1, 2, 2} }, "cannot be halved"},
+		{"dataset", func(o *Options) { o.Data.Name = "cifar" }, "unknown dataset"},
+		{"classes", func(o *Options) { o.Data.Classes = []string{"disc", "zebra"} }, `"zebra" is not a class`},
+		{"cfg-drop uncond", func(o *Options) { o.Model.Variant = models.Uncond; o.CFGDrop = 0.1 }, "--cfg-drop needs"},
+		{"cfg-drop range", func(o *Options) { o.CFGDrop = 1 }, "--cfg-drop"},
+		{"ac classifier", func(o *Options) { o.Model.Variant = models.AC; o.ACWeight = 0.1; o.ACClf = "/nonexistent" }, "--ac-classifier"},
+		{"resume nothing", func(o *Options) { o.Resume = true }, "--resume"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o := tinyOptions(t, models.CBN, models.BatchNorm)
+			c.edit(&o)
+			_, err := Run(o)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v; want one mentioning %q", err, c.want)
+			}
+			if _, err := os.Stat(filepath.Join(o.Out, CheckpointFile)); err == nil {
+				t.Fatal("a failed run left a checkpoint")
+			}
+		})
+	}
+	// An existing run is not overwritten without --resume.
+	o := tinyOptions(t, models.CBN, models.BatchNorm)
+	o.Steps = 2
+	if _, err := Run(o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(o); err == nil || !strings.Contains(err.Error(), "already holds a checkpoint") {
+		t.Fatalf("second run into the same --out: %v", err)
+	}
+}
+
+// TestDivergenceKeepsCheckpoint: a NaN loss stops training with the step
+// number and the last good checkpoint stays loadable.
+func TestDivergenceKeepsCheckpoint(t *testing.T) {
+	o := tinyOptions(t, models.CBN, models.GroupNorm)
+	o.Steps, o.SaveEvery = 20, 5
+	o.LR = math.Inf(1) // the first update makes every weight infinite
+	_, err := Run(o)
+	if err == nil || !errors.Is(err, ErrDiverged) || !strings.Contains(err.Error(), "step 2") {
+		t.Fatalf("err %v; want divergence at step 2", err)
+	}
+	if _, err := os.Stat(filepath.Join(o.Out, CheckpointFile)); err == nil {
+		t.Fatal("no checkpoint is expected before the first save, yet one exists")
+	}
+	o = tinyOptions(t, models.CBN, models.GroupNorm)
+	o.Steps, o.SaveEvery = 10, 5
+	if _, err := Run(o); err != nil {
+		t.Fatal(err)
+	}
+	ck, err := Load(o.Out)
+	if err != nil || ck.Step != 10 {
+		t.Fatalf("checkpoint: step %v, %v", ck, err)
 	}
 }
