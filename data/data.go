@@ -6,7 +6,6 @@ package data
 import (
 	"compress/gzip"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"image"
 	_ "image/jpeg" // folder datasets
@@ -445,6 +444,3 @@ func Synthetic(o Options) *Set {
 	}
 	return s
 }
-
-// ErrNoData is returned for a dataset with no images.
-var ErrNoData = errors.New("data: no images")
