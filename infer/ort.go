@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	ort "github.com/yalue/onnxruntime_go"
 
@@ -223,6 +224,10 @@ type Session struct {
 	outputs []string
 	sess    *ort.DynamicAdvancedSession
 	bufs    map[int]*buffers
+	// RunTime is the wall time spent inside ONNX Runtime's Run so far.
+	RunTime time.Duration
+	// Calls counts the Run calls.
+	Calls int
 }
 
 type buffers struct {
@@ -513,7 +518,11 @@ func (s *Session) Eps(x []float32, t, y []int64, out []float32) error {
 	if len(b.in) > 2 {
 		copy(b.in[2].(*ort.Tensor[int64]).GetData(), y)
 	}
-	if err := s.sess.Run(b.in, b.out); err != nil {
+	start := time.Now()
+	err = s.sess.Run(b.in, b.out)
+	s.RunTime += time.Since(start)
+	s.Calls++
+	if err != nil {
 		return fmt.Errorf("infer: %s: run: %w", s.Path, err)
 	}
 	copy(out, b.out[0].(*ort.Tensor[float32]).GetData())

@@ -320,12 +320,17 @@ func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 	return m, WriteGrids(o.Out, m, info, C, S)
 }
 
-// WriteGrids writes grid_CLASS.png per class and grid.png with a row per
-// class (at most 16 images a row) from the images a manifest lists.
+// WriteGrids writes grid_CLASS.png per class (at most 64 images, 8 a row)
+// and grid.png with a row per class (at most 16 images a row) from the
+// images a manifest lists. Only those images are read, so memory does not
+// grow with the number of samples.
 func WriteGrids(dir string, m *Manifest, info Info, c, size int) error {
 	byClass := map[int][]image.Image{}
 	var classes []int
 	for _, e := range m.Images {
+		if len(byClass[e.Class]) >= 64 {
+			continue
+		}
 		f, err := os.ReadFile(filepath.Join(dir, e.File))
 		if err != nil {
 			return err

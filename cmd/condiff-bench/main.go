@@ -1,0 +1,169 @@
+// Command condiff-bench measures training and sampling throughput and prints
+// JSON. `make bench` runs it (twice for training: OpenBLAS and pure-Go BLAS
+// builds) beside the PyTorch reference in scripts/torch_ref.py.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/condiff/condiff/graphs"
+	"github.com/condiff/condiff/infer"
+	"github.com/condiff/condiff/models"
+	"github.com/condiff/condiff/schedule"
+	"github.com/condiff/condiff/train"
+)
+
+func benchConfig(variant, norm string) models.Config {
+	c := models.DefaultDenoiser()
+	c.Variant, c.Norm, c.NumClasses, c.ImageSize, c.BaseChannels = variant, norm, 10, 32, 32
+	c.NullClass = variant != models.Uncond
+	return c
+}
+
+func main() {
+	mode := flag.String("mode", "train", "train, sample or rss")
+	steps := flag.Int("steps", 5, "training steps timed per variant")
+	model := flag.String("model", "", "rss: model to sample")
+	n := flag.Int("n", 64, "rss: images")
+	flag.Parse()
+	var out any
+	var err error
+	switch *mode {
+	case "train":
+		out, err = benchTrain(*steps)
+	case "sample":
+		out, err = benchSample()
+	case "rss":
+		out, err = rss(*model, *n)
+	default:
+		err = fmt.Errorf("unknown --mode %q", *mode)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "condiff-bench:", err)
+		os.Exit(1)
+	}
+	b, _ := json.MarshalIndent(out, "", "  ")
+	fmt.Println(string(b))
+}
+
+func benchTrain(steps int) (any, error) {
+	res := map[string]any{"blas": train.BLAS, "size": 32, "batch": 64, "base": 32}
+	for _, v := range []struct{ name, variant, norm string }{
+		{"uncond", models.Uncond, models.BatchNorm}, {"cbn_batch", models.CBN, models.BatchNorm},
+		{"cbn_group", models.CBN, models.GroupNorm}, {"ac", models.AC, models.BatchNorm}} {
+		ips, err := train.Throughput(benchConfig(v.variant, v.norm), 64, steps, 0.1)
+		if err != nil {
+			return nil, err
+		}
+		res[v.name+"_img_per_s"] = ips
+	}
+	return res, nil
+}
+
+// exportRandom writes a denoiser with initial weights (output layer perturbed
+// so it computes something) for timing.
+func exportRandom(path string) error {
+	cfg := benchConfig(models.CBN, models.BatchNorm)
+	w := models.InitParams(cfg, 1)
+	for i := range w["conv_out.weight"].Data {
+		w["conv_out.weight"].Data[i] = 0.01
+	}
+	sp, _ := schedule.Default("linear", 1000)
+	md := map[string]string{"condiff.kind": "denoiser", "condiff.variant": "cbn", "condiff.num_classes": "10",
+		"condiff.image_size": "32", "condiff.channels": "1", "condiff.schedule": sp.JSON(), "condiff.prediction": "epsilon",
+		"condiff.null_class": "10"}
+	m, err := graphs.Build(cfg, w, models.InitNormStats(cfg), 1000, md)
+	if err != nil {
+		return err
+	}
+	b, err := proto.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+func benchSample() (any, error) {
+	dir, err := os.MkdirTemp("", "condiff-bench")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "model.onnx")
+	if err := exportRandom(path); err != nil {
+		return nil, err
+	}
+	s, err := infer.Open(path, infer.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	sch, _ := s.Info.Schedule.Build()
+	res := map[string]any{"model": "U-Net 32x32, base 32, mult 1,2,2, cbn", "sampler": "ddim", "steps": 50}
+	for _, b := range []int{1, 16, 64} {
+		n := max(b, 16) // at least 16 images: enough calls to average
+		idx := make([]int, n)
+		labels := make([]int, n)
+		for i := range idx {
+			idx[i], labels[i] = i, i%10
+		}
+		req := infer.Request{Sampler: infer.DDIM, Steps: 50, Seed: 1, Batch: b, Sample: 32 * 32, Indices: idx, Labels: labels, Null: 10}
+		s.RunTime, s.Calls = 0, 0
+		start := time.Now()
+		if err := infer.Run(context.Background(), s, sch, req, nil, func([]int, []float32) error { return nil }); err != nil {
+			return nil, err
+		}
+		wall := time.Since(start).Seconds()
+		res[fmt.Sprintf("batch%d", b)] = map[string]float64{
+			"denoiser_evals_per_s": float64(n*50) / wall,
+			"images_per_s":         float64(n) / wall,
+			"frac_outside_run":     1 - s.RunTime.Seconds()/wall,
+		}
+	}
+	// Peak RSS of a child process sampling n = 64 vs n = 4096 (2 DDIM steps).
+	exe, _ := os.Executable()
+	for _, n := range []int{64, 4096} {
+		out, err := exec.Command(exe, "-mode", "rss", "-model", path, "-n", strconv.Itoa(n)).Output()
+		if err != nil {
+			return nil, fmt.Errorf("rss %d: %w", n, err)
+		}
+		var r map[string]float64
+		if err := json.Unmarshal(out, &r); err != nil {
+			return nil, err
+		}
+		res[fmt.Sprintf("peak_rss_mb_n%d", n)] = r["peak_rss_mb"]
+	}
+	return res, nil
+}
+
+func rss(model string, n int) (any, error) {
+	dir, err := os.MkdirTemp("", "condiff-rss")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	_, err = infer.SampleToDir(context.Background(), infer.SampleOptions{Model: model, Out: dir, Class: "all", N: n / 10,
+		Batch: 64, Seed: 1, Sampler: infer.DDIM, Steps: 2})
+	if err != nil {
+		return nil, err
+	}
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			kb, _ := strconv.Atoi(strings.Fields(line)[1])
+			return map[string]float64{"peak_rss_mb": float64(kb) / 1024}, nil
+		}
+	}
+	return nil, fmt.Errorf("no VmHWM in /proc/self/status")
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# make bench: training throughput (OpenBLAS and pure-Go BLAS builds), sampling
+# throughput and memory, and the PyTorch CPU reference, measured in one run on
+# this machine; prints one JSON object with the ratios (also in out/bench.json).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+/usr/bin/python3 -c 'import torch' 2>/dev/null || {
+  echo "bench: installing python3-torch (the reference)" >&2
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-torch >/dev/null
+}
+mkdir -p out/bench
+go build -o out/bench/bench-openblas ./cmd/condiff-bench
+go build -tags purego -o out/bench/bench-purego ./cmd/condiff-bench
+threads=$(nproc)
+echo "bench: training, OpenBLAS" >&2;   out/bench/bench-openblas -mode train > out/bench/train-openblas.json
+echo "bench: training, pure Go" >&2;    out/bench/bench-purego -mode train > out/bench/train-purego.json
+echo "bench: sampling (ONNX Runtime)" >&2; out/bench/bench-openblas -mode sample > out/bench/sample.json
+echo "bench: PyTorch reference" >&2;    /usr/bin/python3 scripts/torch_ref.py "$threads" > out/bench/torch.json
+/usr/bin/python3 - "$threads" <<'PY'
+import json, platform, sys
+ld = lambda n: json.load(open("out/bench/" + n + ".json"))
+ob, pg, sa, th = ld("train-openblas"), ld("train-purego"), ld("sample"), ld("torch")
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
+out = {"machine": {"cpu": cpu, "threads": int(sys.argv[1])}, "train": {}, "sample": {}}
+for v in ("uncond", "cbn_batch", "cbn_group", "ac"):
+    k = v + "_img_per_s"
+    out["train"][v] = {"openblas_img_per_s": round(ob[k], 2), "purego_img_per_s": round(pg[k], 2),
+                       "torch_img_per_s": round(th[k], 2), "openblas_vs_torch": round(ob[k] / th[k], 3),
+                       "openblas_vs_purego": round(ob[k] / pg[k], 3)}
+for b in (1, 16, 64):
+    s, t = sa["batch%d" % b], th["sample_batch%d" % b]
+    out["sample"]["ddim50_batch%d" % b] = {"ort_evals_per_s": round(s["denoiser_evals_per_s"], 1),
+        "ort_images_per_s": round(s["images_per_s"], 3), "frac_outside_run": round(s["frac_outside_run"], 4),
+        "torch_evals_per_s": round(t["denoiser_evals_per_s"], 1), "ort_vs_torch": round(s["denoiser_evals_per_s"] / t["denoiser_evals_per_s"], 3)}
+out["sample"]["peak_rss_mb"] = {"n64": round(sa["peak_rss_mb_n64"], 1), "n4096": round(sa["peak_rss_mb_n4096"], 1)}
+json.dump(out, open("out/bench.json", "w"), indent=2)
+print(json.dumps(out, indent=2))
+PY
