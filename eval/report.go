@@ -333,8 +333,7 @@ func plotTSNE(path string, y []float64, sampleLabels, realLabels []int, names []
 			if err != nil {
 				return err
 			}
-			faint := col
-			faint.A = 50
+			faint := color.NRGBA{R: col.R, G: col.G, B: col.B, A: 60}
 			s.GlyphStyle.Color, s.GlyphStyle.Radius, s.GlyphStyle.Shape = faint, vg.Points(2), draw.CircleGlyph{}
 			p.Add(s)
 		}

@@ -190,23 +190,25 @@ func WritePNG(path string, img image.Image) error {
 	return fsutil.WriteAtomic(path, func(w io.Writer) error { return png.Encode(w, img) })
 }
 
-// Grid tiles images in rows (each row a slice of images) with a 2-pixel gap.
+// Grid tiles images in rows (each row a slice of images) with a 2-pixel
+// gap, enlarging small images (nearest neighbour) to tiles of at least 64 px.
 func Grid(rows [][]image.Image, size int) image.Image {
 	cols := 0
 	for _, r := range rows {
 		cols = max(cols, len(r))
 	}
-	gap := 2
-	g := image.NewRGBA(image.Rect(0, 0, cols*(size+gap)+gap, len(rows)*(size+gap)+gap))
+	scale := max(1, 64/size)
+	tile, gap := size*scale, 2
+	g := image.NewRGBA(image.Rect(0, 0, cols*(tile+gap)+gap, len(rows)*(tile+gap)+gap))
 	for i := range g.Pix {
 		g.Pix[i] = 255
 	}
 	for ri, r := range rows {
 		for ci, img := range r {
-			x0, y0 := gap+ci*(size+gap), gap+ri*(size+gap)
-			for y := 0; y < size; y++ {
-				for x := 0; x < size; x++ {
-					g.Set(x0+x, y0+y, color.RGBAModel.Convert(img.At(x, y)))
+			x0, y0 := gap+ci*(tile+gap), gap+ri*(tile+gap)
+			for y := 0; y < tile; y++ {
+				for x := 0; x < tile; x++ {
+					g.Set(x0+x, y0+y, color.RGBAModel.Convert(img.At(x/scale, y/scale)))
 				}
 			}
 		}
