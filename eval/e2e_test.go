@@ -1,0 +1,76 @@
+package eval_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/condiff/condiff/data"
+	"github.com/condiff/condiff/eval"
+	"github.com/condiff/condiff/export"
+	"github.com/condiff/condiff/infer"
+	"github.com/condiff/condiff/internal/testenv"
+	"github.com/condiff/condiff/models"
+	"github.com/condiff/condiff/schedule"
+	"github.com/condiff/condiff/train"
+)
+
+// TestEndToEnd: a tiny synthetic run (two maximally different classes) →
+// export → sample with guidance through ONNX Runtime → eval. It checks the
+// files, the model contract and that the samples follow their labels far
+// better than chance (50%).
+func TestEndToEnd(t *testing.T) {
+	testenv.ORT(t)
+	dir := t.TempDir()
+	ds := data.Options{Name: "synthetic", Size: 16, Channels: 1, Seed: 3, PerClass: 200, Classes: []string{"disc", "hstripes"}}
+	m := models.DefaultDenoiser()
+	m.Variant, m.Norm, m.BaseChannels, m.ChannelMult, m.Groups = models.CBN, models.GroupNorm, 8, []int{1, 2}, 4
+	sp, _ := schedule.Default("linear", 1000)
+	steps := 150
+	if testing.Short() {
+		steps = 60
+	}
+	if _, err := train.Run(train.Options{Out: filepath.Join(dir, "run"), Model: m, Data: ds, Steps: steps, Batch: 32, LR: 2e-3,
+		Seed: 3, Schedule: sp, CFGDrop: 0.15, EMADecay: 0.99, GradClip: 1, SaveEvery: 50}); err != nil {
+		t.Fatal(err)
+	}
+	c := models.DefaultClassifier()
+	c.BaseChannels, c.Groups = 8, 4
+	if _, err := train.Run(train.Options{Out: filepath.Join(dir, "clf"), Model: c, Data: ds, Steps: 60, Batch: 32, LR: 2e-3,
+		Seed: 4, EMADecay: 0.9, GradClip: 1}); err != nil {
+		t.Fatal(err)
+	}
+	model, clf := filepath.Join(dir, "model.onnx"), filepath.Join(dir, "clf.onnx")
+	if err := export.Export(filepath.Join(dir, "run"), model, export.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := export.Export(filepath.Join(dir, "clf"), clf, export.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckONNX(t, model)
+	var insp strings.Builder
+	if err := export.Inspect(model, &insp); err != nil || !strings.Contains(insp.String(), "contract: yes") {
+		t.Fatalf("inspect: %v\n%s", err, insp.String())
+	}
+	r, err := eval.Evaluate(context.Background(), eval.Options{Model: model, Classifier: clf, Data: ds, NPerClass: 24,
+		Out: filepath.Join(dir, "eval"), Run: filepath.Join(dir, "run"), Seed: 1,
+		Sample: infer.SampleOptions{Sampler: infer.DDIM, Steps: 20, Guidance: 2, Batch: 16, Seed: 5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"report.md", "report.json", "tsne.png", "loss.png", "samples/grid.png", "samples/manifest.json",
+		"samples/grid_disc.png", "samples/000000_disc.png", "samples/000047_hstripes.png"} {
+		if _, err := os.Stat(filepath.Join(dir, "eval", f)); err != nil {
+			t.Errorf("missing %s", f)
+		}
+	}
+	t.Logf("accuracy %.3f (real %.3f), IS %.2f, FD %.3f (floor %.3f), knn %.2f", r.Accuracy, r.RealAccuracy, r.IS, r.FD, r.RealFD, r.KNN)
+	if r.Samples != 48 || r.RealAccuracy < 0.9 {
+		t.Fatalf("%d samples, classifier accuracy on real images %.2f", r.Samples, r.RealAccuracy)
+	}
+	if r.Accuracy < 0.8 {
+		t.Fatalf("conditioning accuracy %.2f; want >= 0.8 (chance is 0.5)", r.Accuracy)
+	}
+}
