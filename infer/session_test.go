@@ -1,0 +1,172 @@
+package infer_test
+
+import (
+	"context"
+	"encoding/json"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/condiff/condiff/graphs"
+	"github.com/condiff/condiff/infer"
+	"github.com/condiff/condiff/internal/testenv"
+	"github.com/condiff/condiff/models"
+	"github.com/condiff/condiff/schedule"
+)
+
+// torchModel is a U-Net exported by PyTorch (testdata/torch_export.py).
+const torchModel = "testdata/torch_cbn.onnx"
+
+func sample(t *testing.T, o infer.SampleOptions) (*infer.Manifest, error) {
+	t.Helper()
+	if o.Out == "" {
+		o.Out = t.TempDir()
+	}
+	if o.Sampler == "" {
+		o.Sampler, o.Steps = infer.DDIM, 8
+	}
+	o.Session.Threads = 1
+	return infer.SampleToDir(context.Background(), o)
+}
+
+func readPixels(t *testing.T, dir string, m *infer.Manifest) map[int][]uint8 {
+	t.Helper()
+	out := map[int][]uint8{}
+	for _, e := range m.Images {
+		f, err := os.Open(filepath.Join(dir, e.File))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := img.Bounds()
+		var px []uint8
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				r, _, _, _ := img.At(x, y).RGBA()
+				px = append(px, uint8(r>>8))
+			}
+		}
+		out[e.Index] = px
+	}
+	return out
+}
+
+// TestTorchModelBatchesAndShards: a model from another trainer samples; the
+// images are the same (±1 grey level, ONNX Runtime's kernels may round
+// differently per batch size) for batch 3 and 8, and shards 0/2 ∪ 1/2 equal
+// the whole run.
+func TestTorchModelBatchesAndShards(t *testing.T) {
+	testenv.ORT(t)
+	dirA, dirB, dirS := t.TempDir(), t.TempDir(), t.TempDir()
+	a, err := sample(t, infer.SampleOptions{Model: torchModel, Out: dirA, Class: "all", N: 3, Batch: 3, Seed: 4, Guidance: 1.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := sample(t, infer.SampleOptions{Model: torchModel, Out: dirB, Class: "all", N: 3, Batch: 8, Seed: 4, Guidance: 1.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shard []*infer.Manifest
+	for _, s := range []string{"0/2", "1/2"} {
+		m, err := sample(t, infer.SampleOptions{Model: torchModel, Out: dirS, Class: "all", N: 3, Batch: 2, Seed: 4, Guidance: 1.5, Shard: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		shard = append(shard, m)
+	}
+	if len(a.Images) != 9 || !a.Complete || len(shard[0].Images)+len(shard[1].Images) != 9 {
+		t.Fatalf("%d images, shards %d+%d", len(a.Images), len(shard[0].Images), len(shard[1].Images))
+	}
+	pa, pb := readPixels(t, dirA, a), readPixels(t, dirB, b)
+	ps := readPixels(t, dirS, shard[0])
+	for k, v := range readPixels(t, dirS, shard[1]) {
+		ps[k] = v
+	}
+	for i := 0; i < 9; i++ {
+		for j := range pa[i] {
+			if d := int(pa[i][j]) - int(pb[i][j]); d > 1 || d < -1 {
+				t.Fatalf("image %d pixel %d: %d with batch 3, %d with batch 8", i, j, pa[i][j], pb[i][j])
+			}
+			if d := int(pa[i][j]) - int(ps[i][j]); d > 1 || d < -1 {
+				t.Fatalf("image %d pixel %d: %d unsharded, %d sharded", i, j, pa[i][j], ps[i][j])
+			}
+		}
+	}
+	for _, f := range []string{"grid.png", "grid_a.png", "manifest.json", "000008_c.png"} {
+		if _, err := os.Stat(filepath.Join(dirA, f)); err != nil {
+			t.Errorf("missing %s", f)
+		}
+	}
+	var m infer.Manifest
+	raw, _ := os.ReadFile(filepath.Join(dirA, "manifest.json"))
+	if err := json.Unmarshal(raw, &m); err != nil || len(m.ModelHash) != 64 || m.Images[4].ClassName != "b" {
+		t.Fatalf("manifest: %v %+v", err, m)
+	}
+	if _, err := os.Stat(filepath.Join(dirS, "manifest.shard-1-of-2.json")); err != nil {
+		t.Fatal("shard manifest missing")
+	}
+}
+
+// uncondModel writes an unconditional model without a null class.
+func uncondModel(t *testing.T) string {
+	cfg := models.DefaultDenoiser()
+	cfg.Variant, cfg.ImageSize, cfg.BaseChannels, cfg.ChannelMult = models.Uncond, 8, 8, []int{1, 2}
+	sp, _ := schedule.Default("linear", 50)
+	m, err := graphs.Build(cfg, models.InitParams(cfg, 1), models.InitNormStats(cfg), 50, map[string]string{
+		"condiff.variant": "uncond", "condiff.num_classes": "0", "condiff.image_size": "8", "condiff.channels": "1",
+		"condiff.schedule": sp.JSON(), "condiff.prediction": "epsilon"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := proto.Marshal(m)
+	path := filepath.Join(t.TempDir(), "uncond.onnx")
+	os.WriteFile(path, b, 0o644)
+	return path
+}
+
+func TestSampleBadInput(t *testing.T) {
+	testenv.ORT(t)
+	unc := uncondModel(t)
+	if _, err := sample(t, infer.SampleOptions{Model: unc, N: 2, Batch: 2}); err != nil {
+		t.Fatalf("unconditional model: %v", err)
+	}
+	ro := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(ro, nil, 0o644)
+	cases := []struct {
+		o    infer.SampleOptions
+		want string
+	}{
+		{infer.SampleOptions{Model: unc, N: 2, Batch: 2, Guidance: 1}, "needs a model trained with label dropout"},
+		{infer.SampleOptions{Model: unc, N: 2, Batch: 2, Class: "3"}, "unconditional"},
+		{infer.SampleOptions{Model: torchModel, N: 0, Batch: 2}, "--n 0"},
+		{infer.SampleOptions{Model: torchModel, N: 1, Batch: 2, Class: "zebra"}, "valid classes: a, b, c"},
+		{infer.SampleOptions{Model: torchModel, N: 1, Batch: 2, Sampler: infer.DDIM, Steps: 1001}, "--steps 1001 is out of 1..1000"},
+		{infer.SampleOptions{Model: torchModel, N: 1, Batch: 2, Sampler: infer.DDPM, Steps: 10}, "takes all 1000 steps"},
+		{infer.SampleOptions{Model: torchModel, N: 1, Batch: 2, Out: filepath.Join(ro, "sub")}, "--out"},
+		{infer.SampleOptions{Model: "missing.onnx", N: 1, Batch: 2}, "missing.onnx"},
+		{infer.SampleOptions{Model: torchModel, N: 1, Batch: 2, Session: infer.Options{Device: "tpu"}}, `--device "tpu"`},
+	}
+	for _, c := range cases {
+		dir := c.o.Out
+		if dir == "" {
+			dir = t.TempDir()
+			c.o.Out = dir
+		}
+		_, err := sample(t, c.o)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: error %v; want %q", c.o, err, c.want)
+			continue
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 && !strings.Contains(c.want, "--out") {
+			t.Errorf("%q: left %d files in the output directory", c.want, len(entries))
+		}
+	}
+}
