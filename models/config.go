@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"strings"
 )
 
 // Variants of the denoiser.
@@ -153,30 +152,4 @@ func ParseConfig(b []byte) (Config, error) {
 		return c, fmt.Errorf("config: %w", err)
 	}
 	return c, c.Validate()
-}
-
-// ClassName returns the name of class i (its index when unnamed).
-func (c Config) ClassName(i int) string {
-	if i < len(c.ClassNames) {
-		return c.ClassNames[i]
-	}
-	return fmt.Sprint(i)
-}
-
-// ClassIndex resolves a class given by name or index.
-func (c Config) ClassIndex(s string) (int, error) {
-	for i := 0; i < c.NumClasses; i++ {
-		if c.ClassName(i) == s {
-			return i, nil
-		}
-	}
-	var i int
-	if _, err := fmt.Sscanf(s, "%d", &i); err == nil && fmt.Sprint(i) == s && i >= 0 && i < c.NumClasses {
-		return i, nil
-	}
-	names := make([]string, c.NumClasses)
-	for i := range names {
-		names[i] = c.ClassName(i)
-	}
-	return 0, fmt.Errorf("class %q does not exist; valid: %s (or an index 0..%d)", s, strings.Join(names, ", "), c.NumClasses-1)
 }

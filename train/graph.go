@@ -111,22 +111,7 @@ func newGraph(s graphSpec) (gr *graph, err error) {
 // crossEntropy is the mean over the batch of −log softmax(logits)[label];
 // a label of -1 (a dropped label) contributes nothing.
 func (l *lowering) crossEntropy(logits *G.Node, y *Labels) *G.Node {
-	k := logits.Shape()[1]
-	onehot := G.NewMatrix(l.g, tensor.Float32, G.WithShape(l.n, k), G.WithName(fmt.Sprintf("ce.onehot.%d", len(l.fills))))
-	buf := tensor.New(tensor.WithShape(l.n, k), tensor.Of(tensor.Float32))
-	l.fills = append(l.fills, func() error {
-		d := buf.Data().([]float32)
-		clear(d)
-		for i, c := range y.V {
-			if c >= k {
-				return fmt.Errorf("target %d of sample %d is out of 0..%d", c, i, k-1)
-			}
-			if c >= 0 {
-				d[i*k+c] = 1
-			}
-		}
-		return G.Let(onehot, buf)
-	})
+	onehot := l.onehot(logits.Shape()[1], y, true)
 	lsm := must(G.LogSoftMax(logits, 1))
 	s := must(G.Sum(must(G.HadamardProd(lsm, onehot))))
 	return must(G.HadamardDiv(must(G.Neg(s)), G.NewConstant(float32(l.n))))

@@ -146,22 +146,29 @@ func (l *lowering) ScaleShift(x, gamma, beta models.T) models.T {
 
 // Gather multiplies a one-hot [N K] of the labels by the table [K D].
 func (l *lowering) Gather(table, y models.T) models.T {
-	labels := y.(*Labels)
-	k := node(table).Shape()[0]
-	onehot := G.NewMatrix(l.g, tensor.Float32, G.WithShape(l.n, k), G.WithName(fmt.Sprintf("onehot.%d", len(l.fills))))
+	return must(G.Mul(l.onehot(node(table).Shape()[0], y.(*Labels), false), node(table)))
+}
+
+// onehot is an [N k] input filled before each run from the labels; with
+// dropped, a label of -1 gives a zero row.
+func (l *lowering) onehot(k int, labels *Labels, dropped bool) *G.Node {
+	n := G.NewMatrix(l.g, tensor.Float32, G.WithShape(l.n, k), G.WithName(fmt.Sprintf("onehot.%d", len(l.fills))))
 	buf := tensor.New(tensor.WithShape(l.n, k), tensor.Of(tensor.Float32))
 	l.fills = append(l.fills, func() error {
 		d := buf.Data().([]float32)
 		clear(d)
 		for i, c := range labels.V {
+			if c == -1 && dropped {
+				continue
+			}
 			if c < 0 || c >= k {
 				return fmt.Errorf("label %d of sample %d is out of 0..%d", c, i, k-1)
 			}
 			d[i*k+c] = 1
 		}
-		return G.Let(onehot, buf)
+		return G.Let(n, buf)
 	})
-	return must(G.Mul(onehot, node(table)))
+	return n
 }
 
 func (l *lowering) TimeEmbedding(t models.T, dim int) models.T {

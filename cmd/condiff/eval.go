@@ -1,13 +1,10 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/condiff/condiff/eval"
 )
@@ -45,7 +42,7 @@ func cmdEval(args []string) error {
 		}
 	}
 	o.Session, o.Progress = *so, os.Stderr
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptible()
 	defer stop()
 	r, err := eval.Evaluate(ctx, o)
 	if err != nil {

@@ -37,6 +37,11 @@ func findDefaultModel() (string, error) {
 	return "", fmt.Errorf("--model not given and the shipped model %s was not found (run from the repository root, or set CONDIFF_MODEL)", defaultModel)
 }
 
+// interruptible is a context cancelled by Ctrl-C or SIGTERM.
+func interruptible() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
 func sessionFlags(fs *flag.FlagSet) *infer.Options {
 	o := &infer.Options{}
 	fs.StringVar(&o.Device, "device", "cpu", "execution provider: cpu, cuda, cuda:ID or auto (CUDA if it loads, else CPU)")
@@ -77,7 +82,7 @@ func cmdSample(args []string) error {
 		}
 	}
 	o.Session, o.Progress = *so, os.Stderr
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptible()
 	defer stop()
 	m, err := infer.SampleToDir(ctx, o)
 	if errors.Is(err, context.Canceled) {
