@@ -1,12 +1,17 @@
 package export
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/condiff/condiff/graphs"
 	"github.com/condiff/condiff/infer"
 	"github.com/condiff/condiff/internal/testenv"
 	"github.com/condiff/condiff/models"
@@ -179,4 +184,72 @@ func maxAbs(a []float32) float64 {
 		m = math.Max(m, math.Abs(float64(v)))
 	}
 	return m
+}
+
+// TestMetadataRoundTrip: what export writes, the sampler reads back.
+func TestMetadataRoundTrip(t *testing.T) {
+	testenv.ORT(t)
+	cfg := tinyDenoiser(models.CBN, models.GroupNorm, true)
+	cfg.ClassNames = []string{"cat", "dog", "emu"}
+	ck := randomCheckpoint(cfg, 4)
+	ck.Info.CFGDrop, ck.Info.Steps, ck.Step = 0.1, 7, 7
+	ck.Info.Schedule, _ = schedule.Default("cosine", 500)
+	dir := t.TempDir()
+	if err := ck.Save(filepath.Join(dir, train.CheckpointFile)); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "m.onnx")
+	if err := Export(dir, path, Options{Raw: true}); err != nil {
+		t.Fatal(err)
+	}
+	md, err := infer.ReadMetadata(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := infer.ParseInfo(path, md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Variant != "cbn" || info.NumClasses != 3 || info.NullClass != 3 || info.ImageSize != 16 || info.Channels != 1 ||
+		info.Schedule != ck.Info.Schedule || info.ClassName(1) != "dog" || info.Prediction != "epsilon" {
+		t.Fatalf("read back %+v", info)
+	}
+	var tr train.Info
+	if err := json.Unmarshal(info.Train, &tr); err != nil || tr.CFGDrop != 0.1 || tr.Steps != 7 || tr.Norm != "" && tr.Norm != ck.Info.Norm {
+		t.Fatalf("condiff.train %s: %v", info.Train, err)
+	}
+	for k, v := range Metadata(ck) {
+		if md[k] != v {
+			t.Errorf("metadata %s: wrote %q, read %q", k, v, md[k])
+		}
+	}
+}
+
+// TestInspect: condiff's exports and a PyTorch export follow the contract;
+// a file that is not ONNX, or a model without metadata, does not.
+func TestInspect(t *testing.T) {
+	var out strings.Builder
+	if err := Inspect("../infer/testdata/torch_cbn.onnx", &out); err != nil || !strings.Contains(out.String(), "contract: yes") ||
+		!strings.Contains(out.String(), "y          int64 [N]") {
+		t.Fatalf("torch model: %v\n%s", err, out.String())
+	}
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.onnx")
+	os.WriteFile(bad, []byte("not a model"), 0o644)
+	if err := Inspect(bad, &out); err == nil {
+		t.Fatal("garbage accepted")
+	}
+	cfg := tinyDenoiser(models.Uncond, models.BatchNorm, false)
+	ck := randomCheckpoint(cfg, 2)
+	m, err := graphs.Build(cfg, ck.EMA, ck.Stats, 1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := proto.Marshal(m)
+	plain := filepath.Join(dir, "plain.onnx")
+	os.WriteFile(plain, b, 0o644)
+	out.Reset()
+	if err := Inspect(plain, &out); err == nil || !strings.Contains(out.String(), "contract: NO") || !strings.Contains(err.Error(), "condiff.num_classes") {
+		t.Fatalf("model without metadata: %v\n%s", err, out.String())
+	}
 }

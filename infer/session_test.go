@@ -170,3 +170,23 @@ func TestSampleBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestDeviceAutoFallsBack: --device auto on a CPU-only ONNX Runtime warns
+// once and samples on the CPU; --device cuda is a clear error there.
+func TestDeviceAutoFallsBack(t *testing.T) {
+	testenv.ORT(t)
+	var warned []string
+	s, err := infer.Open(torchModel, infer.Options{Device: "auto", Threads: 1, Warn: func(m string) { warned = append(warned, m) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Device == "cpu" && len(warned) != 1 {
+		t.Fatalf("fell back to the CPU with %d warnings", len(warned))
+	}
+	if s.Device == "cpu" {
+		if _, err := infer.Open(torchModel, infer.Options{Device: "cuda:0", Threads: 1}); err == nil || !strings.Contains(err.Error(), "CUDA execution provider") {
+			t.Fatalf("--device cuda:0 on a CPU-only library: %v", err)
+		}
+	}
+}
