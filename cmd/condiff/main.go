@@ -60,7 +60,11 @@ func main() {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}
-		fmt.Fprintf(os.Stderr, "condiff %s: %v\n", name, err)
+		msg := err.Error()
+		if stage := strings.TrimPrefix(name, "train-"); !strings.HasPrefix(msg, stage+":") {
+			msg = name + ": " + msg // the error does not name its stage yet
+		}
+		fmt.Fprintf(os.Stderr, "condiff %s\n", msg)
 		os.Exit(1)
 	}
 }
