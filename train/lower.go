@@ -22,8 +22,8 @@ type Times struct{ V []int }
 
 // bnStat is a batch norm's batch statistics in a training graph.
 type bnStat struct {
-	name string
-	op   *normOp // holds the batch statistics of the last run
+	name  string
+	stats *normStats // the batch statistics of the last run
 }
 
 // lowering is the gorgonia backend of models.Ops for a fixed batch size.
@@ -90,7 +90,7 @@ func (l *lowering) Linear(x, w, b models.T) models.T {
 }
 
 func (l *lowering) SiLU(x models.T) models.T {
-	return must(G.HadamardProd(node(x), must(G.Sigmoid(node(x)))))
+	return must(G.ApplyOp(siluOp(node(x).Dims()), node(x)))
 }
 
 func (l *lowering) Add(a, b models.T) models.T { return must(G.Add(node(a), node(b))) }
@@ -103,7 +103,7 @@ func (l *lowering) AddChannels(x, v models.T) models.T {
 
 func (l *lowering) Concat(a, b models.T) models.T { return must(G.Concat(1, node(a), node(b))) }
 
-func (l *lowering) Upsample(x models.T) models.T { return must(G.Upsample2D(node(x), 2)) }
+func (l *lowering) Upsample(x models.T) models.T { return must(G.ApplyOp(upsampleOp(), node(x))) }
 
 func (l *lowering) Normalize(x models.T, name, kind string, groups int) models.T {
 	xn := node(x)
@@ -111,11 +111,11 @@ func (l *lowering) Normalize(x models.T, name, kind string, groups int) models.T
 	name = l.prefix + name
 	switch {
 	case kind == models.GroupNorm:
-		return must(G.ApplyOp(&normOp{name: name, groups: groups}, xn))
+		return must(G.ApplyOp(normOp(name, groups, nil), xn))
 	case l.training:
-		op := &normOp{name: name}
-		l.bn = append(l.bn, bnStat{name: name, op: op})
-		return must(G.ApplyOp(op, xn))
+		st := &normStats{}
+		l.bn = append(l.bn, bnStat{name: name, stats: st})
+		return must(G.ApplyOp(normOp(name, 0, st), xn))
 	default: // batch norm at inference: running statistics, folded into x·a + b
 		m, v := l.stats[name+".running_mean"], l.stats[name+".running_var"]
 		if len(m.Data) != s[1] || len(v.Data) != s[1] {

@@ -394,10 +394,10 @@ const bnMomentum = 0.1
 func updateStats(ck *Checkpoint, gr *graph) {
 	for _, s := range gr.l.bn {
 		rm, rv := ck.Stats[s.name+".running_mean"].Data, ck.Stats[s.name+".running_var"].Data
-		m := float64(s.op.count)
+		m := float64(s.stats.count)
 		for c := range rm {
-			rm[c] = float32((1-bnMomentum)*float64(rm[c]) + bnMomentum*s.op.mean[c])
-			rv[c] = float32((1-bnMomentum)*float64(rv[c]) + bnMomentum*s.op.varnc[c]*m/(m-1))
+			rm[c] = float32((1-bnMomentum)*float64(rm[c]) + bnMomentum*s.stats.mean[c])
+			rv[c] = float32((1-bnMomentum)*float64(rv[c]) + bnMomentum*s.stats.varnc[c]*m/(m-1))
 		}
 	}
 }
