@@ -40,11 +40,35 @@ type Options struct {
 	Progress   io.Writer
 }
 
+// Num is a float64 that is JSON null when it is not a number (a measure
+// that does not apply, such as the accuracy of an unconditional model).
+type Num float64
+
+// MarshalJSON writes null for NaN.
+func (n Num) MarshalJSON() ([]byte, error) {
+	if math.IsNaN(float64(n)) || math.IsInf(float64(n), 0) {
+		return []byte("null"), nil
+	}
+	return json.Marshal(float64(n))
+}
+
+// UnmarshalJSON reads null as NaN.
+func (n *Num) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*n = Num(math.NaN())
+		return nil
+	}
+	var f float64
+	err := json.Unmarshal(b, &f)
+	*n = Num(f)
+	return err
+}
+
 // ClassResult is one class's figures.
 type ClassResult struct {
-	Name     string  `json:"name"`
-	Samples  int     `json:"samples"`
-	Accuracy float64 `json:"accuracy"`
+	Name     string `json:"name"`
+	Samples  int    `json:"samples"`
+	Accuracy Num    `json:"accuracy"`
 }
 
 // Report is what eval writes to report.json.
@@ -57,14 +81,14 @@ type Report struct {
 	Sampler      string            `json:"sampler"`
 	Steps        int               `json:"steps"`
 	Guidance     float64           `json:"guidance"`
-	Accuracy     float64           `json:"accuracy"`
-	RealAccuracy float64           `json:"real_accuracy"`
-	IS           float64           `json:"inception_score"`
-	RealIS       float64           `json:"real_inception_score"`
-	FD           float64           `json:"frechet_distance"`
-	RealFD       float64           `json:"real_vs_real_frechet_distance"`
-	KNN          float64           `json:"tsne_knn_separability"`
-	RealKNN      float64           `json:"real_tsne_knn_separability"`
+	Accuracy     Num               `json:"accuracy"`
+	RealAccuracy Num               `json:"real_accuracy"`
+	IS           Num               `json:"inception_score"`
+	RealIS       Num               `json:"real_inception_score"`
+	FD           Num               `json:"frechet_distance"`
+	RealFD       Num               `json:"real_vs_real_frechet_distance"`
+	KNN          Num               `json:"tsne_knn_separability"`
+	RealKNN      Num               `json:"real_tsne_knn_separability"`
 	Classes      []ClassResult     `json:"classes"`
 	Train        json.RawMessage   `json:"train,omitempty"`
 	Files        map[string]string `json:"files"`
@@ -157,6 +181,9 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 		samplesDir = filepath.Join(o.Out, "samples")
 		so := o.Sample
 		so.Model, so.Out, so.Class, so.N, so.Session, so.Progress = o.Model, samplesDir, "all", o.NPerClass, o.Session, o.Progress
+		if md, err := infer.ReadMetadata(o.Model); err == nil && md["condiff.variant"] == "uncond" {
+			so.N *= K // as many samples as a conditional model makes over its K classes
+		}
 		if _, err := infer.SampleToDir(ctx, so); err != nil {
 			return nil, fmt.Errorf("eval: sample: %w", err)
 		}
@@ -179,8 +206,10 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	if manifest.Guidance != 0 {
 		report.Label += fmt.Sprintf(" w=%g", manifest.Guidance)
 	}
+	conditional := true
 	if md, err := infer.ReadMetadata(manifest.Model); err == nil {
 		report.Train = json.RawMessage(md["condiff.train"])
+		conditional = md["condiff.variant"] != "uncond"
 	}
 
 	// Real held-out images, two disjoint subsets of the samples' size.
@@ -218,27 +247,46 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	sp, ap := Softmax(sl, K), Softmax(al, K)
-	var perClass []float64
-	report.Accuracy, perClass = Accuracy(Argmax(sp, K), samples.labels, K)
-	report.RealAccuracy, _ = Accuracy(Argmax(ap, K), labA, K)
-	report.IS, report.RealIS = InceptionScore(sp, K), InceptionScore(ap, K)
-	report.FD = FrechetDistance(Fit(sf, dim), Fit(af, dim))
-	report.RealFD = FrechetDistance(Fit(bf, dim), Fit(af, dim))
+	acc, perClass := Accuracy(Argmax(sp, K), samples.labels, K)
+	realAcc, _ := Accuracy(Argmax(ap, K), labA, K)
+	report.Accuracy, report.RealAccuracy = Num(acc), Num(realAcc)
+	report.IS, report.RealIS = Num(InceptionScore(sp, K)), Num(InceptionScore(ap, K))
+	report.FD = Num(FrechetDistance(Fit(sf, dim), Fit(af, dim)))
+	report.RealFD = Num(FrechetDistance(Fit(bf, dim), Fit(af, dim)))
 	counts := make([]int, K)
 	for _, l := range samples.labels {
 		counts[l]++
 	}
 	for c := 0; c < K; c++ {
-		report.Classes = append(report.Classes, ClassResult{clf.Info.ClassName(c), counts[c], perClass[c]})
+		report.Classes = append(report.Classes, ClassResult{clf.Info.ClassName(c), counts[c], Num(perClass[c])})
+	}
+	if !conditional {
+		// Samples of an unconditional model have no label to follow: report
+		// the classifier's predicted class distribution instead.
+		report.Accuracy = Num(math.NaN())
+		pred := Argmax(sp, K)
+		for c := range report.Classes {
+			report.Classes[c].Samples = 0
+			for _, p := range pred {
+				if p == c {
+					report.Classes[c].Samples++
+				}
+			}
+			report.Classes[c].Accuracy = Num(math.NaN())
+		}
+		copy(samples.labels, pred) // colour the t-SNE by predicted class
 	}
 
 	// t-SNE of samples and real images together (at most 400 of each).
 	ns, nr := min(len(samples.labels), 400), min(n, 400)
 	joint := append(append([]float32(nil), sf[:ns*dim]...), af[:nr*dim]...)
 	y := TSNE(joint, dim, 30, 500, o.Seed)
-	report.KNN = KNNSeparability(y[:2*ns], samples.labels[:ns], 5)
-	report.RealKNN = KNNSeparability(y[2*ns:], labA[:nr], 5)
-	if err := plotTSNE(filepath.Join(o.Out, "tsne.png"), y, samples.labels[:ns], labA[:nr], clf.Info.ClassNames, report.KNN); err != nil {
+	report.KNN = Num(KNNSeparability(y[:2*ns], samples.labels[:ns], 5))
+	if !conditional {
+		report.KNN = Num(math.NaN())
+	}
+	report.RealKNN = Num(KNNSeparability(y[2*ns:], labA[:nr], 5))
+	if err := plotTSNE(filepath.Join(o.Out, "tsne.png"), y, samples.labels[:ns], labA[:nr], clf.Info.ClassNames, float64(report.KNN)); err != nil {
 		return nil, err
 	}
 	report.Files["tsne"] = "tsne.png"
@@ -254,7 +302,10 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 			report.Files["loss"] = "loss.png"
 		}
 	}
-	b, _ := json.MarshalIndent(report, "", "  ")
+	b, err := json.MarshalIndent(report, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("eval: report: %w", err)
+	}
 	if err := fsutil.WriteFileAtomic(filepath.Join(o.Out, "report.json"), append(b, '\n')); err != nil {
 		return nil, err
 	}
@@ -266,7 +317,11 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
-func pct(v float64) string {
+// Percent formats a share as a percentage, "–" when it does not apply.
+func Percent(n Num) string { return pct(n) }
+
+func pct(n Num) string {
+	v := float64(n)
 	if math.IsNaN(v) {
 		return "–"
 	}
@@ -284,6 +339,9 @@ func (r Report) Markdown() string {
 	fmt.Fprintf(&b, "| classifier Inception Score | %.3f | %.3f (ceiling) |\n", r.IS, r.RealIS)
 	fmt.Fprintf(&b, "| Fréchet distance (classifier features) | %.3f | %.3f (real vs real floor) |\n", r.FD, r.RealFD)
 	fmt.Fprintf(&b, "| t-SNE 5-NN class separability | %s | %s |\n\n", pct(r.KNN), pct(r.RealKNN))
+	if math.IsNaN(float64(r.Accuracy)) {
+		b.WriteString("The model is unconditional: its samples have no label to follow; the table counts the samples the classifier assigns to each class.\n\n")
+	}
 	fmt.Fprintf(&b, "| class | samples | accuracy |\n|---|---|---|\n")
 	for _, c := range r.Classes {
 		fmt.Fprintf(&b, "| %s | %d | %s |\n", c.Name, c.Samples, pct(c.Accuracy))
@@ -312,8 +370,9 @@ func savePlot(p *plot.Plot, path string, w, h vg.Length) error {
 }
 
 func plotTSNE(path string, y []float64, sampleLabels, realLabels []int, names []string, knn float64) error {
+	sep := "5-NN separability " + pct(Num(knn))
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("t-SNE of classifier features (samples solid, real faint); 5-NN separability %s", pct(knn))
+	p.Title.Text = "t-SNE of classifier features (samples solid, real faint); " + sep
 	ns := len(sampleLabels)
 	for c := range names {
 		var pts, rpts plotter.XYs
@@ -408,7 +467,10 @@ func Compare(paths []string, out string) (string, error) {
 		vals := make(plotter.Values, len(reps))
 		names := make([]string, len(reps))
 		for i, r := range reps {
-			vals[i], names[i] = 100*r.Accuracy, r.Label
+			vals[i], names[i] = 100*float64(r.Accuracy), r.Label
+			if math.IsNaN(vals[i]) {
+				vals[i] = 0 // unconditional: no label to follow
+			}
 		}
 		bars, err := plotter.NewBarChart(vals, vg.Points(20))
 		if err != nil {

@@ -48,8 +48,8 @@ func cmdEval(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("eval: accuracy %.1f%% (real %.1f%%), IS %.2f (real %.2f), FD %.3f (real floor %.3f), t-SNE 5-NN %.1f%%\n",
-		100*r.Accuracy, 100*r.RealAccuracy, r.IS, r.RealIS, r.FD, r.RealFD, 100*r.KNN)
+	fmt.Printf("eval: accuracy %s (real %s), IS %.2f (real %.2f), FD %.3f (real floor %.3f), t-SNE 5-NN %s\n",
+		eval.Percent(r.Accuracy), eval.Percent(r.RealAccuracy), r.IS, r.RealIS, r.FD, r.RealFD, eval.Percent(r.KNN))
 	fmt.Printf("eval: report %s/report.md\n", o.Out)
 	return nil
 }
