@@ -38,6 +38,9 @@ type SampleOptions struct {
 	Shard    string // "k/n"
 	Session  Options
 	Progress io.Writer
+	// OnBatch, if set, is called after each batch's images and manifest are
+	// written, with the number of images written so far.
+	OnBatch func(written int)
 }
 
 // ManifestEntry is one written image.
@@ -302,7 +305,13 @@ func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 			}
 			m.Images = append(m.Images, ManifestEntry{Index: gi, Class: c, ClassName: info.ClassName(c), Seed: o.Seed, File: file})
 		}
-		return writeManifest()
+		if err := writeManifest(); err != nil {
+			return err
+		}
+		if o.OnBatch != nil {
+			o.OnBatch(len(m.Images))
+		}
+		return nil
 	})
 	if err != nil {
 		if ctx.Err() != nil {

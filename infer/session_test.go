@@ -190,3 +190,36 @@ func TestDeviceAutoFallsBack(t *testing.T) {
 		}
 	}
 }
+
+// TestInterrupt: cancelling (Ctrl-C) after the first batch leaves exactly
+// that batch's images, complete, listed in the manifest.
+func TestInterrupt(t *testing.T) {
+	testenv.ORT(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m, err := infer.SampleToDir(ctx, infer.SampleOptions{Model: torchModel, Out: dir, Class: "all", N: 4, Batch: 5, Seed: 1,
+		Sampler: infer.DDIM, Steps: 4, Session: infer.Options{Threads: 1}, OnBatch: func(int) { cancel() }})
+	if err == nil || ctx.Err() == nil {
+		t.Fatalf("err %v; want the cancellation", err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var disk infer.Manifest
+	if err := json.Unmarshal(raw, &disk); err != nil {
+		t.Fatal(err)
+	}
+	if disk.Complete || len(disk.Images) != 5 || len(m.Images) != 5 {
+		t.Fatalf("manifest lists %d images (complete %v); want the first batch of 5", len(disk.Images), disk.Complete)
+	}
+	pngs, _ := filepath.Glob(filepath.Join(dir, "*.png"))
+	if len(pngs) != 5 {
+		t.Fatalf("%d PNGs on disk, manifest lists 5", len(pngs))
+	}
+	readPixels(t, dir, &disk) // every listed image decodes
+	if leftovers, _ := filepath.Glob(filepath.Join(dir, ".*tmp")); len(leftovers) != 0 {
+		t.Fatalf("temporary files left: %v", leftovers)
+	}
+}
