@@ -18,7 +18,7 @@ func TestGradients(t *testing.T) {
 		ac            bool
 		params        []string
 	}{
-		{models.CBN, models.BatchNorm, false, []string{"down.0.res.0.norm1.gamma", "down.1.res.0.norm2.beta", "up.1.res.0.conv1.weight", "time.0.weight", "conv_out.weight", "out.norm.gamma"}},
+		{models.CBN, models.BatchNorm, false, []string{"down.0.res.0.norm1.gamma", "down.1.res.0.norm2.beta", "up.1.res.0.conv1.weight", "time.0.weight", "conv_out.weight", "out.norm.gamma", "mid.res.0.conv1.bias", "down.0.downsample.weight"}},
 		{models.CBN, models.GroupNorm, false, []string{"down.0.res.0.norm1.gamma", "mid.res.0.norm2.beta", "conv_in.weight"}},
 		{models.AC, models.BatchNorm, true, []string{"label_map", "conv_out.weight", "clf.head.weight", "clf.stage.1.conv.weight"}},
 	} {

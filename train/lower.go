@@ -77,10 +77,7 @@ func (l *lowering) Param(name string, shape []int, init models.Init) models.T {
 }
 
 func (l *lowering) Conv(x, w, b models.T, stride, pad int) models.T {
-	k := node(w).Shape()[2]
-	y := must(G.Conv2d(node(x), node(w), tensor.Shape{k, k}, []int{pad, pad}, []int{stride, stride}, []int{1, 1}))
-	b4 := must(reshape(node(b), tensor.Shape{1, node(b).Shape()[0], 1, 1}))
-	return must(G.BroadcastAdd(y, b4, nil, []byte{0, 2, 3}))
+	return must(conv2d(node(x), node(w), node(b), stride, pad))
 }
 
 func (l *lowering) Linear(x, w, b models.T) models.T {
