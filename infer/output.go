@@ -226,6 +226,12 @@ func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 	if o.Batch < 1 {
 		return nil, fmt.Errorf("--batch %d must be > 0", o.Batch)
 	}
+	if o.N <= 0 {
+		return nil, fmt.Errorf("--n %d must be > 0", o.N)
+	}
+	if _, _, err := ParseShard(o.Shard); err != nil {
+		return nil, err
+	}
 	if err := checkWritable(o.Out); err != nil {
 		return nil, err
 	}
