@@ -35,9 +35,8 @@ func cmdEval(args []string) error {
 		o.Data.Classes = strings.Split(*classes, ",")
 	}
 	o.Data.Seed = o.Seed
-	if o.Model == "" && o.Samples == "" {
-		var err error
-		if o.Model, err = findDefaultModel(); err != nil {
+	if o.Samples == "" {
+		if err := withDefaultModel(&o.Model); err != nil {
 			return err
 		}
 	}

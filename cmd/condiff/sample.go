@@ -37,6 +37,16 @@ func findDefaultModel() (string, error) {
 	return "", fmt.Errorf("--model not given and the shipped model %s was not found (run from the repository root, or set CONDIFF_MODEL)", defaultModel)
 }
 
+// withDefaultModel fills an empty --model with the shipped model.
+func withDefaultModel(model *string) error {
+	if *model != "" {
+		return nil
+	}
+	p, err := findDefaultModel()
+	*model = p
+	return err
+}
+
 // interruptible is a context cancelled by Ctrl-C or SIGTERM.
 func interruptible() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -75,11 +85,8 @@ func cmdSample(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if o.Model == "" {
-		var err error
-		if o.Model, err = findDefaultModel(); err != nil {
-			return err
-		}
+	if err := withDefaultModel(&o.Model); err != nil {
+		return err
 	}
 	o.Session, o.Progress = *so, os.Stderr
 	ctx, stop := interruptible()
