@@ -125,6 +125,3 @@ func (c *Checkpoint) check() error {
 	}
 	return nil
 }
-
-// Schedule returns the run's noise schedule.
-func (c *Checkpoint) Schedule() schedule.Spec { return c.Info.Schedule }

@@ -29,11 +29,8 @@ type graph struct {
 	learn []*G.Node
 
 	// M_AC: x0_hat = x_t·c1 − eps·c2, judged by the classifier against onehot.
-	c1, c2  *G.Node // [N 1 1 1]
-	acY     *Labels
-	acW     float64
-	clfCfg  models.Config
-	clfLern bool
+	c1, c2 *G.Node // [N 1 1 1]
+	acY    *Labels
 }
 
 // graphSpec says which graph to build.
@@ -86,7 +83,6 @@ func newGraph(s graphSpec) (gr *graph, err error) {
 				l.prefix = ""
 				gr.acY = &Labels{V: make([]int, s.n)}
 				gr.aux = l.crossEntropy(node(logits), gr.acY)
-				gr.acW = s.acWeight
 				gr.loss = must(G.Add(gr.mse, must(G.Mul(gr.aux, G.NewConstant(float32(s.acWeight))))))
 				if s.clfFrozen {
 					l.order = l.order[:denoiserParams]
