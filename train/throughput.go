@@ -37,8 +37,13 @@ func Throughput(cfg models.Config, batch, steps int, acWeight float64) (float64,
 	D := cfg.Channels * cfg.ImageSize * cfg.ImageSize
 	x, noise := make([]float32, batch*D), make([]float32, batch*D)
 	c := make([]float32, batch)
-	ck := &Checkpoint{Params: w, EMA: cloneMap(w), Stats: spec.stats, AdamM: zerosLike(w), AdamV: zerosLike(w)}
+	ck := &Checkpoint{Params: w, EMA: cloneMap(w), Stats: spec.stats, AdamM: zerosLike(w), AdamV: zerosLike(w),
+		Info: Info{GradClip: 1, EMADecay: 0.999}}
 	opt := adam{lr: 1e-4, m: ck.AdamM, v: ck.AdamV}
+	names := make([]string, len(gr.learn))
+	for i, p := range gr.learn {
+		names[i] = p.Name()
+	}
 	var start time.Time
 	for s := 0; s <= steps; s++ {
 		if s == 1 {
@@ -62,18 +67,9 @@ func Throughput(cfg models.Config, batch, steps int, acWeight float64) (float64,
 		if err := gr.run(x); err != nil {
 			return 0, fmt.Errorf("train: throughput: %w", err)
 		}
-		grads, err := gr.grads()
-		if err != nil {
-			return 0, err
+		if err := gr.update(ck, opt, names); err != nil {
+			return 0, fmt.Errorf("train: throughput: %w", err)
 		}
-		clipGlobalNorm(grads, 1)
-		names := make([]string, len(gr.learn))
-		for i, p := range gr.learn {
-			names[i] = p.Name()
-			opt.step(names[i], values(p), grads[i], s+1)
-			clear(grads[i])
-		}
-		updateEMA(ck, names, 0.999)
 	}
 	return float64(batch*steps) / time.Since(start).Seconds(), nil
 }

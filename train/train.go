@@ -310,20 +310,9 @@ func loop(o Options, ck *Checkpoint, ds *data.Set, ckPath string) (*Checkpoint, 
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
 			return nil, fmt.Errorf("train: step %d: %w (%v); the last good checkpoint %s is intact", ck.Step+1, ErrDiverged, loss, ckPath)
 		}
-		grads, err := gr.grads()
-		if err != nil {
+		if err := gr.update(ck, opt, names); err != nil {
 			return nil, fmt.Errorf("train: step %d: %w", ck.Step+1, err)
 		}
-		clipGlobalNorm(grads, ck.Info.GradClip)
-		ck.Step++
-		for i, name := range names {
-			w := values(gr.learn[i])
-			opt.step(name, w, grads[i], ck.Step)
-			copy(ck.Params[name].Data, w)
-			clear(grads[i]) // gorgonia accumulates into bound gradients across runs
-		}
-		updateEMA(ck, names, emaDecay(ck.Info.EMADecay, ck.Step))
-		updateStats(ck, gr)
 
 		done++
 		segSteps++
@@ -371,6 +360,27 @@ func saveWithRNG(ck *Checkpoint, pcg *rand.PCG, save func() error) error {
 	}
 	ck.RNG = b
 	return save()
+}
+
+// update applies one optimisation step from the gradients of the last run:
+// global-norm clipping, Adam, the copy into ck.Params, EMA and batch-norm
+// running statistics. names are the learned parameters in gr.learn order.
+func (gr *graph) update(ck *Checkpoint, opt adam, names []string) error {
+	grads, err := gr.grads()
+	if err != nil {
+		return err
+	}
+	clipGlobalNorm(grads, ck.Info.GradClip)
+	ck.Step++
+	for i, name := range names {
+		w := values(gr.learn[i])
+		opt.step(name, w, grads[i], ck.Step)
+		copy(ck.Params[name].Data, w)
+		clear(grads[i]) // gorgonia accumulates into bound gradients across runs
+	}
+	updateEMA(ck, names, emaDecay(ck.Info.EMADecay, ck.Step))
+	updateStats(ck, gr)
+	return nil
 }
 
 // emaDecay warms the EMA up: min(decay, (1+step)/(10+step)).
