@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -91,6 +92,7 @@ type Report struct {
 	RealKNN      Num               `json:"real_tsne_knn_separability"`
 	Classes      []ClassResult     `json:"classes"`
 	Train        json.RawMessage   `json:"train,omitempty"`
+	TrainedSteps int               `json:"trained_steps,omitempty"` // optimiser steps behind the exported weights
 	Files        map[string]string `json:"files"`
 }
 
@@ -209,6 +211,7 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	conditional := true
 	if md, err := infer.ReadMetadata(manifest.Model); err == nil {
 		report.Train = json.RawMessage(md["condiff.train"])
+		report.TrainedSteps, _ = strconv.Atoi(md["condiff.step"])
 		conditional = md["condiff.variant"] != "uncond"
 	}
 
@@ -320,6 +323,14 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 // Percent formats a share as a percentage, "–" when it does not apply.
 func Percent(n Num) string { return pct(n) }
 
+// ratio is a/b to two decimals with a × sign, or – where either is missing.
+func ratio(a, b Num) string {
+	if math.IsNaN(float64(a)) || math.IsNaN(float64(b)) || b <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", float64(a)/float64(b))
+}
+
 func pct(n Num) string {
 	v := float64(n)
 	if math.IsNaN(v) {
@@ -337,7 +348,7 @@ func (r Report) Markdown() string {
 	fmt.Fprintf(&b, "| measure | samples | real images (reference) |\n|---|---|---|\n")
 	fmt.Fprintf(&b, "| conditioning accuracy | %s | %s (classifier on real) |\n", pct(r.Accuracy), pct(r.RealAccuracy))
 	fmt.Fprintf(&b, "| classifier Inception Score | %.3f | %.3f (ceiling) |\n", r.IS, r.RealIS)
-	fmt.Fprintf(&b, "| Fréchet distance (classifier features) | %.3f | %.3f (real vs real floor) |\n", r.FD, r.RealFD)
+	fmt.Fprintf(&b, "| Fréchet distance (classifier features) | %.3f (%s the floor) | %.3f (real vs real floor) |\n", r.FD, ratio(r.FD, r.RealFD), r.RealFD)
 	fmt.Fprintf(&b, "| t-SNE 5-NN class separability | %s | %s |\n\n", pct(r.KNN), pct(r.RealKNN))
 	if math.IsNaN(float64(r.Accuracy)) {
 		b.WriteString("The model is unconditional: its samples have no label to follow; the table counts the samples the classifier assigns to each class.\n\n")
@@ -352,8 +363,11 @@ func (r Report) Markdown() string {
 			fmt.Fprintf(&b, "![%s](%s)\n\n", k, f)
 		}
 	}
+	if r.TrainedSteps > 0 {
+		fmt.Fprintf(&b, "Weights after %d training steps.\n", r.TrainedSteps)
+	}
 	if len(r.Train) > 0 {
-		fmt.Fprintf(&b, "Training: `%s`\n", string(r.Train))
+		fmt.Fprintf(&b, "Training options: `%s`\n", string(r.Train))
 	}
 	return b.String()
 }
@@ -454,9 +468,14 @@ func Compare(paths []string, out string) (string, error) {
 		reps = append(reps, r)
 	}
 	var b strings.Builder
-	b.WriteString("| model | samples | accuracy | IS (real) | FD (real floor) | t-SNE 5-NN |\n|---|---|---|---|---|---|\n")
+	b.WriteString("| model | trained steps | samples | accuracy | IS (real) | FD (real floor) | FD / floor | t-SNE 5-NN |\n|---|---|---|---|---|---|---|---|\n")
 	for _, r := range reps {
-		fmt.Fprintf(&b, "| %s | %d | %s | %.2f (%.2f) | %.3f (%.3f) | %s |\n", r.Label, r.Samples, pct(r.Accuracy), r.IS, r.RealIS, r.FD, r.RealFD, pct(r.KNN))
+		trained := "–"
+		if r.TrainedSteps > 0 {
+			trained = strconv.Itoa(r.TrainedSteps)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %.2f (%.2f) | %.3f (%.3f) | %s | %s |\n", r.Label, trained, r.Samples, pct(r.Accuracy),
+			r.IS, r.RealIS, r.FD, r.RealFD, ratio(r.FD, r.RealFD), pct(r.KNN))
 	}
 	if out != "" {
 		if err := os.MkdirAll(out, 0o755); err != nil {
