@@ -2,8 +2,10 @@
 # The study, reproducible: trains, exports and evaluates every method on the
 # same data and budget, then tabulates them with `condiff compare`.
 #   scripts/study.sh OUT DATA CLASSES SIZE STEPS
-# e.g. scripts/study.sh out/study-fashion fashion-mnist trouser,bag 16 300
-#      scripts/study.sh out/study-mnist mnist "" 32 4000
+# e.g. scripts/study.sh out/study-fashion fashion-mnist trouser,bag 32 300
+#      STUDY_JUDGE=models/pretrained/mnist-clf.onnx scripts/study.sh out/study-mnist mnist "" 32 600
+# STUDY_JUDGE: an existing independent classifier to judge with (default: one
+# trained here, 600 steps); STUDY_N_PER_CLASS: samples per class (default 50).
 set -euo pipefail
 out=${1:?out dir}; data=${2:?dataset}; classes=${3-}; size=${4:-32}; steps=${5:-1000}
 bin="${CONDIFF_BIN:-bin/condiff}"
@@ -24,7 +26,10 @@ run() { # name, train flags...
   "$bin" export --run "$out/$name" --out "$out/$name.onnx"
 }
 # Two classifiers: one to guide M_AC (frozen), an independent one to judge.
-for c in clf-ac:11 clf-judge:12; do
+judge="${STUDY_JUDGE:-$out/clf-judge.onnx}"
+clfs=(clf-ac:11)
+[ -n "${STUDY_JUDGE-}" ] || clfs+=(clf-judge:12)
+for c in "${clfs[@]}"; do
   name=${c%%:*}; seed=${c##*:}
   [ -f "$out/$name.onnx" ] || { "$bin" train-classifier --data "$data" ${classes:+--classes "$classes"} --size "$size" --base 16 --batch 64 \
       --lr 2e-3 --steps 600 --seed "$seed" --out "$out/$name"; "$bin" export --run "$out/$name" --out "$out/$name.onnx"; }
@@ -39,7 +44,7 @@ run ac-joint-cfg --variant ac --cfg-drop 0.1
 reports=()
 ev() { # model, guidance, label
   local dir="$out/eval-$3"
-  "$bin" eval --model "$out/$1.onnx" --classifier "$out/clf-judge.onnx" "${evalargs[@]}" --guidance "$2" --run "$out/$1" --out "$dir"
+  "$bin" eval --model "$out/$1.onnx" --classifier "$judge" "${evalargs[@]}" --guidance "$2" --run "$out/$1" --out "$dir"
   reports+=("$dir/report.json")
 }
 for m in uncond cbn-batch cbn-group ac-frozen ac-joint; do ev "$m" 0 "$m"; done
