@@ -205,14 +205,16 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	report.Model, report.Sampler, report.Steps, report.Guidance = manifest.Model, manifest.Sampler, manifest.Steps, manifest.Guidance
 	report.Classifier, report.Samples = o.Classifier, len(samples.labels)
 	report.Label = strings.TrimSuffix(filepath.Base(manifest.Model), filepath.Ext(manifest.Model))
-	if manifest.Guidance != 0 {
-		report.Label += fmt.Sprintf(" w=%g", manifest.Guidance)
-	}
-	conditional := true
+	conditional, guidable := true, manifest.Guidance != 0
 	if md, err := infer.ReadMetadata(manifest.Model); err == nil {
 		report.Train = json.RawMessage(md["condiff.train"])
 		report.TrainedSteps, _ = strconv.Atoi(md["condiff.step"])
 		conditional = md["condiff.variant"] != "uncond"
+		_, hasNull := md["condiff.null_class"]
+		guidable = guidable || hasNull
+	}
+	if guidable { // a guidance-ready model says which weight it was sampled at, 0 included
+		report.Label += fmt.Sprintf(" w=%g", manifest.Guidance)
 	}
 
 	// Real held-out images, two disjoint subsets of the samples' size.
