@@ -6,6 +6,7 @@ package train
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,6 +50,9 @@ type Options struct {
 	// StopAfter, if > 0, ends the run after this many steps of this call
 	// (the checkpoint is written as at the end); for resume tests.
 	StopAfter int
+	// Context, when cancelled (Ctrl-C), ends the run after the current step
+	// with a checkpoint of that step; Run then returns ErrInterrupted.
+	Context context.Context
 }
 
 // LogEntry is one line of the JSONL log.
@@ -59,6 +63,10 @@ type LogEntry struct {
 	Aux     float64 `json:"aux,omitempty"`
 	ImgPerS float64 `json:"img_per_s"`
 }
+
+// ErrInterrupted is returned when Options.Context was cancelled; the
+// checkpoint holds the last completed step and --resume continues from it.
+var ErrInterrupted = errors.New("interrupted")
 
 // ErrDiverged is returned when the loss becomes NaN or Inf.
 var ErrDiverged = errors.New("loss is not finite")
@@ -251,9 +259,20 @@ func loop(o Options, ck *Checkpoint, ds *data.Set, ckPath string) (*Checkpoint, 
 	start := time.Now()
 	segStart, segSteps := time.Now(), 0
 	done := 0
-	for ck.Step < ck.Info.Steps {
+	stop := make(<-chan struct{}) // never closes
+	if o.Context != nil {
+		stop = o.Context.Done()
+	}
+	interrupted := false
+	for ck.Step < ck.Info.Steps && !interrupted {
 		if o.StopAfter > 0 && done >= o.StopAfter {
 			break
+		}
+		select {
+		case <-stop:
+			interrupted = true
+			continue
+		default:
 		}
 		stepStart := time.Now()
 		// Draw the batch: images, labels, timesteps, noise, label dropout.
@@ -345,6 +364,9 @@ func loop(o Options, ck *Checkpoint, ds *data.Set, ckPath string) (*Checkpoint, 
 	}
 	if bar != nil {
 		_ = bar.Finish()
+	}
+	if interrupted {
+		return ck, fmt.Errorf("train: %w at step %d of %d; checkpoint %s holds it, --resume continues", ErrInterrupted, ck.Step, ck.Info.Steps, ckPath)
 	}
 	if o.Log != nil {
 		fmt.Fprintf(o.Log, "train: %s: step %d/%d in %s (%.1f img/s), checkpoint %s\n", cfg.Kind, ck.Step, ck.Info.Steps,

@@ -1,12 +1,14 @@
 package train
 
 import (
+	"context"
 	"errors"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/condiff/condiff/data"
 	"github.com/condiff/condiff/models"
@@ -190,5 +192,64 @@ func TestDivergenceKeepsCheckpoint(t *testing.T) {
 	ck, err := Load(o.Out)
 	if err != nil || ck.Step != 10 {
 		t.Fatalf("checkpoint: step %v, %v", ck, err)
+	}
+}
+
+// TestInterruptKeepsStep cancels a run's context while it trains: the run
+// stops after the step in progress, its checkpoint holds exactly the steps in
+// the log, and resuming from it gives the same weights as a run that was
+// never interrupted.
+func TestInterruptKeepsStep(t *testing.T) {
+	o := tinyOptions(t, models.CBN, models.GroupNorm)
+	o.Steps, o.CFGDrop = 1000, 0.2
+	ctx, cancel := context.WithCancel(context.Background())
+	o.Context = ctx
+	type result struct {
+		ck  *Checkpoint
+		err error
+	}
+	res := make(chan result, 1)
+	go func() { ck, err := Run(o); res <- result{ck, err} }()
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		if l, _ := ReadLog(o.Out); len(l) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no 3 logged steps within 2 minutes")
+		}
+	}
+	cancel()
+	r := <-res
+	if !errors.Is(r.err, ErrInterrupted) || !strings.Contains(r.err.Error(), "--resume") {
+		t.Fatalf("err = %v, want ErrInterrupted telling how to continue", r.err)
+	}
+	k := r.ck.Step
+	if k < 3 || k >= o.Steps {
+		t.Fatalf("stopped at step %d, want ≥ 3 and < %d", k, o.Steps)
+	}
+	saved, err := Load(o.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := ReadLog(o.Out); saved.Step != k || len(l) != k {
+		t.Fatalf("checkpoint step %d, log %d lines, run stopped at %d: want all equal", saved.Step, len(l), k)
+	}
+
+	resumed := o
+	resumed.Context, resumed.Resume, resumed.StopAfter = nil, true, 2
+	b, err := Run(resumed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	straight := o
+	straight.Out, straight.Context, straight.StopAfter = t.TempDir(), nil, k+2
+	a, err := Run(straight)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, arr := range a.Params {
+		if !slicesEqual(arr.Data, b.Params[name].Data) {
+			t.Fatalf("param %q differs between the straight run and the interrupted-then-resumed one", name)
+		}
 	}
 }

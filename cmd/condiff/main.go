@@ -157,6 +157,9 @@ func cmdTrain(args []string, kind string) error {
 	if *norm != "" {
 		o.Model.Norm = *norm
 	}
+	ctx, stop := interruptible()
+	defer stop()
+	o.Context = ctx
 	_, err := train.Run(o)
 	if skipped > 0 {
 		fmt.Fprintf(os.Stderr, "condiff train: skipped %d unreadable images\n", skipped)
