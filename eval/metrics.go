@@ -344,3 +344,14 @@ func TSNE(x []float32, d int, perplexity float64, iters int, seed uint64) []floa
 func randPerm(n int, seed uint64) []int {
 	return rand.New(rand.NewPCG(seed, 0x7065726d)).Perm(n)
 }
+
+// Spread returns min(n, k) indices in [0, n), increasing and evenly spaced, so
+// that a subset of a set stored class by class still holds every class.
+func Spread(n, k int) []int {
+	k = min(n, k)
+	idx := make([]int, k)
+	for i := range idx {
+		idx[i] = i * n / k
+	}
+	return idx
+}

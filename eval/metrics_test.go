@@ -96,3 +96,24 @@ func TestTSNEDeterministicAndSeparates(t *testing.T) {
 		t.Fatalf("random labels: separability %.2f, expected near chance (1/3)", s)
 	}
 }
+
+func TestSpread(t *testing.T) {
+	// 500 samples stored class by class, 50 each: a 400-subset must hold all
+	// ten classes, 40 of each.
+	counts := map[int]int{}
+	idx := Spread(500, 400)
+	for j, i := range idx {
+		if j > 0 && i <= idx[j-1] || i < 0 || i >= 500 {
+			t.Fatalf("index %d = %d: not increasing within [0, 500)", j, i)
+		}
+		counts[i/50]++
+	}
+	for c := 0; c < 10; c++ {
+		if counts[c] != 40 {
+			t.Errorf("class %d has %d of the 400, want 40", c, counts[c])
+		}
+	}
+	if got := Spread(7, 400); len(got) != 7 || got[6] != 6 {
+		t.Errorf("Spread(7, 400) = %v, want 0..6", got)
+	}
+}

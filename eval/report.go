@@ -282,16 +282,24 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 		copy(samples.labels, pred) // colour the t-SNE by predicted class
 	}
 
-	// t-SNE of samples and real images together (at most 400 of each).
-	ns, nr := min(len(samples.labels), 400), min(n, 400)
-	joint := append(append([]float32(nil), sf[:ns*dim]...), af[:nr*dim]...)
+	// t-SNE of samples and real images together (at most 400 of each, spread
+	// evenly over the sets: samples are stored class by class).
+	var joint []float32
+	var sLab, rLab []int
+	for _, i := range Spread(len(samples.labels), 400) {
+		joint, sLab = append(joint, sf[i*dim:(i+1)*dim]...), append(sLab, samples.labels[i])
+	}
+	for _, i := range Spread(n, 400) {
+		joint, rLab = append(joint, af[i*dim:(i+1)*dim]...), append(rLab, labA[i])
+	}
+	ns := len(sLab)
 	y := TSNE(joint, dim, 30, 500, o.Seed)
-	report.KNN = Num(KNNSeparability(y[:2*ns], samples.labels[:ns], 5))
+	report.KNN = Num(KNNSeparability(y[:2*ns], sLab, 5))
 	if !conditional {
 		report.KNN = Num(math.NaN())
 	}
-	report.RealKNN = Num(KNNSeparability(y[2*ns:], labA[:nr], 5))
-	if err := plotTSNE(filepath.Join(o.Out, "tsne.png"), y, samples.labels[:ns], labA[:nr], clf.Info.ClassNames, float64(report.KNN)); err != nil {
+	report.RealKNN = Num(KNNSeparability(y[2*ns:], rLab, 5))
+	if err := plotTSNE(filepath.Join(o.Out, "tsne.png"), y, sLab, rLab, clf.Info.ClassNames, float64(report.KNN)); err != nil {
 		return nil, err
 	}
 	report.Files["tsne"] = "tsne.png"
@@ -422,6 +430,7 @@ func plotTSNE(path string, y []float64, sampleLabels, realLabels []int, names []
 			p.Legend.Add(names[c], s)
 		}
 	}
+	p.Legend.Top = true // ten or more entries run off the bottom of the canvas otherwise
 	return savePlot(p, path, 7*vg.Inch, 6*vg.Inch)
 }
 
