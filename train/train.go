@@ -259,20 +259,17 @@ func loop(o Options, ck *Checkpoint, ds *data.Set, ckPath string) (*Checkpoint, 
 	start := time.Now()
 	segStart, segSteps := time.Now(), 0
 	done := 0
-	stop := make(<-chan struct{}) // never closes
-	if o.Context != nil {
-		stop = o.Context.Done()
+	ctx := o.Context
+	if ctx == nil {
+		ctx = context.Background()
 	}
 	interrupted := false
-	for ck.Step < ck.Info.Steps && !interrupted {
+	for ck.Step < ck.Info.Steps {
 		if o.StopAfter > 0 && done >= o.StopAfter {
 			break
 		}
-		select {
-		case <-stop:
-			interrupted = true
-			continue
-		default:
+		if interrupted = ctx.Err() != nil; interrupted {
+			break
 		}
 		stepStart := time.Now()
 		// Draw the batch: images, labels, timesteps, noise, label dropout.
