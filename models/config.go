@@ -4,13 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-)
 
-// Variants of the denoiser.
-const (
-	Uncond = "uncond" // unconditional DDPM baseline
-	CBN    = "cbn"    // M_CBN: every norm scaled and shifted by class embeddings
-	AC     = "ac"     // M_AC: label map as an extra input channel (+ auxiliary classifier loss in training)
+	"github.com/condiff/condiff/contract"
 )
 
 // Norm kinds.
@@ -22,8 +17,8 @@ const (
 // Config is everything that builds a network. It travels inside checkpoints and
 // exported models, so a model can always be rebuilt from its artifact.
 type Config struct {
-	Kind         string   `json:"kind"`    // "denoiser" or "classifier"
-	Variant      string   `json:"variant"` // uncond, cbn, ac (denoiser only)
+	Kind         contract.Kind    `json:"kind"`
+	Variant      contract.Variant `json:"variant"` // denoiser only
 	Norm         string   `json:"norm"`    // batch or group
 	Groups       int      `json:"groups"`  // groups for group norm
 	Channels     int      `json:"channels"`
@@ -33,18 +28,18 @@ type Config struct {
 	NumResBlocks int      `json:"num_res_blocks"`
 	NumClasses   int      `json:"num_classes"`
 	ClassNames   []string `json:"class_names"`
-	NullClass    bool     `json:"null_class"` // a learned "no label" row at index NumClasses
+	NullClass    bool     `json:"null_class"` // a learned "no label" row at contract.NullLabel(NumClasses)
 }
 
 // DefaultDenoiser is the U-Net used when no architecture flag is given.
 func DefaultDenoiser() Config {
-	return Config{Kind: "denoiser", Variant: CBN, Norm: BatchNorm, Groups: 8, Channels: 1, ImageSize: 32,
+	return Config{Kind: contract.Denoiser, Variant: contract.CBN, Norm: BatchNorm, Groups: 8, Channels: 1, ImageSize: 32,
 		BaseChannels: 32, ChannelMult: []int{1, 2, 2}, NumResBlocks: 1}
 }
 
 // DefaultClassifier is the small convnet used for M_AC and evaluation.
 func DefaultClassifier() Config {
-	return Config{Kind: "classifier", Norm: GroupNorm, Groups: 8, Channels: 1, ImageSize: 32, BaseChannels: 32}
+	return Config{Kind: contract.Classifier, Norm: GroupNorm, Groups: 8, Channels: 1, ImageSize: 32, BaseChannels: 32}
 }
 
 // LabelRows is the number of rows of a label embedding table: the classes
@@ -57,7 +52,7 @@ func (c Config) LabelRows() int {
 }
 
 // Conditional reports whether the network takes a label input.
-func (c Config) Conditional() bool { return c.Kind == "denoiser" && c.Variant != Uncond }
+func (c Config) Conditional() bool { return c.Kind == contract.Denoiser && c.Variant != contract.Uncond }
 
 // Validate checks the config and says which field is wrong.
 func (c Config) Validate() error {
@@ -65,9 +60,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: %s: %s", field, fmt.Sprintf(format, a...))
 	}
 	switch c.Kind {
-	case "denoiser":
+	case contract.Denoiser:
 		switch c.Variant {
-		case Uncond, CBN, AC:
+		case contract.Uncond, contract.CBN, contract.AC:
 		default:
 			return bad("variant", "%q is not one of uncond, cbn, ac", c.Variant)
 		}
@@ -86,10 +81,10 @@ func (c Config) Validate() error {
 			return bad("image_size", "%d cannot be halved %d times by the U-Net (channel_mult %v); use a multiple of %d",
 				c.ImageSize, len(c.ChannelMult)-1, c.ChannelMult, div)
 		}
-		if c.NullClass && c.Variant == Uncond {
+		if c.NullClass && c.Variant == contract.Uncond {
 			return bad("null_class", "an unconditional model has no labels to drop")
 		}
-	case "classifier":
+	case contract.Classifier:
 		if c.Norm != GroupNorm {
 			return bad("norm", "a classifier uses group norm (it must not depend on batch statistics when it judges samples)")
 		}
@@ -120,7 +115,7 @@ func (c Config) Validate() error {
 			}
 		}
 	}
-	if c.Conditional() || c.Kind == "classifier" {
+	if c.Conditional() || c.Kind == contract.Classifier {
 		if c.NumClasses < 2 {
 			return bad("num_classes", "%d < 2", c.NumClasses)
 		}
@@ -133,7 +128,7 @@ func (c Config) Validate() error {
 
 // widths lists every channel count a normalised layer can have.
 func (c Config) widths() []int {
-	if c.Kind == "classifier" {
+	if c.Kind == contract.Classifier {
 		return []int{c.BaseChannels, 2 * c.BaseChannels, 4 * c.BaseChannels}
 	}
 	var w []int
@@ -152,4 +147,49 @@ func ParseConfig(b []byte) (Config, error) {
 		return c, fmt.Errorf("config: %w", err)
 	}
 	return c, c.Validate()
+}
+
+// Contract describes the network as the model contract's metadata does, with
+// the config itself in Info.Config so the network can be rebuilt from the
+// file. The schedule, step and training record are the exporter's to add.
+func (c Config) Contract() contract.Info {
+	cfg, _ := json.Marshal(c)
+	in := contract.Info{Kind: c.Kind, NumClasses: c.NumClasses, ClassNames: c.ClassNames, ImageSize: c.ImageSize,
+		Channels: c.Channels, Config: cfg}
+	if c.Kind == contract.Denoiser {
+		in.Variant, in.HasNull = c.Variant, c.NullClass
+	}
+	return in
+}
+
+// FromContract rebuilds the config a model's metadata carries
+// (contract.KeyConfig) and checks that it agrees with the rest of the
+// metadata. ok is false when the model carries no config (a model exported
+// by another tool).
+func FromContract(file string, in contract.Info) (c Config, ok bool, err error) {
+	if len(in.Config) == 0 {
+		return c, false, nil
+	}
+	if c, err = ParseConfig(in.Config); err != nil {
+		return c, true, fmt.Errorf("%s: metadata %q: %w", file, contract.KeyConfig, err)
+	}
+	want := c.Contract()
+	disagree := func(what string, meta, cfg any) error {
+		return fmt.Errorf("%s: metadata %q says %s %v, the rest of the metadata %v", file, contract.KeyConfig, what, cfg, meta)
+	}
+	switch {
+	case want.Kind != in.Kind:
+		return c, true, disagree("kind", in.Kind, want.Kind)
+	case want.Variant != in.Variant:
+		return c, true, disagree("variant", in.Variant, want.Variant)
+	case want.NumClasses != in.NumClasses:
+		return c, true, disagree("num_classes", in.NumClasses, want.NumClasses)
+	case want.ImageSize != in.ImageSize:
+		return c, true, disagree("image_size", in.ImageSize, want.ImageSize)
+	case want.Channels != in.Channels:
+		return c, true, disagree("channels", in.Channels, want.Channels)
+	case want.HasNull != in.HasNull:
+		return c, true, disagree("null_class", in.HasNull, want.HasNull)
+	}
+	return c, true, nil
 }

@@ -3,6 +3,8 @@ package models
 import (
 	"strings"
 	"testing"
+
+	"github.com/condiff/condiff/contract"
 )
 
 // TestParamNames pins the parameter names of a small U-Net of each variant:
@@ -10,8 +12,8 @@ import (
 func TestParamNames(t *testing.T) {
 	cfg := DefaultDenoiser()
 	cfg.ChannelMult, cfg.NumClasses = []int{1, 2}, 3
-	want := map[string]string{
-		Uncond: "time.0.weight time.0.bias time.1.weight time.1.bias conv_in.weight conv_in.bias " +
+	want := map[contract.Variant]string{
+		contract.Uncond: "time.0.weight time.0.bias time.1.weight time.1.bias conv_in.weight conv_in.bias " +
 			"down.0.res.0.norm1.gamma down.0.res.0.norm1.beta down.0.res.0.conv1.weight down.0.res.0.conv1.bias down.0.res.0.temb.weight down.0.res.0.temb.bias down.0.res.0.norm2.gamma down.0.res.0.norm2.beta down.0.res.0.conv2.weight down.0.res.0.conv2.bias " +
 			"down.0.downsample.weight down.0.downsample.bias " +
 			"down.1.res.0.norm1.gamma down.1.res.0.norm1.beta down.1.res.0.conv1.weight down.1.res.0.conv1.bias down.1.res.0.temb.weight down.1.res.0.temb.bias down.1.res.0.norm2.gamma down.1.res.0.norm2.beta down.1.res.0.conv2.weight down.1.res.0.conv2.bias down.1.res.0.skip.weight down.1.res.0.skip.bias " +
@@ -24,14 +26,14 @@ func TestParamNames(t *testing.T) {
 	}
 	var names []string
 	uncond := cfg
-	uncond.Variant = Uncond
+	uncond.Variant = contract.Uncond
 	s, _ = Trace(uncond, 2)
 	names = names[:0]
 	for _, p := range s.Params {
 		names = append(names, p.Name)
 	}
 	joined := strings.Join(names, " ")
-	if !strings.HasPrefix(joined, want[Uncond]) {
+	if !strings.HasPrefix(joined, want[contract.Uncond]) {
 		t.Fatalf("uncond names changed:\n%s", joined)
 	}
 	if len(names) != 104 || names[len(names)-2] != "conv_out.weight" || names[len(names)-3] != "out.norm.beta" {
@@ -39,7 +41,7 @@ func TestParamNames(t *testing.T) {
 	}
 	// cbn: the same names, norm affines become class tables [K C].
 	c := cfg
-	c.Variant, c.NullClass = CBN, true
+	c.Variant, c.NullClass = contract.CBN, true
 	s, _ = Trace(c, 2)
 	for _, p := range s.Params {
 		if strings.HasSuffix(p.Name, ".gamma") && (len(p.Shape) != 2 || p.Shape[0] != 4) {
@@ -47,7 +49,7 @@ func TestParamNames(t *testing.T) {
 		}
 	}
 	// ac: one label map table [K H·W] first among the non-time weights.
-	c.Variant = AC
+	c.Variant = contract.AC
 	s, _ = Trace(c, 2)
 	if s.Params[4].Name != "label_map" || s.Params[4].Shape[1] != 32*32 || s.Params[5].Shape[1] != 2 {
 		t.Fatalf("ac: %v %v; conv_in %v", s.Params[4].Name, s.Params[4].Shape, s.Params[5].Shape)

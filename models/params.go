@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/condiff/condiff/contract"
 )
 
 // Array is a dense float32 tensor, row-major.
@@ -104,7 +106,7 @@ func (s *Shapes) GlobalMean(x T) T             { return shp(x)[:2] }
 func Trace(cfg Config, n int) (*Shapes, []int) {
 	s := &Shapes{}
 	x := []int{n, cfg.Channels, cfg.ImageSize, cfg.ImageSize}
-	if cfg.Kind == "classifier" {
+	if cfg.Kind == contract.Classifier {
 		logits, _ := Classifier{cfg}.Forward(s, x)
 		return s, shp(logits)
 	}

@@ -1,6 +1,10 @@
 package models
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/condiff/condiff/contract"
+)
 
 // Denoiser is the DDPM U-Net of Ho et al. (2020) without attention: a
 // sinusoidal time embedding through an MLP, residual blocks that add it,
@@ -22,7 +26,7 @@ func (d Denoiser) Forward(o Ops, x, t, y T) T {
 
 	h := x
 	in := c.Channels
-	if c.Variant == AC {
+	if c.Variant == contract.AC {
 		m := o.Gather(o.Param("label_map", []int{c.LabelRows(), c.ImageSize * c.ImageSize}, He(1, 0.5)), y) // [N H·W]
 		h = o.Concat(h, o.ToMap(m, c.ImageSize, c.ImageSize))                                               // [N C+1 H W]
 		in++
@@ -86,7 +90,7 @@ func (d Denoiser) resBlock(o Ops, name string, x, temb, y T, in, out int) T {
 func (d Denoiser) norm(o Ops, name string, x, y T, ch int) T {
 	c := d.Cfg
 	h := o.Normalize(x, name, c.Norm, c.Groups)
-	if c.Variant == CBN {
+	if c.Variant == contract.CBN {
 		g := o.Gather(o.Param(name+".gamma", []int{c.LabelRows(), ch}, Ones), y) // [N ch]
 		b := o.Gather(o.Param(name+".beta", []int{c.LabelRows(), ch}, Zeros), y) // [N ch]
 		return o.ScaleShift(h, g, b)

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/models"
 )
 
@@ -14,15 +15,16 @@ import (
 // map and the jointly trained classifier behind the auxiliary loss.
 func TestGradients(t *testing.T) {
 	for _, tc := range []struct {
-		variant, norm string
-		ac            bool
+		variant contract.Variant
+		norm    string
+		ac      bool
 		params        []string
 	}{
-		{models.CBN, models.BatchNorm, false, []string{"down.0.res.0.norm1.gamma", "down.1.res.0.norm2.beta", "up.1.res.0.conv1.weight", "time.0.weight", "conv_out.weight", "out.norm.gamma", "mid.res.0.conv1.bias", "down.0.downsample.weight"}},
-		{models.CBN, models.GroupNorm, false, []string{"down.0.res.0.norm1.gamma", "mid.res.0.norm2.beta", "conv_in.weight"}},
-		{models.AC, models.BatchNorm, true, []string{"label_map", "conv_out.weight", "clf.head.weight", "clf.stage.1.conv.weight"}},
+		{contract.CBN, models.BatchNorm, false, []string{"down.0.res.0.norm1.gamma", "down.1.res.0.norm2.beta", "up.1.res.0.conv1.weight", "time.0.weight", "conv_out.weight", "out.norm.gamma", "mid.res.0.conv1.bias", "down.0.downsample.weight"}},
+		{contract.CBN, models.GroupNorm, false, []string{"down.0.res.0.norm1.gamma", "mid.res.0.norm2.beta", "conv_in.weight"}},
+		{contract.AC, models.BatchNorm, true, []string{"label_map", "conv_out.weight", "clf.head.weight", "clf.stage.1.conv.weight"}},
 	} {
-		t.Run(tc.variant+"-"+tc.norm, func(t *testing.T) {
+		t.Run(string(tc.variant)+"-"+tc.norm, func(t *testing.T) {
 			cfg := models.DefaultDenoiser()
 			cfg.Variant, cfg.Norm, cfg.BaseChannels, cfg.ChannelMult, cfg.Groups, cfg.ImageSize, cfg.NumClasses = tc.variant, tc.norm, 8, []int{1, 2}, 4, 8, 3
 			w := models.InitParams(cfg, 5)
@@ -53,20 +55,14 @@ func TestGradients(t *testing.T) {
 			}
 			c1, c2 := []float32{1.2, 1.5, 2, 1.1}, []float32{0.6, 1.1, 1.7, 0.4}
 			for i := 0; i < 4; i++ {
-				gr.t.V[i], gr.y.V[i] = 100*i+7, i%3
-				if gr.acY != nil {
-					gr.acY.V[i] = (i + 1) % 3
+				gr.times[i], gr.labels[i] = 100*i+7, i%3
+				if gr.targets != nil {
+					gr.targets[i] = (i + 1) % 3
 				}
 			}
 			loss := func() float64 {
-				if err := letVec(gr.noise, append([]float32(nil), noise...)); err != nil {
-					t.Fatal(err)
-				}
-				if gr.c1 != nil {
-					letVec(gr.c1, append([]float32(nil), c1...))
-					letVec(gr.c2, append([]float32(nil), c2...))
-				}
-				if err := gr.run(append([]float32(nil), x...)); err != nil {
+				clone := func(v []float32) []float32 { return append([]float32(nil), v...) }
+				if err := gr.run(clone(x), clone(noise), clone(c1), clone(c2)); err != nil {
 					t.Fatal(err)
 				}
 				return scalar(gr.loss)

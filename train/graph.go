@@ -6,6 +6,7 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/models"
 )
 
@@ -18,8 +19,10 @@ type graph struct {
 	vm    G.VM
 	l     *lowering
 	x     *G.Node // [N C H W] input: x_t for a denoiser, images for a classifier
-	t     *Times
-	y     *Labels // conditioning labels (denoiser) or targets (classifier)
+	// Host values of the other inputs, bound by run: the timesteps (time
+	// embedding), the conditioning labels (label one-hot) and the
+	// cross-entropy targets (nil when the graph has no cross-entropy).
+	times, labels, targets []int
 	out   *G.Node // eps [N C H W] or logits [N K]
 	feat  *G.Node // classifier features [N D]
 	noise *G.Node // denoiser target [N C H W]
@@ -28,9 +31,8 @@ type graph struct {
 	aux   *G.Node // auxiliary CE (ac) or classifier CE
 	learn []*G.Node
 
-	// M_AC: x0_hat = x_t·c1 − eps·c2, judged by the classifier against onehot.
+	// M_AC: x0_hat = x_t·c1 − eps·c2, judged by the classifier against the targets.
 	c1, c2 *G.Node // [N 1 1 1]
-	acY    *Labels
 }
 
 // graphSpec says which graph to build.
@@ -55,18 +57,19 @@ func newGraph(s graphSpec) (gr *graph, err error) {
 	c := s.cfg
 	g := G.NewGraph()
 	l := newLowering(g, s.n, s.training, s.weights, s.stats)
-	gr = &graph{cfg: c, g: g, l: l, t: &Times{V: make([]int, s.n)}, y: &Labels{V: make([]int, s.n)}}
+	gr = &graph{cfg: c, g: g, l: l, times: make([]int, s.n), labels: make([]int, s.n)}
 	gr.x = G.NewTensor(g, tensor.Float32, 4, G.WithShape(s.n, c.Channels, c.ImageSize, c.ImageSize), G.WithName("x"))
 
-	if c.Kind == "classifier" {
+	if c.Kind == contract.Classifier {
 		logits, feat := models.Classifier{Cfg: c}.Forward(l, gr.x)
 		gr.out, gr.feat = node(logits), node(feat)
 		if s.training {
-			gr.aux = l.crossEntropy(gr.out, gr.y)
+			gr.targets = make([]int, s.n)
+			gr.aux = l.crossEntropy(gr.out)
 			gr.loss = gr.aux
 		}
 	} else {
-		gr.out = node(models.Denoiser{Cfg: c}.Forward(l, gr.x, gr.t, gr.y))
+		gr.out = node(models.Denoiser{Cfg: c}.Forward(l, gr.x, "t", "y")) // t and y: the lowering's own inputs
 		if s.training {
 			gr.noise = G.NewTensor(g, tensor.Float32, 4, G.WithShape(gr.out.Shape()...), G.WithName("noise"))
 			gr.mse = must(G.Mean(must(G.Square(must(G.Sub(gr.out, gr.noise))))))
@@ -81,8 +84,8 @@ func newGraph(s graphSpec) (gr *graph, err error) {
 				l.prefix = "clf."
 				logits, _ := models.Classifier{Cfg: *s.clf}.Forward(l, x0)
 				l.prefix = ""
-				gr.acY = &Labels{V: make([]int, s.n)}
-				gr.aux = l.crossEntropy(node(logits), gr.acY)
+				gr.targets = make([]int, s.n)
+				gr.aux = l.crossEntropy(node(logits))
 				gr.loss = must(G.Add(gr.mse, must(G.Mul(gr.aux, G.NewConstant(float32(s.acWeight))))))
 				if s.clfFrozen {
 					l.order = l.order[:denoiserParams]
@@ -104,22 +107,57 @@ func newGraph(s graphSpec) (gr *graph, err error) {
 	return gr, nil
 }
 
-// crossEntropy is the mean over the batch of −log softmax(logits)[label];
-// a label of -1 (a dropped label) contributes nothing.
-func (l *lowering) crossEntropy(logits *G.Node, y *Labels) *G.Node {
-	onehot := l.onehot(logits.Shape()[1], y, true)
+// crossEntropy is the mean over the batch of −log softmax(logits)[target],
+// the targets being the graph's target input; a target of -1 (a dropped
+// label) contributes nothing.
+func (l *lowering) crossEntropy(logits *G.Node) *G.Node {
+	l.target = G.NewMatrix(l.g, tensor.Float32, G.WithShape(l.n, logits.Shape()[1]), G.WithName("target_onehot"))
 	lsm := must(G.LogSoftMax(logits, 1))
-	s := must(G.Sum(must(G.HadamardProd(lsm, onehot))))
+	s := must(G.Sum(must(G.HadamardProd(lsm, l.target))))
 	return must(G.HadamardDiv(must(G.Neg(s)), G.NewConstant(float32(l.n))))
 }
 
-// run sets the image input, fills labels and times, and runs the graph once.
-func (gr *graph) run(x []float32) error {
-	if err := G.Let(gr.x, tensor.New(tensor.WithShape(gr.x.Shape()...), tensor.WithBacking(x))); err != nil {
+// run binds the inputs and runs the graph once: x, the training target
+// noise and the M_AC coefficients (each ignored when the graph lacks it),
+// and the time, label and target inputs from gr.times, gr.labels and
+// gr.targets.
+func (gr *graph) run(x, noise, c1, c2 []float32) error {
+	if err := letVec(gr.x, x); err != nil {
 		return err
 	}
-	if err := gr.l.fill(); err != nil {
-		return err
+	for _, in := range []struct {
+		n *G.Node
+		v []float32
+	}{{gr.noise, noise}, {gr.c1, c1}, {gr.c2, c2}} {
+		if in.n != nil {
+			if err := letVec(in.n, in.v); err != nil {
+				return err
+			}
+		}
+	}
+	l := gr.l
+	if l.temb != nil {
+		dim := l.temb.Shape()[1]
+		if err := letVec(l.temb, models.Sinusoid(gr.times, dim)); err != nil {
+			return err
+		}
+	}
+	for _, in := range []struct {
+		n       *G.Node
+		labels  []int
+		dropped bool
+	}{{l.yhot, gr.labels, false}, {l.target, gr.targets, true}} {
+		if in.n == nil {
+			continue
+		}
+		k := in.n.Shape()[1]
+		buf := make([]float32, l.n*k)
+		if err := oneHot(buf, k, in.labels, in.dropped); err != nil {
+			return err
+		}
+		if err := letVec(in.n, buf); err != nil {
+			return err
+		}
 	}
 	gr.vm.Reset()
 	return gr.vm.RunAll()
@@ -168,9 +206,9 @@ func Forward(cfg models.Config, weights, stats map[string]models.Array, x []floa
 		return nil, nil, fmt.Errorf("train: forward: %w", err)
 	}
 	defer gr.vm.Close()
-	copy(gr.t.V, t)
-	copy(gr.y.V, y)
-	if err := gr.run(append([]float32(nil), x...)); err != nil {
+	copy(gr.times, t)
+	copy(gr.labels, y)
+	if err := gr.run(append([]float32(nil), x...), nil, nil, nil); err != nil {
 		return nil, nil, fmt.Errorf("train: forward: %w", err)
 	}
 	out = append([]float32(nil), values(gr.out)...)

@@ -13,13 +13,6 @@ import (
 // normEps is the epsilon of every normalisation, in both lowerings.
 const normEps = 1e-5
 
-// Labels and Times are the host-side inputs of a gorgonia graph: the values
-// are set before each run and turned into one-hot / sinusoid tensors there.
-type Labels struct{ V []int }
-
-// Times holds the timesteps of a batch.
-type Times struct{ V []int }
-
 // bnStat is a batch norm's batch statistics in a training graph.
 type bnStat struct {
 	name  string
@@ -37,7 +30,11 @@ type lowering struct {
 	params   map[string]*G.Node
 	order    []string // parameter names in declaration order
 	bn       []bnStat
-	fills    []func() error // run before each step: one-hot labels, time embeddings
+
+	// The graph's inputs besides x, each one node however many layers use it.
+	temb   *G.Node // [N dim] sinusoidal embedding of the timesteps
+	yhot   *G.Node // [N K] one-hot of the conditioning labels, gathered by every class table
+	target *G.Node // [N K] one-hot of the cross-entropy targets (zero rows for dropped labels)
 }
 
 func newLowering(g *G.ExprGraph, n int, training bool, weights, stats map[string]models.Array) *lowering {
@@ -141,42 +138,29 @@ func (l *lowering) ScaleShift(x, gamma, beta models.T) models.T {
 	return must(G.BroadcastAdd(must(G.BroadcastHadamardProd(xn, g4, nil, []byte{2, 3})), b4, nil, []byte{2, 3}))
 }
 
-// Gather multiplies a one-hot [N K] of the labels by the table [K D].
+// Gather picks rows of table [K D] by the labels: the label input (one
+// one-hot [N K] node shared by every table) times the table.
 func (l *lowering) Gather(table, y models.T) models.T {
-	return must(G.Mul(l.onehot(node(table).Shape()[0], y.(*Labels), false), node(table)))
+	k := node(table).Shape()[0]
+	if l.yhot == nil {
+		l.yhot = G.NewMatrix(l.g, tensor.Float32, G.WithShape(l.n, k), G.WithName("y_onehot"))
+	}
+	if l.yhot.Shape()[1] != k {
+		panic(fmt.Sprintf("train: label tables of %d and %d rows in one graph", l.yhot.Shape()[1], k))
+	}
+	return must(G.Mul(l.yhot, node(table)))
 }
 
-// onehot is an [N k] input filled before each run from the labels; with
-// dropped, a label of -1 gives a zero row.
-func (l *lowering) onehot(k int, labels *Labels, dropped bool) *G.Node {
-	n := G.NewMatrix(l.g, tensor.Float32, G.WithShape(l.n, k), G.WithName(fmt.Sprintf("onehot.%d", len(l.fills))))
-	buf := tensor.New(tensor.WithShape(l.n, k), tensor.Of(tensor.Float32))
-	l.fills = append(l.fills, func() error {
-		d := buf.Data().([]float32)
-		clear(d)
-		for i, c := range labels.V {
-			if c == -1 && dropped {
-				continue
-			}
-			if c < 0 || c >= k {
-				return fmt.Errorf("label %d of sample %d is out of 0..%d", c, i, k-1)
-			}
-			d[i*k+c] = 1
-		}
-		return G.Let(n, buf)
-	})
-	return n
-}
-
+// TimeEmbedding is the graph's time input: the sinusoids of the timesteps,
+// computed on the host (models.Sinusoid) when the inputs are bound.
 func (l *lowering) TimeEmbedding(t models.T, dim int) models.T {
-	times := t.(*Times)
-	e := G.NewMatrix(l.g, tensor.Float32, G.WithShape(l.n, dim), G.WithName("time_embedding"))
-	buf := tensor.New(tensor.WithShape(l.n, dim), tensor.Of(tensor.Float32))
-	l.fills = append(l.fills, func() error {
-		copy(buf.Data().([]float32), models.Sinusoid(times.V, dim))
-		return G.Let(e, buf)
-	})
-	return e
+	if l.temb == nil {
+		l.temb = G.NewMatrix(l.g, tensor.Float32, G.WithShape(l.n, dim), G.WithName("time_embedding"))
+	}
+	if l.temb.Shape()[1] != dim {
+		panic(fmt.Sprintf("train: time embeddings of width %d and %d in one graph", l.temb.Shape()[1], dim))
+	}
+	return l.temb
 }
 
 func (l *lowering) ToMap(x models.T, h, w int) models.T {
@@ -197,12 +181,18 @@ func meanAxes(x *G.Node, axes []int) *G.Node {
 	return must(G.HadamardDiv(x, G.NewConstant(float32(count))))
 }
 
-// fill runs the per-step input fillers.
-func (l *lowering) fill() error {
-	for _, f := range l.fills {
-		if err := f(); err != nil {
-			return err
+// oneHot writes the one-hot rows of labels into d [len(labels) k]; with
+// dropped, a label of -1 gives a zero row.
+func oneHot(d []float32, k int, labels []int, dropped bool) error {
+	clear(d)
+	for i, c := range labels {
+		if c == -1 && dropped {
+			continue
 		}
+		if c < 0 || c >= k {
+			return fmt.Errorf("label %d of sample %d is out of 0..%d", c, i, k-1)
+		}
+		d[i*k+c] = 1
 	}
 	return nil
 }

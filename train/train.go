@@ -1,11 +1,16 @@
-// Package train lowers condiff's networks to gorgonia and trains them:
-// epsilon-prediction MSE for denoisers (plus the M_AC auxiliary loss),
-// cross-entropy for classifiers, Adam, gradient clipping, EMA, resumable
-// checkpoints written atomically.
+// Package train trains condiff's networks on gorgonia: epsilon-prediction
+// MSE for denoisers (plus the M_AC auxiliary loss), cross-entropy for
+// classifiers, Adam, gradient clipping, EMA, resumable checkpoints written
+// atomically. It is the only package that imports gorgonia.
+//
+// Files: train.go (the run: options, checkpoint set-up, the loop), step.go
+// (one optimisation step, shared with the throughput bench), optim.go
+// (Adam, clipping, EMA, running statistics), graph.go (the compiled graph
+// and its inputs), lower.go (models.Ops on gorgonia), ops.go and conv.go
+// (custom gorgonia ops), throughput.go (the bench).
 package train
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,18 +20,16 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
-
+	"github.com/condiff/condiff/checkpoint"
+	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/data"
+	"github.com/condiff/condiff/diffusion"
+	"github.com/condiff/condiff/internal/field"
+	"github.com/condiff/condiff/internal/progress"
 	"github.com/condiff/condiff/models"
-	"github.com/condiff/condiff/schedule"
 )
-
-// LogFile is the JSONL training log inside a run directory.
-const LogFile = "log.jsonl"
 
 // Options configure a training run. Defaults live in cmd/condiff's flags.
 type Options struct {
@@ -34,18 +37,18 @@ type Options struct {
 	Resume    bool
 	Model     models.Config // architecture (Kind selects denoiser or classifier)
 	Data      data.Options
-	Steps     int
+	Steps     int // total optimisation steps; 0 on Resume keeps the checkpoint's target
 	Batch     int
 	LR        float64
 	Seed      uint64
-	Schedule  schedule.Spec
+	Schedule  diffusion.Spec
 	CFGDrop   float64
 	ACWeight  float64
 	ACClf     string // frozen classifier run or checkpoint; empty: train jointly
 	EMADecay  float64
 	GradClip  float64
 	SaveEvery int
-	Progress  io.Writer // progress bar; nil for none
+	Progress  io.Writer // progress display; nil for none
 	Log       io.Writer // one-line messages; nil for none
 	// StopAfter, if > 0, ends the run after this many steps of this call
 	// (the checkpoint is written as at the end); for resume tests.
@@ -55,57 +58,52 @@ type Options struct {
 	Context context.Context
 }
 
-// LogEntry is one line of the JSONL log.
-type LogEntry struct {
-	Step    int     `json:"step"`
-	Loss    float64 `json:"loss"`
-	MSE     float64 `json:"mse,omitempty"`
-	Aux     float64 `json:"aux,omitempty"`
-	ImgPerS float64 `json:"img_per_s"`
-}
-
 // ErrInterrupted is returned when Options.Context was cancelled; the
-// checkpoint holds the last completed step and --resume continues from it.
+// checkpoint holds the last completed step and Resume continues from it.
 var ErrInterrupted = errors.New("interrupted")
 
 // ErrDiverged is returned when the loss becomes NaN or Inf.
 var ErrDiverged = errors.New("loss is not finite")
 
+func bad(fieldName string, value any, format string, a ...any) error {
+	return field.Errorf("train", fieldName, value, format, a...)
+}
+
 // Run trains (or resumes) a run and returns its final checkpoint.
-func Run(o Options) (*Checkpoint, error) {
-	if o.Steps < 1 {
-		return nil, fmt.Errorf("train: --steps %d < 1", o.Steps)
+func Run(o Options) (*checkpoint.Checkpoint, error) {
+	if o.Steps < 1 && !(o.Resume && o.Steps == 0) {
+		return nil, bad("Steps", o.Steps, "must be >= 1")
 	}
 	if o.Batch < 2 {
-		return nil, fmt.Errorf("train: --batch %d < 2 (batch statistics need two samples)", o.Batch)
+		return nil, bad("Batch", o.Batch, "must be >= 2 (batch statistics need two samples)")
 	}
 	if !(o.LR > 0) {
-		return nil, fmt.Errorf("train: --lr %g must be > 0", o.LR)
+		return nil, bad("LR", o.LR, "must be > 0")
 	}
-	if o.CFGDrop < 0 || o.CFGDrop >= 1 {
-		return nil, fmt.Errorf("train: --cfg-drop %g is out of [0, 1)", o.CFGDrop)
+	if !(o.CFGDrop >= 0 && o.CFGDrop < 1) {
+		return nil, bad("CFGDrop", o.CFGDrop, "out of [0, 1)")
 	}
-	if o.ACWeight < 0 {
-		return nil, fmt.Errorf("train: --ac-weight %g < 0", o.ACWeight)
+	if !(o.ACWeight >= 0) {
+		return nil, bad("ACWeight", o.ACWeight, "must be >= 0")
 	}
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
-		return nil, fmt.Errorf("train: --out: %w", err)
+		return nil, bad("Out", o.Out, "%v", err)
 	}
-	ckPath := filepath.Join(o.Out, CheckpointFile)
-	var ck *Checkpoint
+	ckPath := filepath.Join(o.Out, checkpoint.File)
+	var ck *checkpoint.Checkpoint
 	if o.Resume {
 		var err error
-		if ck, err = Load(ckPath); err != nil {
-			return nil, fmt.Errorf("train: --resume: %w", err)
+		if ck, err = checkpoint.Load(ckPath); err != nil {
+			return nil, fmt.Errorf("train: resume: %w", err)
 		}
-		if err := truncateLog(filepath.Join(o.Out, LogFile), ck.Step); err != nil {
+		if err := checkpoint.TruncateLog(filepath.Join(o.Out, checkpoint.LogFile), ck.Step); err != nil {
 			return nil, err
 		}
-		if ck.Info.Steps != o.Steps && o.Steps > 0 {
+		if o.Steps > 0 {
 			ck.Info.Steps = o.Steps // a resumed run may be extended
 		}
 	} else if _, err := os.Stat(ckPath); err == nil {
-		return nil, fmt.Errorf("train: %s already holds a checkpoint; pass --resume to continue it or choose another --out", o.Out)
+		return nil, bad("Out", o.Out, "already holds a checkpoint; resume it or choose another directory")
 	}
 
 	dsOpt := o.Data
@@ -129,59 +127,73 @@ func Run(o Options) (*Checkpoint, error) {
 }
 
 // newCheckpoint initialises a fresh run.
-func newCheckpoint(o Options, ds *data.Set) (*Checkpoint, error) {
+func newCheckpoint(o Options, ds *data.Set) (*checkpoint.Checkpoint, error) {
 	cfg := o.Model
 	cfg.ImageSize, cfg.Channels = ds.Size, ds.C
 	cfg.NumClasses, cfg.ClassNames = len(ds.ClassNames), ds.ClassNames
-	if cfg.Kind == "denoiser" {
+	if cfg.Kind == contract.Denoiser {
 		cfg.NullClass = o.CFGDrop > 0
-		if cfg.Variant == models.Uncond && o.CFGDrop > 0 {
-			return nil, fmt.Errorf("train: --cfg-drop needs a conditional --variant (cbn or ac)")
+		if cfg.Variant == contract.Uncond && o.CFGDrop > 0 {
+			return nil, bad("CFGDrop", o.CFGDrop, "label dropout needs a conditional variant (cbn or ac)")
 		}
-		if cfg.Variant != models.AC && (o.ACWeight > 0 || o.ACClf != "") {
-			return nil, fmt.Errorf("train: --ac-weight and --ac-classifier need --variant ac")
+		if cfg.Variant != contract.AC && o.ACClf != "" {
+			return nil, bad("ACClf", o.ACClf, "an auxiliary classifier needs variant ac")
+		}
+		if cfg.Variant != contract.AC && o.ACWeight > 0 {
+			return nil, bad("ACWeight", o.ACWeight, "an auxiliary classifier needs variant ac")
 		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	if _, err := o.Schedule.Build(); err != nil && cfg.Kind == "denoiser" {
+	if _, err := o.Schedule.Build(); err != nil && cfg.Kind == contract.Denoiser {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	ck := &Checkpoint{Config: cfg, Info: Info{Dataset: o.Data.Name, Classes: o.Data.Classes, Steps: o.Steps, Batch: o.Batch,
+	ck := &checkpoint.Checkpoint{Config: cfg, Info: checkpoint.TrainInfo{Dataset: o.Data.Name, Classes: o.Data.Classes, Steps: o.Steps, Batch: o.Batch,
 		LR: o.LR, Seed: o.Seed, Norm: cfg.Norm, CFGDrop: o.CFGDrop, Schedule: o.Schedule, EMADecay: o.EMADecay, GradClip: o.GradClip}}
 	ck.Params = models.InitParams(cfg, o.Seed)
 	ck.Stats = models.InitNormStats(cfg)
-	if cfg.Variant == models.AC && cfg.Kind == "denoiser" && o.ACWeight > 0 {
-		ck.Info.ACWeight = o.ACWeight
-		var clf map[string]models.Array
-		var clfCfg models.Config
+	if cfg.Variant == contract.AC && cfg.Kind == contract.Denoiser && o.ACWeight > 0 {
+		var frozen *checkpoint.Checkpoint
 		if o.ACClf != "" {
-			c, err := Load(o.ACClf)
+			c, err := checkpoint.Load(o.ACClf)
 			if err != nil {
-				return nil, fmt.Errorf("train: --ac-classifier: %w", err)
+				return nil, fmt.Errorf("train: ac classifier: %w", err)
 			}
-			if c.Config.Kind != "classifier" || c.Config.NumClasses != cfg.NumClasses || c.Config.ImageSize != cfg.ImageSize || c.Config.Channels != cfg.Channels {
-				return nil, fmt.Errorf("train: --ac-classifier %s: a %s for %d classes at %d×%d×%d does not fit this %d-class %d×%d×%d data",
-					o.ACClf, c.Config.Kind, c.Config.NumClasses, c.Config.Channels, c.Config.ImageSize, c.Config.ImageSize,
+			if c.Config.Kind != contract.Classifier || c.Config.NumClasses != cfg.NumClasses || c.Config.ImageSize != cfg.ImageSize || c.Config.Channels != cfg.Channels {
+				return nil, bad("ACClf", o.ACClf, "a %s for %d classes at %d×%d×%d does not fit this %d-class %d×%d×%d data",
+					c.Config.Kind, c.Config.NumClasses, c.Config.Channels, c.Config.ImageSize, c.Config.ImageSize,
 					cfg.NumClasses, cfg.Channels, cfg.ImageSize, cfg.ImageSize)
 			}
-			clf, clfCfg, ck.Info.ACMode = c.EMA, c.Config, "frozen"
-		} else {
-			clfCfg = models.DefaultClassifier()
-			clfCfg.ImageSize, clfCfg.Channels, clfCfg.NumClasses, clfCfg.ClassNames = cfg.ImageSize, cfg.Channels, cfg.NumClasses, cfg.ClassNames
-			clf, ck.Info.ACMode = models.InitParams(clfCfg, o.Seed+1), "joint"
+			frozen = c
 		}
-		for k, v := range clf {
-			ck.Params["clf."+k] = v.Clone()
-		}
-		ck.Info.ClfConfig = &clfCfg
+		addClassifier(ck, o.ACWeight, frozen, o.Seed+1)
 	}
 	ck.EMA = cloneMap(ck.Params)
 	ck.AdamM, ck.AdamV = zerosLike(ck.Params), zerosLike(ck.Params)
 	rng := rand.NewPCG(o.Seed, 0x747261696e)
 	ck.RNG, _ = rng.MarshalBinary()
 	return ck, nil
+}
+
+// addClassifier gives an M_AC run its auxiliary classifier: the EMA weights
+// of frozen, or (frozen nil) a fresh default classifier trained jointly,
+// initialised from seed. Its weights are "clf."-prefixed in ck.Params.
+func addClassifier(ck *checkpoint.Checkpoint, weight float64, frozen *checkpoint.Checkpoint, seed uint64) {
+	cfg := ck.Config
+	var clf map[string]models.Array
+	var clfCfg models.Config
+	if frozen != nil {
+		clf, clfCfg, ck.Info.ACMode = frozen.EMA, frozen.Config, "frozen"
+	} else {
+		clfCfg = models.DefaultClassifier()
+		clfCfg.ImageSize, clfCfg.Channels, clfCfg.NumClasses, clfCfg.ClassNames = cfg.ImageSize, cfg.Channels, cfg.NumClasses, cfg.ClassNames
+		clf, ck.Info.ACMode = models.InitParams(clfCfg, seed), "joint"
+	}
+	for k, v := range clf {
+		ck.Params["clf."+k] = v.Clone()
+	}
+	ck.Info.ACWeight, ck.Info.ClfConfig = weight, &clfCfg
 }
 
 func cloneMap(m map[string]models.Array) map[string]models.Array {
@@ -201,7 +213,7 @@ func zerosLike(m map[string]models.Array) map[string]models.Array {
 }
 
 // loop runs the training steps from ck.Step to ck.Info.Steps.
-func loop(o Options, ck *Checkpoint, ds *data.Set, ckPath string) (*Checkpoint, error) {
+func loop(o Options, ck *checkpoint.Checkpoint, ds *data.Set, ckPath string) (*checkpoint.Checkpoint, error) {
 	cfg := ck.Config
 	if ds.C != cfg.Channels || ds.Size != cfg.ImageSize || len(ds.ClassNames) != cfg.NumClasses {
 		return nil, fmt.Errorf("train: dataset %s (%d classes, %d×%d×%d) does not match the checkpoint's config", ds.Name, len(ds.ClassNames), ds.C, ds.Size, ds.Size)
@@ -210,50 +222,31 @@ func loop(o Options, ck *Checkpoint, ds *data.Set, ckPath string) (*Checkpoint, 
 	if ck.Info.Batch > 0 {
 		B = ck.Info.Batch
 	}
-	spec := graphSpec{cfg: cfg, n: B, training: true, weights: ck.Params, stats: ck.Stats}
-	if ck.Info.ClfConfig != nil {
-		spec.clf, spec.acWeight, spec.clfFrozen = ck.Info.ClfConfig, ck.Info.ACWeight, ck.Info.ACMode == "frozen"
-	}
-	gr, err := newGraph(spec)
+	tr, err := newTrainer(ck, B)
 	if err != nil {
-		return nil, fmt.Errorf("train: build graph: %w", err)
+		return nil, err
 	}
-	var sched *schedule.Schedule
-	if cfg.Kind == "denoiser" {
-		if sched, err = ck.Info.Schedule.Build(); err != nil {
-			return nil, fmt.Errorf("train: %w", err)
-		}
-	}
+	defer tr.close()
 	pcg := &rand.PCG{}
 	if err := pcg.UnmarshalBinary(ck.RNG); err != nil {
 		return nil, fmt.Errorf("train: checkpoint RNG state: %w", err)
 	}
 	rng := rand.New(pcg)
 
-	logf, err := os.OpenFile(filepath.Join(o.Out, LogFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	logf, err := os.OpenFile(filepath.Join(o.Out, checkpoint.LogFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("train: log: %w", err)
 	}
 	defer logf.Close()
 
-	names := make([]string, len(gr.learn))
-	for i, p := range gr.learn {
-		names[i] = p.Name()
-	}
-	opt := adam{lr: ck.Info.LR, m: ck.AdamM, v: ck.AdamV}
-	D := cfg.Channels * cfg.ImageSize * cfg.ImageSize
-	x := make([]float32, B*D)
-	noise := make([]float32, B*D)
-	c1, c2 := make([]float32, B), make([]float32, B)
-
-	var bar *progressbar.ProgressBar
-	if o.Progress != nil {
-		bar = progressbar.NewOptions(ck.Info.Steps, progressbar.OptionSetWriter(o.Progress),
-			progressbar.OptionSetDescription("train"), progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true),
-			progressbar.OptionSetWidth(24), progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish())
-		_ = bar.Set(ck.Step)
-	}
+	bar := progress.New(o.Progress, ck.Info.Steps, "train")
+	bar.Set(ck.Step)
 	save := func() error {
+		b, err := pcg.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		ck.RNG = b
 		return ck.Save(ckPath)
 	}
 	start := time.Now()
@@ -272,98 +265,36 @@ func loop(o Options, ck *Checkpoint, ds *data.Set, ckPath string) (*Checkpoint, 
 			break
 		}
 		stepStart := time.Now()
-		// Draw the batch: images, labels, timesteps, noise, label dropout.
-		for i := 0; i < B; i++ {
-			j := rng.IntN(ds.N)
-			img := ds.Image(j)
-			label := ds.Labels[j]
-			if cfg.Kind == "classifier" {
-				copy(x[i*D:], img)
-				gr.y.V[i] = label
-				continue
+		e, err := tr.step(rng, ds)
+		if err != nil {
+			if errors.Is(err, ErrDiverged) {
+				return nil, fmt.Errorf("train: %w; the last good checkpoint %s is intact", err, ckPath)
 			}
-			t := rng.IntN(sched.Spec.T)
-			a, s := sched.SqrtAB[t], sched.SqrtOneAB[t]
-			for k := 0; k < D; k++ {
-				e := rng.NormFloat64()
-				noise[i*D+k] = float32(e)
-				x[i*D+k] = float32(a*float64(img[k]) + s*e)
-			}
-			gr.t.V[i] = t
-			y := label
-			if cfg.NullClass && rng.Float64() < ck.Info.CFGDrop {
-				y = cfg.NumClasses
-			}
-			if !cfg.Conditional() {
-				y = 0 // unused by the network
-			}
-			gr.y.V[i] = y
-			if gr.acY != nil {
-				gr.acY.V[i] = label
-				if y == cfg.NumClasses {
-					gr.acY.V[i] = -1 // a dropped label is not judged
-				}
-				c1[i], c2[i] = float32(1/a), float32(s/a)
-			}
+			return nil, fmt.Errorf("train: %w", err)
 		}
-		if gr.noise != nil {
-			if err := letVec(gr.noise, noise); err != nil {
-				return nil, err
-			}
-		}
-		if gr.c1 != nil {
-			if err := letVec(gr.c1, c1); err != nil {
-				return nil, err
-			}
-			if err := letVec(gr.c2, c2); err != nil {
-				return nil, err
-			}
-		}
-		if err := gr.run(x); err != nil {
-			return nil, fmt.Errorf("train: step %d: %w", ck.Step+1, err)
-		}
-		loss := scalar(gr.loss)
-		if math.IsNaN(loss) || math.IsInf(loss, 0) {
-			return nil, fmt.Errorf("train: step %d: %w (%v); the last good checkpoint %s is intact", ck.Step+1, ErrDiverged, loss, ckPath)
-		}
-		if err := gr.update(ck, opt, names); err != nil {
-			return nil, fmt.Errorf("train: step %d: %w", ck.Step+1, err)
-		}
-
 		done++
 		segSteps++
-		ips := float64(B*segSteps) / time.Since(segStart).Seconds()
+		e.ImgPerS = float64(B*segSteps) / time.Since(segStart).Seconds()
 		ck.WallTime += time.Since(stepStart).Seconds()
-		ck.ImgPerS = ips
-		e := LogEntry{Step: ck.Step, Loss: loss, ImgPerS: ips}
-		if gr.mse != nil {
-			e.MSE = scalar(gr.mse)
-		}
-		if gr.aux != nil {
-			e.Aux = scalar(gr.aux)
-		}
+		ck.ImgPerS = e.ImgPerS
 		b, _ := json.Marshal(e)
 		if _, err := logf.Write(append(b, '\n')); err != nil {
 			return nil, fmt.Errorf("train: log: %w", err)
 		}
-		if bar != nil {
-			bar.Describe(fmt.Sprintf("train loss %.4f %5.1f img/s", loss, ips))
-			_ = bar.Set(ck.Step)
-		}
+		bar.Describe(fmt.Sprintf("train loss %.4f %5.1f img/s", e.Loss, e.ImgPerS))
+		bar.Set(ck.Step)
 		if o.SaveEvery > 0 && ck.Step%o.SaveEvery == 0 && ck.Step < ck.Info.Steps {
-			if err := saveWithRNG(ck, pcg, save); err != nil {
+			if err := save(); err != nil {
 				return nil, err
 			}
 		}
 	}
-	if err := saveWithRNG(ck, pcg, save); err != nil {
+	if err := save(); err != nil {
 		return nil, err
 	}
-	if bar != nil {
-		_ = bar.Finish()
-	}
+	bar.Finish()
 	if interrupted {
-		return ck, fmt.Errorf("train: %w at step %d of %d; checkpoint %s holds it, --resume continues", ErrInterrupted, ck.Step, ck.Info.Steps, ckPath)
+		return ck, fmt.Errorf("train: %w at step %d of %d; checkpoint %s holds it; a run with Resume continues from it", ErrInterrupted, ck.Step, ck.Info.Steps, ckPath)
 	}
 	if o.Log != nil {
 		fmt.Fprintf(o.Log, "train: %s: step %d/%d in %s (%.1f img/s), checkpoint %s\n", cfg.Kind, ck.Step, ck.Info.Steps,
@@ -372,157 +303,5 @@ func loop(o Options, ck *Checkpoint, ds *data.Set, ckPath string) (*Checkpoint, 
 	return ck, nil
 }
 
-func saveWithRNG(ck *Checkpoint, pcg *rand.PCG, save func() error) error {
-	b, err := pcg.MarshalBinary()
-	if err != nil {
-		return err
-	}
-	ck.RNG = b
-	return save()
-}
-
-// update applies one optimisation step from the gradients of the last run:
-// global-norm clipping, Adam, the copy into ck.Params, EMA and batch-norm
-// running statistics. names are the learned parameters in gr.learn order.
-func (gr *graph) update(ck *Checkpoint, opt adam, names []string) error {
-	grads, err := gr.grads()
-	if err != nil {
-		return err
-	}
-	clipGlobalNorm(grads, ck.Info.GradClip)
-	ck.Step++
-	for i, name := range names {
-		w := values(gr.learn[i])
-		opt.step(name, w, grads[i], ck.Step)
-		copy(ck.Params[name].Data, w)
-		clear(grads[i]) // gorgonia accumulates into bound gradients across runs
-	}
-	updateEMA(ck, names, emaDecay(ck.Info.EMADecay, ck.Step))
-	updateStats(ck, gr)
-	return nil
-}
-
-// emaDecay warms the EMA up: min(decay, (1+step)/(10+step)).
-func emaDecay(decay float64, step int) float64 {
-	return math.Min(decay, (1+float64(step))/(10+float64(step)))
-}
-
-func updateEMA(ck *Checkpoint, names []string, d float64) {
-	for _, name := range names {
-		w, e := ck.Params[name].Data, ck.EMA[name].Data
-		for i := range e {
-			e[i] = float32(d*float64(e[i]) + (1-d)*float64(w[i]))
-		}
-	}
-}
-
-// bnMomentum is the weight of the newest batch in running statistics
-// (PyTorch's convention); the variance is stored unbiased, as PyTorch does.
-const bnMomentum = 0.1
-
-func updateStats(ck *Checkpoint, gr *graph) {
-	for _, s := range gr.l.bn {
-		rm, rv := ck.Stats[s.name+".running_mean"].Data, ck.Stats[s.name+".running_var"].Data
-		m := float64(s.stats.count)
-		for c := range rm {
-			rm[c] = float32((1-bnMomentum)*float64(rm[c]) + bnMomentum*s.stats.mean[c])
-			rv[c] = float32((1-bnMomentum)*float64(rv[c]) + bnMomentum*s.stats.varnc[c]*m/(m-1))
-		}
-	}
-}
-
-// clipGlobalNorm scales all gradients down so that their joint L2 norm is at
-// most maxNorm (0: no clipping).
-func clipGlobalNorm(grads [][]float32, maxNorm float64) {
-	if maxNorm <= 0 {
-		return
-	}
-	var ss float64
-	for _, g := range grads {
-		for _, v := range g {
-			ss += float64(v) * float64(v)
-		}
-	}
-	if n := math.Sqrt(ss); n > maxNorm {
-		s := float32(maxNorm / n)
-		for _, g := range grads {
-			for i := range g {
-				g[i] *= s
-			}
-		}
-	}
-}
-
-// adam is Adam (Kingma & Ba) with its moments kept in the checkpoint.
-type adam struct {
-	lr   float64
-	m, v map[string]models.Array
-}
-
-const (
-	adamB1  = 0.9
-	adamB2  = 0.999
-	adamEps = 1e-8
-)
-
-func (a adam) step(name string, w, g []float32, t int) {
-	m, v := a.m[name].Data, a.v[name].Data
-	c1 := 1 - math.Pow(adamB1, float64(t))
-	c2 := 1 - math.Pow(adamB2, float64(t))
-	for i := range w {
-		gi := float64(g[i])
-		mi := adamB1*float64(m[i]) + (1-adamB1)*gi
-		vi := adamB2*float64(v[i]) + (1-adamB2)*gi*gi
-		m[i], v[i] = float32(mi), float32(vi)
-		w[i] -= float32(a.lr * (mi / c1) / (math.Sqrt(vi/c2) + adamEps))
-	}
-}
-
-// truncateLog drops log lines past the checkpoint's step, so a resumed run's
-// log reads as if it had never been interrupted.
-func truncateLog(path string, step int) error {
-	f, err := os.Open(path)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("train: log: %w", err)
-	}
-	var keep []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var e LogEntry
-		if json.Unmarshal(sc.Bytes(), &e) == nil && e.Step <= step {
-			keep = append(keep, sc.Text())
-		}
-	}
-	f.Close()
-	body := strings.Join(keep, "\n")
-	if body != "" {
-		body += "\n"
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
-		return fmt.Errorf("train: log: %w", err)
-	}
-	return os.Rename(tmp, path)
-}
-
-// ReadLog reads a run's JSONL log.
-func ReadLog(dir string) ([]LogEntry, error) {
-	f, err := os.Open(filepath.Join(dir, LogFile))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []LogEntry
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var e LogEntry
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			return nil, fmt.Errorf("train: %s: %w", f.Name(), err)
-		}
-		out = append(out, e)
-	}
-	return out, sc.Err()
-}
+// finite reports whether v is neither NaN nor infinite.
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

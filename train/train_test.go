@@ -11,24 +11,29 @@ import (
 	"time"
 
 	"github.com/condiff/condiff/data"
+	"github.com/condiff/condiff/checkpoint"
+	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/models"
-	"github.com/condiff/condiff/schedule"
+	"github.com/condiff/condiff/diffusion"
 )
 
 // tinyOptions is a small synthetic run: 16×16, base width 8.
-func tinyOptions(t *testing.T, variant, norm string) Options {
+func tinyOptions(t *testing.T, variant contract.Variant, norm string) Options {
 	t.Helper()
 	m := models.DefaultDenoiser()
 	m.Variant, m.Norm, m.BaseChannels, m.ChannelMult, m.Groups = variant, norm, 8, []int{1, 2}, 4
-	sp, _ := schedule.Default("linear", 1000)
+	sp, _ := diffusion.Default("linear", 1000)
 	return Options{Out: t.TempDir(), Model: m, Steps: 30, Batch: 16, LR: 2e-3, Seed: 7, Schedule: sp,
 		EMADecay: 0.999, GradClip: 1, SaveEvery: 10,
 		Data: data.Options{Name: "synthetic", Size: 16, Channels: 1, Seed: 7, PerClass: 64}}
 }
 
 func TestTrainLossFalls(t *testing.T) {
-	for _, tc := range []struct{ variant, norm string }{{"uncond", "batch"}, {"cbn", "batch"}, {"cbn", "group"}, {"ac", "batch"}} {
-		t.Run(tc.variant+"-"+tc.norm, func(t *testing.T) {
+	for _, tc := range []struct {
+		variant contract.Variant
+		norm    string
+	}{{"uncond", "batch"}, {"cbn", "batch"}, {"cbn", "group"}, {"ac", "batch"}} {
+		t.Run(string(tc.variant)+"-"+tc.norm, func(t *testing.T) {
 			o := tinyOptions(t, tc.variant, tc.norm)
 			if tc.variant == "ac" {
 				o.ACWeight = 0.1
@@ -40,7 +45,7 @@ func TestTrainLossFalls(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			log, err := ReadLog(o.Out)
+			log, err := checkpoint.ReadLog(o.Out)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -58,7 +63,7 @@ func TestTrainLossFalls(t *testing.T) {
 			if !(last < first) || math.IsNaN(last) {
 				t.Fatalf("mse did not fall: %.4f -> %.4f", first, last)
 			}
-			if _, err := os.Stat(filepath.Join(o.Out, CheckpointFile)); err != nil {
+			if _, err := os.Stat(filepath.Join(o.Out, checkpoint.File)); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -68,11 +73,11 @@ func TestTrainLossFalls(t *testing.T) {
 // TestResumeEquivalence: N steps straight equal k steps, a stop, a resume
 // and N−k more, bit for bit (same seed, same data order, same noise).
 func TestResumeEquivalence(t *testing.T) {
-	for _, variant := range []string{models.CBN, models.AC} {
-		t.Run(variant, func(t *testing.T) {
+	for _, variant := range []contract.Variant{contract.CBN, contract.AC} {
+		t.Run(string(variant), func(t *testing.T) {
 			straight := tinyOptions(t, variant, models.BatchNorm)
 			straight.Steps, straight.CFGDrop = 12, 0.2
-			if variant == models.AC {
+			if variant == contract.AC {
 				straight.ACWeight = 0.1
 			}
 			a, err := Run(straight)
@@ -103,8 +108,8 @@ func TestResumeEquivalence(t *testing.T) {
 					}
 				}
 			}
-			la, _ := ReadLog(straight.Out)
-			lb, _ := ReadLog(split.Out)
+			la, _ := checkpoint.ReadLog(straight.Out)
+			lb, _ := checkpoint.ReadLog(split.Out)
 			if len(la) != 12 || len(lb) != 12 {
 				t.Fatalf("logs have %d and %d lines, want 12", len(la), len(lb))
 			}
@@ -135,33 +140,33 @@ func TestTrainBadInput(t *testing.T) {
 		edit func(o *Options)
 		want string
 	}{
-		{"steps", func(o *Options) { o.Steps = 0 }, "--steps"},
-		{"batch", func(o *Options) { o.Batch = 1 }, "--batch"},
+		{"steps", func(o *Options) { o.Steps = 0 }, "train: Steps 0"},
+		{"batch", func(o *Options) { o.Batch = 1 }, "train: Batch 1"},
 		{"variant", func(o *Options) { o.Model.Variant = "gan" }, "variant"},
 		{"norm", func(o *Options) { o.Model.Norm = "layer" }, "norm"},
 		{"size", func(o *Options) { o.Data.Size = 18; o.Model.ChannelMult = []int{1, 2, 2} }, "cannot be halved"},
 		{"dataset", func(o *Options) { o.Data.Name = "cifar" }, "unknown dataset"},
 		{"classes", func(o *Options) { o.Data.Classes = []string{"disc", "zebra"} }, `"zebra" is not a class`},
-		{"cfg-drop uncond", func(o *Options) { o.Model.Variant = models.Uncond; o.CFGDrop = 0.1 }, "--cfg-drop needs"},
-		{"cfg-drop range", func(o *Options) { o.CFGDrop = 1 }, "--cfg-drop"},
-		{"ac classifier", func(o *Options) { o.Model.Variant = models.AC; o.ACWeight = 0.1; o.ACClf = "/nonexistent" }, "--ac-classifier"},
-		{"resume nothing", func(o *Options) { o.Resume = true }, "--resume"},
+		{"cfg-drop uncond", func(o *Options) { o.Model.Variant = contract.Uncond; o.CFGDrop = 0.1 }, "train: CFGDrop 0.1: label dropout needs a conditional variant"},
+		{"cfg-drop range", func(o *Options) { o.CFGDrop = 1 }, "train: CFGDrop 1"},
+		{"ac classifier", func(o *Options) { o.Model.Variant = contract.AC; o.ACWeight = 0.1; o.ACClf = "/nonexistent" }, "train: ac classifier: checkpoint: /nonexistent"},
+		{"resume nothing", func(o *Options) { o.Resume = true }, "train: resume: checkpoint:"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			o := tinyOptions(t, models.CBN, models.BatchNorm)
+			o := tinyOptions(t, contract.CBN, models.BatchNorm)
 			c.edit(&o)
 			_, err := Run(o)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %v; want one mentioning %q", err, c.want)
 			}
-			if _, err := os.Stat(filepath.Join(o.Out, CheckpointFile)); err == nil {
+			if _, err := os.Stat(filepath.Join(o.Out, checkpoint.File)); err == nil {
 				t.Fatal("a failed run left a checkpoint")
 			}
 		})
 	}
 	// An existing run is not overwritten without --resume.
-	o := tinyOptions(t, models.CBN, models.BatchNorm)
+	o := tinyOptions(t, contract.CBN, models.BatchNorm)
 	o.Steps = 2
 	if _, err := Run(o); err != nil {
 		t.Fatal(err)
@@ -174,22 +179,22 @@ func TestTrainBadInput(t *testing.T) {
 // TestDivergenceKeepsCheckpoint: a NaN loss stops training with the step
 // number and the last good checkpoint stays loadable.
 func TestDivergenceKeepsCheckpoint(t *testing.T) {
-	o := tinyOptions(t, models.CBN, models.GroupNorm)
+	o := tinyOptions(t, contract.CBN, models.GroupNorm)
 	o.Steps, o.SaveEvery = 20, 5
 	o.LR = math.Inf(1) // the first update makes every weight infinite
 	_, err := Run(o)
 	if err == nil || !errors.Is(err, ErrDiverged) || !strings.Contains(err.Error(), "step 2") {
 		t.Fatalf("err %v; want divergence at step 2", err)
 	}
-	if _, err := os.Stat(filepath.Join(o.Out, CheckpointFile)); err == nil {
+	if _, err := os.Stat(filepath.Join(o.Out, checkpoint.File)); err == nil {
 		t.Fatal("no checkpoint is expected before the first save, yet one exists")
 	}
-	o = tinyOptions(t, models.CBN, models.GroupNorm)
+	o = tinyOptions(t, contract.CBN, models.GroupNorm)
 	o.Steps, o.SaveEvery = 10, 5
 	if _, err := Run(o); err != nil {
 		t.Fatal(err)
 	}
-	ck, err := Load(o.Out)
+	ck, err := checkpoint.Load(o.Out)
 	if err != nil || ck.Step != 10 {
 		t.Fatalf("checkpoint: step %v, %v", ck, err)
 	}
@@ -200,18 +205,18 @@ func TestDivergenceKeepsCheckpoint(t *testing.T) {
 // the log, and resuming from it gives the same weights as a run that was
 // never interrupted.
 func TestInterruptKeepsStep(t *testing.T) {
-	o := tinyOptions(t, models.CBN, models.GroupNorm)
+	o := tinyOptions(t, contract.CBN, models.GroupNorm)
 	o.Steps, o.CFGDrop = 1000, 0.2
 	ctx, cancel := context.WithCancel(context.Background())
 	o.Context = ctx
 	type result struct {
-		ck  *Checkpoint
+		ck  *checkpoint.Checkpoint
 		err error
 	}
 	res := make(chan result, 1)
 	go func() { ck, err := Run(o); res <- result{ck, err} }()
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(10 * time.Millisecond) {
-		if l, _ := ReadLog(o.Out); len(l) >= 3 {
+		if l, _ := checkpoint.ReadLog(o.Out); len(l) >= 3 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -220,18 +225,18 @@ func TestInterruptKeepsStep(t *testing.T) {
 	}
 	cancel()
 	r := <-res
-	if !errors.Is(r.err, ErrInterrupted) || !strings.Contains(r.err.Error(), "--resume") {
+	if !errors.Is(r.err, ErrInterrupted) || !strings.Contains(r.err.Error(), "Resume continues") {
 		t.Fatalf("err = %v, want ErrInterrupted telling how to continue", r.err)
 	}
 	k := r.ck.Step
 	if k < 3 || k >= o.Steps {
 		t.Fatalf("stopped at step %d, want ≥ 3 and < %d", k, o.Steps)
 	}
-	saved, err := Load(o.Out)
+	saved, err := checkpoint.Load(o.Out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l, _ := ReadLog(o.Out); saved.Step != k || len(l) != k {
+	if l, _ := checkpoint.ReadLog(o.Out); saved.Step != k || len(l) != k {
 		t.Fatalf("checkpoint step %d, log %d lines, run stopped at %d: want all equal", saved.Step, len(l), k)
 	}
 

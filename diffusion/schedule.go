@@ -1,6 +1,4 @@
-// Package schedule holds DDPM noise schedules as plain float64 data,
-// computed once. A named schedule never changes once committed.
-package schedule
+package diffusion
 
 import (
 	"bytes"
@@ -27,16 +25,16 @@ func Default(kind string, T int) (Spec, error) {
 	case "cosine":
 		return Spec{Kind: "cosine", T: T, S: 0.008}, nil
 	}
-	return Spec{}, fmt.Errorf("schedule: kind %q is not linear or cosine", kind)
+	return Spec{}, fmt.Errorf("diffusion: schedule: kind %q is not linear or cosine", kind)
 }
 
-// Parse decodes a Spec from JSON; unknown fields are errors.
-func Parse(b []byte) (Spec, error) {
+// ParseSpec decodes a Spec from JSON; unknown fields are errors.
+func ParseSpec(b []byte) (Spec, error) {
 	var s Spec
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&s); err != nil {
-		return s, fmt.Errorf("schedule: %w", err)
+		return s, fmt.Errorf("diffusion: schedule: %w", err)
 	}
 	_, err := s.Build()
 	return s, err
@@ -60,13 +58,13 @@ type Schedule struct {
 // Build computes the arrays of a spec.
 func (s Spec) Build() (*Schedule, error) {
 	if s.T < 1 || s.T > 100000 {
-		return nil, fmt.Errorf("schedule: T=%d is out of 1..100000", s.T)
+		return nil, fmt.Errorf("diffusion: schedule: T=%d is out of 1..100000", s.T)
 	}
 	betas := make([]float64, s.T)
 	switch s.Kind {
 	case "linear":
 		if !(s.BetaStart > 0 && s.BetaEnd >= s.BetaStart && s.BetaEnd < 1) {
-			return nil, fmt.Errorf("schedule: linear betas %g..%g must satisfy 0 < start <= end < 1", s.BetaStart, s.BetaEnd)
+			return nil, fmt.Errorf("diffusion: schedule: linear betas %g..%g must satisfy 0 < start <= end < 1", s.BetaStart, s.BetaEnd)
 		}
 		for i := range betas {
 			if s.T == 1 {
@@ -77,7 +75,7 @@ func (s Spec) Build() (*Schedule, error) {
 		}
 	case "cosine":
 		if !(s.S > 0) {
-			return nil, fmt.Errorf("schedule: cosine s=%g must be > 0", s.S)
+			return nil, fmt.Errorf("diffusion: schedule: cosine s=%g must be > 0", s.S)
 		}
 		f := func(t float64) float64 {
 			c := math.Cos((t/float64(s.T) + s.S) / (1 + s.S) * math.Pi / 2)
@@ -87,7 +85,7 @@ func (s Spec) Build() (*Schedule, error) {
 			betas[i] = math.Min(1-f(float64(i+1))/f(float64(i)), 0.999)
 		}
 	default:
-		return nil, fmt.Errorf("schedule: kind %q is not linear or cosine", s.Kind)
+		return nil, fmt.Errorf("diffusion: schedule: kind %q is not linear or cosine", s.Kind)
 	}
 	sc := &Schedule{Spec: s, Betas: betas, AlphaBar: make([]float64, s.T), SqrtAB: make([]float64, s.T), SqrtOneAB: make([]float64, s.T)}
 	p := 1.0

@@ -1,4 +1,8 @@
-package train
+// Package checkpoint holds the formats of a training run directory: the
+// checkpoint (config, weights, their EMA, running statistics, optimiser
+// moments, RNG state) and the JSONL log. It needs neither gorgonia nor cgo,
+// so export and eval read runs without the training stack.
+package checkpoint
 
 import (
 	"encoding/gob"
@@ -8,20 +12,19 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/condiff/condiff/diffusion"
 	"github.com/condiff/condiff/internal/fsutil"
-
 	"github.com/condiff/condiff/models"
-	"github.com/condiff/condiff/schedule"
 )
 
-// CheckpointFile is the name of the checkpoint inside a run directory.
-const CheckpointFile = "checkpoint.gob"
+// File is the name of the checkpoint inside a run directory.
+const File = "checkpoint.gob"
 
 // checkpointMagic versions the checkpoint format.
 const checkpointMagic = "condiff-checkpoint-1"
 
-// Info is how a run was trained; it travels into exported models.
-type Info struct {
+// TrainInfo is how a run was trained; it travels into exported models.
+type TrainInfo struct {
 	Dataset   string         `json:"dataset"`
 	Classes   []string       `json:"classes,omitempty"` // --classes subset, if any
 	Steps     int            `json:"steps"`
@@ -32,7 +35,7 @@ type Info struct {
 	CFGDrop   float64        `json:"cfg_drop"`
 	ACWeight  float64        `json:"ac_weight,omitempty"`
 	ACMode    string         `json:"ac_mode,omitempty"` // "joint" or "frozen"
-	Schedule  schedule.Spec  `json:"-"`
+	Schedule  diffusion.Spec `json:"-"`
 	EMADecay  float64        `json:"ema_decay"`
 	GradClip  float64        `json:"grad_clip"`
 	ClfConfig *models.Config `json:"-"` // the M_AC classifier's architecture
@@ -43,7 +46,7 @@ type Info struct {
 type Checkpoint struct {
 	Magic    string
 	Config   models.Config
-	Info     Info
+	Info     TrainInfo
 	Step     int
 	Params   map[string]models.Array // raw weights ("clf."-prefixed: the M_AC classifier)
 	EMA      map[string]models.Array // exponential moving average of Params
@@ -63,7 +66,7 @@ var ErrNoCheckpoint = errors.New("no checkpoint")
 func (c *Checkpoint) Save(path string) error {
 	c.Magic = checkpointMagic
 	if err := fsutil.WriteAtomic(path, func(w io.Writer) error { return gob.NewEncoder(w).Encode(c) }); err != nil {
-		return fmt.Errorf("train: save checkpoint: %w", err)
+		return fmt.Errorf("checkpoint: save: %w", err)
 	}
 	return nil
 }
@@ -71,28 +74,28 @@ func (c *Checkpoint) Save(path string) error {
 // Load reads a checkpoint from a file or from a run directory.
 func Load(path string) (*Checkpoint, error) {
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		path = filepath.Join(path, CheckpointFile)
+		path = filepath.Join(path, File)
 	}
 	f, err := os.Open(path)
 	if err != nil {
 		if os.IsNotExist(err) {
-			return nil, fmt.Errorf("%s: %w", path, ErrNoCheckpoint)
+			return nil, fmt.Errorf("checkpoint: %s: %w", path, ErrNoCheckpoint)
 		}
-		return nil, err
+		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
 	defer f.Close()
 	var c Checkpoint
 	if err := gob.NewDecoder(f).Decode(&c); err != nil {
-		return nil, fmt.Errorf("%s: not a condiff checkpoint: %w", path, err)
+		return nil, fmt.Errorf("checkpoint: %s: not a condiff checkpoint: %w", path, err)
 	}
 	if c.Magic != checkpointMagic {
-		return nil, fmt.Errorf("%s: format %q, want %q", path, c.Magic, checkpointMagic)
+		return nil, fmt.Errorf("checkpoint: %s: format %q, want %q", path, c.Magic, checkpointMagic)
 	}
 	if err := c.Config.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("checkpoint: %s: %w", path, err)
 	}
 	if err := c.check(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("checkpoint: %s: %w", path, err)
 	}
 	return &c, nil
 }

@@ -1,4 +1,4 @@
-package schedule
+package diffusion
 
 import (
 	"math"
@@ -46,15 +46,15 @@ func TestGolden(t *testing.T) {
 
 func rel(a, b float64) float64 { return math.Abs(a-b) / math.Abs(b) }
 
-func TestParse(t *testing.T) {
+func TestParseSpec(t *testing.T) {
 	sp, _ := Default("linear", 1000)
-	back, err := Parse([]byte(sp.JSON()))
+	back, err := ParseSpec([]byte(sp.JSON()))
 	if err != nil || back != sp {
 		t.Fatalf("round trip: %+v %v", back, err)
 	}
 	for _, bad := range []string{`{"kind":"linear","T":1000,"beta_start":0.0001,"beta_end":0.02,"extra":1}`,
 		`{"kind":"quadratic","T":10}`, `{"kind":"linear","T":0,"beta_start":0.0001,"beta_end":0.02}`, `{"kind":"cosine","T":10}`} {
-		if _, err := Parse([]byte(bad)); err == nil {
+		if _, err := ParseSpec([]byte(bad)); err == nil {
 			t.Errorf("accepted %s", bad)
 		}
 	}

@@ -1,0 +1,275 @@
+// Package contract is the model contract: what an exported condiff model
+// holds and what the sampler and the evaluator may rely on. Its tensor
+// names, metadata keys, kinds, variants and the null class live here and
+// nowhere else; Metadata writes them, Parse reads them back into an Info,
+// and Check compares a model's inputs and outputs with what an Info wants.
+// It uses the standard library only, so every binary can import it.
+package contract
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/condiff/condiff/diffusion"
+)
+
+// Tensor names of the graph inputs and outputs.
+const (
+	InputX         = "x"        // float32 [N C H W]: the noisy image (denoiser) or the image (classifier)
+	InputT         = "t"        // int64 [N]: timestep 0..T−1
+	InputY         = "y"        // int64 [N]: class 0..K−1, or the null class K
+	OutputEps      = "eps"      // float32 [N C H W]: the predicted noise
+	OutputLogits   = "logits"   // float32 [N K]
+	OutputFeatures = "features" // float32 [N D]: the classifier's penultimate layer
+)
+
+// Metadata keys (ONNX metadata_props).
+const (
+	KeyKind       = "condiff.kind"        // Kind; absent means denoiser
+	KeyVariant    = "condiff.variant"     // Variant (denoiser)
+	KeyNumClasses = "condiff.num_classes" // K
+	KeyClassNames = "condiff.class_names" // JSON array of K names
+	KeyNullClass  = "condiff.null_class"  // K, only when trained with label dropout
+	KeyImageSize  = "condiff.image_size"  // H = W
+	KeyChannels   = "condiff.channels"    // C: 1 or 3
+	KeySchedule   = "condiff.schedule"    // JSON diffusion.Spec (denoiser)
+	KeyPrediction = "condiff.prediction"  // "epsilon" (denoiser)
+	KeyTrain      = "condiff.train"       // JSON: how it was trained (informational)
+	KeyStep       = "condiff.step"        // optimiser steps behind the weights (informational)
+	KeyConfig     = "condiff.config"      // JSON: the architecture that rebuilds the network (models.Config)
+)
+
+// Kind is what a model does.
+type Kind string
+
+// Kinds.
+const (
+	Denoiser   Kind = "denoiser"
+	Classifier Kind = "classifier"
+)
+
+// Variant is how a denoiser is conditioned on the class.
+type Variant string
+
+// Variants.
+const (
+	Uncond Variant = "uncond" // unconditional DDPM baseline
+	CBN    Variant = "cbn"    // M_CBN: every norm scaled and shifted by class embeddings
+	AC     Variant = "ac"     // M_AC: label map as an extra input channel (+ auxiliary classifier loss in training)
+)
+
+// Variants lists every variant.
+var Variants = []Variant{Uncond, CBN, AC}
+
+// PredictionEpsilon is the only prediction target condiff samples.
+const PredictionEpsilon = "epsilon"
+
+// NullLabel is the label of the learned null class ("no label") of a model
+// with numClasses classes trained with label dropout: the row after the last
+// class. Guided sampling feeds it as y; training substitutes it for dropped
+// labels.
+func NullLabel(numClasses int) int { return numClasses }
+
+// Limits on sizes read from metadata, checked before anything is sized by
+// them.
+const (
+	MaxClasses   = 100000
+	MaxImageSize = 4096
+)
+
+// Info is what a model's metadata says about it.
+type Info struct {
+	Kind       Kind
+	Variant    Variant // denoiser only
+	NumClasses int
+	ClassNames []string // len NumClasses (names are indices when absent)
+	HasNull    bool     // trained with label dropout: NullLabel(NumClasses) is a valid y
+	ImageSize  int
+	Channels   int
+	Schedule   diffusion.Spec // denoiser only
+	Prediction string         // denoiser only
+	Step       int            // 0 when unknown
+	Train      json.RawMessage
+	Config     json.RawMessage // the architecture, when the producer wrote it
+}
+
+// Conditional reports whether the model has a label input.
+func (in Info) Conditional() bool { return in.Kind == Denoiser && in.Variant != Uncond }
+
+// Null returns the null class label; valid only when HasNull.
+func (in Info) Null() int { return NullLabel(in.NumClasses) }
+
+// ClassName returns the name of class i.
+func (in Info) ClassName(i int) string {
+	if i >= 0 && i < len(in.ClassNames) {
+		return in.ClassNames[i]
+	}
+	return strconv.Itoa(i)
+}
+
+// ClassIndex resolves a class by name or index.
+func (in Info) ClassIndex(s string) (int, error) {
+	for i := 0; i < in.NumClasses; i++ {
+		if in.ClassName(i) == s {
+			return i, nil
+		}
+	}
+	if i, err := strconv.Atoi(s); err == nil && i >= 0 && i < in.NumClasses {
+		return i, nil
+	}
+	names := make([]string, min(in.NumClasses, 50))
+	for i := range names {
+		names[i] = in.ClassName(i)
+	}
+	more := ""
+	if in.NumClasses > len(names) {
+		more = ", …"
+	}
+	return 0, fmt.Errorf("class %q does not exist; valid classes: %s%s (or an index 0..%d)", s, strings.Join(names, ", "), more, in.NumClasses-1)
+}
+
+// Metadata writes the Info as metadata_props. Class names default to the
+// indices; keys that do not apply to the kind are left out.
+func (in Info) Metadata() map[string]string {
+	names := in.ClassNames
+	if names == nil {
+		names = make([]string, in.NumClasses)
+		for i := range names {
+			names[i] = strconv.Itoa(i)
+		}
+	}
+	cn, _ := json.Marshal(names)
+	kind := in.Kind
+	if kind == "" {
+		kind = Denoiser
+	}
+	md := map[string]string{
+		KeyKind:       string(kind),
+		KeyNumClasses: strconv.Itoa(in.NumClasses),
+		KeyClassNames: string(cn),
+		KeyImageSize:  strconv.Itoa(in.ImageSize),
+		KeyChannels:   strconv.Itoa(in.Channels),
+	}
+	if in.Step > 0 {
+		md[KeyStep] = strconv.Itoa(in.Step)
+	}
+	if len(in.Train) > 0 {
+		md[KeyTrain] = string(in.Train)
+	}
+	if len(in.Config) > 0 {
+		md[KeyConfig] = string(in.Config)
+	}
+	if kind == Denoiser {
+		md[KeyVariant] = string(in.Variant)
+		md[KeySchedule] = in.Schedule.JSON()
+		md[KeyPrediction] = PredictionEpsilon
+		if in.HasNull {
+			md[KeyNullClass] = strconv.Itoa(in.Null())
+		}
+	}
+	return md
+}
+
+// Parse reads the condiff.* metadata of the model in file (named in errors).
+func Parse(file string, md map[string]string) (Info, error) {
+	var in Info
+	bad := func(key, format string, a ...any) error {
+		return fmt.Errorf("contract: %s: metadata %q: %s", file, key, fmt.Sprintf(format, a...))
+	}
+	get := func(key string) (string, error) {
+		v, ok := md[key]
+		if !ok {
+			return "", bad(key, "missing (see the model contract in the README)")
+		}
+		return v, nil
+	}
+	atoi := func(key string, lo, hi int) (int, error) {
+		s, err := get(key)
+		if err != nil {
+			return 0, err
+		}
+		v, err := strconv.Atoi(s)
+		if err != nil || v < lo || v > hi {
+			return 0, bad(key, "%q is not an integer in %d..%d", s, lo, hi)
+		}
+		return v, nil
+	}
+	var err error
+	in.Kind = Kind(md[KeyKind])
+	if in.Kind == "" {
+		in.Kind = Denoiser
+	}
+	if in.Kind != Denoiser && in.Kind != Classifier {
+		return in, bad(KeyKind, "%q is not denoiser or classifier", in.Kind)
+	}
+	if in.NumClasses, err = atoi(KeyNumClasses, 0, MaxClasses); err != nil {
+		return in, err
+	}
+	if in.ImageSize, err = atoi(KeyImageSize, 1, MaxImageSize); err != nil {
+		return in, err
+	}
+	if in.Channels, err = atoi(KeyChannels, 1, 3); err != nil {
+		return in, err
+	}
+	if in.Channels == 2 {
+		return in, bad(KeyChannels, "2 is not 1 (grayscale) or 3 (RGB)")
+	}
+	if s, ok := md[KeyClassNames]; ok {
+		if err := json.Unmarshal([]byte(s), &in.ClassNames); err != nil {
+			return in, bad(KeyClassNames, "not a JSON array of strings: %v", err)
+		}
+		if len(in.ClassNames) != in.NumClasses {
+			return in, bad(KeyClassNames, "%d names for %d classes", len(in.ClassNames), in.NumClasses)
+		}
+	}
+	if s, ok := md[KeyStep]; ok {
+		if in.Step, err = strconv.Atoi(s); err != nil || in.Step < 0 {
+			return in, bad(KeyStep, "%q is not a non-negative integer", s)
+		}
+	}
+	in.Train = json.RawMessage(md[KeyTrain])
+	in.Config = json.RawMessage(md[KeyConfig])
+	if in.Kind == Classifier {
+		if in.NumClasses < 2 {
+			return in, bad(KeyNumClasses, "a classifier needs at least 2 classes, not %d", in.NumClasses)
+		}
+		return in, nil
+	}
+	v, err := get(KeyVariant)
+	if err != nil {
+		return in, err
+	}
+	in.Variant = Variant(v)
+	switch in.Variant {
+	case Uncond:
+	case CBN, AC:
+		if in.NumClasses < 1 {
+			return in, bad(KeyNumClasses, "a conditional model needs classes, not %d", in.NumClasses)
+		}
+	default:
+		return in, bad(KeyVariant, "%q is not uncond, cbn or ac", v)
+	}
+	if s, ok := md[KeyNullClass]; ok {
+		v, err := strconv.Atoi(s)
+		if err != nil || v != NullLabel(in.NumClasses) {
+			return in, bad(KeyNullClass, "%q must equal num_classes (%d)", s, in.NumClasses)
+		}
+		in.HasNull = true
+	}
+	s, err := get(KeySchedule)
+	if err != nil {
+		return in, err
+	}
+	if in.Schedule, err = diffusion.ParseSpec([]byte(s)); err != nil {
+		return in, bad(KeySchedule, "%v", err)
+	}
+	if in.Prediction, err = get(KeyPrediction); err != nil {
+		return in, err
+	}
+	if in.Prediction != PredictionEpsilon {
+		return in, bad(KeyPrediction, "%q is not supported (want %s)", in.Prediction, PredictionEpsilon)
+	}
+	return in, nil
+}

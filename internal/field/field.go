@@ -1,0 +1,57 @@
+// Package field is the error a library returns when one of its options has a
+// bad value. Libraries name the option by its Go field; only cmd/ knows the
+// flag that set it and maps one to the other when it prints the error.
+package field
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error says which option field of which stage holds a bad value, and why.
+type Error struct {
+	Stage  string // the package that refused it: "infer", "train", …
+	Field  string // the option's Go field name: "Steps", "Shard", …
+	Value  any
+	Reason string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s: %s %s: %s", e.Stage, e.Field, show(e.Value), e.Reason)
+}
+
+// Errorf returns an *Error for field of stage holding value.
+func Errorf(stage, field string, value any, format string, a ...any) error {
+	return &Error{Stage: stage, Field: field, Value: value, Reason: fmt.Sprintf(format, a...)}
+}
+
+// Rename rewrites a field error in flag terms: names maps Go field names to
+// the flag names that set them ("Steps" -> "--steps"). Errors that are not
+// field errors, or name a field absent from names, come back unchanged.
+func Rename(err error, names map[string]string) error {
+	var fe *Error
+	if !errors.As(err, &fe) {
+		return err
+	}
+	flag, ok := names[fe.Field]
+	if !ok {
+		return err
+	}
+	return &flagError{msg: fmt.Sprintf("%s: %s %s: %s", fe.Stage, flag, show(fe.Value), fe.Reason), err: err}
+}
+
+// flagError is a field error as the command line spoke it.
+type flagError struct {
+	msg string
+	err error
+}
+
+func (e *flagError) Error() string { return e.msg }
+func (e *flagError) Unwrap() error { return e.err }
+
+func show(v any) string {
+	if s, ok := v.(string); ok {
+		return fmt.Sprintf("%q", s)
+	}
+	return fmt.Sprint(v)
+}

@@ -1,0 +1,145 @@
+// Package progress shows how far long work has come: a redrawn bar on a
+// terminal, and on anything else (a log file, a pipe) one plain line every
+// few seconds, so logs hold a readable record instead of thousands of
+// redrawn frames.
+package progress
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+)
+
+// Interval is how often the plain display writes a line.
+var Interval = 5 * time.Second
+
+// Bar is a progress display over total units. A nil *Bar, or one made for a
+// nil writer, shows nothing; every method is safe on it.
+type Bar struct {
+	mu       sync.Mutex
+	w        io.Writer
+	bar      *progressbar.ProgressBar // terminal only
+	total    int
+	n        int
+	desc     string
+	start    time.Time
+	last     time.Time
+	finished bool
+}
+
+// IsTerminal reports whether w is a terminal.
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// New starts a display of total units described by desc on w (nil: none).
+func New(w io.Writer, total int, desc string) *Bar {
+	if w == nil {
+		return nil
+	}
+	b := &Bar{w: w, total: total, desc: desc, start: time.Now()}
+	b.last = b.start
+	if IsTerminal(w) {
+		b.bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(w),
+			progressbar.OptionSetDescription(desc), progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true),
+			progressbar.OptionSetWidth(24), progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish())
+	}
+	return b
+}
+
+// Describe changes the description.
+func (b *Bar) Describe(desc string) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.desc = desc
+	if b.bar != nil {
+		b.bar.Describe(desc)
+	}
+}
+
+// Add advances by n units.
+func (b *Bar) Add(n int) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	b.n += n
+	v := b.n
+	b.mu.Unlock()
+	b.Set(v)
+}
+
+// Set moves to n units done.
+func (b *Bar) Set(n int) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.n = n
+	if b.bar != nil {
+		_ = b.bar.Set(n)
+		return
+	}
+	if now := time.Now(); now.Sub(b.last) >= Interval {
+		b.last = now
+		b.line()
+	}
+}
+
+// line writes the plain progress line; b.mu is held.
+func (b *Bar) line() {
+	el := time.Since(b.start)
+	pct := 0.0
+	if b.total > 0 {
+		pct = 100 * float64(b.n) / float64(b.total)
+	}
+	eta := ""
+	if b.n > 0 && b.n < b.total {
+		eta = fmt.Sprintf(", %s left", (time.Duration(float64(el)/float64(b.n)*float64(b.total-b.n))).Round(time.Second))
+	}
+	fmt.Fprintf(b.w, "%s: %d/%d (%.0f%%) in %s%s\n", b.desc, b.n, b.total, pct, el.Round(time.Second), eta)
+}
+
+// Finish ends the display: the terminal bar is cleared, the plain display
+// writes its last line.
+func (b *Bar) Finish() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.finished {
+		return
+	}
+	b.finished = true
+	if b.bar != nil {
+		_ = b.bar.Finish()
+		return
+	}
+	b.line()
+}
+
+// Close clears an unfinished terminal bar, so that a message printed next
+// starts on a clean line. Defer it after New.
+func (b *Bar) Close() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.finished && b.bar != nil {
+		_ = b.bar.Clear()
+		fmt.Fprint(b.w, "\r")
+	}
+	b.finished = true
+}

@@ -1,0 +1,50 @@
+package progress
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestPlainLines: written to a buffer (not a terminal), progress is plain
+// lines at most once per Interval plus one at the end, with no carriage
+// returns or escape codes.
+func TestPlainLines(t *testing.T) {
+	old := Interval
+	Interval = time.Hour
+	defer func() { Interval = old }()
+	var buf bytes.Buffer
+	b := New(&buf, 100, "sample")
+	for i := 0; i < 100; i++ {
+		b.Add(1)
+	}
+	if buf.Len() != 0 {
+		t.Fatalf("wrote before the interval passed: %q", buf.String())
+	}
+	b.Finish()
+	b.Finish()
+	out := buf.String()
+	if out != strings.TrimRight(out, "\n")+"\n" || strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, "sample: 100/100 (100%)") {
+		t.Fatalf("final line %q", out)
+	}
+	if strings.ContainsAny(out, "\r\x1b") {
+		t.Fatalf("terminal control characters in a plain log: %q", out)
+	}
+
+	Interval = 0
+	buf.Reset()
+	b = New(&buf, 4, "train")
+	b.Set(1)
+	b.Set(2)
+	b.Close()
+	if got := strings.Count(buf.String(), "\n"); got != 2 {
+		t.Fatalf("with a zero interval each Set writes a line; got %d lines: %q", got, buf.String())
+	}
+	var nilBar *Bar
+	nilBar.Add(1)
+	nilBar.Finish()
+	if New(nil, 3, "x") != nil {
+		t.Fatal("a nil writer should give the nil (silent) bar")
+	}
+}
