@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
 )
 
 // fakeDenoiser predicts eps = 0.3·x + t/T·0.1 + 0.05·y elementwise: cheap,

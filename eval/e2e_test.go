@@ -7,13 +7,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/data"
+	"github.com/condiff/condiff/diffusion"
 	"github.com/condiff/condiff/eval"
 	"github.com/condiff/condiff/export"
 	"github.com/condiff/condiff/infer"
 	"github.com/condiff/condiff/internal/testenv"
 	"github.com/condiff/condiff/models"
-	"github.com/condiff/condiff/schedule"
 	"github.com/condiff/condiff/train"
 )
 
@@ -26,8 +27,8 @@ func TestEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	ds := data.Options{Name: "synthetic", Size: 16, Channels: 1, Seed: 3, PerClass: 200, Classes: []string{"disc", "hstripes"}}
 	m := models.DefaultDenoiser()
-	m.Variant, m.Norm, m.BaseChannels, m.ChannelMult, m.Groups = models.CBN, models.GroupNorm, 8, []int{1, 2}, 4
-	sp, _ := schedule.Default("linear", 1000)
+	m.Variant, m.Norm, m.BaseChannels, m.ChannelMult, m.Groups = contract.CBN, models.GroupNorm, 8, []int{1, 2}, 4
+	sp, _ := diffusion.Default("linear", 1000)
 	steps := 150
 	if testing.Short() {
 		steps = 60
@@ -51,12 +52,12 @@ func TestEndToEnd(t *testing.T) {
 	}
 	testenv.CheckONNX(t, model)
 	var insp strings.Builder
-	if err := export.Inspect(model, &insp); err != nil || !strings.Contains(insp.String(), "contract: yes") {
+	if err := infer.Inspect(model, &insp); err != nil || !strings.Contains(insp.String(), "contract: yes") {
 		t.Fatalf("inspect: %v\n%s", err, insp.String())
 	}
 	r, err := eval.Evaluate(context.Background(), eval.Options{Model: model, Classifier: clf, Data: ds, NPerClass: 24,
 		Out: filepath.Join(dir, "eval"), Run: filepath.Join(dir, "run"), Seed: 1,
-		Sample: infer.SampleOptions{Sampler: infer.DDIM, Steps: 20, Guidance: 2, Batch: 16, Seed: 5}})
+		Sample: infer.SampleOptions{Sampler: diffusion.DDIM, Steps: 20, Guidance: 2, Batch: 16, Seed: 5}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,10 +20,12 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
+	"github.com/condiff/condiff/checkpoint"
+	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/data"
 	"github.com/condiff/condiff/infer"
+	"github.com/condiff/condiff/internal/field"
 	"github.com/condiff/condiff/internal/fsutil"
-	"github.com/condiff/condiff/train"
 )
 
 // Options configure an evaluation.
@@ -105,7 +107,7 @@ type sampleSet struct {
 func readSamples(dir string, c, size int) (*sampleSet, *infer.Manifest, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 	if err != nil {
-		return nil, nil, fmt.Errorf("eval: --samples: %w", err)
+		return nil, nil, field.Errorf("eval", "Samples", dir, "%v", err)
 	}
 	var m infer.Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
@@ -161,18 +163,18 @@ func classify(clf *infer.Session, x []float32) (logits, feats []float32, dim int
 // writes report.md, report.json and the pictures into o.Out.
 func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	if o.NPerClass < 1 && o.Samples == "" {
-		return nil, fmt.Errorf("eval: --n-per-class %d must be > 0", o.NPerClass)
+		return nil, field.Errorf("eval", "NPerClass", o.NPerClass, "must be > 0")
 	}
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
-		return nil, fmt.Errorf("eval: --out: %w", err)
+		return nil, field.Errorf("eval", "Out", o.Out, "%v", err)
 	}
 	clf, err := infer.Open(o.Classifier, o.Session)
 	if err != nil {
-		return nil, fmt.Errorf("eval: --classifier: %w", err)
+		return nil, fmt.Errorf("eval: classifier: %w", err)
 	}
 	defer clf.Close()
-	if clf.Info.Kind != "classifier" {
-		return nil, fmt.Errorf("eval: --classifier %s is a %s", o.Classifier, clf.Info.Kind)
+	if clf.Info.Kind != contract.Classifier {
+		return nil, field.Errorf("eval", "Classifier", o.Classifier, "is a %s, not a classifier", clf.Info.Kind)
 	}
 	K, C, S := clf.Info.NumClasses, clf.Info.Channels, clf.Info.ImageSize
 
@@ -182,8 +184,8 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	if samplesDir == "" {
 		samplesDir = filepath.Join(o.Out, "samples")
 		so := o.Sample
-		so.Model, so.Out, so.Class, so.N, so.Session, so.Progress = o.Model, samplesDir, "all", o.NPerClass, o.Session, o.Progress
-		if md, err := infer.ReadMetadata(o.Model); err == nil && md["condiff.variant"] == "uncond" {
+		so.Model, so.Out, so.Class, so.N, so.Session, so.Progress = o.Model, samplesDir, infer.ClassChoice{}, o.NPerClass, o.Session, o.Progress
+		if in, err := infer.ReadInfo(o.Model); err == nil && !in.Conditional() {
 			so.N *= K // as many samples as a conditional model makes over its K classes
 		}
 		if _, err := infer.SampleToDir(ctx, so); err != nil {
@@ -206,12 +208,10 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	report.Classifier, report.Samples = o.Classifier, len(samples.labels)
 	report.Label = strings.TrimSuffix(filepath.Base(manifest.Model), filepath.Ext(manifest.Model))
 	conditional, guidable := true, manifest.Guidance != 0
-	if md, err := infer.ReadMetadata(manifest.Model); err == nil {
-		report.Train = json.RawMessage(md["condiff.train"])
-		report.TrainedSteps, _ = strconv.Atoi(md["condiff.step"])
-		conditional = md["condiff.variant"] != "uncond"
-		_, hasNull := md["condiff.null_class"]
-		guidable = guidable || hasNull
+	if in, err := infer.ReadInfo(manifest.Model); err == nil {
+		report.Train, report.TrainedSteps = in.Train, in.Step
+		conditional = in.Conditional()
+		guidable = guidable || in.HasNull
 	}
 	if guidable { // a guidance-ready model says which weight it was sampled at, 0 included
 		report.Label += fmt.Sprintf(" w=%g", manifest.Guidance)
@@ -222,10 +222,10 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	dopt.Test, dopt.Size, dopt.Channels = true, S, C
 	real, err := data.Load(dopt)
 	if err != nil {
-		return nil, fmt.Errorf("eval: --data: %w", err)
+		return nil, fmt.Errorf("eval: data: %w", err)
 	}
 	if !slices.Equal(real.ClassNames, clf.Info.ClassNames) {
-		return nil, fmt.Errorf("eval: --data %s has classes %v, the classifier %v (use --classes)", real.Name, real.ClassNames, clf.Info.ClassNames)
+		return nil, field.Errorf("eval", "Data", real.Name, "has classes %v, the classifier %v (choose the classifier's classes)", real.ClassNames, clf.Info.ClassNames)
 	}
 	report.Dataset = real.Name
 	n := min(len(samples.labels), real.N/2)
@@ -308,7 +308,7 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 		report.Files["grid"] = rel
 	}
 	if o.Run != "" {
-		if log, err := train.ReadLog(o.Run); err == nil && len(log) > 0 {
+		if log, err := checkpoint.ReadLog(o.Run); err == nil && len(log) > 0 {
 			if err := plotLoss(filepath.Join(o.Out, "loss.png"), log); err != nil {
 				return nil, err
 			}
@@ -434,7 +434,7 @@ func plotTSNE(path string, y []float64, sampleLabels, realLabels []int, names []
 	return savePlot(p, path, 7*vg.Inch, 6*vg.Inch)
 }
 
-func plotLoss(path string, log []train.LogEntry) error {
+func plotLoss(path string, log []checkpoint.LogEntry) error {
 	p := plot.New()
 	p.Title.Text = "training loss"
 	p.X.Label.Text = "step"

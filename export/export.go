@@ -8,13 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/condiff/condiff/checkpoint"
+	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/graphs"
+	"github.com/condiff/condiff/internal/field"
 	"github.com/condiff/condiff/internal/fsutil"
-	"github.com/condiff/condiff/train"
 )
 
 // Options configure an export.
@@ -22,48 +23,27 @@ type Options struct {
 	Raw bool // export the raw weights instead of their EMA
 }
 
-// Metadata is the condiff.* metadata of a checkpoint's model.
-func Metadata(ck *train.Checkpoint) map[string]string {
-	c := ck.Config
-	names := c.ClassNames
-	if names == nil {
-		names = []string{}
-		for i := 0; i < c.NumClasses; i++ {
-			names = append(names, strconv.Itoa(i))
-		}
+// Metadata is the model-contract metadata of a checkpoint's model: the
+// network's description and config, the schedule, the step and how it was
+// trained.
+func Metadata(ck *checkpoint.Checkpoint) map[string]string {
+	in := ck.Config.Contract()
+	in.Step = ck.Step
+	in.Train, _ = json.Marshal(ck.Info)
+	if ck.Config.Kind == contract.Denoiser {
+		in.Schedule, in.Prediction = ck.Info.Schedule, contract.PredictionEpsilon
 	}
-	cn, _ := json.Marshal(names)
-	md := map[string]string{
-		"condiff.kind":        c.Kind,
-		"condiff.num_classes": strconv.Itoa(c.NumClasses),
-		"condiff.class_names": string(cn),
-		"condiff.image_size":  strconv.Itoa(c.ImageSize),
-		"condiff.channels":    strconv.Itoa(c.Channels),
-		"condiff.step":        strconv.Itoa(ck.Step),
-	}
-	cfg, _ := json.Marshal(c)
-	md["condiff.config"] = string(cfg)
-	tr, _ := json.Marshal(ck.Info)
-	md["condiff.train"] = string(tr)
-	if c.Kind == "denoiser" {
-		md["condiff.variant"] = c.Variant
-		md["condiff.schedule"] = ck.Info.Schedule.JSON()
-		md["condiff.prediction"] = "epsilon"
-		if c.NullClass {
-			md["condiff.null_class"] = strconv.Itoa(c.NumClasses)
-		}
-	}
-	return md
+	return in.Metadata()
 }
 
 // Export writes the run's model to out atomically.
 func Export(run, out string, o Options) error {
-	ck, err := train.Load(run)
+	ck, err := checkpoint.Load(run)
 	if err != nil {
-		if errors.Is(err, train.ErrNoCheckpoint) {
-			return fmt.Errorf("export: --run %s: no checkpoint (train first, or point at a run directory)", run)
+		if errors.Is(err, checkpoint.ErrNoCheckpoint) {
+			return field.Errorf("export", "Run", run, "no checkpoint (train first, or point at a run directory)")
 		}
-		return fmt.Errorf("export: --run: %w", err)
+		return fmt.Errorf("export: %w", err)
 	}
 	weights := ck.EMA
 	if o.Raw {
@@ -78,10 +58,10 @@ func Export(run, out string, o Options) error {
 		return fmt.Errorf("export: encode: %w", err)
 	}
 	if st, err := os.Stat(out); err == nil && st.IsDir() {
-		return fmt.Errorf("export: --out %s is a directory; give a file name such as model.onnx", out)
+		return field.Errorf("export", "Out", out, "is a directory; give a file name such as model.onnx")
 	}
 	if err := fsutil.WriteFileAtomic(out, b); err != nil {
-		return fmt.Errorf("export: --out: %w", err)
+		return field.Errorf("export", "Out", out, "%v", err)
 	}
 	return nil
 }

@@ -11,11 +11,13 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/condiff/condiff/checkpoint"
+	"github.com/condiff/condiff/contract"
+	"github.com/condiff/condiff/diffusion"
 	"github.com/condiff/condiff/graphs"
 	"github.com/condiff/condiff/infer"
 	"github.com/condiff/condiff/internal/testenv"
 	"github.com/condiff/condiff/models"
-	"github.com/condiff/condiff/schedule"
 	"github.com/condiff/condiff/train"
 )
 
@@ -24,7 +26,7 @@ import (
 // ones (output layer, biases, affines) perturbed so they cannot hide errors,
 // and running statistics near what normalised activations have, so outputs
 // stay O(1) as in a trained model.
-func randomCheckpoint(cfg models.Config, seed uint64) *train.Checkpoint {
+func randomCheckpoint(cfg models.Config, seed uint64) *checkpoint.Checkpoint {
 	rng := rand.New(rand.NewPCG(seed, 9))
 	w := models.InitParams(cfg, seed)
 	sh, _ := models.Trace(cfg, 1)
@@ -47,14 +49,14 @@ func randomCheckpoint(cfg models.Config, seed uint64) *train.Checkpoint {
 			}
 		}
 	}
-	sp, _ := schedule.Default("linear", 1000)
-	return &train.Checkpoint{Config: cfg, Params: w, EMA: w, Stats: st, Info: train.Info{Schedule: sp, Dataset: "synthetic"},
+	sp, _ := diffusion.Default("linear", 1000)
+	return &checkpoint.Checkpoint{Config: cfg, Params: w, EMA: w, Stats: st, Info: checkpoint.TrainInfo{Schedule: sp, Dataset: "synthetic"},
 		AdamM: map[string]models.Array{}, AdamV: map[string]models.Array{}}
 }
 
-func tinyDenoiser(variant, norm string, null bool) models.Config {
+func tinyDenoiser(variant contract.Variant, norm string, null bool) models.Config {
 	c := models.DefaultDenoiser()
-	c.Variant, c.Norm, c.NullClass = variant, norm, null && variant != models.Uncond
+	c.Variant, c.Norm, c.NullClass = variant, norm, null && variant != contract.Uncond
 	c.BaseChannels, c.ChannelMult, c.Groups, c.ImageSize, c.NumClasses = 8, []int{1, 2}, 4, 16, 3
 	return c
 }
@@ -68,7 +70,7 @@ func tinyDenoiser(variant, norm string, null bool) models.Config {
 func TestParity(t *testing.T) {
 	testenv.ORT(t)
 	cases := []models.Config{}
-	for _, v := range []string{models.Uncond, models.CBN, models.AC} {
+	for _, v := range contract.Variants {
 		for _, n := range []string{models.BatchNorm, models.GroupNorm} {
 			cases = append(cases, tinyDenoiser(v, n, true))
 		}
@@ -81,11 +83,11 @@ func TestParity(t *testing.T) {
 		batches = []int{7}
 	}
 	for ci, cfg := range cases {
-		name := cfg.Kind + "-" + cfg.Variant + "-" + cfg.Norm
+		name := string(cfg.Kind) + "-" + string(cfg.Variant) + "-" + cfg.Norm
 		t.Run(name, func(t *testing.T) {
 			ck := randomCheckpoint(cfg, uint64(ci+1))
 			dir := t.TempDir()
-			if err := ck.Save(filepath.Join(dir, train.CheckpointFile)); err != nil {
+			if err := ck.Save(filepath.Join(dir, checkpoint.File)); err != nil {
 				t.Fatal(err)
 			}
 			path := filepath.Join(dir, "model.onnx")
@@ -165,9 +167,9 @@ func TestExportErrors(t *testing.T) {
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Fatalf("a failed export left %s behind", out)
 	}
-	ck := randomCheckpoint(tinyDenoiser(models.CBN, models.BatchNorm, false), 1)
+	ck := randomCheckpoint(tinyDenoiser(contract.CBN, models.BatchNorm, false), 1)
 	delete(ck.EMA, "conv_in.weight")
-	if err := ck.Save(filepath.Join(dir, train.CheckpointFile)); err != nil {
+	if err := ck.Save(filepath.Join(dir, checkpoint.File)); err != nil {
 		t.Fatal(err)
 	}
 	if err := Export(dir, out, Options{}); err == nil {
@@ -189,13 +191,13 @@ func maxAbs(a []float32) float64 {
 // TestMetadataRoundTrip: what export writes, the sampler reads back.
 func TestMetadataRoundTrip(t *testing.T) {
 	testenv.ORT(t)
-	cfg := tinyDenoiser(models.CBN, models.GroupNorm, true)
+	cfg := tinyDenoiser(contract.CBN, models.GroupNorm, true)
 	cfg.ClassNames = []string{"cat", "dog", "emu"}
 	ck := randomCheckpoint(cfg, 4)
 	ck.Info.CFGDrop, ck.Info.Steps, ck.Step = 0.1, 7, 7
-	ck.Info.Schedule, _ = schedule.Default("cosine", 500)
+	ck.Info.Schedule, _ = diffusion.Default("cosine", 500)
 	dir := t.TempDir()
-	if err := ck.Save(filepath.Join(dir, train.CheckpointFile)); err != nil {
+	if err := ck.Save(filepath.Join(dir, checkpoint.File)); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "m.onnx")
@@ -206,15 +208,19 @@ func TestMetadataRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := infer.ParseInfo(path, md)
+	info, err := infer.ReadInfo(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Variant != "cbn" || info.NumClasses != 3 || info.NullClass != 3 || info.ImageSize != 16 || info.Channels != 1 ||
+	rebuilt, ok, err := models.FromContract(path, info)
+	if err != nil || !ok || rebuilt.Variant != cfg.Variant || rebuilt.Norm != cfg.Norm || rebuilt.BaseChannels != cfg.BaseChannels || !rebuilt.NullClass {
+		t.Fatalf("config rebuilt from the metadata: %+v %v %v", rebuilt, ok, err)
+	}
+	if info.Variant != contract.CBN || info.NumClasses != 3 || !info.HasNull || info.Null() != 3 || info.Step != 7 || info.ImageSize != 16 || info.Channels != 1 ||
 		info.Schedule != ck.Info.Schedule || info.ClassName(1) != "dog" || info.Prediction != "epsilon" {
 		t.Fatalf("read back %+v", info)
 	}
-	var tr train.Info
+	var tr checkpoint.TrainInfo
 	if err := json.Unmarshal(info.Train, &tr); err != nil || tr.CFGDrop != 0.1 || tr.Steps != 7 || tr.Norm != "" && tr.Norm != ck.Info.Norm {
 		t.Fatalf("condiff.train %s: %v", info.Train, err)
 	}
@@ -229,18 +235,58 @@ func TestMetadataRoundTrip(t *testing.T) {
 // a file that is not ONNX, or a model without metadata, does not.
 func TestInspect(t *testing.T) {
 	var out strings.Builder
-	if err := Inspect("../infer/testdata/torch_cbn.onnx", &out); err != nil || !strings.Contains(out.String(), "contract: yes") ||
+	if err := infer.Inspect("../infer/testdata/torch_cbn.onnx", &out); err != nil || !strings.Contains(out.String(), "contract: yes") ||
 		!strings.Contains(out.String(), "y          int64 [N]") {
 		t.Fatalf("torch model: %v\n%s", err, out.String())
 	}
 	dir := t.TempDir()
+	// condiff's own export: its config is rebuilt and every weight checked.
+	ck := randomCheckpoint(tinyDenoiser(contract.CBN, models.GroupNorm, true), 3)
+	if err := ck.Save(filepath.Join(dir, checkpoint.File)); err != nil {
+		t.Fatal(err)
+	}
+	own := filepath.Join(dir, "own.onnx")
+	if err := Export(dir, own, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := infer.Inspect(own, &out); err != nil || !strings.Contains(out.String(), "every parameter of its network present") {
+		t.Fatalf("own export: %v\n%s", err, out.String())
+	}
+	// A config that disagrees with the rest of the metadata is refused.
+	md := Metadata(ck)
+	var c models.Config
+	json.Unmarshal([]byte(md[contract.KeyConfig]), &c)
+	c.NumClasses = 4
+	c.ClassNames = nil
+	cb, _ := json.Marshal(c)
+	md[contract.KeyConfig] = string(cb)
+	m2, err := graphs.Build(ck.Config, ck.EMA, ck.Stats, 1000, md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, _ := proto.Marshal(m2)
+	liar := filepath.Join(dir, "liar.onnx")
+	os.WriteFile(liar, b2, 0o644)
+	out.Reset()
+	if err := infer.Inspect(liar, &out); err == nil || !strings.Contains(err.Error(), "num_classes") {
+		t.Fatalf("disagreeing config: %v\n%s", err, out.String())
+	}
+	if _, err := infer.ReadInfo(liar); err == nil || !strings.Contains(err.Error(), "condiff.config") {
+		t.Fatalf("the sampler reads a disagreeing config: %v", err)
+	}
+	empty := filepath.Join(dir, "empty.onnx")
+	os.WriteFile(empty, nil, 0o644)
+	if err := infer.Inspect(empty, &out); err == nil || !strings.Contains(err.Error(), "empty") {
+		t.Fatalf("empty file: %v", err)
+	}
 	bad := filepath.Join(dir, "bad.onnx")
 	os.WriteFile(bad, []byte("not a model"), 0o644)
-	if err := Inspect(bad, &out); err == nil {
+	if err := infer.Inspect(bad, &out); err == nil {
 		t.Fatal("garbage accepted")
 	}
-	cfg := tinyDenoiser(models.Uncond, models.BatchNorm, false)
-	ck := randomCheckpoint(cfg, 2)
+	cfg := tinyDenoiser(contract.Uncond, models.BatchNorm, false)
+	ck = randomCheckpoint(cfg, 2)
 	m, err := graphs.Build(cfg, ck.EMA, ck.Stats, 1000, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -249,7 +295,7 @@ func TestInspect(t *testing.T) {
 	plain := filepath.Join(dir, "plain.onnx")
 	os.WriteFile(plain, b, 0o644)
 	out.Reset()
-	if err := Inspect(plain, &out); err == nil || !strings.Contains(out.String(), "contract: NO") || !strings.Contains(err.Error(), "condiff.num_classes") {
+	if err := infer.Inspect(plain, &out); err == nil || !strings.Contains(out.String(), "contract: NO") || !strings.Contains(err.Error(), "condiff.num_classes") {
 		t.Fatalf("model without metadata: %v\n%s", err, out.String())
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	pb "github.com/advancedclimatesystems/gonnx/onnx"
 
+	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/models"
 )
 
@@ -251,13 +252,6 @@ func valueInfo(name string, elem pb.TensorProto_DataType, dims ...any) *pb.Value
 		TensorType: &pb.TypeProto_Tensor{ElemType: int32(elem), Shape: shape}}}}
 }
 
-// Input and output names of the model contract.
-const (
-	InputX, InputT, InputY      = "x", "t", "y"
-	OutputEps                   = "eps"
-	OutputLogits, OutputFeature = "logits", "features"
-)
-
 // Build lowers the network of cfg with the given weights (and batch-norm
 // running statistics) to an ONNX model with metadata. T is the number of
 // diffusion steps (the range of t) for a denoiser.
@@ -270,33 +264,33 @@ func Build(cfg models.Config, weights, stats map[string]models.Array, T int, met
 			err = fmt.Errorf("%v", r)
 		}
 	}()
-	g := &pb.GraphProto{Name: "condiff_" + cfg.Kind}
+	g := &pb.GraphProto{Name: "condiff_" + string(cfg.Kind)}
 	b := &builder{g: g, weights: weights, stats: stats, T: T, used: map[string]bool{}}
 	c, s := cfg.Channels, cfg.ImageSize
-	x := value{InputX, []int{-1, c, s, s}}
-	g.Input = append(g.Input, valueInfo(InputX, pb.TensorProto_FLOAT, "N", c, s, s))
+	x := value{contract.InputX, []int{-1, c, s, s}}
+	g.Input = append(g.Input, valueInfo(contract.InputX, pb.TensorProto_FLOAT, "N", c, s, s))
 	identity := func(from value, to string) {
 		g.Node = append(g.Node, &pb.NodeProto{Name: to, OpType: "Identity", Input: []string{from.name}, Output: []string{to}})
 	}
-	if cfg.Kind == "classifier" {
+	if cfg.Kind == contract.Classifier {
 		logits, feat := models.Classifier{Cfg: cfg}.Forward(b, x)
-		identity(v(logits), OutputLogits)
-		identity(v(feat), OutputFeature)
-		g.Output = append(g.Output, valueInfo(OutputLogits, pb.TensorProto_FLOAT, "N", cfg.NumClasses),
-			valueInfo(OutputFeature, pb.TensorProto_FLOAT, "N", v(feat).shape[1]))
+		identity(v(logits), contract.OutputLogits)
+		identity(v(feat), contract.OutputFeatures)
+		g.Output = append(g.Output, valueInfo(contract.OutputLogits, pb.TensorProto_FLOAT, "N", cfg.NumClasses),
+			valueInfo(contract.OutputFeatures, pb.TensorProto_FLOAT, "N", v(feat).shape[1]))
 	} else {
 		if T < 1 {
 			return nil, fmt.Errorf("graphs: T=%d < 1", T)
 		}
-		t := value{InputT, []int{-1}}
-		y := value{InputY, []int{-1}}
-		g.Input = append(g.Input, valueInfo(InputT, pb.TensorProto_INT64, "N"))
+		t := value{contract.InputT, []int{-1}}
+		y := value{contract.InputY, []int{-1}}
+		g.Input = append(g.Input, valueInfo(contract.InputT, pb.TensorProto_INT64, "N"))
 		if cfg.Conditional() {
-			g.Input = append(g.Input, valueInfo(InputY, pb.TensorProto_INT64, "N"))
+			g.Input = append(g.Input, valueInfo(contract.InputY, pb.TensorProto_INT64, "N"))
 		}
 		eps := models.Denoiser{Cfg: cfg}.Forward(b, x, t, y)
-		identity(v(eps), OutputEps)
-		g.Output = append(g.Output, valueInfo(OutputEps, pb.TensorProto_FLOAT, "N", c, s, s))
+		identity(v(eps), contract.OutputEps)
+		g.Output = append(g.Output, valueInfo(contract.OutputEps, pb.TensorProto_FLOAT, "N", c, s, s))
 	}
 	m = &pb.ModelProto{IrVersion: IRVersion, ProducerName: "condiff", Graph: g,
 		OpsetImport: []*pb.OperatorSetIdProto{{Domain: "", Version: Opset}}}

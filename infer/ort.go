@@ -3,7 +3,6 @@
 package infer
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,7 +15,8 @@ import (
 
 	ort "github.com/yalue/onnxruntime_go"
 
-	"github.com/condiff/condiff/schedule"
+	"github.com/condiff/condiff/contract"
+	"github.com/condiff/condiff/internal/field"
 )
 
 // ORTVersion is the ONNX Runtime release `make ort` fetches (npm onnxruntime-node).
@@ -40,10 +40,16 @@ func DefaultLibrary() string {
 	return filepath.Join(CacheDir(), "ort", ORTVersion, "libonnxruntime.so.1")
 }
 
-// LibraryPath resolves the ONNX Runtime shared library: the flag, then
-// $CONDIFF_ORT_LIB, then the cache.
-func LibraryPath(flag string) (string, error) {
-	p, from := flag, "--ort-lib"
+// LibraryPath resolves the ONNX Runtime shared library: lib (the Lib
+// option), then $CONDIFF_ORT_LIB, then the cache.
+func LibraryPath(lib string) (string, error) {
+	if lib != "" {
+		if _, err := os.Stat(lib); err != nil {
+			return "", field.Errorf("infer", "Lib", lib, "no ONNX Runtime library there: %v", err)
+		}
+		return lib, nil
+	}
+	p, from := "", ""
 	if p == "" {
 		p, from = os.Getenv("CONDIFF_ORT_LIB"), "CONDIFF_ORT_LIB"
 	}
@@ -51,7 +57,7 @@ func LibraryPath(flag string) (string, error) {
 		p, from = DefaultLibrary(), "the cache"
 	}
 	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("infer: ONNX Runtime library not found at %s (from %s); run `make ort` to fetch ONNX Runtime %s from npm (onnxruntime-node) into the cache, or pass --ort-lib PATH / set CONDIFF_ORT_LIB to a libonnxruntime.so (a CUDA build for --device cuda)", p, from, ORTVersion)
+		return "", fmt.Errorf("infer: ONNX Runtime library not found at %s (from %s); run `make ort` to fetch ONNX Runtime %s from npm (onnxruntime-node) into the cache, or set CONDIFF_ORT_LIB to a libonnxruntime.so (a CUDA build for CUDA)", p, from, ORTVersion)
 	}
 	return p, nil
 }
@@ -89,136 +95,11 @@ type Options struct {
 	Warn    func(string)
 }
 
-// Info is what the model's metadata says about it (the model contract).
-type Info struct {
-	Kind       string // denoiser or classifier
-	Variant    string
-	NumClasses int
-	ClassNames []string
-	NullClass  int // -1 when the model has none
-	ImageSize  int
-	Channels   int
-	Schedule   schedule.Spec
-	Prediction string
-	Train      json.RawMessage
-	Metadata   map[string]string
-}
-
-// ClassName returns the name of class i.
-func (in Info) ClassName(i int) string {
-	if i >= 0 && i < len(in.ClassNames) {
-		return in.ClassNames[i]
-	}
-	return strconv.Itoa(i)
-}
-
-// ClassIndex resolves a class by name or index.
-func (in Info) ClassIndex(s string) (int, error) {
-	for i := 0; i < in.NumClasses; i++ {
-		if in.ClassName(i) == s {
-			return i, nil
-		}
-	}
-	if i, err := strconv.Atoi(s); err == nil && i >= 0 && i < in.NumClasses {
-		return i, nil
-	}
-	names := make([]string, in.NumClasses)
-	for i := range names {
-		names[i] = in.ClassName(i)
-	}
-	return 0, fmt.Errorf("class %q does not exist; valid classes: %s (or an index 0..%d)", s, strings.Join(names, ", "), in.NumClasses-1)
-}
-
-// Conditional reports whether the model has a label input.
-func (in Info) Conditional() bool { return in.Kind == "denoiser" && in.Variant != "uncond" }
-
-// ParseInfo reads the condiff.* metadata of a model.
-func ParseInfo(file string, md map[string]string) (Info, error) {
-	in := Info{Metadata: md, NullClass: -1}
-	bad := func(key, format string, a ...any) error {
-		return fmt.Errorf("infer: %s: metadata %q: %s", file, key, fmt.Sprintf(format, a...))
-	}
-	get := func(key string) (string, error) {
-		v, ok := md[key]
-		if !ok {
-			return "", bad(key, "missing (see the model contract in the README)")
-		}
-		return v, nil
-	}
-	atoi := func(key string) (int, error) {
-		s, err := get(key)
-		if err != nil {
-			return 0, err
-		}
-		v, err := strconv.Atoi(s)
-		if err != nil || v < 0 {
-			return 0, bad(key, "%q is not a non-negative integer", s)
-		}
-		return v, nil
-	}
-	var err error
-	in.Kind = md["condiff.kind"]
-	if in.Kind == "" {
-		in.Kind = "denoiser"
-	}
-	if in.Kind != "denoiser" && in.Kind != "classifier" {
-		return in, bad("condiff.kind", "%q is not denoiser or classifier", in.Kind)
-	}
-	if in.NumClasses, err = atoi("condiff.num_classes"); err != nil {
-		return in, err
-	}
-	if in.ImageSize, err = atoi("condiff.image_size"); err != nil {
-		return in, err
-	}
-	if in.Channels, err = atoi("condiff.channels"); err != nil {
-		return in, err
-	}
-	if s, ok := md["condiff.class_names"]; ok {
-		if err := json.Unmarshal([]byte(s), &in.ClassNames); err != nil {
-			return in, bad("condiff.class_names", "not a JSON array of strings: %v", err)
-		}
-		if len(in.ClassNames) != in.NumClasses {
-			return in, bad("condiff.class_names", "%d names for %d classes", len(in.ClassNames), in.NumClasses)
-		}
-	}
-	if in.Kind == "classifier" {
-		return in, nil
-	}
-	if in.Variant, err = get("condiff.variant"); err != nil {
-		return in, err
-	}
-	if !slices.Contains([]string{"uncond", "cbn", "ac"}, in.Variant) {
-		return in, bad("condiff.variant", "%q is not uncond, cbn or ac", in.Variant)
-	}
-	if s, ok := md["condiff.null_class"]; ok {
-		v, err := strconv.Atoi(s)
-		if err != nil || v != in.NumClasses {
-			return in, bad("condiff.null_class", "%q must equal num_classes (%d)", s, in.NumClasses)
-		}
-		in.NullClass = v
-	}
-	s, err := get("condiff.schedule")
-	if err != nil {
-		return in, err
-	}
-	if in.Schedule, err = schedule.Parse([]byte(s)); err != nil {
-		return in, bad("condiff.schedule", "%v", err)
-	}
-	if in.Prediction, err = get("condiff.prediction"); err != nil {
-		return in, err
-	}
-	if in.Prediction != "epsilon" {
-		return in, bad("condiff.prediction", "%q is not supported (want epsilon)", in.Prediction)
-	}
-	in.Train = json.RawMessage(md["condiff.train"])
-	return in, nil
-}
-
 // Session is an ONNX Runtime session over one model, with input and output
 // tensors reused across calls of the same batch size.
 type Session struct {
 	Path    string
-	Info    Info
+	Info    contract.Info
 	Device  string
 	inputs  []string
 	outputs []string
@@ -235,19 +116,13 @@ type buffers struct {
 	out []ort.Value
 }
 
-// tensorDesc describes one expected input or output.
-type tensorDesc struct {
-	name  string
-	dtype ort.TensorElementDataType
-	dims  []int64 // -1: any
-}
-
-func dtypeName(t ort.TensorElementDataType) string {
+// typeName names an ONNX Runtime element type as the contract does.
+func typeName(t ort.TensorElementDataType) string {
 	switch t {
 	case ort.TensorElementDataTypeFloat:
-		return "float32"
+		return contract.Float32
 	case ort.TensorElementDataTypeInt64:
-		return "int64"
+		return contract.Int64
 	case ort.TensorElementDataTypeInt32:
 		return "int32"
 	case ort.TensorElementDataTypeDouble:
@@ -256,65 +131,12 @@ func dtypeName(t ort.TensorElementDataType) string {
 	return fmt.Sprintf("type %d", t)
 }
 
-// checkIO compares the model's inputs or outputs with the contract.
-func checkIO(file, what string, got []ort.InputOutputInfo, want []tensorDesc) error {
-	for _, w := range want {
-		i := slices.IndexFunc(got, func(g ort.InputOutputInfo) bool { return g.Name == w.name })
-		if i < 0 {
-			names := make([]string, len(got))
-			for j, g := range got {
-				names[j] = g.Name
-			}
-			return fmt.Errorf("infer: %s: %s %q is missing (the model has %s)", file, what, w.name, strings.Join(names, ", "))
-		}
-		g := got[i]
-		if g.DataType != w.dtype {
-			return fmt.Errorf("infer: %s: %s %q: want %s, got %s", file, what, w.name, dtypeName(w.dtype), dtypeName(g.DataType))
-		}
-		if len(g.Dimensions) != len(w.dims) {
-			return fmt.Errorf("infer: %s: %s %q: want shape %v, got %v", file, what, w.name, shapeString(w.dims), shapeString(g.Dimensions))
-		}
-		for d := range w.dims {
-			if w.dims[d] >= 0 && g.Dimensions[d] >= 0 && g.Dimensions[d] != w.dims[d] {
-				return fmt.Errorf("infer: %s: %s %q: want shape %v, got %v", file, what, w.name, shapeString(w.dims), shapeString(g.Dimensions))
-			}
-		}
+func tensors(io []ort.InputOutputInfo) []contract.Tensor {
+	out := make([]contract.Tensor, len(io))
+	for i, v := range io {
+		out[i] = contract.Tensor{Name: v.Name, Type: typeName(v.DataType), Dims: slices.Clone([]int64(v.Dimensions))}
 	}
-	return nil
-}
-
-func shapeString(d []int64) string {
-	s := make([]string, len(d))
-	for i, v := range d {
-		if v < 0 {
-			s[i] = "N"
-		} else {
-			s[i] = strconv.FormatInt(v, 10)
-		}
-	}
-	return "[" + strings.Join(s, " ") + "]"
-}
-
-// ReadMetadata returns the metadata map of a model file.
-func ReadMetadata(path string) (map[string]string, error) {
-	md, err := ort.GetModelMetadata(path)
-	if err != nil {
-		return nil, fmt.Errorf("infer: %s: %w", path, err)
-	}
-	defer md.Destroy()
-	keys, err := md.GetCustomMetadataMapKeys()
-	if err != nil {
-		return nil, fmt.Errorf("infer: %s: metadata: %w", path, err)
-	}
-	out := map[string]string{}
-	for _, k := range keys {
-		v, _, err := md.LookupCustomMetadataMap(k)
-		if err != nil {
-			return nil, fmt.Errorf("infer: %s: metadata %q: %w", path, k, err)
-		}
-		out[k] = v
-	}
-	return out, nil
+	return out
 }
 
 // Open loads a model, checks it against the contract and starts a session.
@@ -325,11 +147,7 @@ func Open(path string, o Options) (*Session, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("infer: model: %w", err)
 	}
-	md, err := ReadMetadata(path)
-	if err != nil {
-		return nil, err
-	}
-	info, err := ParseInfo(path, md)
+	info, err := ReadInfo(path)
 	if err != nil {
 		return nil, err
 	}
@@ -337,28 +155,10 @@ func Open(path string, o Options) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("infer: %s: %w", path, err)
 	}
-	c, s := int64(info.Channels), int64(info.ImageSize)
-	var wantIn, wantOut []tensorDesc
-	wantIn = append(wantIn, tensorDesc{"x", ort.TensorElementDataTypeFloat, []int64{-1, c, s, s}})
-	if info.Kind == "classifier" {
-		wantOut = []tensorDesc{{"logits", ort.TensorElementDataTypeFloat, []int64{-1, int64(info.NumClasses)}},
-			{"features", ort.TensorElementDataTypeFloat, []int64{-1, -1}}}
-	} else {
-		wantIn = append(wantIn, tensorDesc{"t", ort.TensorElementDataTypeInt64, []int64{-1}})
-		if info.Conditional() {
-			wantIn = append(wantIn, tensorDesc{"y", ort.TensorElementDataTypeInt64, []int64{-1}})
-		}
-		wantOut = []tensorDesc{{"eps", ort.TensorElementDataTypeFloat, []int64{-1, c, s, s}}}
-	}
-	if err := checkIO(path, "input", gotIn, wantIn); err != nil {
+	if err := contract.Check(path, info, tensors(gotIn), tensors(gotOut)); err != nil {
 		return nil, err
 	}
-	if err := checkIO(path, "output", gotOut, wantOut); err != nil {
-		return nil, err
-	}
-	if len(gotIn) != len(wantIn) {
-		return nil, fmt.Errorf("infer: %s: the model has %d inputs, the contract for a %s %s model has %d", path, len(gotIn), info.Variant, info.Kind, len(wantIn))
-	}
+	wantIn, wantOut := info.Inputs(), info.Outputs()
 
 	opts, err := ort.NewSessionOptions()
 	if err != nil {
@@ -381,10 +181,10 @@ func Open(path string, o Options) (*Session, error) {
 	}
 	sess := &Session{Path: path, Info: info, Device: device, bufs: map[int]*buffers{}}
 	for _, w := range wantIn {
-		sess.inputs = append(sess.inputs, w.name)
+		sess.inputs = append(sess.inputs, w.Name)
 	}
 	for _, w := range wantOut {
-		sess.outputs = append(sess.outputs, w.name)
+		sess.outputs = append(sess.outputs, w.Name)
 	}
 	sess.sess, err = ort.NewDynamicAdvancedSession(path, sess.inputs, sess.outputs, opts)
 	if err != nil && device != "cpu" && o.Device == "auto" {
@@ -418,10 +218,10 @@ func addProvider(opts *ort.SessionOptions, o Options) (string, error) {
 	case strings.HasPrefix(dev, "cuda:"):
 		id = strings.TrimPrefix(dev, "cuda:")
 		if _, err := strconv.Atoi(id); err != nil {
-			return "", fmt.Errorf("infer: --device %q: the GPU index %q is not an integer", dev, id)
+			return "", field.Errorf("infer", "Device", dev, "the GPU index %q is not an integer", id)
 		}
 	default:
-		return "", fmt.Errorf("infer: --device %q is not cpu, cuda, cuda:ID or auto", dev)
+		return "", field.Errorf("infer", "Device", dev, "not cpu, cuda, cuda:ID or auto")
 	}
 	err := func() error {
 		cu, err := ort.NewCUDAProviderOptions()
@@ -439,7 +239,7 @@ func addProvider(opts *ort.SessionOptions, o Options) (string, error) {
 			warn(o, fmt.Sprintf("CUDA is not available (%v); using the CPU", err))
 			return "cpu", nil
 		}
-		return "", fmt.Errorf("infer: --device %s: the CUDA execution provider did not load: %w (a CUDA build of ONNX Runtime is needed: pass --ort-lib or set CONDIFF_ORT_LIB; see the README)", dev, err)
+		return "", fmt.Errorf("infer: device %s: the CUDA execution provider did not load: %w (a CUDA build of ONNX Runtime is needed; see the README)", dev, err)
 	}
 	return "cuda:" + id, nil
 }
@@ -474,7 +274,7 @@ func (s *Session) buffersFor(n int) (*buffers, error) {
 		return nil, err
 	}
 	b.in = append(b.in, x)
-	if s.Info.Kind == "classifier" {
+	if s.Info.Kind == contract.Classifier {
 		logits, err := ort.NewEmptyTensor[float32](ort.NewShape(int64(n), int64(s.Info.NumClasses)))
 		if err != nil {
 			return nil, err
@@ -503,7 +303,7 @@ func (s *Session) buffersFor(n int) (*buffers, error) {
 func (s *Session) Eps(x []float32, t, y []int64, out []float32) error {
 	n := len(t)
 	d := s.Info.Channels * s.Info.ImageSize * s.Info.ImageSize
-	if s.Info.Kind != "denoiser" {
+	if s.Info.Kind != contract.Denoiser {
 		return fmt.Errorf("infer: %s is a %s, not a denoiser", s.Path, s.Info.Kind)
 	}
 	if len(x) != n*d || len(out) != n*d || (s.Info.Conditional() && len(y) != n) {
@@ -532,7 +332,7 @@ func (s *Session) Eps(x []float32, t, y []int64, out []float32) error {
 // Classify runs a classifier on n images and returns logits [n K] and
 // features [n D].
 func (s *Session) Classify(x []float32, n int) (logits, features []float32, dim int, err error) {
-	if s.Info.Kind != "classifier" {
+	if s.Info.Kind != contract.Classifier {
 		return nil, nil, 0, fmt.Errorf("infer: %s is a %s, not a classifier", s.Path, s.Info.Kind)
 	}
 	b, err := s.buffersFor(n)

@@ -16,26 +16,81 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
-
+	"github.com/condiff/condiff/contract"
+	"github.com/condiff/condiff/diffusion"
+	"github.com/condiff/condiff/internal/field"
 	"github.com/condiff/condiff/internal/fsutil"
+	"github.com/condiff/condiff/internal/progress"
 )
+
+// ClassChoice picks the classes to sample: every class, N images each (the
+// zero value), or only class Index when One is set.
+type ClassChoice struct {
+	One   bool
+	Index int
+}
+
+// OneClass chooses class i only.
+func OneClass(i int) ClassChoice { return ClassChoice{One: true, Index: i} }
+
+func (c ClassChoice) String() string {
+	if !c.One {
+		return "all"
+	}
+	return fmt.Sprint(c.Index)
+}
+
+// Shard is part K of N of a sampling run: the images whose index ≡ K
+// (mod N). The zero value is the whole run.
+type Shard struct{ K, N int }
+
+// Whole reports whether s is the whole run.
+func (s Shard) Whole() bool { return s.N <= 1 }
+
+// String is "K/N", or "" for the whole run.
+func (s Shard) String() string {
+	if s.Whole() {
+		return ""
+	}
+	return fmt.Sprintf("%d/%d", s.K, s.N)
+}
+
+// ParseShard parses "k/n" (0 <= k < n); "" is the whole run.
+func ParseShard(s string) (Shard, error) {
+	if s == "" {
+		return Shard{}, nil
+	}
+	var k, n int
+	if _, err := fmt.Sscanf(s, "%d/%d", &k, &n); err != nil || n < 1 || k < 0 || k >= n || fmt.Sprintf("%d/%d", k, n) != s {
+		return Shard{}, field.Errorf("infer", "Shard", s, "not k/n with 0 <= k < n")
+	}
+	return Shard{k, n}, nil
+}
+
+func (s Shard) check() error {
+	if s.N == 0 && s.K == 0 {
+		return nil
+	}
+	if s.N < 1 || s.K < 0 || s.K >= s.N {
+		return field.Errorf("infer", "Shard", fmt.Sprintf("%d/%d", s.K, s.N), "not k/n with 0 <= k < n")
+	}
+	return nil
+}
 
 // SampleOptions is what `condiff sample` asks for.
 type SampleOptions struct {
 	Model    string
 	Out      string
-	Class    string // name, index or "all" ("" = all for conditional models)
-	N        int    // images (per class with "all")
+	Class    ClassChoice // an unconditional model takes every class (the zero value) only
+	N        int         // images (per class with AllClasses)
 	Batch    int
 	Seed     uint64
-	Sampler  string
+	Sampler  diffusion.Sampler
 	Steps    int
 	Eta      float64
 	Guidance float64
-	Shard    string // "k/n"
+	Shard    Shard
 	Session  Options
 	Progress io.Writer
 	// OnBatch, if set, is called after each batch's images and manifest are
@@ -89,53 +144,45 @@ func SanitizeName(s string) string {
 	return out
 }
 
-// ParseShard parses "k/n" (0 <= k < n); "" is 0/1.
-func ParseShard(s string) (k, n int, err error) {
-	if s == "" {
-		return 0, 1, nil
-	}
-	if _, err := fmt.Sscanf(s, "%d/%d", &k, &n); err != nil || n < 1 || k < 0 || k >= n || fmt.Sprintf("%d/%d", k, n) != s {
-		return 0, 0, fmt.Errorf("--shard %q is not k/n with 0 <= k < n", s)
-	}
-	return k, n, nil
-}
-
 // Plan resolves classes and shards into the images to make: global indices
-// and their labels. With "all" (or "" on a conditional model), image i has
-// class i / N; otherwise every image has the given class.
-func Plan(info Info, class string, n int, shard string) (indices, labels []int, err error) {
+// and their labels. With every class on a conditional model, image i has
+// class i / n; otherwise every image has the chosen class (0 for an
+// unconditional model).
+func Plan(info contract.Info, class ClassChoice, n int, shard Shard) (indices, labels []int, err error) {
 	if n <= 0 {
-		return nil, nil, fmt.Errorf("--n %d must be > 0", n)
+		return nil, nil, field.Errorf("infer", "N", n, "must be > 0")
 	}
-	k, of, err := ParseShard(shard)
-	if err != nil {
+	if err := shard.check(); err != nil {
 		return nil, nil, err
 	}
 	var all []int
 	switch {
 	case !info.Conditional():
-		if class != "" && class != "all" {
-			return nil, nil, fmt.Errorf("--class %q: the model is unconditional (variant %s) and has no classes", class, info.Variant)
+		if class.One {
+			return nil, nil, field.Errorf("infer", "Class", class.Index, "the model is unconditional (variant %s) and has no classes", info.Variant)
 		}
 		all = make([]int, n)
-	case class == "" || class == "all":
+	case !class.One:
+		if int64(info.NumClasses)*int64(n) > MaxImages {
+			return nil, nil, field.Errorf("infer", "N", n, "%d per class × %d classes is over %d images", n, info.NumClasses, MaxImages)
+		}
 		for c := 0; c < info.NumClasses; c++ {
 			for i := 0; i < n; i++ {
 				all = append(all, c)
 			}
 		}
 	default:
-		c, err := info.ClassIndex(class)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--class: %w", err)
+		if class.Index < 0 || class.Index >= info.NumClasses {
+			return nil, nil, field.Errorf("infer", "Class", class.Index, "out of 0..%d", info.NumClasses-1)
 		}
 		all = make([]int, n)
 		for i := range all {
-			all[i] = c
+			all[i] = class.Index
 		}
 	}
+	of := max(1, shard.N)
 	for i, c := range all {
-		if i%of == k {
+		if i%of == shard.K {
 			indices = append(indices, i)
 			labels = append(labels, c)
 		}
@@ -143,14 +190,17 @@ func Plan(info Info, class string, n int, shard string) (indices, labels []int, 
 	return indices, labels, nil
 }
 
+// MaxImages bounds the images one sampling run plans.
+const MaxImages = 10_000_000
+
 // checkWritable creates dir and proves a file can be written in it.
 func checkWritable(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("--out: %w", err)
+		return field.Errorf("infer", "Out", dir, "%v", err)
 	}
 	f, err := os.CreateTemp(dir, ".probe-*")
 	if err != nil {
-		return fmt.Errorf("--out %s is not writable: %w", dir, err)
+		return field.Errorf("infer", "Out", dir, "not writable: %v", err)
 	}
 	f.Close()
 	return os.Remove(f.Name())
@@ -224,13 +274,16 @@ func Grid(rows [][]image.Image, size int) image.Image {
 // every batch so that it lists exactly the images on disk.
 func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 	if o.Batch < 1 {
-		return nil, fmt.Errorf("--batch %d must be > 0", o.Batch)
+		return nil, field.Errorf("infer", "Batch", o.Batch, "must be > 0")
 	}
 	if o.N <= 0 {
-		return nil, fmt.Errorf("--n %d must be > 0", o.N)
+		return nil, field.Errorf("infer", "N", o.N, "must be > 0")
 	}
-	if _, _, err := ParseShard(o.Shard); err != nil {
+	if err := o.Shard.check(); err != nil {
 		return nil, err
+	}
+	if !(o.Guidance >= 0) {
+		return nil, field.Errorf("infer", "Guidance", o.Guidance, "must be >= 0")
 	}
 	if err := checkWritable(o.Out); err != nil {
 		return nil, err
@@ -241,20 +294,17 @@ func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 	}
 	defer s.Close()
 	info := s.Info
-	if o.Guidance != 0 && info.NullClass < 0 {
-		return nil, fmt.Errorf("--guidance %g needs a model trained with label dropout (--cfg-drop); %s has no null class", o.Guidance, o.Model)
+	if info.Kind != contract.Denoiser {
+		return nil, field.Errorf("infer", "Model", o.Model, "is a %s, not a denoiser", info.Kind)
 	}
-	if o.Guidance < 0 {
-		return nil, fmt.Errorf("--guidance %g < 0", o.Guidance)
+	if o.Guidance != 0 && !info.HasNull {
+		return nil, field.Errorf("infer", "Guidance", o.Guidance, "needs a model trained with label dropout; %s has no null class", o.Model)
 	}
 	sch, err := info.Schedule.Build()
 	if err != nil {
 		return nil, err
 	}
-	if o.Sampler == DDPM && o.Steps != 0 && o.Steps != sch.Spec.T {
-		return nil, fmt.Errorf("--steps %d: the ddpm sampler takes all %d steps; use --sampler ddim or dpm++2m for fewer", o.Steps, sch.Spec.T)
-	}
-	ts, err := Timesteps(o.Sampler, sch.Spec.T, o.Steps)
+	ts, err := diffusion.Timesteps(o.Sampler, sch.Spec.T, o.Steps)
 	if err != nil {
 		return nil, err
 	}
@@ -266,46 +316,34 @@ func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manifest{Model: o.Model, ModelHash: hash, Sampler: o.Sampler, Steps: len(ts), Eta: o.Eta, Guidance: o.Guidance,
-		Seed: o.Seed, Shard: o.Shard, Device: s.Device, Images: []ManifestEntry{}}
+	m := &Manifest{Model: o.Model, ModelHash: hash, Sampler: string(o.Sampler), Steps: len(ts), Eta: o.Eta, Guidance: o.Guidance,
+		Seed: o.Seed, Shard: o.Shard.String(), Device: s.Device, Images: []ManifestEntry{}}
 	manifestName := "manifest.json"
-	if o.Shard != "" {
-		k, n, _ := ParseShard(o.Shard)
-		manifestName = fmt.Sprintf("manifest.shard-%d-of-%d.json", k, n)
+	if !o.Shard.Whole() {
+		manifestName = fmt.Sprintf("manifest.shard-%d-of-%d.json", o.Shard.K, o.Shard.N)
 	}
 	writeManifest := func() error {
-		b, _ := json.MarshalIndent(m, "", "  ")
+		b, err := json.MarshalIndent(m, "", "  ")
+		if err != nil {
+			return fmt.Errorf("infer: manifest: %w", err)
+		}
 		return fsutil.WriteFileAtomic(filepath.Join(o.Out, manifestName), append(b, '\n'))
 	}
-	var bar *progressbar.ProgressBar
-	if o.Progress != nil {
-		batches := (len(indices) + o.Batch - 1) / o.Batch
-		bar = progressbar.NewOptions(batches*len(ts), progressbar.OptionSetWriter(o.Progress),
-			progressbar.OptionSetDescription(fmt.Sprintf("sample %d images, %s×%d", len(indices), o.Sampler, len(ts))),
-			progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionSetWidth(24),
-			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish())
-	}
+	batches := (len(indices) + o.Batch - 1) / o.Batch
+	bar := progress.New(o.Progress, batches*len(ts), fmt.Sprintf("sample %d images, %s×%d", len(indices), o.Sampler, len(ts)))
+	defer bar.Close()
 	C, S := info.Channels, info.ImageSize
 	D := C * S * S
 	label := map[int]int{}
 	for i, gi := range indices {
 		label[gi] = labels[i]
 	}
-	req := Request{Sampler: o.Sampler, Steps: o.Steps, Eta: o.Eta, Guidance: o.Guidance, Null: info.NullClass,
-		Seed: o.Seed, Batch: o.Batch, Sample: D, Indices: indices, Labels: labels}
-	tick := func() {
-		if bar != nil {
-			_ = bar.Add(1)
-		}
-	}
-	err = Run(ctx, s, sch, req, tick, func(idx []int, x []float32) error {
+	req := diffusion.Request{Sampler: o.Sampler, Steps: o.Steps, Eta: o.Eta, Guidance: o.Guidance, Null: info.Null(),
+		Seed: o.Seed, Batch: o.Batch, Values: D, Indices: indices, Labels: labels}
+	err = diffusion.Sample(ctx, s, sch, req, func() { bar.Add(1) }, func(idx []int, x []float32) error {
 		for i, gi := range idx {
 			c := label[gi]
-			name := "uncond"
-			if info.Conditional() {
-				name = SanitizeName(info.ClassName(c))
-			}
-			file := fmt.Sprintf("%06d_%s.png", gi, name)
+			file := fmt.Sprintf("%06d_%s.png", gi, fileClass(info, c))
 			if err := WritePNG(filepath.Join(o.Out, file), ToImage(x[i*D:(i+1)*D], C, S)); err != nil {
 				return err
 			}
@@ -331,17 +369,23 @@ func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 	if err := writeManifest(); err != nil {
 		return m, err
 	}
-	if bar != nil {
-		_ = bar.Finish()
-	}
+	bar.Finish()
 	return m, WriteGrids(o.Out, m, info, C, S)
+}
+
+// fileClass is the class part of an image or grid file name.
+func fileClass(info contract.Info, c int) string {
+	if !info.Conditional() {
+		return string(contract.Uncond)
+	}
+	return SanitizeName(info.ClassName(c))
 }
 
 // WriteGrids writes grid_CLASS.png per class (at most 64 images, 8 a row)
 // and grid.png with a row per class (at most 16 images a row) from the
 // images a manifest lists. Only those images are read, so memory does not
 // grow with the number of samples.
-func WriteGrids(dir string, m *Manifest, info Info, c, size int) error {
+func WriteGrids(dir string, m *Manifest, info contract.Info, c, size int) error {
 	byClass := map[int][]image.Image{}
 	var classes []int
 	for _, e := range m.Images {
@@ -367,10 +411,7 @@ func WriteGrids(dir string, m *Manifest, info Info, c, size int) error {
 		imgs := byClass[cl]
 		row := imgs[:min(16, len(imgs))]
 		rows = append(rows, row)
-		name := "uncond"
-		if info.Conditional() {
-			name = SanitizeName(info.ClassName(cl))
-		}
+		name := fileClass(info, cl)
 		var crow [][]image.Image
 		for i := 0; i < len(imgs); i += 8 {
 			crow = append(crow, imgs[i:min(i+8, len(imgs))])

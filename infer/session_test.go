@@ -11,11 +11,12 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/condiff/condiff/contract"
+	"github.com/condiff/condiff/diffusion"
 	"github.com/condiff/condiff/graphs"
 	"github.com/condiff/condiff/infer"
 	"github.com/condiff/condiff/internal/testenv"
 	"github.com/condiff/condiff/models"
-	"github.com/condiff/condiff/schedule"
 )
 
 // torchModel is a U-Net exported by PyTorch (testdata/torch_export.py).
@@ -27,7 +28,7 @@ func sample(t *testing.T, o infer.SampleOptions) (*infer.Manifest, error) {
 		o.Out = t.TempDir()
 	}
 	if o.Sampler == "" {
-		o.Sampler, o.Steps = infer.DDIM, 8
+		o.Sampler, o.Steps = diffusion.DDIM, 8
 	}
 	o.Session.Threads = 1
 	return infer.SampleToDir(context.Background(), o)
@@ -66,17 +67,17 @@ func readPixels(t *testing.T, dir string, m *infer.Manifest) map[int][]uint8 {
 func TestTorchModelBatchesAndShards(t *testing.T) {
 	testenv.ORT(t)
 	dirA, dirB, dirS := t.TempDir(), t.TempDir(), t.TempDir()
-	a, err := sample(t, infer.SampleOptions{Model: torchModel, Out: dirA, Class: "all", N: 3, Batch: 3, Seed: 4, Guidance: 1.5})
+	a, err := sample(t, infer.SampleOptions{Model: torchModel, Out: dirA, N: 3, Batch: 3, Seed: 4, Guidance: 1.5})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := sample(t, infer.SampleOptions{Model: torchModel, Out: dirB, Class: "all", N: 3, Batch: 8, Seed: 4, Guidance: 1.5})
+	b, err := sample(t, infer.SampleOptions{Model: torchModel, Out: dirB, N: 3, Batch: 8, Seed: 4, Guidance: 1.5})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var shard []*infer.Manifest
-	for _, s := range []string{"0/2", "1/2"} {
-		m, err := sample(t, infer.SampleOptions{Model: torchModel, Out: dirS, Class: "all", N: 3, Batch: 2, Seed: 4, Guidance: 1.5, Shard: s})
+	for _, s := range []infer.Shard{{K: 0, N: 2}, {K: 1, N: 2}} {
+		m, err := sample(t, infer.SampleOptions{Model: torchModel, Out: dirS, N: 3, Batch: 2, Seed: 4, Guidance: 1.5, Shard: s})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,11 +119,10 @@ func TestTorchModelBatchesAndShards(t *testing.T) {
 // uncondModel writes an unconditional model without a null class.
 func uncondModel(t *testing.T) string {
 	cfg := models.DefaultDenoiser()
-	cfg.Variant, cfg.ImageSize, cfg.BaseChannels, cfg.ChannelMult = models.Uncond, 8, 8, []int{1, 2}
-	sp, _ := schedule.Default("linear", 50)
-	m, err := graphs.Build(cfg, models.InitParams(cfg, 1), models.InitNormStats(cfg), 50, map[string]string{
-		"condiff.variant": "uncond", "condiff.num_classes": "0", "condiff.image_size": "8", "condiff.channels": "1",
-		"condiff.schedule": sp.JSON(), "condiff.prediction": "epsilon"})
+	cfg.Variant, cfg.ImageSize, cfg.BaseChannels, cfg.ChannelMult = contract.Uncond, 8, 8, []int{1, 2}
+	sp, _ := diffusion.Default("linear", 50)
+	m, err := graphs.Build(cfg, models.InitParams(cfg, 1), models.InitNormStats(cfg), 50, contract.Info{
+		Kind: contract.Denoiser, Variant: contract.Uncond, ImageSize: 8, Channels: 1, Schedule: sp, Prediction: contract.PredictionEpsilon}.Metadata())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,14 +145,14 @@ func TestSampleBadInput(t *testing.T) {
 		want string
 	}{
 		{infer.SampleOptions{Model: unc, N: 2, Batch: 2, Guidance: 1}, "needs a model trained with label dropout"},
-		{infer.SampleOptions{Model: unc, N: 2, Batch: 2, Class: "3"}, "unconditional"},
-		{infer.SampleOptions{Model: torchModel, N: 0, Batch: 2}, "--n 0"},
-		{infer.SampleOptions{Model: torchModel, N: 1, Batch: 2, Class: "zebra"}, "valid classes: a, b, c"},
-		{infer.SampleOptions{Model: torchModel, N: 1, Batch: 2, Sampler: infer.DDIM, Steps: 1001}, "--steps 1001 is out of 1..1000"},
-		{infer.SampleOptions{Model: torchModel, N: 1, Batch: 2, Sampler: infer.DDPM, Steps: 10}, "takes all 1000 steps"},
-		{infer.SampleOptions{Model: torchModel, N: 1, Batch: 2, Out: filepath.Join(ro, "sub")}, "--out"},
+		{infer.SampleOptions{Model: unc, N: 2, Batch: 2, Class: infer.OneClass(3)}, "unconditional"},
+		{infer.SampleOptions{Model: torchModel, N: 0, Batch: 2}, "infer: N 0"},
+		{infer.SampleOptions{Model: torchModel, N: 1, Batch: 2, Class: infer.OneClass(3)}, "infer: Class 3: out of 0..2"},
+		{infer.SampleOptions{Model: torchModel, N: 1, Batch: 2, Sampler: diffusion.DDIM, Steps: 1001}, "diffusion: Steps 1001: out of 1..1000"},
+		{infer.SampleOptions{Model: torchModel, N: 1, Batch: 2, Sampler: diffusion.DDPM, Steps: 10}, "takes all 1000 steps"},
+		{infer.SampleOptions{Model: torchModel, N: 1, Batch: 2, Out: filepath.Join(ro, "sub")}, "infer: Out"},
 		{infer.SampleOptions{Model: "missing.onnx", N: 1, Batch: 2}, "missing.onnx"},
-		{infer.SampleOptions{Model: torchModel, N: 1, Batch: 2, Session: infer.Options{Device: "tpu"}}, `--device "tpu"`},
+		{infer.SampleOptions{Model: torchModel, N: 1, Batch: 2, Session: infer.Options{Device: "tpu"}}, `infer: Device "tpu": not cpu, cuda, cuda:ID or auto`},
 	}
 	for _, c := range cases {
 		dir := c.o.Out
@@ -165,7 +165,7 @@ func TestSampleBadInput(t *testing.T) {
 			t.Errorf("%+v: error %v; want %q", c.o, err, c.want)
 			continue
 		}
-		if entries, _ := os.ReadDir(dir); len(entries) != 0 && !strings.Contains(c.want, "--out") {
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 && !strings.Contains(c.want, "infer: Out") {
 			t.Errorf("%q: left %d files in the output directory", c.want, len(entries))
 		}
 	}
@@ -198,8 +198,8 @@ func TestInterrupt(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	m, err := infer.SampleToDir(ctx, infer.SampleOptions{Model: torchModel, Out: dir, Class: "all", N: 4, Batch: 5, Seed: 1,
-		Sampler: infer.DDIM, Steps: 4, Session: infer.Options{Threads: 1}, OnBatch: func(int) { cancel() }})
+	m, err := infer.SampleToDir(ctx, infer.SampleOptions{Model: torchModel, Out: dir, N: 4, Batch: 5, Seed: 1,
+		Sampler: diffusion.DDIM, Steps: 4, Session: infer.Options{Threads: 1}, OnBatch: func(int) { cancel() }})
 	if err == nil || ctx.Err() == nil {
 		t.Fatalf("err %v; want the cancellation", err)
 	}

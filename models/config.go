@@ -19,16 +19,16 @@ const (
 type Config struct {
 	Kind         contract.Kind    `json:"kind"`
 	Variant      contract.Variant `json:"variant"` // denoiser only
-	Norm         string   `json:"norm"`    // batch or group
-	Groups       int      `json:"groups"`  // groups for group norm
-	Channels     int      `json:"channels"`
-	ImageSize    int      `json:"image_size"`
-	BaseChannels int      `json:"base_channels"`
-	ChannelMult  []int    `json:"channel_mult"`
-	NumResBlocks int      `json:"num_res_blocks"`
-	NumClasses   int      `json:"num_classes"`
-	ClassNames   []string `json:"class_names"`
-	NullClass    bool     `json:"null_class"` // a learned "no label" row at contract.NullLabel(NumClasses)
+	Norm         string           `json:"norm"`    // batch or group
+	Groups       int              `json:"groups"`  // groups for group norm
+	Channels     int              `json:"channels"`
+	ImageSize    int              `json:"image_size"`
+	BaseChannels int              `json:"base_channels"`
+	ChannelMult  []int            `json:"channel_mult"`
+	NumResBlocks int              `json:"num_res_blocks"`
+	NumClasses   int              `json:"num_classes"`
+	ClassNames   []string         `json:"class_names"`
+	NullClass    bool             `json:"null_class"` // a learned "no label" row at contract.NullLabel(NumClasses)
 }
 
 // DefaultDenoiser is the U-Net used when no architecture flag is given.
@@ -52,7 +52,9 @@ func (c Config) LabelRows() int {
 }
 
 // Conditional reports whether the network takes a label input.
-func (c Config) Conditional() bool { return c.Kind == contract.Denoiser && c.Variant != contract.Uncond }
+func (c Config) Conditional() bool {
+	return c.Kind == contract.Denoiser && c.Variant != contract.Uncond
+}
 
 // Validate checks the config and says which field is wrong.
 func (c Config) Validate() error {

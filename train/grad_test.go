@@ -18,7 +18,7 @@ func TestGradients(t *testing.T) {
 		variant contract.Variant
 		norm    string
 		ac      bool
-		params        []string
+		params  []string
 	}{
 		{contract.CBN, models.BatchNorm, false, []string{"down.0.res.0.norm1.gamma", "down.1.res.0.norm2.beta", "up.1.res.0.conv1.weight", "time.0.weight", "conv_out.weight", "out.norm.gamma", "mid.res.0.conv1.bias", "down.0.downsample.weight"}},
 		{contract.CBN, models.GroupNorm, false, []string{"down.0.res.0.norm1.gamma", "mid.res.0.norm2.beta", "conv_in.weight"}},

@@ -14,22 +14,22 @@ import (
 // the denoiser's training loss, the classifier's loss, or an inference
 // forward pass.
 type graph struct {
-	cfg   models.Config
-	g     *G.ExprGraph
-	vm    G.VM
-	l     *lowering
-	x     *G.Node // [N C H W] input: x_t for a denoiser, images for a classifier
+	cfg models.Config
+	g   *G.ExprGraph
+	vm  G.VM
+	l   *lowering
+	x   *G.Node // [N C H W] input: x_t for a denoiser, images for a classifier
 	// Host values of the other inputs, bound by run: the timesteps (time
 	// embedding), the conditioning labels (label one-hot) and the
 	// cross-entropy targets (nil when the graph has no cross-entropy).
 	times, labels, targets []int
-	out   *G.Node // eps [N C H W] or logits [N K]
-	feat  *G.Node // classifier features [N D]
-	noise *G.Node // denoiser target [N C H W]
-	loss  *G.Node // scalar total loss
-	mse   *G.Node // denoiser MSE
-	aux   *G.Node // auxiliary CE (ac) or classifier CE
-	learn []*G.Node
+	out                    *G.Node // eps [N C H W] or logits [N K]
+	feat                   *G.Node // classifier features [N D]
+	noise                  *G.Node // denoiser target [N C H W]
+	loss                   *G.Node // scalar total loss
+	mse                    *G.Node // denoiser MSE
+	aux                    *G.Node // auxiliary CE (ac) or classifier CE
+	learn                  []*G.Node
 
 	// M_AC: x0_hat = x_t·c1 − eps·c2, judged by the classifier against the targets.
 	c1, c2 *G.Node // [N 1 1 1]

@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/condiff/condiff/data"
 	"github.com/condiff/condiff/checkpoint"
 	"github.com/condiff/condiff/contract"
-	"github.com/condiff/condiff/models"
+	"github.com/condiff/condiff/data"
 	"github.com/condiff/condiff/diffusion"
+	"github.com/condiff/condiff/models"
 )
 
 // tinyOptions is a small synthetic run: 16×16, base width 8.

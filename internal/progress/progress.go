@@ -105,7 +105,7 @@ func (b *Bar) line() {
 	}
 	eta := ""
 	if b.n > 0 && b.n < b.total {
-		eta = fmt.Sprintf(", %s left", (time.Duration(float64(el)/float64(b.n)*float64(b.total-b.n))).Round(time.Second))
+		eta = fmt.Sprintf(", %s left", (time.Duration(float64(el) / float64(b.n) * float64(b.total-b.n))).Round(time.Second))
 	}
 	fmt.Fprintf(b.w, "%s: %d/%d (%.0f%%) in %s%s\n", b.desc, b.n, b.total, pct, el.Round(time.Second), eta)
 }

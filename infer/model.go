@@ -1,0 +1,209 @@
+package infer
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	pb "github.com/advancedclimatesystems/gonnx/onnx"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/condiff/condiff/contract"
+	"github.com/condiff/condiff/models"
+)
+
+// readModel decodes an .onnx file (pure Go; no ONNX Runtime needed).
+func readModel(path string) (*pb.ModelProto, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("infer: model: %w", err)
+	}
+	if len(b) == 0 {
+		return nil, fmt.Errorf("infer: %s is empty, not an ONNX model", path)
+	}
+	var m pb.ModelProto
+	if err := proto.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("infer: %s is not an ONNX model: %w", path, err)
+	}
+	if m.Graph == nil {
+		return nil, fmt.Errorf("infer: %s is not an ONNX model: it has no graph", path)
+	}
+	return &m, nil
+}
+
+func metadata(m *pb.ModelProto) map[string]string {
+	md := map[string]string{}
+	for _, p := range m.MetadataProps {
+		md[p.Key] = p.Value
+	}
+	return md
+}
+
+// ReadMetadata returns the metadata_props of a model file, without ONNX
+// Runtime.
+func ReadMetadata(path string) (map[string]string, error) {
+	m, err := readModel(path)
+	if err != nil {
+		return nil, err
+	}
+	return metadata(m), nil
+}
+
+// info parses a decoded model's metadata and, when it carries the
+// architecture, rebuilds the config and checks it against the rest.
+func info(path string, m *pb.ModelProto) (contract.Info, error) {
+	in, err := contract.Parse(path, metadata(m))
+	if err != nil {
+		return in, err
+	}
+	if _, _, err := models.FromContract(path, in); err != nil {
+		return in, fmt.Errorf("contract: %w", err)
+	}
+	return in, nil
+}
+
+// ReadInfo reads what a model file's metadata says about it (the model
+// contract), without ONNX Runtime.
+func ReadInfo(path string) (contract.Info, error) {
+	m, err := readModel(path)
+	if err != nil {
+		return contract.Info{}, err
+	}
+	return info(path, m)
+}
+
+// graphTensors lists the graph inputs or outputs that are not initializers.
+func graphTensors(vs []*pb.ValueInfoProto, inits map[string]bool) []contract.Tensor {
+	var out []contract.Tensor
+	for _, v := range vs {
+		if inits[v.Name] {
+			continue
+		}
+		t := contract.Tensor{Name: v.Name, Type: "?"}
+		if tt := v.GetType().GetTensorType(); tt != nil {
+			switch pb.TensorProto_DataType(tt.ElemType) {
+			case pb.TensorProto_FLOAT:
+				t.Type = contract.Float32
+			case pb.TensorProto_INT64:
+				t.Type = contract.Int64
+			default:
+				t.Type = strings.ToLower(pb.TensorProto_DataType(tt.ElemType).String())
+			}
+			for _, d := range tt.GetShape().GetDim() {
+				if _, ok := d.Value.(*pb.TensorShapeProto_Dimension_DimValue); ok {
+					t.Dims = append(t.Dims, d.GetDimValue())
+				} else {
+					t.Dims = append(t.Dims, -1) // named or unknown
+				}
+			}
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// Inspect prints a model's inputs, outputs, metadata, parameter count and
+// op histogram, and whether it follows the condiff model contract (the same
+// check the sampler makes). It reads the file itself; no ONNX Runtime is
+// needed. The returned error is non-nil when the file is unreadable or
+// breaks the contract.
+func Inspect(path string, w io.Writer) error {
+	m, err := readModel(path)
+	if err != nil {
+		return err
+	}
+	g := m.Graph
+	fmt.Fprintf(w, "%s: ONNX IR %d, producer %q", path, m.IrVersion, m.ProducerName)
+	for _, o := range m.OpsetImport {
+		if o.Domain == "" || o.Domain == "ai.onnx" {
+			fmt.Fprintf(w, ", opset %d", o.Version)
+		}
+	}
+	fmt.Fprintln(w)
+	inits := map[string]bool{}
+	shapes := map[string][]int64{}
+	params := 0
+	for _, t := range g.Initializer {
+		inits[t.Name] = true
+		shapes[t.Name] = t.Dims
+		n := 1
+		for _, d := range t.Dims {
+			n *= int(d)
+		}
+		params += n
+	}
+	ins, outs := graphTensors(g.Input, inits), graphTensors(g.Output, inits)
+	for _, set := range []struct {
+		what string
+		ts   []contract.Tensor
+	}{{"inputs", ins}, {"outputs", outs}} {
+		fmt.Fprintf(w, "%s:\n", set.what)
+		for _, v := range set.ts {
+			fmt.Fprintf(w, "  %-10s %s %s\n", v.Name, v.Type, contract.ShapeString(v.Dims))
+		}
+	}
+	md := metadata(m)
+	fmt.Fprintln(w, "metadata:")
+	for _, p := range m.MetadataProps {
+		fmt.Fprintf(w, "  %s = %s\n", p.Key, p.Value)
+	}
+	fmt.Fprintf(w, "parameters: %d (%d initializers, %.2f MB)\n", params, len(g.Initializer), float64(4*params)/1e6)
+	hist := map[string]int{}
+	for _, n := range g.Node {
+		hist[n.OpType]++
+	}
+	ops := make([]string, 0, len(hist))
+	for k := range hist {
+		ops = append(ops, k)
+	}
+	sort.Slice(ops, func(i, j int) bool {
+		return hist[ops[i]] > hist[ops[j]] || hist[ops[i]] == hist[ops[j]] && ops[i] < ops[j]
+	})
+	fmt.Fprintf(w, "ops (%d nodes):", len(g.Node))
+	for _, k := range ops {
+		fmt.Fprintf(w, " %s×%d", k, hist[k])
+	}
+	fmt.Fprintln(w)
+
+	no := func(err error) error {
+		fmt.Fprintf(w, "contract: NO: %v\n", err)
+		return err
+	}
+	in, err := contract.Parse(path, md)
+	if err != nil {
+		return no(err)
+	}
+	if err := contract.Check(path, in, ins, outs); err != nil {
+		return no(err)
+	}
+	cfg, ok, err := models.FromContract(path, in)
+	if err != nil {
+		return no(fmt.Errorf("contract: %w", err))
+	}
+	if ok {
+		if err := checkWeights(path, cfg, shapes); err != nil {
+			return no(err)
+		}
+		fmt.Fprintf(w, "config: %s, every parameter of its network present with its shape\n", in.Config)
+	}
+	fmt.Fprintln(w, "contract: yes (condiff can sample/evaluate with it)")
+	return nil
+}
+
+// checkWeights compares the initializers with the parameters the config's
+// network declares: every one present, with its shape.
+func checkWeights(path string, cfg models.Config, shapes map[string][]int64) error {
+	s, _ := models.Trace(cfg, 1)
+	for _, p := range s.Params {
+		got, ok := shapes[p.Name]
+		if !ok {
+			return fmt.Errorf("contract: %s: initializer %q of the config's network is missing", path, p.Name)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(p.Shape) {
+			return fmt.Errorf("contract: %s: initializer %q has shape %v, the config's network wants %v", path, p.Name, got, p.Shape)
+		}
+	}
+	return nil
+}
