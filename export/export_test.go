@@ -222,7 +222,7 @@ func TestMetadataRoundTrip(t *testing.T) {
 	}
 	var tr checkpoint.TrainInfo
 	if err := json.Unmarshal(info.Train, &tr); err != nil || tr.CFGDrop != 0.1 || tr.Steps != 7 || tr.Norm != "" && tr.Norm != ck.Info.Norm {
-		t.Fatalf("condiff.train %s: %v", info.Train, err)
+		t.Fatalf("%s %s: %v", contract.KeyTrain, info.Train, err)
 	}
 	for k, v := range Metadata(ck) {
 		if md[k] != v {
@@ -272,7 +272,7 @@ func TestInspect(t *testing.T) {
 	if err := infer.Inspect(liar, &out); err == nil || !strings.Contains(err.Error(), "num_classes") {
 		t.Fatalf("disagreeing config: %v\n%s", err, out.String())
 	}
-	if _, err := infer.ReadInfo(liar); err == nil || !strings.Contains(err.Error(), "condiff.config") {
+	if _, err := infer.ReadInfo(liar); err == nil || !strings.Contains(err.Error(), contract.KeyConfig) {
 		t.Fatalf("the sampler reads a disagreeing config: %v", err)
 	}
 	empty := filepath.Join(dir, "empty.onnx")
@@ -295,7 +295,7 @@ func TestInspect(t *testing.T) {
 	plain := filepath.Join(dir, "plain.onnx")
 	os.WriteFile(plain, b, 0o644)
 	out.Reset()
-	if err := infer.Inspect(plain, &out); err == nil || !strings.Contains(out.String(), "contract: NO") || !strings.Contains(err.Error(), "condiff.num_classes") {
+	if err := infer.Inspect(plain, &out); err == nil || !strings.Contains(out.String(), "contract: NO") || !strings.Contains(err.Error(), contract.KeyNumClasses) {
 		t.Fatalf("model without metadata: %v\n%s", err, out.String())
 	}
 }

@@ -5,17 +5,13 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strings"
-
-	pb "github.com/advancedclimatesystems/gonnx/onnx"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/models"
 )
 
 // readModel decodes an .onnx file (pure Go; no ONNX Runtime needed).
-func readModel(path string) (*pb.ModelProto, error) {
+func readModel(path string) (*onnxFile, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("infer: model: %w", err)
@@ -23,20 +19,20 @@ func readModel(path string) (*pb.ModelProto, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("infer: %s is empty, not an ONNX model", path)
 	}
-	var m pb.ModelProto
-	if err := proto.Unmarshal(b, &m); err != nil {
+	m, err := decodeONNX(b)
+	if err != nil {
 		return nil, fmt.Errorf("infer: %s is not an ONNX model: %w", path, err)
 	}
-	if m.Graph == nil {
+	if !m.HasGraph {
 		return nil, fmt.Errorf("infer: %s is not an ONNX model: it has no graph", path)
 	}
-	return &m, nil
+	return m, nil
 }
 
-func metadata(m *pb.ModelProto) map[string]string {
+func metadata(m *onnxFile) map[string]string {
 	md := map[string]string{}
-	for _, p := range m.MetadataProps {
-		md[p.Key] = p.Value
+	for _, kv := range m.Metadata {
+		md[kv[0]] = kv[1]
 	}
 	return md
 }
@@ -53,7 +49,7 @@ func ReadMetadata(path string) (map[string]string, error) {
 
 // info parses a decoded model's metadata and, when it carries the
 // architecture, rebuilds the config and checks it against the rest.
-func info(path string, m *pb.ModelProto) (contract.Info, error) {
+func info(path string, m *onnxFile) (contract.Info, error) {
 	in, err := contract.Parse(path, metadata(m))
 	if err != nil {
 		return in, err
@@ -75,29 +71,15 @@ func ReadInfo(path string) (contract.Info, error) {
 }
 
 // graphTensors lists the graph inputs or outputs that are not initializers.
-func graphTensors(vs []*pb.ValueInfoProto, inits map[string]bool) []contract.Tensor {
+func graphTensors(vs []valueInfo, inits map[string]bool) []contract.Tensor {
 	var out []contract.Tensor
 	for _, v := range vs {
 		if inits[v.Name] {
 			continue
 		}
-		t := contract.Tensor{Name: v.Name, Type: "?"}
-		if tt := v.GetType().GetTensorType(); tt != nil {
-			switch pb.TensorProto_DataType(tt.ElemType) {
-			case pb.TensorProto_FLOAT:
-				t.Type = contract.Float32
-			case pb.TensorProto_INT64:
-				t.Type = contract.Int64
-			default:
-				t.Type = strings.ToLower(pb.TensorProto_DataType(tt.ElemType).String())
-			}
-			for _, d := range tt.GetShape().GetDim() {
-				if _, ok := d.Value.(*pb.TensorShapeProto_Dimension_DimValue); ok {
-					t.Dims = append(t.Dims, d.GetDimValue())
-				} else {
-					t.Dims = append(t.Dims, -1) // named or unknown
-				}
-			}
+		t := contract.Tensor{Name: v.Name, Type: "?", Dims: v.Dims}
+		if v.HasType {
+			t.Type = elemTypeName(v.ElemType)
 		}
 		out = append(out, t)
 	}
@@ -114,9 +96,8 @@ func Inspect(path string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	g := m.Graph
-	fmt.Fprintf(w, "%s: ONNX IR %d, producer %q", path, m.IrVersion, m.ProducerName)
-	for _, o := range m.OpsetImport {
+	fmt.Fprintf(w, "%s: ONNX IR %d, producer %q", path, m.IRVersion, m.Producer)
+	for _, o := range m.Opsets {
 		if o.Domain == "" || o.Domain == "ai.onnx" {
 			fmt.Fprintf(w, ", opset %d", o.Version)
 		}
@@ -125,7 +106,7 @@ func Inspect(path string, w io.Writer) error {
 	inits := map[string]bool{}
 	shapes := map[string][]int64{}
 	params := 0
-	for _, t := range g.Initializer {
+	for _, t := range m.Inits {
 		inits[t.Name] = true
 		shapes[t.Name] = t.Dims
 		n := 1
@@ -134,7 +115,7 @@ func Inspect(path string, w io.Writer) error {
 		}
 		params += n
 	}
-	ins, outs := graphTensors(g.Input, inits), graphTensors(g.Output, inits)
+	ins, outs := graphTensors(m.Inputs, inits), graphTensors(m.Outputs, inits)
 	for _, set := range []struct {
 		what string
 		ts   []contract.Tensor
@@ -146,13 +127,13 @@ func Inspect(path string, w io.Writer) error {
 	}
 	md := metadata(m)
 	fmt.Fprintln(w, "metadata:")
-	for _, p := range m.MetadataProps {
-		fmt.Fprintf(w, "  %s = %s\n", p.Key, p.Value)
+	for _, kv := range m.Metadata {
+		fmt.Fprintf(w, "  %s = %s\n", kv[0], kv[1])
 	}
-	fmt.Fprintf(w, "parameters: %d (%d initializers, %.2f MB)\n", params, len(g.Initializer), float64(4*params)/1e6)
+	fmt.Fprintf(w, "parameters: %d (%d initializers, %.2f MB)\n", params, len(m.Inits), float64(4*params)/1e6)
 	hist := map[string]int{}
-	for _, n := range g.Node {
-		hist[n.OpType]++
+	for _, op := range m.OpTypes {
+		hist[op]++
 	}
 	ops := make([]string, 0, len(hist))
 	for k := range hist {
@@ -161,7 +142,7 @@ func Inspect(path string, w io.Writer) error {
 	sort.Slice(ops, func(i, j int) bool {
 		return hist[ops[i]] > hist[ops[j]] || hist[ops[i]] == hist[ops[j]] && ops[i] < ops[j]
 	})
-	fmt.Fprintf(w, "ops (%d nodes):", len(g.Node))
+	fmt.Fprintf(w, "ops (%d nodes):", len(m.OpTypes))
 	for _, k := range ops {
 		fmt.Fprintf(w, " %s×%d", k, hist[k])
 	}

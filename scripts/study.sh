@@ -3,7 +3,7 @@
 # same data and budget, then tabulates them with `condiff compare`.
 #   scripts/study.sh OUT DATA CLASSES SIZE STEPS
 # e.g. scripts/study.sh out/study-fashion fashion-mnist trouser,bag 32 300
-#      STUDY_JUDGE=models/pretrained/mnist-clf.onnx scripts/study.sh out/study-mnist mnist "" 32 600
+#      STUDY_JUDGE=assets/pretrained/mnist-clf.onnx scripts/study.sh out/study-mnist mnist "" 32 600
 # STUDY_JUDGE: an existing independent classifier to judge with (default: one
 # trained here, 600 steps); STUDY_N_PER_CLASS: samples per class (default 50).
 set -euo pipefail

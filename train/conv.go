@@ -190,7 +190,7 @@ func (op *convOp) ReturnsPtr() bool     { return false }
 func (op *convOp) CallsExtern() bool    { return false }
 func (op *convOp) OverwritesInput() int { return -1 }
 func (op *convOp) WriteHash(h hash.Hash) {
-	fmt.Fprintf(h, "condiff.conv%d(%d,%d,%p)", op.kind, op.stride, op.pad, op.st)
+	fmt.Fprintf(h, "condiff:conv%d(%d,%d,%p)", op.kind, op.stride, op.pad, op.st)
 }
 func (op *convOp) Hashcode() uint32 {
 	h := fnv.New32a()

@@ -58,7 +58,7 @@ func newGraph(s graphSpec) (gr *graph, err error) {
 	g := G.NewGraph()
 	l := newLowering(g, s.n, s.training, s.weights, s.stats)
 	gr = &graph{cfg: c, g: g, l: l, times: make([]int, s.n), labels: make([]int, s.n)}
-	gr.x = G.NewTensor(g, tensor.Float32, 4, G.WithShape(s.n, c.Channels, c.ImageSize, c.ImageSize), G.WithName("x"))
+	gr.x = G.NewTensor(g, tensor.Float32, 4, G.WithShape(s.n, c.Channels, c.ImageSize, c.ImageSize), G.WithName(contract.InputX))
 
 	if c.Kind == contract.Classifier {
 		logits, feat := models.Classifier{Cfg: c}.Forward(l, gr.x)
@@ -69,7 +69,7 @@ func newGraph(s graphSpec) (gr *graph, err error) {
 			gr.loss = gr.aux
 		}
 	} else {
-		gr.out = node(models.Denoiser{Cfg: c}.Forward(l, gr.x, "t", "y")) // t and y: the lowering's own inputs
+		gr.out = node(models.Denoiser{Cfg: c}.Forward(l, gr.x, contract.InputT, contract.InputY)) // t and y: the lowering's own inputs
 		if s.training {
 			gr.noise = G.NewTensor(g, tensor.Float32, 4, G.WithShape(gr.out.Shape()...), G.WithName("noise"))
 			gr.mse = must(G.Mean(must(G.Square(must(G.Sub(gr.out, gr.noise))))))

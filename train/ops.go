@@ -40,7 +40,7 @@ func (op *unaryOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 func (op *unaryOp) ReturnsPtr() bool      { return false }
 func (op *unaryOp) CallsExtern() bool     { return false }
 func (op *unaryOp) OverwritesInput() int  { return -1 }
-func (op *unaryOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "condiff.%s", op.name) }
+func (op *unaryOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "condiff:%s", op.name) }
 func (op *unaryOp) Hashcode() uint32 {
 	h := fnv.New32a()
 	op.WriteHash(h)
@@ -80,7 +80,7 @@ func (op *unaryGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 func (op *unaryGradOp) ReturnsPtr() bool      { return false }
 func (op *unaryGradOp) CallsExtern() bool     { return false }
 func (op *unaryGradOp) OverwritesInput() int  { return -1 }
-func (op *unaryGradOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "condiff.grad.%s", op.fwd.name) }
+func (op *unaryGradOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "condiff:grad.%s", op.fwd.name) }
 func (op *unaryGradOp) Hashcode() uint32 {
 	h := fnv.New32a()
 	op.WriteHash(h)

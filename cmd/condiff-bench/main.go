@@ -17,17 +17,18 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/condiff/condiff/contract"
+	"github.com/condiff/condiff/diffusion"
 	"github.com/condiff/condiff/graphs"
 	"github.com/condiff/condiff/infer"
 	"github.com/condiff/condiff/models"
-	"github.com/condiff/condiff/schedule"
 	"github.com/condiff/condiff/train"
 )
 
-func benchConfig(variant, norm string) models.Config {
+func benchConfig(variant contract.Variant, norm string) models.Config {
 	c := models.DefaultDenoiser()
 	c.Variant, c.Norm, c.NumClasses, c.ImageSize, c.BaseChannels = variant, norm, 10, 32, 32
-	c.NullClass = variant != models.Uncond
+	c.NullClass = variant != contract.Uncond
 	return c
 }
 
@@ -59,9 +60,13 @@ func main() {
 
 func benchTrain(steps int) (any, error) {
 	res := map[string]any{"blas": train.BLAS, "size": 32, "batch": 64, "base": 32}
-	for _, v := range []struct{ name, variant, norm string }{
-		{"uncond", models.Uncond, models.BatchNorm}, {"cbn_batch", models.CBN, models.BatchNorm},
-		{"cbn_group", models.CBN, models.GroupNorm}, {"ac", models.AC, models.BatchNorm}} {
+	for _, v := range []struct {
+		name    string
+		variant contract.Variant
+		norm    string
+	}{
+		{"uncond", contract.Uncond, models.BatchNorm}, {"cbn_batch", contract.CBN, models.BatchNorm},
+		{"cbn_group", contract.CBN, models.GroupNorm}, {"ac", contract.AC, models.BatchNorm}} {
 		ips, err := train.Throughput(benchConfig(v.variant, v.norm), 64, steps, 0.1)
 		if err != nil {
 			return nil, err
@@ -74,15 +79,15 @@ func benchTrain(steps int) (any, error) {
 // exportRandom writes a denoiser with initial weights (output layer perturbed
 // so it computes something) for timing.
 func exportRandom(path string) error {
-	cfg := benchConfig(models.CBN, models.BatchNorm)
+	cfg := benchConfig(contract.CBN, models.BatchNorm)
 	w := models.InitParams(cfg, 1)
 	for i := range w["conv_out.weight"].Data {
 		w["conv_out.weight"].Data[i] = 0.01
 	}
-	sp, _ := schedule.Default("linear", 1000)
-	md := map[string]string{"condiff.kind": "denoiser", "condiff.variant": "cbn", "condiff.num_classes": "10",
-		"condiff.image_size": "32", "condiff.channels": "1", "condiff.schedule": sp.JSON(), "condiff.prediction": "epsilon",
-		"condiff.null_class": "10"}
+	sp, _ := diffusion.Default("linear", 1000)
+	in := cfg.Contract()
+	in.Schedule, in.Prediction = sp, contract.PredictionEpsilon
+	md := in.Metadata()
 	m, err := graphs.Build(cfg, w, models.InitNormStats(cfg), 1000, md)
 	if err != nil {
 		return err
@@ -118,10 +123,10 @@ func benchSample() (any, error) {
 		for i := range idx {
 			idx[i], labels[i] = i, i%10
 		}
-		req := infer.Request{Sampler: infer.DDIM, Steps: 50, Seed: 1, Batch: b, Sample: 32 * 32, Indices: idx, Labels: labels, Null: 10}
+		req := diffusion.Request{Sampler: diffusion.DDIM, Steps: 50, Seed: 1, Batch: b, Values: 32 * 32, Indices: idx, Labels: labels, Null: s.Info.Null()}
 		s.RunTime, s.Calls = 0, 0
 		start := time.Now()
-		if err := infer.Run(context.Background(), s, sch, req, nil, func([]int, []float32) error { return nil }); err != nil {
+		if err := diffusion.Sample(context.Background(), s, sch, req, nil, func([]int, []float32) error { return nil }); err != nil {
 			return nil, err
 		}
 		wall := time.Since(start).Seconds()
@@ -153,8 +158,8 @@ func rss(model string, n int) (any, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	_, err = infer.SampleToDir(context.Background(), infer.SampleOptions{Model: model, Out: dir, Class: "all", N: n / 10,
-		Batch: 64, Seed: 1, Sampler: infer.DDIM, Steps: 2})
+	_, err = infer.SampleToDir(context.Background(), infer.SampleOptions{Model: model, Out: dir, N: n / 10,
+		Batch: 64, Seed: 1, Sampler: diffusion.DDIM, Steps: 2})
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"flag"
@@ -9,10 +9,11 @@ import (
 	"github.com/condiff/condiff/eval"
 )
 
-func cmdEval(args []string) error {
+// Eval is `eval`: measure how well samples follow their labels.
+func Eval(args []string) error {
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
 	var o eval.Options
-	fs.StringVar(&o.Model, "model", "", "denoiser .onnx to sample (default: the shipped "+defaultModel+")")
+	fs.StringVar(&o.Model, "model", "", "denoiser .onnx to sample (default: the shipped "+DefaultModel+")")
 	fs.StringVar(&o.Classifier, "classifier", "", "independent classifier .onnx (condiff train-classifier + export) (required)")
 	fs.StringVar(&o.Data.Name, "data", "", "real dataset the classifier was trained on (its test split is the reference) (required)")
 	fs.StringVar(&o.Data.Dir, "data-dir", "", "directory of MNIST-style IDX files")
@@ -23,9 +24,15 @@ func cmdEval(args []string) error {
 	fs.StringVar(&o.Samples, "samples", "", "evaluate an existing sample directory instead of sampling")
 	fs.StringVar(&o.Run, "run", "", "training run directory, for the loss curve")
 	fs.Uint64Var(&o.Seed, "eval-seed", 1, "seed of the real-image subsets and t-SNE")
-	samplerFlags(fs, &o.Sample)
-	so := sessionFlags(fs)
+	smp := samplerFlags(fs, &o.Sample)
+	so := Session(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := NoArgs(fs); err != nil {
+		return err
+	}
+	if err := smp.parse(); err != nil {
 		return err
 	}
 	if o.Classifier == "" || o.Data.Name == "" {
@@ -41,31 +48,14 @@ func cmdEval(args []string) error {
 		}
 	}
 	o.Session, o.Progress = *so, os.Stderr
-	ctx, stop := interruptible()
+	ctx, stop := Interruptible()
 	defer stop()
 	r, err := eval.Evaluate(ctx, o)
 	if err != nil {
-		return err
+		return Flagged(err)
 	}
 	fmt.Printf("eval: accuracy %s (real %s), IS %.2f (real %.2f), FD %.3f (real floor %.3f), t-SNE 5-NN %s\n",
 		eval.Percent(r.Accuracy), eval.Percent(r.RealAccuracy), r.IS, r.RealIS, r.FD, r.RealFD, eval.Percent(r.KNN))
 	fmt.Printf("eval: report %s/report.md\n", o.Out)
-	return nil
-}
-
-func cmdCompare(args []string) error {
-	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
-	out := fs.String("out", "", "directory for compare.md and compare.png (default: print only)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() == 0 {
-		return fmt.Errorf("usage: condiff compare [--out DIR] REPORT.json...")
-	}
-	table, err := eval.Compare(fs.Args(), *out)
-	if err != nil {
-		return err
-	}
-	fmt.Print(table)
 	return nil
 }

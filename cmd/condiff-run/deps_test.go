@@ -1,0 +1,62 @@
+package main
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestNoTrainingStack: the deployment binary links neither gorgonia nor
+// OpenBLAS. `go list -deps` names no gorgonia.org and no
+// gonum.org/v1/netlib package, and the built binary needs no shared
+// library beyond the C library (ONNX Runtime is opened at run time).
+func TestNoTrainingStack(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 50 {
+		t.Fatalf("go list -deps printed %d packages; expected the whole dependency tree", len(deps))
+	}
+	for _, p := range deps {
+		if strings.HasPrefix(p, "gorgonia.org/") || strings.HasPrefix(p, "gonum.org/v1/netlib") {
+			t.Errorf("condiff-run depends on %s", p)
+		}
+	}
+	bin := filepath.Join(t.TempDir(), "condiff-run")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	ldd, err := exec.Command("ldd", bin).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ldd: %v\n%s", err, ldd)
+	}
+	// The C library is libc.so.6 with its loader and the kernel's vDSO;
+	// glibc ≥ 2.34 holds libpthread and libdl inside libc.so.6.
+	allowed := []string{"linux-vdso.so", "libc.so.6", "ld-linux", "libpthread.so.0", "libdl.so.2"}
+	libs := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(ldd)), "\n") {
+		name := strings.Fields(line)[0]
+		libs++
+		ok := false
+		for _, a := range allowed {
+			ok = ok || strings.Contains(name, a)
+		}
+		if !ok {
+			t.Errorf("condiff-run links %s (ldd: %s)", name, strings.TrimSpace(line))
+		}
+	}
+	if libs == 0 || !strings.Contains(string(ldd), "libc.so.6") {
+		t.Fatalf("ldd output lists no C library:\n%s", ldd)
+	}
+	// The same check must fail on the training binary: it proves the test can.
+	full := filepath.Join(t.TempDir(), "condiff")
+	if out, err := exec.Command("go", "build", "-o", full, "../condiff").CombinedOutput(); err != nil {
+		t.Fatalf("go build condiff: %v\n%s", err, out)
+	}
+	if l, _ := exec.Command("ldd", full).CombinedOutput(); !strings.Contains(string(l), "libopenblas") {
+		t.Fatalf("condiff (with training) does not link OpenBLAS; the check above would not notice it either:\n%s", l)
+	}
+}

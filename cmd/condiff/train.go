@@ -1,0 +1,122 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/condiff/condiff/cmd/internal/cli"
+	"github.com/condiff/condiff/contract"
+	"github.com/condiff/condiff/data"
+	"github.com/condiff/condiff/diffusion"
+	"github.com/condiff/condiff/models"
+	"github.com/condiff/condiff/train"
+)
+
+// intList parses "1,2,2".
+func intList(flagName, s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %q is not a comma-separated list of integers", flagName, s)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// cmdTrain is `train` (a denoiser) and `train-classifier`.
+func cmdTrain(args []string, classifier bool) error {
+	fs := flag.NewFlagSet("train", flag.ContinueOnError)
+	out := fs.String("out", "", "run directory (required)")
+	resume := fs.Bool("resume", false, "continue the run in --out from its checkpoint")
+	dataset := fs.String("data", "synthetic", "dataset: synthetic, mnist, fashion-mnist or folder:DIR")
+	dataDir := fs.String("data-dir", "", "directory of the MNIST-style IDX files (default: the module cache / Debian location)")
+	classes := fs.String("classes", "", "comma-separated subset of classes (names or indices), e.g. trouser,bag")
+	size := fs.Int("size", 32, "image height and width")
+	channels := fs.Int("channels", 1, "1 (grayscale) or 3 (RGB), for folder and synthetic data")
+	skipBad := fs.Bool("skip-bad", false, "skip unreadable images in a folder dataset, counting them")
+	perClass := fs.Int("synthetic-per-class", 1000, "images per class of the synthetic dataset")
+	steps := fs.Int("steps", 2000, "total optimisation steps (with --resume: default the checkpoint's target)")
+	batch := fs.Int("batch", 32, "batch size")
+	lr := fs.Float64("lr", 2e-4, "Adam learning rate")
+	seed := fs.Uint64("seed", 1, "seed of initialisation, data order and noise")
+	base := fs.Int("base", 32, "base channel width")
+	mult := fs.String("mult", "1,2,2", "channel multipliers, one per resolution (denoiser)")
+	resBlocks := fs.Int("res-blocks", 1, "residual blocks per resolution (denoiser)")
+	norm := fs.String("norm", "", "batch or group (default: batch for denoisers, group for classifiers)")
+	groups := fs.Int("groups", 8, "groups of --norm group")
+	saveEvery := fs.Int("save-every", 100, "write a checkpoint every N steps (and at the end)")
+	emaDecay := fs.Float64("ema", 0.999, "EMA decay of the weights")
+	clip := fs.Float64("grad-clip", 1, "clip the global gradient norm to this (0: off)")
+	var variant, sched, acClf *string
+	var T *int
+	var cfgDrop, acWeight *float64
+	if !classifier {
+		variant = fs.String("variant", string(contract.CBN), "uncond (baseline), cbn (M_CBN) or ac (M_AC)")
+		sched = fs.String("schedule", "linear", "noise schedule: linear or cosine")
+		T = fs.Int("T", 1000, "diffusion steps")
+		cfgDrop = fs.Float64("cfg-drop", 0, "probability of replacing the label by the null class (classifier-free guidance)")
+		acWeight = fs.Float64("ac-weight", 0.1, "weight of the auxiliary classifier loss (variant ac)")
+		acClf = fs.String("ac-classifier", "", "pretrained classifier run to keep frozen (variant ac); default: train one jointly")
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := cli.NoArgs(fs); err != nil {
+		return err
+	}
+	if *out == "" {
+		return fmt.Errorf("--out is required")
+	}
+	o := train.Options{Out: *out, Resume: *resume, Steps: *steps, Batch: *batch, LR: *lr, Seed: *seed,
+		SaveEvery: *saveEvery, EMADecay: *emaDecay, GradClip: *clip, Progress: os.Stderr, Log: os.Stderr,
+		Data: data.Options{Name: *dataset, Dir: *dataDir, Size: *size, Channels: *channels, SkipBad: *skipBad, Seed: *seed, PerClass: *perClass}}
+	if *resume && !cli.IsSet(fs, "steps") {
+		o.Steps = 0 // keep the checkpoint's target
+	}
+	var skipped int
+	o.Data.Skipped = &skipped
+	if *classes != "" {
+		o.Data.Classes = strings.Split(*classes, ",")
+	}
+	if !classifier {
+		o.Model = models.DefaultDenoiser()
+		o.Model.Variant = contract.Variant(*variant)
+		var err error
+		if o.Model.ChannelMult, err = intList("mult", *mult); err != nil {
+			return err
+		}
+		o.Model.NumResBlocks = *resBlocks
+		spec, err := diffusion.Default(*sched, *T)
+		if err != nil {
+			return fmt.Errorf("--schedule: %w", err)
+		}
+		o.Schedule = spec
+		o.CFGDrop, o.ACClf = *cfgDrop, *acClf
+		if o.Model.Variant == contract.AC {
+			o.ACWeight = *acWeight
+		}
+	} else {
+		o.Model = models.DefaultClassifier()
+	}
+	o.Model.BaseChannels, o.Model.Groups = *base, *groups
+	if *norm != "" {
+		o.Model.Norm = *norm
+	}
+	ctx, stop := cli.Interruptible()
+	defer stop()
+	o.Context = ctx
+	_, err := train.Run(o)
+	if skipped > 0 {
+		fmt.Fprintf(os.Stderr, "train: skipped %d unreadable images\n", skipped)
+	}
+	if errors.Is(err, train.ErrInterrupted) {
+		return fmt.Errorf("%w (condiff %s --resume --out %s continues it)", err, fs.Name(), *out)
+	}
+	return cli.Flagged(err)
+}

@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/condiff/condiff/contract"
+	"github.com/condiff/condiff/diffusion"
+	"github.com/condiff/condiff/graphs"
+	"github.com/condiff/condiff/infer"
+	"github.com/condiff/condiff/internal/testenv"
+	"github.com/condiff/condiff/models"
+)
+
+const torchModel = "../../../infer/testdata/torch_cbn.onnx"
+
+// tinyUncond writes an unconditional U-Net with T=20.
+func tinyUncond(t *testing.T) string {
+	cfg := models.DefaultDenoiser()
+	cfg.Variant, cfg.ImageSize, cfg.BaseChannels, cfg.ChannelMult = contract.Uncond, 8, 8, []int{1, 2}
+	sp, _ := diffusion.Default("linear", 20)
+	in := cfg.Contract()
+	in.Schedule, in.Prediction = sp, contract.PredictionEpsilon
+	m, err := graphs.Build(cfg, models.InitParams(cfg, 1), models.InitNormStats(cfg), 20, in.Metadata())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := proto.Marshal(m)
+	path := filepath.Join(t.TempDir(), "uncond.onnx")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestSampleFlags: the library's field errors come back in flag terms;
+// --class takes a name; ddpm without --steps takes all T steps.
+func TestSampleFlags(t *testing.T) {
+	testenv.ORT(t)
+	out := t.TempDir()
+	common := []string{"--model", torchModel, "--threads", "1", "--batch", "2"}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--steps", "1001"}, "diffusion: --steps 1001: out of 1..1000"},
+		{[]string{"--sampler", "euler"}, `diffusion: --sampler "euler": not ddpm, ddim or dpm++2m`},
+		{[]string{"--shard", "2/2"}, `infer: --shard "2/2": not k/n with 0 <= k < n`},
+		{[]string{"--n", "0"}, "infer: --n 0: must be > 0"},
+		{[]string{"--guidance", "-1"}, "infer: --guidance -1: must be >= 0"},
+		{[]string{"--device", "tpu"}, `infer: --device "tpu": not cpu, cuda, cuda:ID or auto`},
+		{[]string{"--class", "zebra"}, "--class: class \"zebra\" does not exist; valid classes: a, b, c"},
+		{[]string{"--sampler", "ddpm", "--steps", "10"}, "diffusion: --steps 10: the ddpm sampler takes all 1000 steps"},
+	} {
+		err := Sample(append(append([]string{"--out", filepath.Join(out, "x")}, common...), c.args...))
+		if err == nil || err.Error() != c.want && !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%v: %v; want %q", c.args, err, c.want)
+		}
+	}
+	dir := filepath.Join(out, "b")
+	if err := Sample(append([]string{"--out", dir, "--class", "b", "--n", "2", "--steps", "3"}, common...)); err != nil {
+		t.Fatal(err)
+	}
+	var m infer.Manifest
+	raw, _ := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err := json.Unmarshal(raw, &m); err != nil || len(m.Images) != 2 || m.Images[0].ClassName != "b" || m.Images[1].Class != 1 {
+		t.Fatalf("--class b: %v %+v", err, m.Images)
+	}
+	unc := tinyUncond(t)
+	dir = filepath.Join(out, "ddpm")
+	if err := Sample([]string{"--model", unc, "--out", dir, "--sampler", "ddpm", "--n", "1", "--threads", "1"}); err != nil {
+		t.Fatalf("ddpm with the default --steps: %v", err)
+	}
+	raw, _ = os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err := json.Unmarshal(raw, &m); err != nil || m.Steps != 20 || m.Sampler != "ddpm" {
+		t.Fatalf("ddpm manifest: %v steps %d", err, m.Steps)
+	}
+}
+
+// TestDefaultModel: the shipped model is found from the repository, from
+// any directory inside it, whatever the working directory's depth.
+func TestDefaultModel(t *testing.T) {
+	t.Setenv("CONDIFF_MODEL", "")
+	wd, _ := os.Getwd()
+	defer os.Chdir(wd)
+	for _, dir := range []string{wd, filepath.Join(wd, "..", "..", "..", "docs")} {
+		if err := os.Chdir(dir); err != nil {
+			t.Fatal(err)
+		}
+		p, err := FindDefaultModel()
+		if err != nil {
+			t.Fatalf("from %s: %v", dir, err)
+		}
+		if _, err := os.Stat(p); err != nil || !strings.HasSuffix(p, DefaultModel) {
+			t.Fatalf("from %s: found %s (%v)", dir, p, err)
+		}
+	}
+	if err := os.Chdir(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := FindDefaultModel(); err == nil && !strings.HasSuffix(p, DefaultModel) {
+		t.Fatalf("outside the repository: %s", p)
+	}
+	t.Setenv("CONDIFF_MODEL", "/elsewhere/m.onnx")
+	if p, _ := FindDefaultModel(); p != "/elsewhere/m.onnx" {
+		t.Fatalf("CONDIFF_MODEL ignored: %s", p)
+	}
+}

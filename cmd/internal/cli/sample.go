@@ -1,0 +1,104 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/condiff/condiff/diffusion"
+	"github.com/condiff/condiff/infer"
+)
+
+// sampler holds the sampler flags as given, parsed by options.
+type sampler struct {
+	name string
+	o    *infer.SampleOptions
+	fs   *flag.FlagSet
+}
+
+func samplerFlags(fs *flag.FlagSet, o *infer.SampleOptions) *sampler {
+	s := &sampler{o: o, fs: fs}
+	fs.StringVar(&s.name, "sampler", string(diffusion.DDIM), "ddpm (all T steps), ddim or dpm++2m")
+	fs.IntVar(&o.Steps, "steps", 50, "denoiser evaluations for ddim and dpm++2m (ddpm takes all T)")
+	fs.Float64Var(&o.Eta, "eta", 0, "DDIM stochasticity (0: deterministic)")
+	fs.Float64Var(&o.Guidance, "guidance", 0, "classifier-free guidance weight W: eps = (1+W)·eps(y) − W·eps(null)")
+	fs.IntVar(&o.Batch, "batch", 64, "images per denoiser call (a guided call runs 2× this)")
+	fs.Uint64Var(&o.Seed, "seed", 1, "noise seed; image i uses its own stream of (seed, i)")
+	return s
+}
+
+// parse types the sampler flags: the sampler's name, and ddpm's steps (all
+// T) unless --steps was given.
+func (s *sampler) parse() error {
+	var err error
+	if s.o.Sampler, err = diffusion.ParseSampler(s.name); err != nil {
+		return Flagged(err)
+	}
+	if s.o.Sampler == diffusion.DDPM && !IsSet(s.fs, "steps") {
+		s.o.Steps = 0
+	}
+	return nil
+}
+
+// Sample is `sample`: generate labelled images from an .onnx denoiser.
+func Sample(args []string) error {
+	fs := flag.NewFlagSet("sample", flag.ContinueOnError)
+	var o infer.SampleOptions
+	fs.StringVar(&o.Model, "model", "", "denoiser .onnx (default: the shipped "+DefaultModel+")")
+	fs.StringVar(&o.Out, "out", "samples", "output directory")
+	class := fs.String("class", "all", "class name or index, or all (--n per class)")
+	fs.IntVar(&o.N, "n", 16, "images (per class with --class all)")
+	shard := fs.String("shard", "", "k/n: make only the images whose index ≡ k mod n")
+	smp := samplerFlags(fs, &o)
+	so := Session(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := NoArgs(fs); err != nil {
+		return err
+	}
+	if err := smp.parse(); err != nil {
+		return err
+	}
+	var err error
+	if o.Shard, err = infer.ParseShard(*shard); err != nil {
+		return Flagged(err)
+	}
+	if err := withDefaultModel(&o.Model); err != nil {
+		return err
+	}
+	if *class != "all" {
+		info, err := infer.ReadInfo(o.Model)
+		if err != nil {
+			return err
+		}
+		if !info.Conditional() {
+			return fmt.Errorf("--class %q: %s is unconditional (variant %s) and has no classes", *class, o.Model, info.Variant)
+		}
+		c, err := info.ClassIndex(*class)
+		if err != nil {
+			return fmt.Errorf("--class: %w", err)
+		}
+		o.Class = infer.OneClass(c)
+	}
+	o.Session, o.Progress = *so, os.Stderr
+	ctx, stop := Interruptible()
+	defer stop()
+	m, err := infer.SampleToDir(ctx, o)
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("interrupted: %d complete images in %s are listed in its manifest", len(m.Images), o.Out)
+	}
+	if err != nil {
+		return Flagged(err)
+	}
+	manifest := "manifest.json"
+	if !o.Shard.Whole() {
+		manifest = fmt.Sprintf("manifest.shard-%d-of-%d.json", o.Shard.K, o.Shard.N)
+	}
+	fmt.Fprintf(os.Stderr, "sample: %d images in %s (grid: %s, manifest: %s)\n", len(m.Images), o.Out,
+		filepath.Join(o.Out, "grid.png"), filepath.Join(o.Out, manifest))
+	return nil
+}
