@@ -164,10 +164,15 @@ func Inspect(path string, w io.Writer) error {
 		return no(fmt.Errorf("contract: %w", err))
 	}
 	if ok {
-		if err := checkWeights(path, cfg, shapes); err != nil {
+		n, err := checkWeights(path, cfg, shapes)
+		if err != nil {
 			return no(err)
 		}
-		fmt.Fprintf(w, "config: %s, every parameter of its network present with its shape\n", in.Config)
+		what := string(cfg.Kind)
+		if cfg.Kind == contract.Denoiser {
+			what = string(cfg.Variant) + " " + what
+		}
+		fmt.Fprintf(w, "config: rebuilds the %s; every parameter of its network present with its shape (%d)\n", what, n)
 	}
 	fmt.Fprintln(w, "contract: yes (condiff can sample/evaluate with it)")
 	return nil
@@ -175,16 +180,16 @@ func Inspect(path string, w io.Writer) error {
 
 // checkWeights compares the initializers with the parameters the config's
 // network declares: every one present, with its shape.
-func checkWeights(path string, cfg models.Config, shapes map[string][]int64) error {
+func checkWeights(path string, cfg models.Config, shapes map[string][]int64) (int, error) {
 	s, _ := models.Trace(cfg, 1)
 	for _, p := range s.Params {
 		got, ok := shapes[p.Name]
 		if !ok {
-			return fmt.Errorf("contract: %s: initializer %q of the config's network is missing", path, p.Name)
+			return 0, fmt.Errorf("contract: %s: initializer %q of the config's network is missing", path, p.Name)
 		}
 		if fmt.Sprint(got) != fmt.Sprint(p.Shape) {
-			return fmt.Errorf("contract: %s: initializer %q has shape %v, the config's network wants %v", path, p.Name, got, p.Shape)
+			return 0, fmt.Errorf("contract: %s: initializer %q has shape %v, the config's network wants %v", path, p.Name, got, p.Shape)
 		}
 	}
-	return nil
+	return len(s.Params), nil
 }

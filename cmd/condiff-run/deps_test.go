@@ -60,3 +60,31 @@ func TestNoTrainingStack(t *testing.T) {
 		t.Fatalf("condiff (with training) does not link OpenBLAS; the check above would not notice it either:\n%s", l)
 	}
 }
+
+// TestOnlyTrainingImportsGorgonia: of condiff's packages, only train/ and
+// the mains that train (condiff, condiff-bench) reach gorgonia or cgo
+// OpenBLAS; checkpoints, export and evaluation do not.
+func TestOnlyTrainingImportsGorgonia(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Deps \" \"}}", "github.com/condiff/condiff/...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	training := map[string]bool{"github.com/condiff/condiff/train": true, "github.com/condiff/condiff/cmd/condiff": true,
+		"github.com/condiff/condiff/cmd/condiff-bench": true}
+	seen := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		pkg, deps := f[0], f[1:]
+		seen++
+		heavy := false
+		for _, d := range deps {
+			heavy = heavy || d == "gorgonia.org/gorgonia" || strings.HasPrefix(d, "gonum.org/v1/netlib")
+		}
+		if heavy != training[pkg] {
+			t.Errorf("%s: reaches gorgonia or OpenBLAS: %v, want %v", pkg, heavy, training[pkg])
+		}
+	}
+	if seen < 15 {
+		t.Fatalf("go list named %d packages", seen)
+	}
+}
