@@ -1,0 +1,85 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/condiff/condiff/infer"
+	"github.com/condiff/condiff/internal/testenv"
+)
+
+// TestBareMachine follows the README's deployment steps on a machine that
+// has nothing else: a chroot holding only condiff-run, a model and
+// libonnxruntime.so, plus the system libraries ldd names for those two (the
+// C library, and the C++ runtime that ONNX Runtime itself needs). Sampling
+// must work there. It needs root (or passwordless sudo) for chroot.
+func TestBareMachine(t *testing.T) {
+	testenv.ORT(t)
+	chroot := []string{"chroot"}
+	if os.Geteuid() != 0 {
+		if exec.Command("sudo", "-n", "true").Run() != nil {
+			if testenv.CI() {
+				t.Fatal("chroot needs root or passwordless sudo, and CI has neither")
+			}
+			t.Skip("chroot needs root or passwordless sudo")
+		}
+		chroot = []string{"sudo", "-n", "chroot"}
+	}
+	lib, _ := infer.LibraryPath("")
+	root := t.TempDir()
+	work := filepath.Join(root, "work")
+	os.MkdirAll(work, 0o755)
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(work, "condiff-run"), ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	copyFile(t, "../../assets/pretrained/mnist-cbn.onnx", filepath.Join(work, "mnist-cbn.onnx"))
+	copyFile(t, lib, filepath.Join(work, "libonnxruntime.so.1"))
+	// System libraries: what ldd resolves for the binary and for ONNX Runtime.
+	paths := regexp.MustCompile(`(?m)(/lib[^ \t]*\.so[^ \t]*) \(0x`)
+	var libs []string
+	for _, f := range []string{"condiff-run", "libonnxruntime.so.1"} {
+		out, err := exec.Command("ldd", filepath.Join(work, f)).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ldd %s: %v\n%s", f, err, out)
+		}
+		for _, m := range paths.FindAllStringSubmatch(string(out), -1) {
+			libs = append(libs, m[1])
+		}
+	}
+	for _, l := range libs {
+		copyFile(t, l, filepath.Join(root, l))
+	}
+	cmd := exec.Command(chroot[0], append(chroot[1:], root, "/work/condiff-run", "sample", "--ort-lib", "/work/libonnxruntime.so.1",
+		"--model", "/work/mnist-cbn.onnx", "--class", "3", "--n", "2", "--steps", "4", "--threads", "1", "--out", "/work/threes")...)
+	cmd.Env = []string{"PATH=/work"}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("sampling in a root holding only %d system libraries (%s): %v\n%s", len(libs), strings.Join(libs, " "), err, out)
+	}
+	for _, f := range []string{"000000_3.png", "000001_3.png", "grid.png", "manifest.json"} {
+		if _, err := os.Stat(filepath.Join(work, "threes", f)); err != nil {
+			t.Errorf("missing %s after sampling on the bare root", f)
+		}
+	}
+	if os.Geteuid() != 0 { // files written by root under sudo
+		exec.Command("sudo", "-n", "rm", "-rf", filepath.Join(work, "threes")).Run()
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
