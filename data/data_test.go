@@ -89,7 +89,7 @@ func TestFolder(t *testing.T) {
 	}
 	bad := filepath.Join(dir, "dogs", "c.png")
 	os.WriteFile(bad, []byte("not a png"), 0o644)
-	if _, err := Load(Options{Name: "folder:" + dir, Size: 4}); err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "--skip-bad") {
+	if _, err := Load(Options{Name: "folder:" + dir, Size: 4}); err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "SkipBad false") {
 		t.Fatalf("corrupt image: %v", err)
 	}
 	skipped := 0

@@ -146,7 +146,7 @@ func TestTrainBadInput(t *testing.T) {
 		{"norm", func(o *Options) { o.Model.Norm = "layer" }, "norm"},
 		{"size", func(o *Options) { o.Data.Size = 18; o.Model.ChannelMult = []int{1, 2, 2} }, "cannot be halved"},
 		{"dataset", func(o *Options) { o.Data.Name = "cifar" }, "unknown dataset"},
-		{"classes", func(o *Options) { o.Data.Classes = []string{"disc", "zebra"} }, `"zebra" is not a class`},
+		{"classes", func(o *Options) { o.Data.Classes = []string{"disc", "zebra"} }, `data: Classes "zebra": not a class`},
 		{"cfg-drop uncond", func(o *Options) { o.Model.Variant = contract.Uncond; o.CFGDrop = 0.1 }, "train: CFGDrop 0.1: label dropout needs a conditional variant"},
 		{"cfg-drop range", func(o *Options) { o.CFGDrop = 1 }, "train: CFGDrop 1"},
 		{"ac classifier", func(o *Options) { o.Model.Variant = contract.AC; o.ACWeight = 0.1; o.ACClf = "/nonexistent" }, "train: ac classifier: checkpoint: /nonexistent"},

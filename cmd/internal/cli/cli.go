@@ -74,6 +74,7 @@ var Flags = map[string]string{
 	"Classifier": "--classifier", "Data": "--data", "NPerClass": "--n-per-class", "Samples": "--samples",
 	"Run": "--run", "LR": "--lr", "CFGDrop": "--cfg-drop", "ACWeight": "--ac-weight", "ACClf": "--ac-classifier",
 	"EMADecay": "--ema", "GradClip": "--grad-clip", "Resume": "--resume",
+	"Classes": "--classes", "Dir": "--data-dir", "SkipBad": "--skip-bad",
 }
 
 // Flagged rewrites a library's field error in flag terms.
