@@ -5,10 +5,11 @@
 package checkpoint
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"encoding/gob"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -20,8 +21,14 @@ import (
 // File is the name of the checkpoint inside a run directory.
 const File = "checkpoint.gob"
 
-// checkpointMagic versions the checkpoint format.
-const checkpointMagic = "condiff-checkpoint-1"
+// checkpointMagic versions the checkpoint format: version 2 is version 1
+// (a gob-encoded Checkpoint) followed by a SHA-256 trailer of the gob bytes.
+const (
+	checkpointMagic   = "condiff-checkpoint-2"
+	checkpointMagicV1 = "condiff-checkpoint-1" // no trailer; still read
+	sumMagic          = "CDSUM1"
+	trailerLen        = len(sumMagic) + sha256.Size
+)
 
 // TrainInfo is how a run was trained; it travels into exported models.
 type TrainInfo struct {
@@ -58,6 +65,21 @@ type Checkpoint struct {
 	WallTime float64 // seconds spent training, summed over resumes
 }
 
+// Finite reports whether every weight and EMA weight is finite, naming the
+// first parameter that is not.
+func (c *Checkpoint) Finite() (string, bool) {
+	for _, set := range []map[string]models.Array{c.Params, c.EMA} {
+		for name, a := range set {
+			for _, v := range a.Data {
+				if v-v != 0 {
+					return name, false
+				}
+			}
+		}
+	}
+	return "", true
+}
+
 // ErrNoCheckpoint is returned when a run directory holds no checkpoint.
 var ErrNoCheckpoint = errors.New("no checkpoint")
 
@@ -65,7 +87,14 @@ var ErrNoCheckpoint = errors.New("no checkpoint")
 // directory, synced, then renamed over path.
 func (c *Checkpoint) Save(path string) error {
 	c.Magic = checkpointMagic
-	if err := fsutil.WriteAtomic(path, func(w io.Writer) error { return gob.NewEncoder(w).Encode(c) }); err != nil {
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(c); err != nil {
+		return fmt.Errorf("checkpoint: save %s: %w", path, err)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	buf.WriteString(sumMagic)
+	buf.Write(sum[:])
+	if err := fsutil.WriteFileAtomic(path, buf.Bytes()); err != nil {
 		return fmt.Errorf("checkpoint: save: %w", err)
 	}
 	return nil
@@ -76,19 +105,30 @@ func Load(path string) (*Checkpoint, error) {
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
 		path = filepath.Join(path, File)
 	}
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		if os.IsNotExist(err) {
 			return nil, fmt.Errorf("checkpoint: %s: %w", path, ErrNoCheckpoint)
 		}
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
-	defer f.Close()
+	body := b
+	hasSum := len(b) >= trailerLen && string(b[len(b)-trailerLen:len(b)-sha256.Size]) == sumMagic
+	if hasSum {
+		body = b[:len(b)-trailerLen]
+	}
 	var c Checkpoint
-	if err := gob.NewDecoder(f).Decode(&c); err != nil {
+	if err := gob.NewDecoder(bytes.NewReader(body)).Decode(&c); err != nil {
 		return nil, fmt.Errorf("checkpoint: %s: not a condiff checkpoint: %w", path, err)
 	}
-	if c.Magic != checkpointMagic {
+	switch c.Magic {
+	case checkpointMagic:
+		sum := sha256.Sum256(body)
+		if !hasSum || !bytes.Equal(sum[:], b[len(b)-sha256.Size:]) {
+			return nil, fmt.Errorf("checkpoint: %s: checksum mismatch: the file is damaged (a changed or missing byte)", path)
+		}
+	case checkpointMagicV1:
+	default:
 		return nil, fmt.Errorf("checkpoint: %s: format %q, want %q", path, c.Magic, checkpointMagic)
 	}
 	if err := c.Config.Validate(); err != nil {

@@ -81,3 +81,28 @@ func TestTruncateLog(t *testing.T) {
 		t.Fatalf("no log yet: %v", err)
 	}
 }
+
+// TestChecksum: a flipped byte anywhere in a saved checkpoint is refused.
+func TestChecksum(t *testing.T) {
+	ck, err := Load("../assets/pretrained/mnist-clf.run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), File)
+	if err := ck.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	good, _ := os.ReadFile(path)
+	for _, at := range []int{len(good) / 2, len(good) - 40, len(good) - 1} { // weights, the gob's end, the sum
+		b := append([]byte(nil), good...)
+		b[at] ^= 0x10
+		os.WriteFile(path, b, 0o644)
+		if _, err := Load(path); err == nil {
+			t.Errorf("byte %d of %d flipped: loaded", at, len(b))
+		}
+	}
+	os.WriteFile(path, good[:len(good)-trailerLen], 0o644)
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "checksum") {
+		t.Errorf("trailer cut off: %v", err)
+	}
+}

@@ -66,10 +66,23 @@ var (
 	DigitNames   = []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
 )
 
+// Limits on what a dataset may make this process allocate, checked before
+// the allocation: a header or a flag that claims more is refused.
+const (
+	MaxIDXBytes     = 1 << 32 // pixels of one IDX image file (MNIST: 47 MB)
+	MaxImagePixels  = 1 << 26 // one image of a folder dataset (8192×8192)
+	MaxSize         = 4096    // --size
+	MaxSetValues    = 1 << 31 // float32 values of a loaded set (8 GiB)
+	maxLabelEntries = 1 << 28 // labels of one IDX label file
+)
+
 // Load reads a dataset.
 func Load(o Options) (*Set, error) {
-	if o.Size < 4 {
-		return nil, fmt.Errorf("data: size %d is too small", o.Size)
+	if o.Size < 4 || o.Size > MaxSize {
+		return nil, field.Errorf("data", "Size", o.Size, "out of 4..%d", MaxSize)
+	}
+	if o.Name == "synthetic" && (o.PerClass < 0 || int64(o.PerClass)*4*int64(o.Size*o.Size*max(1, o.Channels)) > MaxSetValues) {
+		return nil, field.Errorf("data", "PerClass", o.PerClass, "out of range for %d×%d images (at most %d values in memory)", o.Size, o.Size, int64(MaxSetValues))
 	}
 	if o.Channels == 0 {
 		o.Channels = 1
@@ -181,6 +194,9 @@ func loadIDXSet(o Options) (*Set, error) {
 	if len(labels) != n {
 		return nil, fmt.Errorf("data: %s has %d labels for the %d images of %s", lblPath, len(labels), n, imgPath)
 	}
+	if err := fits(n, 1, o.Size); err != nil {
+		return nil, fmt.Errorf("data: %s: %w", imgPath, err)
+	}
 	s := &Set{Name: o.Name, N: n, C: 1, Size: o.Size, Labels: labels, ClassNames: slices.Clone(names)}
 	s.Images = make([]float32, 0, n*o.Size*o.Size)
 	src := make([]float32, h*w)
@@ -191,6 +207,27 @@ func loadIDXSet(o Options) (*Set, error) {
 		s.Images = append(s.Images, Resize(src, 1, h, w, o.Size)...)
 	}
 	return s, nil
+}
+
+// fits checks that n images of c×size×size fit the in-memory limit.
+func fits(n, c, size int) error {
+	if v := int64(n) * int64(c) * int64(size) * int64(size); v > MaxSetValues {
+		return field.Errorf("data", "Size", size, "%d images of %d×%d×%d are %d values, over the limit of %d", n, c, size, size, v, int64(MaxSetValues))
+	}
+	return nil
+}
+
+// readExactly reads want bytes, allocating as the data arrives (not as a
+// header claims), so a short or lying file costs no more than its length.
+func readExactly(r io.Reader, want int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, want))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) != want {
+		return nil, fmt.Errorf("%d bytes of the %d the header promises", len(b), want)
+	}
+	return b, nil
 }
 
 func openMaybeGzip(path string) (io.ReadCloser, error) {
@@ -227,12 +264,11 @@ func ReadIDXImages(path string) (pixels []byte, n, h, w int, err error) {
 		return nil, 0, 0, 0, fmt.Errorf("data: %s: magic %#x is not an IDX3 image file (0x803)", path, hdr[0])
 	}
 	n, h, w = int(hdr[1]), int(hdr[2]), int(hdr[3])
-	if h < 1 || w < 1 || h > 4096 || w > 4096 || n > 1<<24 {
-		return nil, 0, 0, 0, fmt.Errorf("data: %s: implausible dimensions %d×%d×%d", path, n, h, w)
+	if h < 1 || w < 1 || h > 4096 || w > 4096 || n < 1 || int64(n)*int64(h)*int64(w) > MaxIDXBytes {
+		return nil, 0, 0, 0, fmt.Errorf("data: %s: header claims %d images of %d×%d; at most %d pixels of images up to 4096×4096 are read", path, n, h, w, int64(MaxIDXBytes))
 	}
-	pixels = make([]byte, n*h*w)
-	if _, err := io.ReadFull(r, pixels); err != nil {
-		return nil, 0, 0, 0, fmt.Errorf("data: %s: truncated: want %d images of %d×%d: %w", path, n, h, w, err)
+	if pixels, err = readExactly(r, int64(n)*int64(h)*int64(w)); err != nil {
+		return nil, 0, 0, 0, fmt.Errorf("data: %s: truncated: %v", path, err)
 	}
 	return pixels, n, h, w, nil
 }
@@ -251,12 +287,12 @@ func ReadIDXLabels(path string, classes int) ([]int, error) {
 	if hdr[0] != 0x801 {
 		return nil, fmt.Errorf("data: %s: magic %#x is not an IDX1 label file (0x801)", path, hdr[0])
 	}
-	if hdr[1] > 1<<24 {
-		return nil, fmt.Errorf("data: %s: implausible count %d", path, hdr[1])
+	if hdr[1] > maxLabelEntries {
+		return nil, fmt.Errorf("data: %s: header claims %d labels, over the limit of %d", path, hdr[1], maxLabelEntries)
 	}
-	b := make([]byte, hdr[1])
-	if _, err := io.ReadFull(r, b); err != nil {
-		return nil, fmt.Errorf("data: %s: truncated: want %d labels: %w", path, hdr[1], err)
+	b, err := readExactly(r, int64(hdr[1]))
+	if err != nil {
+		return nil, fmt.Errorf("data: %s: truncated: %v", path, err)
 	}
 	out := make([]int, len(b))
 	for i, v := range b {
@@ -334,6 +370,9 @@ func loadFolder(o Options, dir string) (*Set, error) {
 				}
 				return nil, field.Errorf("data", "SkipBad", false, "%v; true skips unreadable images and counts them", err)
 			}
+			if err := fits(len(s.Labels)+1, o.Channels, o.Size); err != nil {
+				return nil, fmt.Errorf("data: folder %s: %w", dir, err)
+			}
 			s.Images = append(s.Images, px...)
 			s.Labels = append(s.Labels, label)
 			count++
@@ -359,6 +398,17 @@ func readImage(path string, channels, size int) ([]float32, error) {
 		return nil, fmt.Errorf("data: %w", err)
 	}
 	defer f.Close()
+	// The header first: an image is decoded only if its size is sane.
+	cfg, _, err := image.DecodeConfig(f)
+	if err != nil {
+		return nil, fmt.Errorf("data: %s: %w", path, err)
+	}
+	if cfg.Width < 1 || cfg.Height < 1 || int64(cfg.Width)*int64(cfg.Height) > MaxImagePixels {
+		return nil, fmt.Errorf("data: %s: %d×%d pixels; images up to %d pixels are read", path, cfg.Width, cfg.Height, MaxImagePixels)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("data: %s: %w", path, err)
+	}
 	img, _, err := image.Decode(f)
 	if err != nil {
 		return nil, fmt.Errorf("data: %s: %w", path, err)

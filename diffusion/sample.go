@@ -2,6 +2,8 @@ package diffusion
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"math/rand/v2"
 
 	"github.com/condiff/condiff/internal/field"
@@ -46,8 +48,11 @@ func Sample(ctx context.Context, d Denoiser, sch *Schedule, req Request, step fu
 	if err != nil {
 		return err
 	}
-	if !(req.Eta >= 0) {
-		return field.Errorf("diffusion", "Eta", req.Eta, "must be >= 0")
+	if !(req.Eta >= 0) || math.IsInf(req.Eta, 0) {
+		return field.Errorf("diffusion", "Eta", req.Eta, "must be a finite number >= 0")
+	}
+	if !(req.Guidance >= 0) || math.IsInf(req.Guidance, 0) {
+		return field.Errorf("diffusion", "Guidance", req.Guidance, "must be a finite number >= 0")
 	}
 	if req.Batch < 1 {
 		return field.Errorf("diffusion", "Batch", req.Batch, "must be > 0")
@@ -98,6 +103,12 @@ func Sample(ctx context.Context, d Denoiser, sch *Schedule, req Request, step fu
 			}
 			eps := out[:mult*n*D]
 			if err := d.Eps(in[:mult*n*D], tin[:mult*n], yin[:mult*n], eps); err != nil {
+				if cerr := ctx.Err(); cerr != nil {
+					return cerr // the denoiser was stopped by the cancellation
+				}
+				return err
+			}
+			if err := finite(eps, D, si, len(ts), t, "the model output"); err != nil {
 				return err
 			}
 			if guided {
@@ -118,12 +129,39 @@ func Sample(ctx context.Context, d Denoiser, sch *Schedule, req Request, step fu
 				sl := i * D
 				update(req, sch, t, next, si, hPrev, xs[sl:sl+D], eps[sl:sl+D], x0[sl:sl+D], prevX0[sl:sl+D], rngs[i])
 			}
+			if err := finite(xs, D, si, len(ts), t, "the sampler state"); err != nil {
+				return err
+			}
 			if step != nil {
 				step()
 			}
 		}
 		if err := done(idx, xs); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// NonFiniteError says that a reverse step met NaN or Inf.
+type NonFiniteError struct {
+	Step, Steps int    // 1-based step of the chain, and the chain's length
+	T           int    // the model timestep of that step
+	What        string // "the model output" or "the sampler state"
+	Row, Index  int    // first bad value: the batch row and the value within it
+	Value       float32
+}
+
+func (e *NonFiniteError) Error() string {
+	return fmt.Sprintf("diffusion: step %d of %d (t=%d): %s is not finite (%v in batch row %d, value %d); no image of this batch was written",
+		e.Step, e.Steps, e.T, e.What, e.Value, e.Row, e.Index)
+}
+
+// finite checks v ([rows D]) for NaN and Inf.
+func finite(v []float32, D, si, steps, t int, what string) error {
+	for k, x := range v {
+		if x-x != 0 { // NaN or ±Inf
+			return &NonFiniteError{Step: si + 1, Steps: steps, T: t, What: what, Row: k / D, Index: k % D, Value: x}
 		}
 	}
 	return nil

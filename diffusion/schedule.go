@@ -94,6 +94,11 @@ func (s Spec) Build() (*Schedule, error) {
 		sc.AlphaBar[i] = p
 		sc.SqrtAB[i] = math.Sqrt(p)
 		sc.SqrtOneAB[i] = math.Sqrt(1 - p)
+		// Every sampler divides by √ᾱ_t and √(1−ᾱ_t) and takes log-SNRs:
+		// a schedule whose ᾱ reaches 0 (underflow) or stays 1 cannot be sampled.
+		if !(p > 0 && p < 1) || math.IsInf(sc.lambda(i), 0) || math.IsNaN(sc.lambda(i)) {
+			return nil, fmt.Errorf("diffusion: schedule: %s degenerates at t=%d (ᾱ = %g); use fewer steps or smaller betas", s.JSON(), i, p)
+		}
 	}
 	return sc, nil
 }

@@ -5,6 +5,7 @@
 package eval
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"sort"
@@ -217,8 +218,9 @@ func KNNSeparability(y []float64, labels []int, k int) float64 {
 // TSNE embeds x [n d] in 2-D with exact t-SNE (van der Maaten & Hinton
 // 2008): Gaussian affinities at the given perplexity, Student-t in the
 // embedding, gradient descent with momentum and early exaggeration. It is
-// deterministic for a seed.
-func TSNE(x []float32, d int, perplexity float64, iters int, seed uint64) []float64 {
+// deterministic for a seed. It stops early with ctx.Err() when ctx is
+// cancelled.
+func TSNE(ctx context.Context, x []float32, d int, perplexity float64, iters int, seed uint64) ([]float64, error) {
 	n := len(x) / d
 	// squared distances
 	D := make([]float64, n*n)
@@ -291,6 +293,9 @@ func TSNE(x []float32, d int, perplexity float64, iters int, seed uint64) []floa
 	grad := make([]float64, 2*n)
 	lr := math.Max(float64(n)/12, 50)
 	for it := 0; it < iters; it++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		exag, mom := 1.0, 0.8
 		if it < 100 {
 			exag, mom = 12, 0.5
@@ -337,7 +342,7 @@ func TSNE(x []float32, d int, perplexity float64, iters int, seed uint64) []floa
 			Y[2*i+1] -= my
 		}
 	}
-	return Y
+	return Y, nil
 }
 
 // randPerm is a seeded permutation of 0..n-1.

@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -82,8 +83,13 @@ func TestTSNEDeterministicAndSeparates(t *testing.T) {
 			labels = append(labels, c)
 		}
 	}
-	a := TSNE(x, d, 15, 300, 7)
-	b := TSNE(x, d, 15, 300, 7)
+	a, _ := TSNE(context.Background(), x, d, 15, 300, 7)
+	b, _ := TSNE(context.Background(), x, d, 15, 300, 7)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := TSNE(ctx, x, d, 15, 300, 7); err != context.Canceled {
+		t.Fatalf("cancelled t-SNE: %v", err)
+	}
 	if !slices.Equal(a, b) {
 		t.Fatal("t-SNE differs between two runs with the same seed")
 	}

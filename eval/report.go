@@ -173,6 +173,7 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 		return nil, fmt.Errorf("eval: classifier: %w", err)
 	}
 	defer clf.Close()
+	defer clf.StopOn(ctx)()
 	if clf.Info.Kind != contract.Classifier {
 		return nil, field.Errorf("eval", "Classifier", o.Classifier, "is a %s, not a classifier", clf.Info.Kind)
 	}
@@ -293,7 +294,10 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 		joint, rLab = append(joint, af[i*dim:(i+1)*dim]...), append(rLab, labA[i])
 	}
 	ns := len(sLab)
-	y := TSNE(joint, dim, 30, 500, o.Seed)
+	y, err := TSNE(ctx, joint, dim, 30, 500, o.Seed)
+	if err != nil {
+		return nil, fmt.Errorf("eval: t-SNE: %w", err)
+	}
 	report.KNN = Num(KNNSeparability(y[:2*ns], sLab, 5))
 	if !conditional {
 		report.KNN = Num(math.NaN())

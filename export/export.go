@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"google.golang.org/protobuf/proto"
 
@@ -57,11 +58,35 @@ func Export(run, out string, o Options) error {
 	if err != nil {
 		return fmt.Errorf("export: encode: %w", err)
 	}
+	if err := notInput(run, out); err != nil {
+		return err
+	}
 	if st, err := os.Stat(out); err == nil && st.IsDir() {
 		return field.Errorf("export", "Out", out, "is a directory; give a file name such as model.onnx")
 	}
 	if err := fsutil.WriteFileAtomic(out, b); err != nil {
 		return field.Errorf("export", "Out", out, "%v", err)
+	}
+	return nil
+}
+
+// notInput refuses an output path that is the run's checkpoint or log.
+func notInput(run, out string) error {
+	ckFile, log := run, ""
+	if st, err := os.Stat(run); err == nil && st.IsDir() {
+		ckFile, log = filepath.Join(run, checkpoint.File), filepath.Join(run, checkpoint.LogFile)
+	}
+	outAbs, _ := filepath.Abs(out)
+	for _, in := range []string{ckFile, log} {
+		if in == "" {
+			continue
+		}
+		inAbs, _ := filepath.Abs(in)
+		a, errA := os.Stat(out)
+		b, errB := os.Stat(in)
+		if inAbs == outAbs || errA == nil && errB == nil && os.SameFile(a, b) {
+			return field.Errorf("export", "Out", out, "is the run's own %s; give a new file name such as model.onnx", filepath.Base(in))
+		}
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package export
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -174,6 +175,21 @@ func TestExportErrors(t *testing.T) {
 	}
 	if err := Export(dir, out, Options{}); err == nil {
 		t.Fatal("export of an inconsistent checkpoint succeeded")
+	}
+	// The output may not be the run's checkpoint or log.
+	ck = randomCheckpoint(tinyDenoiser(contract.CBN, models.BatchNorm, false), 1)
+	ckPath := filepath.Join(dir, checkpoint.File)
+	if err := ck.Save(ckPath); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(ckPath)
+	for _, bad := range []string{ckPath, filepath.Join(dir, ".", checkpoint.File), filepath.Join(dir, checkpoint.LogFile)} {
+		if err := Export(dir, bad, Options{}); err == nil || !strings.Contains(err.Error(), "is the run's own") {
+			t.Errorf("export --out %s: %v", bad, err)
+		}
+	}
+	if after, _ := os.ReadFile(ckPath); !bytes.Equal(before, after) {
+		t.Fatal("a refused export changed the checkpoint")
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Fatalf("a failed export left %s behind", out)

@@ -3,6 +3,7 @@
 package infer
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -105,6 +106,7 @@ type Session struct {
 	outputs []string
 	sess    *ort.DynamicAdvancedSession
 	bufs    map[int]*buffers
+	run     *ort.RunOptions // its terminate flag stops a Run in progress
 	// RunTime is the wall time spent inside ONNX Runtime's Run so far.
 	RunTime time.Duration
 	// Calls counts the Run calls.
@@ -186,7 +188,13 @@ func Open(path string, o Options) (*Session, error) {
 	for _, w := range wantOut {
 		sess.outputs = append(sess.outputs, w.Name)
 	}
+	if sess.run, err = ort.NewRunOptions(); err != nil {
+		return nil, fmt.Errorf("infer: run options: %w", err)
+	}
 	sess.sess, err = ort.NewDynamicAdvancedSession(path, sess.inputs, sess.outputs, opts)
+	if err != nil {
+		sess.run.Destroy()
+	}
 	if err != nil && device != "cpu" && o.Device == "auto" {
 		warn(o, fmt.Sprintf("CUDA session failed (%v); using the CPU", err))
 		return Open(path, Options{Device: "cpu", Threads: o.Threads, Lib: o.Lib, Warn: o.Warn})
@@ -244,6 +252,13 @@ func addProvider(opts *ort.SessionOptions, o Options) (string, error) {
 	return "cuda:" + id, nil
 }
 
+// StopOn makes the cancellation of ctx end a Run in progress (and every
+// later one) with an error, instead of waiting for it. Call the returned
+// function to stop watching.
+func (s *Session) StopOn(ctx context.Context) (stop func() bool) {
+	return context.AfterFunc(ctx, func() { _ = s.run.Terminate() })
+}
+
 // Close releases the session and its buffers.
 func (s *Session) Close() error {
 	for _, b := range s.bufs {
@@ -254,6 +269,10 @@ func (s *Session) Close() error {
 		}
 	}
 	s.bufs = nil
+	if s.run != nil {
+		s.run.Destroy()
+		s.run = nil
+	}
 	if s.sess != nil {
 		err := s.sess.Destroy()
 		s.sess = nil
@@ -319,7 +338,7 @@ func (s *Session) Eps(x []float32, t, y []int64, out []float32) error {
 		copy(b.in[2].(*ort.Tensor[int64]).GetData(), y)
 	}
 	start := time.Now()
-	err = s.sess.Run(b.in, b.out)
+	err = s.sess.RunWithOptions(b.in, b.out, s.run)
 	s.RunTime += time.Since(start)
 	s.Calls++
 	if err != nil {
@@ -341,7 +360,7 @@ func (s *Session) Classify(x []float32, n int) (logits, features []float32, dim 
 	}
 	copy(b.in[0].(*ort.Tensor[float32]).GetData(), x)
 	out := []ort.Value{b.out[0], nil}
-	if err := s.sess.Run(b.in, out); err != nil {
+	if err := s.sess.RunWithOptions(b.in, out, s.run); err != nil {
 		return nil, nil, 0, fmt.Errorf("infer: %s: run: %w", s.Path, err)
 	}
 	defer out[1].Destroy()

@@ -282,8 +282,11 @@ func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 	if err := o.Shard.check(); err != nil {
 		return nil, err
 	}
-	if !(o.Guidance >= 0) {
-		return nil, field.Errorf("infer", "Guidance", o.Guidance, "must be >= 0")
+	if !(o.Guidance >= 0) || math.IsInf(o.Guidance, 0) {
+		return nil, field.Errorf("infer", "Guidance", o.Guidance, "must be a finite number >= 0")
+	}
+	if !(o.Eta >= 0) || math.IsInf(o.Eta, 0) {
+		return nil, field.Errorf("infer", "Eta", o.Eta, "must be a finite number >= 0")
 	}
 	if err := checkWritable(o.Out); err != nil {
 		return nil, err
@@ -293,6 +296,7 @@ func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 		return nil, err
 	}
 	defer s.Close()
+	defer s.StopOn(ctx)()
 	info := s.Info
 	if info.Kind != contract.Denoiser {
 		return nil, field.Errorf("infer", "Model", o.Model, "is a %s, not a denoiser", info.Kind)
@@ -340,14 +344,25 @@ func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 	}
 	req := diffusion.Request{Sampler: o.Sampler, Steps: o.Steps, Eta: o.Eta, Guidance: o.Guidance, Null: info.Null(),
 		Seed: o.Seed, Batch: o.Batch, Values: D, Indices: indices, Labels: labels}
-	err = diffusion.Sample(ctx, s, sch, req, func() { bar.Add(1) }, func(idx []int, x []float32) error {
+	err = diffusion.Sample(ctx, s, sch, req, func() { bar.Add(1) }, func(idx []int, x []float32) (err error) {
+		// A batch lands whole or not at all: on any failure its PNGs are
+		// removed again, so the manifest on disk lists exactly the files.
+		before := len(m.Images)
+		defer func() {
+			if err != nil {
+				for _, e := range m.Images[before:] {
+					os.Remove(filepath.Join(o.Out, e.File))
+				}
+				m.Images = m.Images[:before]
+			}
+		}()
 		for i, gi := range idx {
 			c := label[gi]
 			file := fmt.Sprintf("%06d_%s.png", gi, fileClass(info, c))
-			if err := WritePNG(filepath.Join(o.Out, file), ToImage(x[i*D:(i+1)*D], C, S)); err != nil {
-				return err
-			}
 			m.Images = append(m.Images, ManifestEntry{Index: gi, Class: c, ClassName: info.ClassName(c), Seed: o.Seed, File: file})
+			if err := WritePNG(filepath.Join(o.Out, file), ToImage(x[i*D:(i+1)*D], C, S)); err != nil {
+				return fmt.Errorf("infer: %w", err)
+			}
 		}
 		if err := writeManifest(); err != nil {
 			return err
@@ -358,10 +373,9 @@ func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 		return nil
 	})
 	if err != nil {
-		if ctx.Err() != nil {
-			if werr := writeManifest(); werr != nil {
-				return m, werr
-			}
+		// Whatever ended the run, the manifest says what is on disk.
+		if werr := writeManifest(); werr != nil && ctx.Err() != nil {
+			return m, werr
 		}
 		return m, err
 	}

@@ -96,6 +96,24 @@ func (c Config) Validate() error {
 	default:
 		return bad("kind", "%q is not denoiser or classifier", c.Kind)
 	}
+	// Bounds on what a config (read from a file) may make us allocate.
+	switch {
+	case c.ImageSize > contract.MaxImageSize:
+		return bad("image_size", "%d is over %d", c.ImageSize, contract.MaxImageSize)
+	case c.BaseChannels > 4096:
+		return bad("base_channels", "%d is over 4096", c.BaseChannels)
+	case len(c.ChannelMult) > 8:
+		return bad("channel_mult", "%d resolutions is over 8", len(c.ChannelMult))
+	case c.NumResBlocks > 16:
+		return bad("num_res_blocks", "%d is over 16", c.NumResBlocks)
+	case c.NumClasses > contract.MaxClasses || c.NumClasses < 0:
+		return bad("num_classes", "%d is out of 0..%d", c.NumClasses, contract.MaxClasses)
+	}
+	for _, m := range c.ChannelMult {
+		if m > 64 {
+			return bad("channel_mult", "%v has an entry over 64", c.ChannelMult)
+		}
+	}
 	switch c.Norm {
 	case BatchNorm, GroupNorm:
 	default:

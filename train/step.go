@@ -100,7 +100,7 @@ func (tr *trainer) step(rng *rand.Rand, ds *data.Set) (checkpoint.LogEntry, erro
 	}
 	loss := scalar(gr.loss)
 	if !finite(loss) {
-		return checkpoint.LogEntry{}, fmt.Errorf("step %d: %w (%v)", ck.Step+1, ErrDiverged, loss)
+		return checkpoint.LogEntry{}, fmt.Errorf("step %d: the loss is %w (%v)", ck.Step+1, ErrDiverged, loss)
 	}
 	if err := tr.update(); err != nil {
 		return checkpoint.LogEntry{}, fmt.Errorf("step %d: %w", ck.Step+1, err)

@@ -27,6 +27,7 @@ import (
 	"github.com/condiff/condiff/data"
 	"github.com/condiff/condiff/diffusion"
 	"github.com/condiff/condiff/internal/field"
+	"github.com/condiff/condiff/internal/fsutil"
 	"github.com/condiff/condiff/internal/progress"
 	"github.com/condiff/condiff/models"
 )
@@ -62,8 +63,8 @@ type Options struct {
 // checkpoint holds the last completed step and Resume continues from it.
 var ErrInterrupted = errors.New("interrupted")
 
-// ErrDiverged is returned when the loss becomes NaN or Inf.
-var ErrDiverged = errors.New("loss is not finite")
+// ErrDiverged is returned when the loss or the weights become NaN or Inf.
+var ErrDiverged = errors.New("not finite")
 
 func bad(fieldName string, value any, format string, a ...any) error {
 	return field.Errorf("train", fieldName, value, format, a...)
@@ -77,19 +78,35 @@ func Run(o Options) (*checkpoint.Checkpoint, error) {
 	if o.Batch < 2 {
 		return nil, bad("Batch", o.Batch, "must be >= 2 (batch statistics need two samples)")
 	}
-	if !(o.LR > 0) {
-		return nil, bad("LR", o.LR, "must be > 0")
+	if !(o.LR > 0 && o.LR < 1e3) {
+		return nil, bad("LR", o.LR, "must be a finite number > 0")
+	}
+	if !(o.EMADecay >= 0 && o.EMADecay < 1) {
+		return nil, bad("EMADecay", o.EMADecay, "out of [0, 1)")
+	}
+	if !(o.GradClip >= 0) || math.IsInf(o.GradClip, 0) {
+		return nil, bad("GradClip", o.GradClip, "must be a finite number >= 0 (0: off)")
+	}
+	if o.SaveEvery < 0 {
+		return nil, bad("SaveEvery", o.SaveEvery, "must be >= 0")
 	}
 	if !(o.CFGDrop >= 0 && o.CFGDrop < 1) {
 		return nil, bad("CFGDrop", o.CFGDrop, "out of [0, 1)")
 	}
-	if !(o.ACWeight >= 0) {
-		return nil, bad("ACWeight", o.ACWeight, "must be >= 0")
+	if !(o.ACWeight >= 0) || math.IsInf(o.ACWeight, 0) {
+		return nil, bad("ACWeight", o.ACWeight, "must be a finite number >= 0")
 	}
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, bad("Out", o.Out, "%v", err)
 	}
+	unlock, err := fsutil.Lock(o.Out, "train")
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	defer unlock()
 	ckPath := filepath.Join(o.Out, checkpoint.File)
+	logPath := filepath.Join(o.Out, checkpoint.LogFile)
+	fsutil.RemoveStaleTemps(ckPath) // left by a kill during a save
 	var ck *checkpoint.Checkpoint
 	if o.Resume {
 		var err error
@@ -104,14 +121,18 @@ func Run(o Options) (*checkpoint.Checkpoint, error) {
 		}
 	} else if _, err := os.Stat(ckPath); err == nil {
 		return nil, bad("Out", o.Out, "already holds a checkpoint; resume it or choose another directory")
+	} else if err := os.Remove(logPath); err == nil && o.Log != nil {
+		// A log without a checkpoint is from a run that never saved: start afresh.
+		fmt.Fprintf(o.Log, "train: removed %s, left by a run that saved no checkpoint\n", logPath)
 	}
 
+	var ds *data.Set
 	dsOpt := o.Data
 	if ck != nil {
 		dsOpt.Name, dsOpt.Classes, dsOpt.Size, dsOpt.Channels = ck.Info.Dataset, ck.Info.Classes, ck.Config.ImageSize, ck.Config.Channels
 		dsOpt.Seed = ck.Info.Seed
 	}
-	ds, err := data.Load(dsOpt)
+	ds, err = data.Load(dsOpt)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
@@ -240,14 +261,32 @@ func loop(o Options, ck *checkpoint.Checkpoint, ds *data.Set, ckPath string) (*c
 	defer logf.Close()
 
 	bar := progress.New(o.Progress, ck.Info.Steps, "train")
+	defer bar.Close()
 	bar.Set(ck.Step)
+	saved := -1 // the step the checkpoint on disk holds; -1: none
+	if o.Resume {
+		saved = ck.Step
+	}
+	onDisk := func() string {
+		if saved < 0 {
+			return "no checkpoint was written"
+		}
+		return fmt.Sprintf("checkpoint %s holds step %d", ckPath, saved)
+	}
 	save := func() error {
+		if name, ok := ck.Finite(); !ok {
+			return fmt.Errorf("train: step %d: %w (parameter %s); not checkpointed, %s", ck.Step, ErrDiverged, name, onDisk())
+		}
 		b, err := pcg.MarshalBinary()
 		if err != nil {
 			return err
 		}
 		ck.RNG = b
-		return ck.Save(ckPath)
+		if err := ck.Save(ckPath); err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
+		saved = ck.Step
+		return nil
 	}
 	start := time.Now()
 	segStart, segSteps := time.Now(), 0
@@ -268,7 +307,7 @@ func loop(o Options, ck *checkpoint.Checkpoint, ds *data.Set, ckPath string) (*c
 		e, err := tr.step(rng, ds)
 		if err != nil {
 			if errors.Is(err, ErrDiverged) {
-				return nil, fmt.Errorf("train: %w; the last good checkpoint %s is intact", err, ckPath)
+				return nil, fmt.Errorf("train: %w; %s", err, onDisk())
 			}
 			return nil, fmt.Errorf("train: %w", err)
 		}

@@ -176,27 +176,54 @@ func TestTrainBadInput(t *testing.T) {
 	}
 }
 
-// TestDivergenceKeepsCheckpoint: a NaN loss stops training with the step
-// number and the last good checkpoint stays loadable.
+// TestDivergenceKeepsCheckpoint: non-finite hyper-parameters are refused
+// before anything is written; a NaN loss stops training with the step
+// number, and the message says truly which step the checkpoint on disk
+// holds (it stays loadable and finite).
 func TestDivergenceKeepsCheckpoint(t *testing.T) {
+	for _, c := range []struct {
+		edit func(o *Options)
+		want string
+	}{
+		{func(o *Options) { o.LR = math.Inf(1) }, "train: LR +Inf"},
+		{func(o *Options) { o.LR = math.NaN() }, "train: LR NaN"},
+		{func(o *Options) { o.EMADecay = 2 }, "train: EMADecay 2"},
+		{func(o *Options) { o.CFGDrop = math.NaN() }, "train: CFGDrop NaN"},
+		{func(o *Options) { o.Model.Variant = contract.AC; o.ACWeight = math.NaN() }, "train: ACWeight NaN"},
+		{func(o *Options) { o.GradClip = math.Inf(1) }, "train: GradClip +Inf"},
+	} {
+		o := tinyOptions(t, contract.CBN, models.GroupNorm)
+		c.edit(&o)
+		if _, err := Run(o); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v; want %q", err, c.want)
+		}
+		if entries, _ := os.ReadDir(o.Out); len(entries) != 0 {
+			t.Errorf("%q: the refused run wrote %d files", c.want, len(entries))
+		}
+	}
 	o := tinyOptions(t, contract.CBN, models.GroupNorm)
-	o.Steps, o.SaveEvery = 20, 5
-	o.LR = math.Inf(1) // the first update makes every weight infinite
-	_, err := Run(o)
-	if err == nil || !errors.Is(err, ErrDiverged) || !strings.Contains(err.Error(), "step 2") {
-		t.Fatalf("err %v; want divergence at step 2", err)
-	}
-	if _, err := os.Stat(filepath.Join(o.Out, checkpoint.File)); err == nil {
-		t.Fatal("no checkpoint is expected before the first save, yet one exists")
-	}
-	o = tinyOptions(t, contract.CBN, models.GroupNorm)
-	o.Steps, o.SaveEvery = 10, 5
+	o.Steps, o.SaveEvery = 5, 5
 	if _, err := Run(o); err != nil {
 		t.Fatal(err)
 	}
 	ck, err := checkpoint.Load(o.Out)
-	if err != nil || ck.Step != 10 {
-		t.Fatalf("checkpoint: step %v, %v", ck, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck.Params["conv_in.weight"].Data[0] = float32(math.NaN()) // poison the weights the next step starts from
+	if err := ck.Save(filepath.Join(o.Out, checkpoint.File)); err != nil {
+		t.Fatal(err)
+	}
+	o.Resume, o.Steps = true, 10
+	_, err = Run(o)
+	if err == nil || !errors.Is(err, ErrDiverged) || !strings.Contains(err.Error(), "step 6") || !strings.Contains(err.Error(), "holds step 5") {
+		t.Fatalf("err %v; want divergence at step 6 with the checkpoint at step 5", err)
+	}
+	if ck, err = checkpoint.Load(o.Out); err != nil || ck.Step != 5 {
+		t.Fatalf("checkpoint after divergence: %v", err)
+	}
+	if name, ok := ck.Finite(); ok || name != "conv_in.weight" {
+		t.Fatalf("Finite() = %q, %v; want the poisoned parameter", name, ok)
 	}
 }
 

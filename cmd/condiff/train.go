@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/condiff/condiff/checkpoint"
 	"github.com/condiff/condiff/cmd/internal/cli"
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/data"
@@ -27,6 +28,46 @@ func intList(flagName, s string) ([]int, error) {
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// resumeConflicts refuses flags that contradict the checkpoint being
+// resumed: a resumed run keeps its config, data and hyper-parameters (only
+// --steps and --save-every may change), so a differing flag would be
+// silently ignored.
+func resumeConflicts(fs *flag.FlagSet, out string) error {
+	ck, err := checkpoint.Load(out)
+	if err != nil {
+		return nil // train reports it
+	}
+	c, in := ck.Config, ck.Info
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	ints := func(v []int) string {
+		s := make([]string, len(v))
+		for i, x := range v {
+			s[i] = strconv.Itoa(x)
+		}
+		return strings.Join(s, ",")
+	}
+	kept := map[string]string{
+		"variant": string(c.Variant), "norm": c.Norm, "base": strconv.Itoa(c.BaseChannels), "mult": ints(c.ChannelMult),
+		"res-blocks": strconv.Itoa(c.NumResBlocks), "groups": strconv.Itoa(c.Groups), "size": strconv.Itoa(c.ImageSize),
+		"channels": strconv.Itoa(c.Channels), "data": in.Dataset, "classes": strings.Join(in.Classes, ","),
+		"batch": strconv.Itoa(in.Batch), "lr": f(in.LR), "seed": strconv.FormatUint(in.Seed, 10),
+		"schedule": in.Schedule.Kind, "T": strconv.Itoa(in.Schedule.T), "cfg-drop": f(in.CFGDrop),
+		"ac-weight": f(in.ACWeight), "ema": f(in.EMADecay), "grad-clip": f(in.GradClip), "ac-classifier": "",
+	}
+	var bad []string
+	fs.Visit(func(fl *flag.Flag) {
+		want, ok := kept[fl.Name]
+		if ok && fl.Value.String() != want {
+			bad = append(bad, fmt.Sprintf("--%s %s (the checkpoint has %q)", fl.Name, fl.Value.String(), want))
+		}
+	})
+	if len(bad) > 0 {
+		return fmt.Errorf("--resume continues %s with its own config and hyper-parameters; these flags contradict it: %s (only --steps and --save-every may change)",
+			out, strings.Join(bad, "; "))
+	}
+	return nil
 }
 
 // cmdTrain is `train` (a denoiser) and `train-classifier`.
@@ -76,8 +117,13 @@ func cmdTrain(args []string, classifier bool) error {
 	o := train.Options{Out: *out, Resume: *resume, Steps: *steps, Batch: *batch, LR: *lr, Seed: *seed,
 		SaveEvery: *saveEvery, EMADecay: *emaDecay, GradClip: *clip, Progress: os.Stderr, Log: os.Stderr,
 		Data: data.Options{Name: *dataset, Dir: *dataDir, Size: *size, Channels: *channels, SkipBad: *skipBad, Seed: *seed, PerClass: *perClass}}
-	if *resume && !cli.IsSet(fs, "steps") {
-		o.Steps = 0 // keep the checkpoint's target
+	if *resume {
+		if !cli.IsSet(fs, "steps") {
+			o.Steps = 0 // keep the checkpoint's target
+		}
+		if err := resumeConflicts(fs, *out); err != nil {
+			return err
+		}
 	}
 	var skipped int
 	o.Data.Skipped = &skipped

@@ -3,10 +3,12 @@
 package fsutil
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // WriteAtomic writes path with the output of write.
@@ -39,4 +41,38 @@ func WriteAtomic(path string, write func(w io.Writer) error) error {
 // WriteFileAtomic writes b to path atomically.
 func WriteFileAtomic(path string, b []byte) error {
 	return WriteAtomic(path, func(w io.Writer) error { _, err := w.Write(b); return err })
+}
+
+// ErrLocked is returned by Lock when another process holds the lock.
+var ErrLocked = errors.New("in use by another condiff process")
+
+// Lock takes an exclusive, advisory lock named name in dir (the file
+// dir/.name.lock), so that two processes never write the same outputs. The
+// lock ends with the process (even with kill -9) or when the returned
+// function is called.
+func Lock(dir, name string) (unlock func(), err error) {
+	path := filepath.Join(dir, "."+name+".lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s is %w (lock %s)", dir, ErrLocked, path)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	fmt.Fprintf(f, "%d\n", os.Getpid())
+	return func() { f.Close() }, nil
+}
+
+// RemoveStaleTemps deletes the temporary files WriteAtomic leaves for path
+// when the process is killed between creating and renaming one. Call it
+// while holding the directory's lock, so no live writer is using them.
+func RemoveStaleTemps(path string) {
+	olds, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp"))
+	for _, f := range olds {
+		os.Remove(f)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -30,5 +31,37 @@ func TestWriteAtomicKeepsOldFile(t *testing.T) {
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 1 {
 		t.Fatalf("%d entries in the directory; want only the file", len(entries))
+	}
+}
+
+func TestLock(t *testing.T) {
+	dir := t.TempDir()
+	unlock, err := Lock(dir, "run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Lock(dir, "run"); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("second lock: %v", err)
+	}
+	if u, err := Lock(dir, "other"); err != nil {
+		t.Fatalf("a lock of another name: %v", err)
+	} else {
+		u()
+	}
+	unlock()
+	if u, err := Lock(dir, "run"); err != nil {
+		t.Fatalf("after unlock: %v", err)
+	} else {
+		u()
+	}
+	p := filepath.Join(dir, "checkpoint.gob")
+	os.WriteFile(filepath.Join(dir, ".checkpoint.gob.123.tmp"), nil, 0o644)
+	os.WriteFile(filepath.Join(dir, ".other.1.tmp"), nil, 0o644)
+	RemoveStaleTemps(p)
+	if _, err := os.Stat(filepath.Join(dir, ".checkpoint.gob.123.tmp")); !os.IsNotExist(err) {
+		t.Fatal("stale temp file kept")
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".other.1.tmp")); err != nil {
+		t.Fatal("another file's temp removed")
 	}
 }

@@ -74,15 +74,38 @@ var Flags = map[string]string{
 	"Classifier": "--classifier", "Data": "--data", "NPerClass": "--n-per-class", "Samples": "--samples",
 	"Run": "--run", "LR": "--lr", "CFGDrop": "--cfg-drop", "ACWeight": "--ac-weight", "ACClf": "--ac-classifier",
 	"EMADecay": "--ema", "GradClip": "--grad-clip", "Resume": "--resume",
-	"Classes": "--classes", "Dir": "--data-dir", "SkipBad": "--skip-bad",
+	"Classes": "--classes", "Dir": "--data-dir", "SkipBad": "--skip-bad", "Size": "--size", "PerClass": "--synthetic-per-class",
+	"SaveEvery": "--save-every",
 }
 
 // Flagged rewrites a library's field error in flag terms.
 func Flagged(err error) error { return field.Rename(err, Flags) }
 
-// Interruptible is a context cancelled by Ctrl-C or SIGTERM.
+// Interruptible is a context cancelled by the first Ctrl-C or SIGTERM, so
+// the command can stop cleanly (checkpoint, manifest); a second one exits at
+// once with status 130.
 func Interruptible() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+		fmt.Fprintln(os.Stderr, "\ninterrupted: stopping cleanly (interrupt again to quit at once)")
+		cancel()
+		if _, ok := <-ch; ok {
+			fmt.Fprintln(os.Stderr, "interrupted twice: quitting")
+			os.Exit(130)
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		cancel()
+		close(ch)
+	}
 }
 
 // NoArgs refuses positional arguments after the flags.
