@@ -95,6 +95,7 @@ type Report struct {
 	Classes      []ClassResult     `json:"classes"`
 	Train        json.RawMessage   `json:"train,omitempty"`
 	TrainedSteps int               `json:"trained_steps,omitempty"` // optimiser steps behind the exported weights
+	Complete     bool              `json:"complete"`                // false: the sampling run was interrupted or shards are missing
 	Files        map[string]string `json:"files"`
 }
 
@@ -105,19 +106,20 @@ type sampleSet struct {
 }
 
 func readSamples(dir string, c, size int) (*sampleSet, *infer.Manifest, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	mp, err := infer.ReadSampleDir(dir)
 	if err != nil {
-		return nil, nil, field.Errorf("eval", "Samples", dir, "%v", err)
+		return nil, nil, fmt.Errorf("eval: samples: %w", err)
 	}
-	var m infer.Manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, nil, fmt.Errorf("eval: %s: %w", filepath.Join(dir, "manifest.json"), err)
-	}
+	m := *mp
 	s := &sampleSet{}
 	for _, e := range m.Images {
 		f, err := os.ReadFile(filepath.Join(dir, e.File))
 		if err != nil {
 			return nil, nil, fmt.Errorf("eval: %w", err)
+		}
+		// The header first: a PNG of another size is refused undecoded.
+		if cfg, err := png.DecodeConfig(bytes.NewReader(f)); err != nil || cfg.Width != size || cfg.Height != size {
+			return nil, nil, fmt.Errorf("eval: %s: not a %d×%d PNG (%dx%d, %v)", e.File, size, size, cfg.Width, cfg.Height, err)
 		}
 		img, err := png.Decode(bytes.NewReader(f))
 		if err != nil {
@@ -201,12 +203,12 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 		return nil, fmt.Errorf("eval: %s lists no images", samplesDir)
 	}
 	for _, l := range samples.labels {
-		if l >= K {
+		if l < 0 || l >= K {
 			return nil, fmt.Errorf("eval: a sample has class %d; the classifier knows %d classes", l, K)
 		}
 	}
 	report.Model, report.Sampler, report.Steps, report.Guidance = manifest.Model, manifest.Sampler, manifest.Steps, manifest.Guidance
-	report.Classifier, report.Samples = o.Classifier, len(samples.labels)
+	report.Classifier, report.Samples, report.Complete = o.Classifier, len(samples.labels), manifest.Complete
 	report.Label = strings.TrimSuffix(filepath.Base(manifest.Model), filepath.Ext(manifest.Model))
 	conditional, guidable := true, manifest.Guidance != 0
 	if in, err := infer.ReadInfo(manifest.Model); err == nil {
@@ -359,6 +361,9 @@ func (r Report) Markdown() string {
 	fmt.Fprintf(&b, "# Evaluation of %s\n\n", r.Model)
 	fmt.Fprintf(&b, "%d samples (%s, %d steps, guidance %g), judged by the classifier %s; real images: the %s test split.\n\n",
 		r.Samples, r.Sampler, r.Steps, r.Guidance, r.Classifier, r.Dataset)
+	if !r.Complete {
+		fmt.Fprintf(&b, "**Incomplete:** the sampling run behind these samples did not finish (interrupted, or shards missing); the figures are for the %d images it wrote.\n\n", r.Samples)
+	}
 	fmt.Fprintf(&b, "| measure | samples | real images (reference) |\n|---|---|---|\n")
 	fmt.Fprintf(&b, "| conditioning accuracy | %s | %s (classifier on real) |\n", pct(r.Accuracy), pct(r.RealAccuracy))
 	fmt.Fprintf(&b, "| classifier Inception Score | %.3f | %.3f (ceiling) |\n", r.IS, r.RealIS)

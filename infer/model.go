@@ -10,8 +10,18 @@ import (
 	"github.com/condiff/condiff/models"
 )
 
+// MaxModelBytes bounds the .onnx files read (protobuf's limit is 2 GiB).
+const MaxModelBytes = 1 << 31
+
 // readModel decodes an .onnx file (pure Go; no ONNX Runtime needed).
 func readModel(path string) (*onnxFile, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("infer: model: %w", err)
+	}
+	if !st.Mode().IsRegular() || st.Size() > MaxModelBytes {
+		return nil, fmt.Errorf("infer: %s is not a regular file of at most %d bytes (ONNX's own limit is 2 GiB)", path, int64(MaxModelBytes))
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("infer: model: %w", err)

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -96,6 +97,9 @@ type SampleOptions struct {
 	// OnBatch, if set, is called after each batch's images and manifest are
 	// written, with the number of images written so far.
 	OnBatch func(written int)
+	// Replace lets a run write into a directory that already holds sampling
+	// outputs it would mix with: those outputs are removed first.
+	Replace bool
 }
 
 // ManifestEntry is one written image.
@@ -322,9 +326,14 @@ func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 	}
 	m := &Manifest{Model: o.Model, ModelHash: hash, Sampler: string(o.Sampler), Steps: len(ts), Eta: o.Eta, Guidance: o.Guidance,
 		Seed: o.Seed, Shard: o.Shard.String(), Device: s.Device, Images: []ManifestEntry{}}
-	manifestName := "manifest.json"
-	if !o.Shard.Whole() {
-		manifestName = fmt.Sprintf("manifest.shard-%d-of-%d.json", o.Shard.K, o.Shard.N)
+	manifestName, suffix := OutputNames(o.Shard)
+	unlock, err := fsutil.Lock(o.Out, strings.TrimSuffix(manifestName, ".json"))
+	if err != nil {
+		return nil, fmt.Errorf("infer: %w", err)
+	}
+	defer unlock()
+	if err := claim(o.Out, o.Shard, o.Replace); err != nil {
+		return nil, err
 	}
 	writeManifest := func() error {
 		b, err := json.MarshalIndent(m, "", "  ")
@@ -384,7 +393,75 @@ func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 		return m, err
 	}
 	bar.Finish()
-	return m, WriteGrids(o.Out, m, info, C, S)
+	return m, WriteGrids(o.Out, suffix, m, info, C, S)
+}
+
+// OutputNames is the manifest name of a run (manifest.json, or
+// manifest.shard-K-of-N.json) and the suffix of its grid names ("" or
+// ".shard-K-of-N"), so shards sharing a directory never overwrite each
+// other's files.
+func OutputNames(shard Shard) (manifest, gridSuffix string) {
+	if shard.Whole() {
+		return "manifest.json", ""
+	}
+	suffix := fmt.Sprintf(".shard-%d-of-%d", shard.K, shard.N)
+	return "manifest" + suffix + ".json", suffix
+}
+
+// ErrUsed is returned when an output directory already holds outputs that
+// a new run would mix with.
+var ErrUsed = errors.New("already holds sampling outputs")
+
+// claim checks that dir holds no outputs this run would mix with: for a
+// whole run, no manifest and no PNG at all; for shard K of N, no whole-run
+// manifest, no manifest of K/N itself and none of another shard count.
+// With replace, those outputs (the manifests, the files they list, the
+// grids) are removed instead.
+func claim(dir string, shard Shard, replace bool) error {
+	manifests, _ := filepath.Glob(filepath.Join(dir, "manifest*.json"))
+	pngs, _ := filepath.Glob(filepath.Join(dir, "*.png"))
+	own, suffix := OutputNames(shard)
+	var clash []string
+	for _, mf := range manifests {
+		base := filepath.Base(mf)
+		var k, n int
+		isShard := false
+		if _, err := fmt.Sscanf(base, "manifest.shard-%d-of-%d.json", &k, &n); err == nil {
+			isShard = true
+		}
+		if shard.Whole() || base == own || !isShard || n != shard.N {
+			clash = append(clash, mf)
+		}
+	}
+	if shard.Whole() && len(manifests) == 0 && len(pngs) > 0 {
+		return field.Errorf("infer", "Out", dir, "%w: %d PNG files without a manifest; choose an empty directory", ErrUsed, len(pngs))
+	}
+	if len(clash) == 0 {
+		return nil
+	}
+	if !replace {
+		return field.Errorf("infer", "Out", dir, "%w (%s); choose another directory, or replace them", ErrUsed, filepath.Base(clash[0]))
+	}
+	for _, mf := range clash {
+		if b, err := os.ReadFile(mf); err == nil {
+			var m Manifest
+			if json.Unmarshal(b, &m) == nil {
+				for _, e := range m.Images {
+					if filepath.IsLocal(e.File) && filepath.Dir(e.File) == "." {
+						os.Remove(filepath.Join(dir, e.File))
+					}
+				}
+			}
+		}
+		if err := os.Remove(mf); err != nil {
+			return fmt.Errorf("infer: replace %s: %w", mf, err)
+		}
+	}
+	grids, _ := filepath.Glob(filepath.Join(dir, "grid*"+suffix+".png"))
+	for _, g := range grids {
+		os.Remove(g)
+	}
+	return nil
 }
 
 // fileClass is the class part of an image or grid file name.
@@ -397,9 +474,10 @@ func fileClass(info contract.Info, c int) string {
 
 // WriteGrids writes grid_CLASS.png per class (at most 64 images, 8 a row)
 // and grid.png with a row per class (at most 16 images a row) from the
-// images a manifest lists. Only those images are read, so memory does not
-// grow with the number of samples.
-func WriteGrids(dir string, m *Manifest, info contract.Info, c, size int) error {
+// images a manifest lists, suffix inserted before ".png". Only those images
+// are read, so memory does not grow with the number of samples. Classes
+// whose names sanitise alike get their index in the name.
+func WriteGrids(dir, suffix string, m *Manifest, info contract.Info, c, size int) error {
 	byClass := map[int][]image.Image{}
 	var classes []int
 	for _, e := range m.Images {
@@ -408,11 +486,11 @@ func WriteGrids(dir string, m *Manifest, info contract.Info, c, size int) error 
 		}
 		f, err := os.ReadFile(filepath.Join(dir, e.File))
 		if err != nil {
-			return err
+			return fmt.Errorf("infer: grid: %w", err)
 		}
 		img, err := png.Decode(bytes.NewReader(f))
 		if err != nil {
-			return fmt.Errorf("%s: %w", e.File, err)
+			return fmt.Errorf("infer: grid: %s: %w", e.File, err)
 		}
 		if _, ok := byClass[e.Class]; !ok {
 			classes = append(classes, e.Class)
@@ -420,19 +498,26 @@ func WriteGrids(dir string, m *Manifest, info contract.Info, c, size int) error 
 		byClass[e.Class] = append(byClass[e.Class], img)
 	}
 	sort.Ints(classes)
+	uses := map[string]int{}
+	for _, cl := range classes {
+		uses[fileClass(info, cl)]++
+	}
 	var rows [][]image.Image
 	for _, cl := range classes {
 		imgs := byClass[cl]
 		row := imgs[:min(16, len(imgs))]
 		rows = append(rows, row)
 		name := fileClass(info, cl)
+		if uses[name] > 1 {
+			name = fmt.Sprintf("%d_%s", cl, name)
+		}
 		var crow [][]image.Image
 		for i := 0; i < len(imgs); i += 8 {
 			crow = append(crow, imgs[i:min(i+8, len(imgs))])
 		}
-		if err := WritePNG(filepath.Join(dir, "grid_"+name+".png"), Grid(crow, size)); err != nil {
+		if err := WritePNG(filepath.Join(dir, "grid_"+name+suffix+".png"), Grid(crow, size)); err != nil {
 			return err
 		}
 	}
-	return WritePNG(filepath.Join(dir, "grid.png"), Grid(rows, size))
+	return WritePNG(filepath.Join(dir, "grid"+suffix+".png"), Grid(rows, size))
 }

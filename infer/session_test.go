@@ -1,8 +1,11 @@
 package infer_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -221,5 +224,78 @@ func TestInterrupt(t *testing.T) {
 	readPixels(t, dir, &disk) // every listed image decodes
 	if leftovers, _ := filepath.Glob(filepath.Join(dir, ".*tmp")); len(leftovers) != 0 {
 		t.Fatalf("temporary files left: %v", leftovers)
+	}
+}
+
+// TestOutputDirectory: a used --out is refused (nothing written), Replace
+// clears what the new run would mix with, shards share a directory without
+// overwriting each other's grids or manifests, and a shard cannot be run
+// twice into one directory.
+func TestOutputDirectory(t *testing.T) {
+	testenv.ORT(t)
+	dir := t.TempDir()
+	o := infer.SampleOptions{Model: torchModel, Out: dir, N: 2, Batch: 6, Seed: 1}
+	if _, err := sample(t, o); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	o.Seed = 2
+	if _, err := sample(t, o); !errors.Is(err, infer.ErrUsed) || !strings.Contains(err.Error(), "infer: Out") {
+		t.Fatalf("second run into a used directory: %v", err)
+	}
+	if again, _ := os.ReadFile(filepath.Join(dir, "manifest.json")); !bytes.Equal(first, again) {
+		t.Fatal("the refused run changed the manifest")
+	}
+	o.Replace = true
+	m, err := sample(t, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pngs, _ := filepath.Glob(filepath.Join(dir, "0*.png"))
+	if len(pngs) != len(m.Images) || m.Seed != 2 {
+		t.Fatalf("after replace: %d PNGs for %d listed images", len(pngs), len(m.Images))
+	}
+
+	shared := t.TempDir()
+	for _, sh := range []infer.Shard{{K: 0, N: 2}, {K: 1, N: 2}} {
+		if _, err := sample(t, infer.SampleOptions{Model: torchModel, Out: shared, N: 2, Batch: 6, Seed: 1, Shard: sh}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"manifest.shard-0-of-2.json", "manifest.shard-1-of-2.json", "grid.shard-0-of-2.png", "grid.shard-1-of-2.png", "grid_a.shard-1-of-2.png"} {
+		if _, err := os.Stat(filepath.Join(shared, f)); err != nil {
+			t.Errorf("shards: missing %s", f)
+		}
+	}
+	if _, err := sample(t, infer.SampleOptions{Model: torchModel, Out: shared, N: 2, Batch: 6, Seed: 1, Shard: infer.Shard{K: 1, N: 2}}); !errors.Is(err, infer.ErrUsed) {
+		t.Fatalf("shard 1/2 twice: %v", err)
+	}
+	if _, err := sample(t, infer.SampleOptions{Model: torchModel, Out: shared, N: 2, Batch: 6, Seed: 1}); !errors.Is(err, infer.ErrUsed) {
+		t.Fatalf("a whole run over shards: %v", err)
+	}
+	if _, err := sample(t, infer.SampleOptions{Model: torchModel, Out: shared, N: 2, Batch: 6, Seed: 1, Shard: infer.Shard{K: 0, N: 3}}); !errors.Is(err, infer.ErrUsed) {
+		t.Fatalf("a shard of another count: %v", err)
+	}
+}
+
+// TestGridNamesUnique: classes whose names sanitise alike get distinct grids.
+func TestGridNamesUnique(t *testing.T) {
+	dir := t.TempDir()
+	info := contract.Info{Kind: contract.Denoiser, Variant: contract.CBN, NumClasses: 2, ClassNames: []string{"a/b", "a b"}}
+	m := &infer.Manifest{}
+	for c := 0; c < 2; c++ {
+		f := fmt.Sprintf("%06d_a_b.png", c)
+		if err := infer.WritePNG(filepath.Join(dir, f), infer.ToImage(make([]float32, 16), 1, 4)); err != nil {
+			t.Fatal(err)
+		}
+		m.Images = append(m.Images, infer.ManifestEntry{Index: c, Class: c, File: f})
+	}
+	if err := infer.WriteGrids(dir, "", m, info, 1, 4); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"grid_0_a_b.png", "grid_1_a_b.png", "grid.png"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("missing %s", f)
+		}
 	}
 }

@@ -14,7 +14,11 @@ type Error struct {
 	Field  string // the option's Go field name: "Steps", "Shard", …
 	Value  any
 	Reason string
+	cause  error // the reason as an error, wrapping what its format wrapped with %w
 }
+
+// Unwrap gives errors.Is and errors.As the errors the reason wrapped.
+func (e *Error) Unwrap() error { return errors.Unwrap(e.cause) }
 
 func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %s %s: %s", e.Stage, e.Field, show(e.Value), e.Reason)
@@ -22,7 +26,8 @@ func (e *Error) Error() string {
 
 // Errorf returns an *Error for field of stage holding value.
 func Errorf(stage, field string, value any, format string, a ...any) error {
-	return &Error{Stage: stage, Field: field, Value: value, Reason: fmt.Sprintf(format, a...)}
+	cause := fmt.Errorf(format, a...)
+	return &Error{Stage: stage, Field: field, Value: value, Reason: cause.Error(), cause: cause}
 }
 
 // Rename rewrites a field error in flag terms: names maps Go field names to

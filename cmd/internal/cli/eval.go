@@ -56,6 +56,9 @@ func Eval(args []string) error {
 	}
 	fmt.Printf("eval: accuracy %s (real %s), IS %.2f (real %.2f), FD %.3f (real floor %.3f), t-SNE 5-NN %s\n",
 		eval.Percent(r.Accuracy), eval.Percent(r.RealAccuracy), r.IS, r.RealIS, r.FD, r.RealFD, eval.Percent(r.KNN))
+	if !r.Complete {
+		fmt.Fprintf(os.Stderr, "eval: warning: the sampling run did not finish; the figures are for its %d images\n", r.Samples)
+	}
 	fmt.Printf("eval: report %s/report.md\n", o.Out)
 	return nil
 }

@@ -52,6 +52,7 @@ func Sample(args []string) error {
 	class := fs.String("class", "all", "class name or index, or all (--n per class)")
 	fs.IntVar(&o.N, "n", 16, "images (per class with --class all)")
 	shard := fs.String("shard", "", "k/n: make only the images whose index ≡ k mod n")
+	fs.BoolVar(&o.Replace, "replace", false, "remove the sampling outputs already in --out that this run would mix with")
 	smp := samplerFlags(fs, &o)
 	so := Session(fs)
 	if err := fs.Parse(args); err != nil {
@@ -94,11 +95,8 @@ func Sample(args []string) error {
 	if err != nil {
 		return Flagged(err)
 	}
-	manifest := "manifest.json"
-	if !o.Shard.Whole() {
-		manifest = fmt.Sprintf("manifest.shard-%d-of-%d.json", o.Shard.K, o.Shard.N)
-	}
+	manifest, suffix := infer.OutputNames(o.Shard)
 	fmt.Fprintf(os.Stderr, "sample: %d images in %s (grid: %s, manifest: %s)\n", len(m.Images), o.Out,
-		filepath.Join(o.Out, "grid.png"), filepath.Join(o.Out, manifest))
+		filepath.Join(o.Out, "grid"+suffix+".png"), filepath.Join(o.Out, manifest))
 	return nil
 }

@@ -1,0 +1,106 @@
+package infer
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// ReadSampleDir reads the manifest of a sample directory and checks it:
+// manifest.json, or the union of the shard manifests
+// manifest.shard-K-of-N.json that shards of one run wrote there. Entries
+// must name plain .png files inside dir, have non-negative indices and
+// classes, and list each index once. Complete is true only if the run (all
+// N shards) finished.
+func ReadSampleDir(dir string) (*Manifest, error) {
+	one := filepath.Join(dir, "manifest.json")
+	if _, err := os.Stat(one); err == nil {
+		m, err := readManifest(one)
+		if err != nil {
+			return nil, err
+		}
+		return m, checkEntries(one, m.Images)
+	}
+	shards, _ := filepath.Glob(filepath.Join(dir, "manifest.shard-*-of-*.json"))
+	if len(shards) == 0 {
+		return nil, fmt.Errorf("infer: %s holds no manifest.json and no shard manifests", dir)
+	}
+	sort.Strings(shards)
+	var out *Manifest
+	seen := map[int]bool{}
+	total := 0
+	for _, p := range shards {
+		var k, n int
+		if _, err := fmt.Sscanf(filepath.Base(p), "manifest.shard-%d-of-%d.json", &k, &n); err != nil || n < 1 || k < 0 || k >= n {
+			return nil, fmt.Errorf("infer: %s: not a shard manifest name", p)
+		}
+		m, err := readManifest(p)
+		if err != nil {
+			return nil, err
+		}
+		if out == nil {
+			head := *m
+			out = &head
+			out.Images = nil
+			out.Complete = true
+			out.Shard = ""
+			total = n
+		}
+		if n != total {
+			return nil, fmt.Errorf("infer: %s: shards of %d and of %d runs share %s", p, total, n, dir)
+		}
+		if m.ModelHash != out.ModelHash || m.Sampler != out.Sampler || m.Steps != out.Steps || m.Seed != out.Seed || m.Guidance != out.Guidance || m.Eta != out.Eta {
+			return nil, fmt.Errorf("infer: %s: its model, sampler, steps, seed or guidance differ from the other shards'", p)
+		}
+		seen[k] = true
+		out.Complete = out.Complete && m.Complete
+		out.Images = append(out.Images, m.Images...)
+	}
+	out.Complete = out.Complete && len(seen) == total
+	sort.Slice(out.Images, func(i, j int) bool { return out.Images[i].Index < out.Images[j].Index })
+	return out, checkEntries(filepath.Join(dir, "manifest.shard-*.json"), out.Images)
+}
+
+func readManifest(path string) (*Manifest, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("infer: %w", err)
+	}
+	var m Manifest
+	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&m); err != nil {
+		return nil, fmt.Errorf("infer: %s: not a sample manifest: %w", path, err)
+	}
+	return &m, nil
+}
+
+// checkEntries validates the image entries of a manifest.
+func checkEntries(path string, images []ManifestEntry) error {
+	if len(images) > MaxImages {
+		return fmt.Errorf("infer: %s: %d images listed, over %d", path, len(images), MaxImages)
+	}
+	index := map[int]bool{}
+	files := map[string]bool{}
+	for i, e := range images {
+		bad := func(format string, a ...any) error {
+			return fmt.Errorf("infer: %s: image %d (index %d, file %q): %s", path, i, e.Index, e.File, fmt.Sprintf(format, a...))
+		}
+		switch {
+		case e.File == "" || filepath.Base(e.File) != e.File || !filepath.IsLocal(e.File) || !strings.HasSuffix(e.File, ".png"):
+			return bad("the file must be a .png in the manifest's own directory")
+		case e.Index < 0:
+			return bad("negative index")
+		case e.Class < 0:
+			return bad("negative class")
+		case index[e.Index]:
+			return bad("index listed twice")
+		case files[e.File]:
+			return bad("file listed twice")
+		}
+		index[e.Index], files[e.File] = true, true
+	}
+	return nil
+}
