@@ -4,7 +4,7 @@ BIN     := bin/condiff
 RUNBIN  := bin/condiff-run
 DEMO    := out/demo
 
-.PHONY: all build setup ort test test-short demo bench clean
+.PHONY: all build setup ort test test-short fuzz demo bench clean
 
 all: build
 
@@ -21,9 +21,23 @@ setup:
 
 ort: setup
 
+# Native fuzz targets: package and name. `make test` runs each briefly;
+# `make fuzz` longer (FUZZTIME=10m make fuzz for a soak).
+FUZZ := contract:FuzzParse infer:FuzzDecodeONNX infer:FuzzManifest infer:FuzzParseShard \
+	data:FuzzIDX data:FuzzImage checkpoint:FuzzLoad
+FUZZTIME ?= 2m
+
 test: setup
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=4s
+
+fuzz:
+	@set -e; for t in $(FUZZ); do \
+		pkg=$${t%%:*}; name=$${t#*:}; \
+		echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg >/tmp/condiff-fuzz.log 2>&1 || { cat /tmp/condiff-fuzz.log; exit 1; }; \
+	done
 
 test-short: setup
 	$(GO) test -count=1 -short ./...
