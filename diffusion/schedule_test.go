@@ -2,6 +2,7 @@ package diffusion
 
 import (
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -57,5 +58,14 @@ func TestParseSpec(t *testing.T) {
 		if _, err := ParseSpec([]byte(bad)); err == nil {
 			t.Errorf("accepted %s", bad)
 		}
+	}
+}
+
+// TestDegenerate: a schedule whose ᾱ underflows to 0 is refused with the
+// timestep named, since every sampler divides by √ᾱ.
+func TestDegenerate(t *testing.T) {
+	_, err := Spec{Kind: "linear", T: 1000, BetaStart: 0.5, BetaEnd: 0.999}.Build()
+	if err == nil || !strings.Contains(err.Error(), "degenerates at t=") {
+		t.Fatalf("ᾱ underflowing to 0: %v", err)
 	}
 }

@@ -382,7 +382,12 @@ func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 		return nil
 	})
 	if err != nil {
-		// Whatever ended the run, the manifest says what is on disk.
+		// Whatever ended the run, the manifest says what is on disk; a run
+		// that failed before its first image leaves no manifest at all.
+		if len(m.Images) == 0 && ctx.Err() == nil {
+			os.Remove(filepath.Join(o.Out, manifestName))
+			return m, err
+		}
 		if werr := writeManifest(); werr != nil && ctx.Err() != nil {
 			return m, werr
 		}

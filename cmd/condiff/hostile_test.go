@@ -1,0 +1,298 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"image"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/condiff/condiff/contract"
+	"github.com/condiff/condiff/diffusion"
+	"github.com/condiff/condiff/graphs"
+	"github.com/condiff/condiff/internal/testenv"
+	"github.com/condiff/condiff/models"
+)
+
+// The hostile-input suite runs the real binaries, each under a 4 GiB
+// address-space cap (RLIMIT_AS, through the shell's ulimit) and a time
+// limit, and checks what a user sees: exit status 1, one line on stderr
+// naming the file, field or flag, and no output files.
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "condiff-hostile")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	for _, b := range []string{"condiff", "condiff-run"} {
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, b), "../"+b).CombinedOutput(); err != nil {
+			os.Stderr.Write(out)
+			panic(err)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const memCapKB = 4 << 20 // 4 GiB of address space
+
+type result struct {
+	code   int
+	stderr string
+}
+
+// run runs a binary with args under the memory cap and a 90 s limit.
+func run(t *testing.T, bin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	script := `ulimit -v ` + strconv.Itoa(memCapKB) + ` && exec "$@"`
+	cmd := exec.CommandContext(ctx, "sh", append([]string{"-c", script, "sh", filepath.Join(binDir, bin)}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Stdout = &bytes.Buffer{}
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("%s %v: still running after 90 s", bin, args)
+	}
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{code, stderr.String()}
+}
+
+// refused checks a refusal: status 1, a one-line error containing every
+// want, and nothing in the output directory out (if given).
+func refused(t *testing.T, r result, out string, want ...string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
+	last := lines[len(lines)-1]
+	if r.code != 1 {
+		t.Errorf("exit status %d, want 1; stderr:\n%s", r.code, r.stderr)
+	}
+	for _, w := range want {
+		if !strings.Contains(last, w) {
+			t.Errorf("error line %q does not name %q", last, w)
+		}
+	}
+	if strings.Contains(r.stderr, "panic") || strings.Contains(r.stderr, "goroutine ") {
+		t.Errorf("a panic:\n%s", r.stderr)
+	}
+	if out != "" {
+		entries, _ := os.ReadDir(out)
+		for _, e := range entries {
+			if !strings.HasPrefix(e.Name(), ".") { // lock files
+				t.Errorf("output left behind: %s", filepath.Join(out, e.Name()))
+			}
+		}
+	}
+}
+
+// hostileModel writes a small denoiser whose metadata is edited by edit,
+// and whose weights are all set to fill when fill is not 0.
+func hostileModel(t *testing.T, edit func(md map[string]string), fill float32) string {
+	cfg := models.DefaultDenoiser()
+	cfg.Variant, cfg.ImageSize, cfg.BaseChannels, cfg.ChannelMult, cfg.NumClasses, cfg.NullClass = contract.CBN, 8, 8, []int{1, 2}, 3, true
+	sp, _ := diffusion.Default("linear", 50)
+	in := cfg.Contract()
+	in.Schedule, in.Prediction = sp, contract.PredictionEpsilon
+	md := in.Metadata()
+	if edit != nil {
+		edit(md)
+	}
+	w := models.InitParams(cfg, 1)
+	if fill != 0 {
+		for _, a := range w {
+			for i := range a.Data {
+				a.Data[i] = fill
+			}
+		}
+	}
+	m, err := graphs.Build(cfg, w, models.InitNormStats(cfg), 50, md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := proto.Marshal(m)
+	path := filepath.Join(t.TempDir(), "model.onnx")
+	os.WriteFile(path, b, 0o644)
+	return path
+}
+
+func TestHostileModels(t *testing.T) {
+	testenv.ORT(t)
+	nan := float32(0)
+	nan = nan / nan
+	cases := []struct {
+		name string
+		edit func(md map[string]string)
+		fill float32
+		args []string
+		want []string
+	}{
+		{"channels 2", func(md map[string]string) { md[contract.KeyChannels] = "2" }, 0, nil, []string{"model.onnx", contract.KeyChannels}},
+		{"channels 4", func(md map[string]string) { md[contract.KeyChannels] = "4" }, 0, nil, []string{contract.KeyChannels}},
+		{"1e12 classes", func(md map[string]string) { md[contract.KeyNumClasses] = "1000000000000" }, 0, []string{"--class", "foo"}, []string{contract.KeyNumClasses}},
+		{"image size 100000", func(md map[string]string) { md[contract.KeyImageSize] = "100000" }, 0, nil, []string{contract.KeyImageSize}},
+		{"degenerate schedule", func(md map[string]string) {
+			md[contract.KeySchedule] = `{"kind":"linear","T":1000,"beta_start":0.5,"beta_end":0.999}` // ᾱ underflows to 0
+		}, 0, nil, []string{contract.KeySchedule, "degenerates"}},
+		{"NaN model", nil, nan, nil, []string{"step 1 of", "not finite", "no image of this batch"}},
+		{"NaN guidance", nil, 0, []string{"--guidance", "NaN"}, []string{"--guidance NaN"}},
+		{"Inf guidance", nil, 0, []string{"--guidance", "Inf"}, []string{"--guidance +Inf"}},
+		{"NaN eta", nil, 0, []string{"--eta", "NaN"}, []string{"--eta NaN"}},
+		{"ddpm 50 steps of 50", nil, 0, []string{"--sampler", "ddpm", "--steps", "7"}, []string{"--steps 7", "ddpm"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			model := hostileModel(t, c.edit, c.fill)
+			out := filepath.Join(t.TempDir(), "out")
+			args := append([]string{"sample", "--model", model, "--out", out, "--n", "2", "--steps", "5", "--threads", "1"}, c.args...)
+			refused(t, run(t, "condiff-run", args...), out, c.want...)
+		})
+	}
+	// A batch flag of a billion allocates by the images, not by the flag.
+	model := hostileModel(t, nil, 0)
+	out := filepath.Join(t.TempDir(), "big-batch")
+	if r := run(t, "condiff-run", "sample", "--model", model, "--out", out, "--n", "2", "--steps", "3", "--batch", "1000000000", "--threads", "1"); r.code != 0 {
+		t.Fatalf("--batch 1e9 with 6 images: status %d\n%s", r.code, r.stderr)
+	}
+	// A classifier is not a denoiser; an empty file is not a model.
+	refused(t, run(t, "condiff-run", "sample", "--model", "../../assets/pretrained/mnist-clf.onnx", "--out", filepath.Join(t.TempDir(), "o")), "", "--model", "classifier, not a denoiser")
+	empty := filepath.Join(t.TempDir(), "empty.onnx")
+	os.WriteFile(empty, nil, 0o644)
+	refused(t, run(t, "condiff-run", "inspect", empty), "", "empty.onnx", "empty")
+}
+
+func TestHostileTraining(t *testing.T) {
+	tiny := []string{"--size", "8", "--base", "8", "--mult", "1,2", "--groups", "4", "--norm", "group", "--steps", "2", "--synthetic-per-class", "8"}
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--lr", "inf"}, []string{"--lr +Inf"}},
+		{[]string{"--ema", "2"}, []string{"--ema 2"}},
+		{[]string{"--cfg-drop", "NaN"}, []string{"--cfg-drop NaN"}},
+		{[]string{"--variant", "ac", "--ac-weight", "NaN"}, []string{"--ac-weight NaN"}},
+		{[]string{"--grad-clip", "-Inf"}, []string{"--grad-clip -Inf"}},
+		{[]string{"--size", "100000"}, []string{"--size 100000"}},
+		{[]string{"--synthetic-per-class", "1000000000"}, []string{"--synthetic-per-class 1000000000"}},
+	} {
+		out := filepath.Join(t.TempDir(), "run")
+		refused(t, run(t, "condiff", append(append([]string{"train", "--out", out}, tiny...), c.args...)...), out, c.want...)
+	}
+	// An IDX header claiming 2^24 images of 4096×4096 over 100 bytes.
+	dir := t.TempDir()
+	gz := filepath.Join(dir, "train-images-idx3-ubyte.gz")
+	var b bytes.Buffer
+	binary.Write(&b, binary.BigEndian, [4]uint32{0x803, 1 << 24, 4096, 4096})
+	b.Write(make([]byte, 100))
+	os.WriteFile(gz+".raw", b.Bytes(), 0o644)
+	if out, err := exec.Command("sh", "-c", "gzip -c "+gz+".raw > "+gz).CombinedOutput(); err != nil {
+		t.Fatalf("gzip: %v %s", err, out)
+	}
+	out := filepath.Join(t.TempDir(), "run")
+	refused(t, run(t, "condiff", append([]string{"train", "--out", out, "--data", "mnist", "--data-dir", dir}, tiny...)...), out, gz)
+	b.Reset()
+	binary.Write(&b, binary.BigEndian, [4]uint32{0x803, 4, 8, 8})
+	b.Write(make([]byte, 10)) // 256 bytes promised
+	os.WriteFile(gz+".raw", b.Bytes(), 0o644)
+	exec.Command("sh", "-c", "gzip -c "+gz+".raw > "+gz).Run()
+	refused(t, run(t, "condiff", append([]string{"train", "--out", out, "--data", "mnist", "--data-dir", dir}, tiny...)...), out, gz, "truncated")
+
+	// A PNG whose header claims 60000×60000 is not decoded, even with --skip-bad.
+	folder := t.TempDir()
+	for _, cls := range []string{"a", "b"} {
+		os.MkdirAll(filepath.Join(folder, cls), 0o755)
+		var p bytes.Buffer
+		png.Encode(&p, image.NewGray(image.Rect(0, 0, 60000, 1)))
+		raw := p.Bytes()
+		raw[20], raw[21], raw[22], raw[23] = 0, 0, 0xea, 0x60 // IHDR height = 60000
+		binary.BigEndian.PutUint32(raw[29:33], crc32.ChecksumIEEE(raw[12:29]))
+		os.WriteFile(filepath.Join(folder, cls, "bomb.png"), raw, 0o644)
+	}
+	refused(t, run(t, "condiff", append([]string{"train", "--out", out, "--data", "folder:" + folder, "--skip-bad"}, tiny...)...), out, "holds no readable")
+	refused(t, run(t, "condiff", append([]string{"train", "--out", out, "--data", "folder:" + folder}, tiny...)...), out, "bomb.png", "60000×60000", "--skip-bad")
+}
+
+func TestHostileRuns(t *testing.T) {
+	tiny := []string{"--size", "8", "--base", "8", "--mult", "1,2", "--groups", "4", "--norm", "group", "--synthetic-per-class", "8"}
+	out := filepath.Join(t.TempDir(), "run")
+	if r := run(t, "condiff", append([]string{"train", "--out", out, "--steps", "2"}, tiny...)...); r.code != 0 {
+		t.Fatalf("train: %d\n%s", r.code, r.stderr)
+	}
+	ck := filepath.Join(out, "checkpoint.gob")
+	good, _ := os.ReadFile(ck)
+	// Resume takes the checkpoint's target and refuses contradicting flags.
+	refused(t, run(t, "condiff", "train", "--out", out, "--resume", "--size", "16", "--variant", "ac"), "", "--size 16", "--variant ac")
+	// Export never overwrites the checkpoint.
+	refused(t, run(t, "condiff", "export", "--run", out, "--out", ck), "", "--out", "checkpoint.gob")
+	if now, _ := os.ReadFile(ck); !bytes.Equal(now, good) {
+		t.Fatal("the refused export changed the checkpoint")
+	}
+	// A flipped byte is noticed.
+	bad := append([]byte(nil), good...)
+	bad[len(bad)/2] ^= 1
+	os.WriteFile(ck, bad, 0o644)
+	model := filepath.Join(t.TempDir(), "m.onnx")
+	refused(t, run(t, "condiff", "export", "--run", out, "--out", model), "", "checkpoint.gob")
+	if _, err := os.Stat(model); err == nil {
+		t.Fatal("export of a damaged checkpoint wrote a model")
+	}
+	os.WriteFile(ck, good, 0o644)
+
+	// Two trainers on one --out: the second is refused while the first runs.
+	busy := filepath.Join(t.TempDir(), "busy")
+	first := exec.Command(filepath.Join(binDir, "condiff"), append([]string{"train", "--out", busy, "--steps", "100000"}, tiny...)...)
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer first.Process.Kill()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(busy, "log.jsonl")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first trainer did not start")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	r := run(t, "condiff", append([]string{"train", "--out", busy, "--resume", "--steps", "5"}, tiny...)...)
+	refused(t, r, "", busy, "in use by another condiff process")
+}
+
+func TestHostileSamples(t *testing.T) {
+	testenv.ORT(t)
+	dir := t.TempDir()
+	m := `{"model":"m.onnx","sampler":"ddim","steps":5,"complete":true,"images":[%s]}`
+	for _, c := range []struct{ images, want string }{
+		{`{"index":0,"class":-1,"file":"a.png"}`, "negative class"},
+		{`{"index":0,"class":0,"file":"../../etc/passwd"}`, "own directory"},
+		{`{"index":0,"class":0,"file":"a.png"},{"index":0,"class":0,"file":"a.png"}`, "listed twice"},
+	} {
+		d := filepath.Join(dir, strings.ReplaceAll(c.want, " ", "-"))
+		os.MkdirAll(d, 0o755)
+		os.WriteFile(filepath.Join(d, "manifest.json"), []byte(strings.Replace(m, "%s", c.images, 1)), 0o644)
+		out := filepath.Join(t.TempDir(), "eval")
+		refused(t, run(t, "condiff-run", "eval", "--samples", d, "--classifier", "../../assets/pretrained/mnist-clf.onnx", "--data", "mnist", "--out", out), out, "manifest.json", c.want)
+	}
+}
