@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -297,5 +298,37 @@ func TestGridNamesUnique(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("missing %s", f)
 		}
+	}
+}
+
+// TestStopOn: once the context is cancelled, ONNX Runtime's Run is
+// terminated (here: refused at once), so a signal never waits for a long
+// model call.
+func TestStopOn(t *testing.T) {
+	testenv.ORT(t)
+	s, err := infer.Open(torchModel, infer.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	d := s.Info.Channels * s.Info.ImageSize * s.Info.ImageSize
+	x, out := make([]float32, 2*d), make([]float32, 2*d)
+	if err := s.Eps(x, []int64{1, 2}, []int64{0, 1}, out); err != nil {
+		t.Fatalf("before cancelling: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := s.StopOn(ctx)
+	defer stop()
+	cancel()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := s.Eps(x, []int64{1, 2}, []int64{0, 1}, out)
+		if err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Run still succeeds 5 s after the cancellation")
+		}
+		time.Sleep(10 * time.Millisecond) // AfterFunc runs in its own goroutine
 	}
 }

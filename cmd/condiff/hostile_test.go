@@ -296,3 +296,41 @@ func TestHostileSamples(t *testing.T) {
 		refused(t, run(t, "condiff-run", "eval", "--samples", d, "--classifier", "../../assets/pretrained/mnist-clf.onnx", "--data", "mnist", "--out", out), out, "manifest.json", c.want)
 	}
 }
+
+// TestSignals: SIGINT during training checkpoints the step in progress and
+// exits 1 naming the step and how to resume; the run resumes from there.
+func TestSignals(t *testing.T) {
+	tiny := []string{"--size", "8", "--base", "8", "--mult", "1,2", "--groups", "4", "--norm", "group", "--synthetic-per-class", "8"}
+	out := filepath.Join(t.TempDir(), "run")
+	cmd := exec.Command(filepath.Join(binDir, "condiff"), append([]string{"train", "--out", out, "--steps", "100000", "--save-every", "0"}, tiny...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if b, _ := os.ReadFile(filepath.Join(out, "log.jsonl")); bytes.Count(b, []byte("\n")) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("no 3 steps in 30 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), "interrupted at step") || !strings.Contains(stderr.String(), "--resume --out "+out) {
+		t.Fatalf("after SIGINT: %v\n%s", err, stderr.String())
+	}
+	b, _ := os.ReadFile(filepath.Join(out, "log.jsonl"))
+	k := bytes.Count(b, []byte("\n"))
+	if r := run(t, "condiff", "train", "--out", out, "--resume", "--steps", strconv.Itoa(k+2)); r.code != 0 {
+		t.Fatalf("resume: %d\n%s", r.code, r.stderr)
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, "log.jsonl")); bytes.Count(b, []byte("\n")) != k+2 {
+		t.Fatalf("after resuming from step %d to %d the log has %d lines", k, k+2, bytes.Count(b, []byte("\n")))
+	}
+}
