@@ -52,7 +52,7 @@ func TestSampleFlags(t *testing.T) {
 		{[]string{"--sampler", "euler"}, `diffusion: --sampler "euler": not ddpm, ddim or dpm++2m`},
 		{[]string{"--shard", "2/2"}, `infer: --shard "2/2": not k/n with 0 <= k < n`},
 		{[]string{"--n", "0"}, "infer: --n 0: must be > 0"},
-		{[]string{"--guidance", "-1"}, "infer: --guidance -1: must be >= 0"},
+		{[]string{"--guidance", "-1"}, "infer: --guidance -1: must be a finite number >= 0"},
 		{[]string{"--device", "tpu"}, `infer: --device "tpu": not cpu, cuda, cuda:ID or auto`},
 		{[]string{"--class", "zebra"}, "--class: class \"zebra\" does not exist; valid classes: a, b, c"},
 		{[]string{"--sampler", "ddpm", "--steps", "10"}, "diffusion: --steps 10: the ddpm sampler takes all 1000 steps"},
