@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -37,7 +38,19 @@ func main() {
 	steps := flag.Int("steps", 5, "training steps timed per variant")
 	model := flag.String("model", "", "rss: model to sample")
 	n := flag.Int("n", 64, "rss: images")
+	only := flag.String("variant", "", "train: time only this variant (uncond, cbn_batch, cbn_group, ac)")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof -top)")
 	flag.Parse()
+	onlyVariant = *only
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "condiff-bench:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	var out any
 	var err error
 	switch *mode {
@@ -58,6 +71,9 @@ func main() {
 	fmt.Println(string(b))
 }
 
+// onlyVariant, if set, restricts the training bench to one variant.
+var onlyVariant string
+
 func benchTrain(steps int) (any, error) {
 	res := map[string]any{"blas": train.BLAS, "size": 32, "batch": 64, "base": 32}
 	for _, v := range []struct {
@@ -67,6 +83,9 @@ func benchTrain(steps int) (any, error) {
 	}{
 		{"uncond", contract.Uncond, models.BatchNorm}, {"cbn_batch", contract.CBN, models.BatchNorm},
 		{"cbn_group", contract.CBN, models.GroupNorm}, {"ac", contract.AC, models.BatchNorm}} {
+		if onlyVariant != "" && v.name != onlyVariant {
+			continue
+		}
 		ips, err := train.Throughput(benchConfig(v.variant, v.norm), 64, steps, 0.1)
 		if err != nil {
 			return nil, err
