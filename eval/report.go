@@ -188,6 +188,7 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 		samplesDir = filepath.Join(o.Out, "samples")
 		so := o.Sample
 		so.Model, so.Out, so.Class, so.N, so.Session, so.Progress = o.Model, samplesDir, infer.ClassChoice{}, o.NPerClass, o.Session, o.Progress
+		so.Replace = true // OUT/samples belongs to this evaluation: a rerun replaces it
 		if in, err := infer.ReadInfo(o.Model); err == nil && !in.Conditional() {
 			so.N *= K // as many samples as a conditional model makes over its K classes
 		}

@@ -3,6 +3,7 @@
 package train
 
 // #cgo LDFLAGS: -lopenblas
+// void openblas_set_num_threads(int);
 import "C"
 
 import (
@@ -13,4 +14,10 @@ import (
 // BLAS names the matrix library the training graphs run on.
 const BLAS = "openblas"
 
-func init() { G.Use(netlib.Implementation{}) }
+// One threading model: the convolutions split the batch over goroutines, one
+// per CPU, each calling a single-threaded OpenBLAS (OpenBLAS's own threads
+// spun in sched_yield against the goroutines, measured slower).
+func init() {
+	C.openblas_set_num_threads(1)
+	G.Use(netlib.Implementation{})
+}

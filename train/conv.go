@@ -26,103 +26,103 @@ func newConvGeom(x, w tensor.Shape, stride, pad int) convGeom {
 	return g
 }
 
-// rows and cols of the im2col matrix: [Cin·K·K, N·Ho·Wo], sample n's output
-// pixels in columns n·Ho·Wo …, so one GEMM covers the batch.
+// rows of a sample's im2col matrix [Cin·K·K, Ho·Wo].
 func (g convGeom) rows() int { return g.cin * g.k * g.k }
-func (g convGeom) cols() int { return g.n * g.ho * g.wo }
 
-// parallel runs f(i) for i in 0..n-1 on up to NumCPU goroutines.
-func parallel(n int, f func(i int)) {
-	workers := min(n, runtime.NumCPU())
+// workers is how many goroutines split a batch: one per CPU, each calling
+// a single-threaded BLAS (one threading model: goroutines, not BLAS threads).
+func workers(n int) int { return max(1, min(n, runtime.NumCPU())) }
+
+// parallel runs f(worker, i) for i in 0..n-1 on workers(n) goroutines;
+// worker indexes a per-goroutine workspace.
+func parallel(n int, f func(worker, i int)) {
+	nw := workers(n)
 	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
+	for w := 0; w < nw; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			for i := w; i < n; i += workers {
-				f(i)
+			for i := w; i < n; i += nw {
+				f(w, i)
 			}
 		}(w)
 	}
 	wg.Wait()
 }
 
-// im2col fills col [rows, cols] from x.
+// im2col fills col [rows, Ho·Wo] from one sample x [Cin H W]: sized to stay
+// in cache, written once, read by the GEMM right after.
 func (g convGeom) im2col(x, col []float32) {
-	hw, cols := g.ho*g.wo, g.cols()
-	parallel(g.n, func(n int) {
-		for c := 0; c < g.cin; c++ {
-			plane := x[(n*g.cin+c)*g.h*g.w : (n*g.cin+c+1)*g.h*g.w]
-			for ky := 0; ky < g.k; ky++ {
-				for kx := 0; kx < g.k; kx++ {
-					row := col[((c*g.k+ky)*g.k+kx)*cols+n*hw:]
-					for oy := 0; oy < g.ho; oy++ {
-						iy := oy*g.stride - g.pad + ky
-						out := row[oy*g.wo : (oy+1)*g.wo]
-						if iy < 0 || iy >= g.h {
-							clear(out)
-							continue
-						}
-						src := plane[iy*g.w : (iy+1)*g.w]
-						for ox := range out {
-							ix := ox*g.stride - g.pad + kx
-							if ix < 0 || ix >= g.w {
-								out[ox] = 0
-							} else {
-								out[ox] = src[ix]
-							}
-						}
-					}
-				}
-			}
-		}
-	})
-}
-
-// col2im accumulates col [rows, cols] back into dx (zeroed by the caller).
-func (g convGeom) col2im(col, dx []float32) {
-	hw, cols := g.ho*g.wo, g.cols()
-	parallel(g.n, func(n int) {
-		for c := 0; c < g.cin; c++ {
-			plane := dx[(n*g.cin+c)*g.h*g.w : (n*g.cin+c+1)*g.h*g.w]
-			for ky := 0; ky < g.k; ky++ {
-				for kx := 0; kx < g.k; kx++ {
-					row := col[((c*g.k+ky)*g.k+kx)*cols+n*hw:]
-					for oy := 0; oy < g.ho; oy++ {
-						iy := oy*g.stride - g.pad + ky
-						if iy < 0 || iy >= g.h {
-							continue
-						}
-						dst := plane[iy*g.w : (iy+1)*g.w]
-						in := row[oy*g.wo : (oy+1)*g.wo]
-						for ox, v := range in {
-							if ix := ox*g.stride - g.pad + kx; ix >= 0 && ix < g.w {
-								dst[ix] += v
-							}
-						}
-					}
-				}
-			}
-		}
-	})
-}
-
-// toRows copies y [N Cout Ho·Wo] into [Cout, N·Ho·Wo] layout, and fromRows
-// back.
-func (g convGeom) toRows(y, r []float32) {
 	hw := g.ho * g.wo
-	for n := 0; n < g.n; n++ {
-		for c := 0; c < g.cout; c++ {
-			copy(r[c*g.cols()+n*hw:c*g.cols()+(n+1)*hw], y[(n*g.cout+c)*hw:(n*g.cout+c+1)*hw])
+	for c := 0; c < g.cin; c++ {
+		plane := x[c*g.h*g.w : (c+1)*g.h*g.w]
+		for ky := 0; ky < g.k; ky++ {
+			for kx := 0; kx < g.k; kx++ {
+				row := col[((c*g.k+ky)*g.k+kx)*hw:]
+				for oy := 0; oy < g.ho; oy++ {
+					iy := oy*g.stride - g.pad + ky
+					out := row[oy*g.wo : (oy+1)*g.wo]
+					if iy < 0 || iy >= g.h {
+						clear(out)
+						continue
+					}
+					src := plane[iy*g.w : (iy+1)*g.w]
+					if g.stride == 1 { // a shifted copy with zero borders
+						lo, hi := max(0, g.pad-kx), min(g.wo, g.w+g.pad-kx)
+						clear(out[:max(0, lo)])
+						if hi > lo {
+							copy(out[lo:hi], src[lo-g.pad+kx:hi-g.pad+kx])
+						}
+						clear(out[max(lo, hi):])
+						continue
+					}
+					for ox := range out {
+						ix := ox*g.stride - g.pad + kx
+						if ix < 0 || ix >= g.w {
+							out[ox] = 0
+						} else {
+							out[ox] = src[ix]
+						}
+					}
+				}
+			}
 		}
 	}
 }
 
-func (g convGeom) fromRows(r, y []float32) {
+// col2im accumulates col [rows, Ho·Wo] into one sample's dx [Cin H W]
+// (zeroed by the caller).
+func (g convGeom) col2im(col, dx []float32) {
 	hw := g.ho * g.wo
-	for n := 0; n < g.n; n++ {
-		for c := 0; c < g.cout; c++ {
-			copy(y[(n*g.cout+c)*hw:(n*g.cout+c+1)*hw], r[c*g.cols()+n*hw:c*g.cols()+(n+1)*hw])
+	for c := 0; c < g.cin; c++ {
+		plane := dx[c*g.h*g.w : (c+1)*g.h*g.w]
+		for ky := 0; ky < g.k; ky++ {
+			for kx := 0; kx < g.k; kx++ {
+				row := col[((c*g.k+ky)*g.k+kx)*hw:]
+				for oy := 0; oy < g.ho; oy++ {
+					iy := oy*g.stride - g.pad + ky
+					if iy < 0 || iy >= g.h {
+						continue
+					}
+					dst := plane[iy*g.w : (iy+1)*g.w]
+					in := row[oy*g.wo : (oy+1)*g.wo]
+					if g.stride == 1 {
+						lo, hi := max(0, g.pad-kx), min(g.wo, g.w+g.pad-kx)
+						if hi > lo {
+							d, s := dst[lo-g.pad+kx:hi-g.pad+kx], in[lo:hi]
+							for i := range d {
+								d[i] += s[i]
+							}
+						}
+						continue
+					}
+					for ox, v := range in {
+						if ix := ox*g.stride - g.pad + kx; ix >= 0 && ix < g.w {
+							dst[ix] += v
+						}
+					}
+				}
+			}
 		}
 	}
 }
@@ -141,10 +141,67 @@ func sgemm(tA, tB bool, m, n, k int, a []float32, lda int, b []float32, ldb int,
 }
 
 // convState is shared by a convolution's forward and gradient ops: the
-// forward's im2col matrix, reused by the weight gradient of the same step.
+// per-worker workspaces (reused every step, never reallocated) and the
+// backward pass's results, computed once per step for both dx and dW.
 type convState struct {
 	geom convGeom
-	col  []float32
+	col  [][]float32 // per worker: [rows, Ho·Wo]
+	dcol [][]float32 // per worker: [rows, Ho·Wo]
+	dw   [][]float32 // per worker: partial dW [Cout, rows]
+	// fwd counts forward runs; bwd is the forward run the cached dx, dW
+	// belong to.
+	fwd, bwd int
+	dx       tensor.Tensor
+	dW       tensor.Tensor
+	// Output buffers, reused every step (see reuse).
+	y, dxBuf, dWBuf, db []float32
+}
+
+func (st *convState) workspaces() {
+	g := st.geom
+	if st.col != nil {
+		return
+	}
+	nw, hw := workers(g.n), g.ho*g.wo
+	for w := 0; w < nw; w++ {
+		st.col = append(st.col, make([]float32, g.rows()*hw))
+		st.dcol = append(st.dcol, make([]float32, g.rows()*hw))
+		st.dw = append(st.dw, make([]float32, g.cout*g.rows()))
+	}
+}
+
+// backward computes dx = col2im(Wᵀ·dY) and dW = Σ_n dY_n·col_nᵀ in one pass
+// over the samples (im2col recomputed per sample: cheaper than keeping the
+// whole batch's columns), once per forward run.
+func (st *convState) backward(x, w, dy []float32) {
+	if st.bwd == st.fwd && st.dx != nil {
+		return
+	}
+	g := st.geom
+	st.workspaces()
+	rows, hw := g.rows(), g.ho*g.wo
+	xs, ys := g.cin*g.h*g.w, g.cout*hw
+	dx := reuse(&st.dxBuf, g.n*xs)
+	for _, p := range st.dw {
+		clear(p)
+	}
+	parallel(g.n, func(wk, n int) {
+		col, dcol := st.col[wk], st.dcol[wk]
+		g.im2col(x[n*xs:(n+1)*xs], col)
+		dyn := dy[n*ys : (n+1)*ys] // [Cout, Ho·Wo]: NCHW is already GEMM layout
+		sgemm(false, true, g.cout, rows, hw, dyn, hw, col, hw, 1, st.dw[wk], rows)
+		sgemm(true, false, rows, hw, g.cout, w, rows, dyn, hw, 0, dcol, hw)
+		g.col2im(dcol, dx[n*xs:(n+1)*xs])
+	})
+	dW := reuse(&st.dWBuf, g.cout*rows)
+	for _, p := range st.dw {
+		for i, v := range p {
+			dW[i] += v
+		}
+	}
+	st.dx = tensor.New(tensor.WithShape(g.n, g.cin, g.h, g.w), tensor.WithBacking(dx))
+	st.dW = tensor.New(tensor.WithShape(g.cout, g.cin, g.k, g.k), tensor.WithBacking(dW))
+	st.bwd = st.fwd
 }
 
 // convOp is y = conv(x, w) + b in one op: im2col over the whole batch, one
@@ -153,10 +210,10 @@ type convState struct {
 type convOp struct {
 	stride, pad int
 	st          *convState
-	kind        int // 0 forward (x, w, b); 1 dx (x, w, dy); 2 dw (x, dy); 3 db (dy)
+	kind        int // 0 forward (x, w, b); 1 dx (x, w, dy); 2 dw (x, w, dy); 3 db (dy)
 }
 
-func (op *convOp) Arity() int { return []int{3, 3, 2, 1}[op.kind] }
+func (op *convOp) Arity() int { return []int{3, 3, 3, 1}[op.kind] }
 func (op *convOp) Type() hm.Type {
 	t4 := G.TensorType{Dims: 4, Of: tensor.Float32}
 	t1 := G.TensorType{Dims: 1, Of: tensor.Float32}
@@ -166,7 +223,7 @@ func (op *convOp) Type() hm.Type {
 	case 1:
 		return hm.NewFnType(t4, t4, t4, t4)
 	case 2:
-		return hm.NewFnType(t4, t4, t4)
+		return hm.NewFnType(t4, t4, t4, t4)
 	}
 	return hm.NewFnType(t4, t1)
 }
@@ -205,53 +262,46 @@ func f32(v G.Value) ([]float32, tensor.Shape) {
 }
 
 func (op *convOp) Do(vals ...G.Value) (G.Value, error) {
-	g := op.st.geom
-	rows, cols, hw := g.rows(), g.cols(), g.ho*g.wo
+	st := op.st
+	g := st.geom
+	rows, hw := g.rows(), g.ho*g.wo
 	switch op.kind {
-	case 0:
+	case 0: // y_n = b + W·im2col(x_n), per sample, straight into NCHW
 		x, _ := f32(vals[0])
 		w, _ := f32(vals[1])
 		b, _ := f32(vals[2])
-		if len(op.st.col) != rows*cols {
-			op.st.col = make([]float32, rows*cols)
-		}
-		g.im2col(x, op.st.col)
-		r := make([]float32, g.cout*cols)
-		for c := 0; c < g.cout; c++ { // start from the bias, then add W·col
-			row := r[c*cols : (c+1)*cols]
-			for i := range row {
-				row[i] = b[c]
+		st.workspaces()
+		st.fwd++
+		xs, ys := g.cin*g.h*g.w, g.cout*hw
+		y := reuse(&st.y, g.n*ys)
+		parallel(g.n, func(wk, n int) {
+			col := st.col[wk]
+			g.im2col(x[n*xs:(n+1)*xs], col)
+			yn := y[n*ys : (n+1)*ys]
+			for c := 0; c < g.cout; c++ {
+				row := yn[c*hw : (c+1)*hw]
+				for i := range row {
+					row[i] = b[c]
+				}
 			}
-		}
-		sgemm(false, false, g.cout, cols, rows, w, rows, op.st.col, cols, 1, r, cols)
-		y := make([]float32, g.n*g.cout*hw)
-		g.fromRows(r, y)
+			sgemm(false, false, g.cout, hw, rows, w, rows, col, hw, 1, yn, hw)
+		})
 		return tensor.New(tensor.WithShape(g.n, g.cout, g.ho, g.wo), tensor.WithBacking(y)), nil
-	case 1: // dx = col2im(Wᵀ·dY)
+	case 1: // dx (x, w, dy)
+		x, _ := f32(vals[0])
 		w, _ := f32(vals[1])
 		dy, _ := f32(vals[2])
-		r := make([]float32, g.cout*cols)
-		g.toRows(dy, r)
-		dcol := make([]float32, rows*cols)
-		sgemm(true, false, rows, cols, g.cout, w, rows, r, cols, 0, dcol, cols)
-		dx := make([]float32, g.n*g.cin*g.h*g.w)
-		g.col2im(dcol, dx)
-		return tensor.New(tensor.WithShape(g.n, g.cin, g.h, g.w), tensor.WithBacking(dx)), nil
-	case 2: // dW = dY·colᵀ, col from this step's forward
+		st.backward(x, w, dy)
+		return st.dx, nil
+	case 2: // dW (x, w, dy)
 		x, _ := f32(vals[0])
-		dy, _ := f32(vals[1])
-		if len(op.st.col) != rows*cols {
-			op.st.col = make([]float32, rows*cols)
-			g.im2col(x, op.st.col)
-		}
-		r := make([]float32, g.cout*cols)
-		g.toRows(dy, r)
-		dw := make([]float32, g.cout*rows)
-		sgemm(false, true, g.cout, rows, cols, r, cols, op.st.col, cols, 0, dw, rows)
-		return tensor.New(tensor.WithShape(g.cout, g.cin, g.k, g.k), tensor.WithBacking(dw)), nil
+		w, _ := f32(vals[1])
+		dy, _ := f32(vals[2])
+		st.backward(x, w, dy)
+		return st.dW, nil
 	}
 	dy, _ := f32(vals[0]) // db = Σ dY over samples and pixels
-	db := make([]float32, g.cout)
+	db := reuse(&st.db, g.cout)
 	for n := 0; n < g.n; n++ {
 		for c := 0; c < g.cout; c++ {
 			s := float32(0)
@@ -272,7 +322,7 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 	if err != nil {
 		return nil, err
 	}
-	dw, err := G.ApplyOp(&convOp{op.stride, op.pad, op.st, 2}, x, grad)
+	dw, err := G.ApplyOp(&convOp{op.stride, op.pad, op.st, 2}, x, w, grad)
 	if err != nil {
 		return nil, err
 	}

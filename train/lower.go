@@ -90,9 +90,7 @@ func (l *lowering) SiLU(x models.T) models.T {
 func (l *lowering) Add(a, b models.T) models.T { return must(G.Add(node(a), node(b))) }
 
 func (l *lowering) AddChannels(x, v models.T) models.T {
-	s := node(v).Shape()
-	v4 := must(reshape(node(v), tensor.Shape{s[0], s[1], 1, 1}))
-	return must(G.BroadcastAdd(node(x), v4, nil, []byte{2, 3}))
+	return must(G.ApplyOp(&chanOp{kind: chanAdd}, node(x), node(v)))
 }
 
 func (l *lowering) Concat(a, b models.T) models.T { return must(G.Concat(1, node(a), node(b))) }
@@ -115,27 +113,18 @@ func (l *lowering) Normalize(x models.T, name, kind string, groups int) models.T
 		if len(m.Data) != s[1] || len(v.Data) != s[1] {
 			panic(fmt.Sprintf("train: no running statistics for batch norm %q", name))
 		}
-		a, b := models.NewArray(1, s[1], 1, 1), models.NewArray(1, s[1], 1, 1)
+		a, b := models.NewArray(s[1]), models.NewArray(s[1])
 		for c := range a.Data {
 			a.Data[c] = float32(1 / math.Sqrt(float64(v.Data[c])+normEps))
 			b.Data[c] = -m.Data[c] * a.Data[c]
 		}
-		y := must(G.BroadcastHadamardProd(xn, l.constant(a, name+".fold_scale"), nil, []byte{0, 2, 3}))
-		return must(G.BroadcastAdd(y, l.constant(b, name+".fold_shift"), nil, []byte{0, 2, 3}))
+		return must(G.ApplyOp(&chanOp{kind: chanAffine, shared: true}, xn, l.constant(a, name+".fold_scale"), l.constant(b, name+".fold_shift")))
 	}
 }
 
 func (l *lowering) ScaleShift(x, gamma, beta models.T) models.T {
-	xn, g, b := node(x), node(gamma), node(beta)
-	c := xn.Shape()[1]
-	if g.Dims() == 1 { // [C], shared by the batch
-		g4 := must(reshape(g, tensor.Shape{1, c, 1, 1}))
-		b4 := must(reshape(b, tensor.Shape{1, c, 1, 1}))
-		return must(G.BroadcastAdd(must(G.BroadcastHadamardProd(xn, g4, nil, []byte{0, 2, 3})), b4, nil, []byte{0, 2, 3}))
-	}
-	g4 := must(reshape(g, tensor.Shape{l.n, c, 1, 1})) // [N C 1 1]
-	b4 := must(reshape(b, tensor.Shape{l.n, c, 1, 1}))
-	return must(G.BroadcastAdd(must(G.BroadcastHadamardProd(xn, g4, nil, []byte{2, 3})), b4, nil, []byte{2, 3}))
+	g := node(gamma) // [C] shared by the batch, or [N C]
+	return must(G.ApplyOp(&chanOp{kind: chanAffine, shared: g.Dims() == 1}, node(x), g, node(beta)))
 }
 
 // Gather picks rows of table [K D] by the labels: the label input (one

@@ -20,6 +20,20 @@ type unaryOp struct {
 	shape func(in tensor.Shape) tensor.Shape        // output shape (nil: same)
 	fwd   func(x, y []float32, s tensor.Shape)      // y = f(x); y is zeroed
 	bwd   func(x, dy, dx []float32, s tensor.Shape) // dx = dL/dx given dy = dL/dy; dx is zeroed
+	out   []float32                                 // the output buffer, reused every step
+}
+
+// reuse returns buf if it holds n values, else a new buffer of n; it is
+// zeroed. An op instance is one node of one graph and runs once per step,
+// so its output buffer can serve every step: fresh multi-megabyte buffers
+// each step cost more in page faults than the arithmetic.
+func reuse(buf *[]float32, n int) []float32 {
+	if len(*buf) != n {
+		*buf = make([]float32, n)
+	} else {
+		clear(*buf)
+	}
+	return *buf
 }
 
 func (op *unaryOp) outShape(s tensor.Shape) tensor.Shape {
@@ -51,7 +65,7 @@ func (op *unaryOp) String() string { return op.name }
 func (op *unaryOp) Do(vals ...G.Value) (G.Value, error) {
 	x := vals[0].(tensor.Tensor)
 	s := op.outShape(x.Shape())
-	out := make([]float32, s.TotalSize())
+	out := reuse(&op.out, s.TotalSize())
 	op.fwd(x.Data().([]float32), out, x.Shape())
 	return tensor.New(tensor.WithShape(s...), tensor.WithBacking(out)), nil
 }
@@ -59,7 +73,7 @@ func (op *unaryOp) Do(vals ...G.Value) (G.Value, error) {
 func (op *unaryOp) DiffWRT(int) []bool { return []bool{true} }
 
 func (op *unaryOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&unaryGradOp{op}, inputs[0], grad)
+	dx, err := G.ApplyOp(&unaryGradOp{fwd: op}, inputs[0], grad)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +81,10 @@ func (op *unaryOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error
 }
 
 // unaryGradOp computes a unaryOp's input gradient from (x, dy).
-type unaryGradOp struct{ fwd *unaryOp }
+type unaryGradOp struct {
+	fwd *unaryOp
+	out []float32 // reused every step
+}
 
 func (op *unaryGradOp) Arity() int { return 2 }
 func (op *unaryGradOp) Type() hm.Type {
@@ -90,9 +107,20 @@ func (op *unaryGradOp) String() string { return "grad." + op.fwd.name }
 
 func (op *unaryGradOp) Do(vals ...G.Value) (G.Value, error) {
 	x, dy := vals[0].(tensor.Tensor), vals[1].(tensor.Tensor)
-	dx := make([]float32, x.Shape().TotalSize())
+	dx := reuse(&op.out, x.Shape().TotalSize())
 	op.fwd.bwd(x.Data().([]float32), dy.Data().([]float32), dx, x.Shape())
 	return tensor.New(tensor.WithShape(x.Shape().Clone()...), tensor.WithBacking(dx)), nil
+}
+
+// chunks runs f over [0, n) cut into one contiguous range per CPU (inline
+// when n is small enough that goroutines would cost more than they save).
+func chunks(n int, f func(lo, hi int)) {
+	if n < 1<<14 {
+		f(0, n)
+		return
+	}
+	nw := workers(n)
+	parallel(nw, func(_, w int) { f(w*n/nw, (w+1)*n/nw) })
 }
 
 // siluOp is x·sigmoid(x) in one pass; d/dx = s·(1 + x·(1−s)).
@@ -100,15 +128,19 @@ func siluOp(dims int) *unaryOp {
 	sig := func(v float32) float32 { return float32(1 / (1 + math.Exp(-float64(v)))) }
 	return &unaryOp{name: "silu", dims: dims,
 		fwd: func(x, y []float32, _ tensor.Shape) {
-			for i, v := range x {
-				y[i] = v * sig(v)
-			}
+			chunks(len(x), func(lo, hi int) {
+				for i, v := range x[lo:hi] {
+					y[lo+i] = v * sig(v)
+				}
+			})
 		},
 		bwd: func(x, dy, dx []float32, _ tensor.Shape) {
-			for i, v := range x {
-				s := sig(v)
-				dx[i] = dy[i] * s * (1 + v*(1-s))
-			}
+			chunks(len(x), func(lo, hi int) {
+				for i, v := range x[lo:hi] {
+					s := sig(v)
+					dx[lo+i] = dy[lo+i] * s * (1 + v*(1-s))
+				}
+			})
 		}}
 }
 
@@ -157,72 +189,84 @@ type normStats struct {
 // gradient (v0.9.18), hence the hand-written backward:
 // dx = r·(dy − mean(dy) − x̂·mean(dy·x̂)) per set, r = 1/sqrt(var+eps).
 func normOp(name string, groups int, st *normStats) *unaryOp {
-	// sets calls f(s, idx) for every statistics set s, idx visiting its elements.
-	sets := func(shape tensor.Shape, f func(s int, idx func(func(i int)))) {
+	// runs returns the number of statistics sets of a shape and, for set s,
+	// its elements as equal-length contiguous runs: start of run r, and the
+	// run length. Batch norm: a set per channel, one run per sample (H·W);
+	// group norm: a set per sample and group, one run of C/G·H·W.
+	runs := func(shape tensor.Shape) (sets, perSet, runLen int, start func(s, r int) int) {
 		n, c, hw := shape[0], shape[1], shape[2]*shape[3]
 		if groups == 0 {
-			for ch := 0; ch < c; ch++ {
-				f(ch, func(visit func(i int)) {
-					for b := 0; b < n; b++ {
-						base := (b*c + ch) * hw
-						for k := 0; k < hw; k++ {
-							visit(base + k)
-						}
-					}
-				})
-			}
-			return
+			return c, n, hw, func(s, r int) int { return (r*c + s) * hw }
 		}
 		per := c / groups * hw
-		for s := 0; s < n*groups; s++ {
-			f(s, func(visit func(i int)) {
-				for k := s * per; k < (s+1)*per; k++ {
-					visit(k)
-				}
-			})
-		}
+		return n * groups, 1, per, func(s, _ int) int { return s * per }
 	}
-	// moments returns mean, biased variance and count of one set.
-	moments := func(x []float32, idx func(func(int))) (m, v float64, cnt int) {
-		var sum, sq float64
-		idx(func(i int) { sum += float64(x[i]); cnt++ })
-		m = sum / float64(cnt)
-		idx(func(i int) { d := float64(x[i]) - m; sq += d * d })
-		return m, sq / float64(cnt), cnt
+	// moments returns the mean and biased variance of set s.
+	moments := func(x []float32, s, perSet, runLen int, start func(s, r int) int) (m, v float64) {
+		var sum float64
+		for r := 0; r < perSet; r++ {
+			for _, e := range x[start(s, r) : start(s, r)+runLen] {
+				sum += float64(e)
+			}
+		}
+		cnt := float64(perSet * runLen)
+		m = sum / cnt
+		var sq float64
+		for r := 0; r < perSet; r++ {
+			for _, e := range x[start(s, r) : start(s, r)+runLen] {
+				d := float64(e) - m
+				sq += d * d
+			}
+		}
+		return m, sq / cnt
 	}
 	return &unaryOp{name: "norm." + name, dims: 4,
 		fwd: func(x, y []float32, shape tensor.Shape) {
-			k := shape[1]
-			if groups > 0 {
-				k = shape[0] * groups
+			sets, perSet, runLen, start := runs(shape)
+			if st != nil && len(st.mean) != sets {
+				st.mean, st.varnc = make([]float64, sets), make([]float64, sets)
 			}
-			if st != nil && len(st.mean) != k {
-				st.mean, st.varnc = make([]float64, k), make([]float64, k)
-			}
-			sets(shape, func(s int, idx func(func(int))) {
-				m, v, cnt := moments(x, idx)
+			parallel(sets, func(_, s int) { // sets are independent
+				m, v := moments(x, s, perSet, runLen, start)
 				r := 1 / math.Sqrt(v+normEps)
-				idx(func(i int) { y[i] = float32((float64(x[i]) - m) * r) })
+				for k := 0; k < perSet; k++ {
+					o := start(s, k)
+					for i, e := range x[o : o+runLen] {
+						y[o+i] = float32((float64(e) - m) * r)
+					}
+				}
 				if st != nil {
-					st.mean[s], st.varnc[s], st.count = m, v, cnt
+					st.mean[s], st.varnc[s] = m, v
 				}
 			})
+			if st != nil {
+				st.count = perSet * runLen
+			}
 		},
 		bwd: func(x, dy, dx []float32, shape tensor.Shape) {
-			sets(shape, func(s int, idx func(func(int))) {
-				m, v, cnt := moments(x, idx)
+			sets, perSet, runLen, start := runs(shape)
+			cnt := float64(perSet * runLen)
+			parallel(sets, func(_, s int) {
+				m, v := moments(x, s, perSet, runLen, start)
 				r := 1 / math.Sqrt(v+normEps)
 				var mdy, mdyx float64
-				idx(func(i int) {
-					mdy += float64(dy[i])
-					mdyx += float64(dy[i]) * (float64(x[i]) - m) * r
-				})
-				mdy /= float64(cnt)
-				mdyx /= float64(cnt)
-				idx(func(i int) {
-					xh := (float64(x[i]) - m) * r
-					dx[i] = float32(r * (float64(dy[i]) - mdy - xh*mdyx))
-				})
+				for k := 0; k < perSet; k++ {
+					o := start(s, k)
+					for i, e := range x[o : o+runLen] {
+						g := float64(dy[o+i])
+						mdy += g
+						mdyx += g * (float64(e) - m) * r
+					}
+				}
+				mdy /= cnt
+				mdyx /= cnt
+				for k := 0; k < perSet; k++ {
+					o := start(s, k)
+					for i, e := range x[o : o+runLen] {
+						xh := (float64(e) - m) * r
+						dx[o+i] = float32(r * (float64(dy[o+i]) - mdy - xh*mdyx))
+					}
+				}
 			})
 		}}
 }

@@ -30,6 +30,9 @@ func TestOpGradients(t *testing.T) {
 		"scaleC": func(l *lowering, x *G.Node) *G.Node {
 			return node(l.ScaleShift(x, l.Param("g", []int{3}, models.Zeros), l.Param("bb", []int{3}, models.Zeros)))
 		},
+		"scaleN": func(l *lowering, x *G.Node) *G.Node {
+			return node(l.ScaleShift(x, l.Param("v", []int{2, 3}, models.Zeros), l.Param("v2", []int{2, 3}, models.Zeros)))
+		},
 		"addch": func(l *lowering, x *G.Node) *G.Node {
 			return node(l.AddChannels(x, l.Param("v", []int{2, 3}, models.Zeros)))
 		},
@@ -39,7 +42,7 @@ func TestOpGradients(t *testing.T) {
 	for name, op := range ops {
 		r := rand.New(rand.NewPCG(1, 2))
 		w := map[string]models.Array{}
-		for k, s := range map[string][]int{"x": {2, 3, 4, 4}, "w": {5, 3, 3, 3}, "b": {5}, "g": {3}, "v": {2, 3}, "bb": {3}} {
+		for k, s := range map[string][]int{"x": {2, 3, 4, 4}, "w": {5, 3, 3, 3}, "b": {5}, "g": {3}, "v": {2, 3}, "v2": {2, 3}, "bb": {3}} {
 			a := models.NewArray(s...)
 			for i := range a.Data {
 				a.Data[i] = float32(r.NormFloat64())

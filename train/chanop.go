@@ -1,0 +1,187 @@
+package train
+
+import (
+	"fmt"
+	"hash"
+	"hash/fnv"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// chanOp is a per-channel operation on x [N C H W] with a per-channel
+// operand v: [C] (shared by the batch) or [N C] (a row per sample). It
+// replaces gorgonia's broadcasts, which materialise the operand at x's full
+// size (Repeat) on every run. Kinds:
+//
+//	chanAffine  (x, g, b) -> x·g + b
+//	chanAdd     (x, v)    -> x + v
+//	chanScale   (x, g)    -> x·g
+//	chanSum     (dy)      -> Σ over H·W (and N when shared) of dy: v's shape
+//	chanSumProd (dy, x)   -> Σ of dy·x, likewise
+type chanOp struct {
+	kind   int
+	shared bool      // the operand is [C]
+	out    []float32 // reused every step (see reuse)
+}
+
+const (
+	chanAffine = iota
+	chanAdd
+	chanScale
+	chanSum
+	chanSumProd
+)
+
+var chanNames = []string{"affine", "add", "scale", "sum", "sumprod"}
+
+func (op *chanOp) Arity() int { return []int{3, 2, 2, 1, 2}[op.kind] }
+
+func (op *chanOp) vDims() int {
+	if op.shared {
+		return 1
+	}
+	return 2
+}
+
+func (op *chanOp) Type() hm.Type {
+	t4 := G.TensorType{Dims: 4, Of: tensor.Float32}
+	tv := G.TensorType{Dims: op.vDims(), Of: tensor.Float32}
+	switch op.kind {
+	case chanAffine:
+		return hm.NewFnType(t4, tv, tv, t4)
+	case chanAdd, chanScale:
+		return hm.NewFnType(t4, tv, t4)
+	case chanSum:
+		return hm.NewFnType(t4, tv)
+	}
+	return hm.NewFnType(t4, t4, tv)
+}
+
+func (op *chanOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s := in[0].(tensor.Shape)
+	switch op.kind {
+	case chanSum, chanSumProd:
+		if op.shared {
+			return tensor.Shape{s[1]}, nil
+		}
+		return tensor.Shape{s[0], s[1]}, nil
+	}
+	return s.Clone(), nil
+}
+
+func (op *chanOp) ReturnsPtr() bool     { return false }
+func (op *chanOp) CallsExtern() bool    { return false }
+func (op *chanOp) OverwritesInput() int { return -1 }
+func (op *chanOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "condiff:chan.%s.%v", chanNames[op.kind], op.shared)
+}
+func (op *chanOp) Hashcode() uint32 {
+	h := fnv.New32a()
+	op.WriteHash(h)
+	return h.Sum32()
+}
+func (op *chanOp) String() string { return "chan." + chanNames[op.kind] }
+
+func (op *chanOp) Do(vals ...G.Value) (G.Value, error) {
+	x, s := f32(vals[0])
+	n, c, hw := s[0], s[1], s[2]*s[3]
+	at := func(v []float32, i, ch int) float32 { // the operand for sample i, channel ch
+		if op.shared {
+			return v[ch]
+		}
+		return v[i*c+ch]
+	}
+	switch op.kind {
+	case chanAffine, chanAdd, chanScale:
+		y := reuse(&op.out, len(x))
+		var g, b []float32
+		switch op.kind {
+		case chanAffine:
+			g, _ = f32(vals[1])
+			b, _ = f32(vals[2])
+		case chanAdd:
+			b, _ = f32(vals[1])
+		case chanScale:
+			g, _ = f32(vals[1])
+		}
+		parallel(n*c, func(_, p int) {
+			i, ch := p/c, p%c
+			gv, bv := float32(1), float32(0)
+			if g != nil {
+				gv = at(g, i, ch)
+			}
+			if b != nil {
+				bv = at(b, i, ch)
+			}
+			out := y[p*hw : (p+1)*hw]
+			for k, e := range x[p*hw : (p+1)*hw] {
+				out[k] = e*gv + bv
+			}
+		})
+		return tensor.New(tensor.WithShape(s.Clone()...), tensor.WithBacking(y)), nil
+	}
+	var other []float32
+	if op.kind == chanSumProd {
+		other, _ = f32(vals[1])
+	}
+	sums := make([]float32, n*c) // per (sample, channel), in float64 inside a plane
+	parallel(n*c, func(_, p int) {
+		var acc float64
+		if other == nil {
+			for _, e := range x[p*hw : (p+1)*hw] {
+				acc += float64(e)
+			}
+		} else {
+			o := other[p*hw : (p+1)*hw]
+			for k, e := range x[p*hw : (p+1)*hw] {
+				acc += float64(e) * float64(o[k])
+			}
+		}
+		sums[p] = float32(acc)
+	})
+	if !op.shared {
+		return tensor.New(tensor.WithShape(n, c), tensor.WithBacking(sums)), nil
+	}
+	out := make([]float32, c)
+	for p, v := range sums {
+		out[p%c] += v
+	}
+	return tensor.New(tensor.WithShape(c), tensor.WithBacking(out)), nil
+}
+
+func (op *chanOp) DiffWRT(inputs int) []bool {
+	d := make([]bool, inputs)
+	for i := range d {
+		d[i] = op.kind <= chanAdd // only the forward kinds are differentiated
+	}
+	return d
+}
+
+func (op *chanOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	sum := &chanOp{kind: chanSum, shared: op.shared}
+	switch op.kind {
+	case chanAdd: // dx = dy, dv = Σ dy
+		dv, err := G.ApplyOp(sum, grad)
+		if err != nil {
+			return nil, err
+		}
+		return G.Nodes{grad, dv}, nil
+	case chanAffine: // dx = dy·g, dg = Σ dy·x, db = Σ dy
+		dx, err := G.ApplyOp(&chanOp{kind: chanScale, shared: op.shared}, grad, inputs[1])
+		if err != nil {
+			return nil, err
+		}
+		dg, err := G.ApplyOp(&chanOp{kind: chanSumProd, shared: op.shared}, grad, inputs[0])
+		if err != nil {
+			return nil, err
+		}
+		db, err := G.ApplyOp(sum, grad)
+		if err != nil {
+			return nil, err
+		}
+		return G.Nodes{dx, dg, db}, nil
+	}
+	return nil, fmt.Errorf("train: %s is not differentiable", op)
+}
