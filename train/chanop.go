@@ -185,3 +185,94 @@ func (op *chanOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 	}
 	return nil, fmt.Errorf("train: %s is not differentiable", op)
 }
+
+// catOp joins a [N C1 H W] and b [N C2 H W] along channels (kind 0), or
+// takes the channels [from, from+c) of its input (kind 1: the gradient's
+// split), with one block copy per sample. gorgonia's Concat and the Slice
+// ops of its gradient copy element by element through iterators.
+type catOp struct {
+	split   bool
+	from, c int       // split: the channel range taken
+	out     []float32 // reused every step (see reuse)
+}
+
+func (op *catOp) Arity() int {
+	if op.split {
+		return 1
+	}
+	return 2
+}
+func (op *catOp) Type() hm.Type {
+	t4 := G.TensorType{Dims: 4, Of: tensor.Float32}
+	if op.split {
+		return hm.NewFnType(t4, t4)
+	}
+	return hm.NewFnType(t4, t4, t4)
+}
+func (op *catOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	a := in[0].(tensor.Shape)
+	if op.split {
+		return tensor.Shape{a[0], op.c, a[2], a[3]}, nil
+	}
+	b := in[1].(tensor.Shape)
+	return tensor.Shape{a[0], a[1] + b[1], a[2], a[3]}, nil
+}
+func (op *catOp) ReturnsPtr() bool     { return false }
+func (op *catOp) CallsExtern() bool    { return false }
+func (op *catOp) OverwritesInput() int { return -1 }
+func (op *catOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "condiff:cat.%v.%d.%d", op.split, op.from, op.c)
+}
+func (op *catOp) Hashcode() uint32 {
+	h := fnv.New32a()
+	op.WriteHash(h)
+	return h.Sum32()
+}
+func (op *catOp) String() string {
+	if op.split {
+		return fmt.Sprintf("split[%d:%d]", op.from, op.from+op.c)
+	}
+	return "concat"
+}
+
+func (op *catOp) Do(vals ...G.Value) (G.Value, error) {
+	a, s := f32(vals[0])
+	n, hw := s[0], s[2]*s[3]
+	if op.split {
+		y := reuse(&op.out, n*op.c*hw)
+		for i := 0; i < n; i++ {
+			copy(y[i*op.c*hw:(i+1)*op.c*hw], a[(i*s[1]+op.from)*hw:(i*s[1]+op.from+op.c)*hw])
+		}
+		return tensor.New(tensor.WithShape(n, op.c, s[2], s[3]), tensor.WithBacking(y)), nil
+	}
+	b, sb := f32(vals[1])
+	ca, cb := s[1], sb[1]
+	y := reuse(&op.out, n*(ca+cb)*hw)
+	for i := 0; i < n; i++ {
+		base := i * (ca + cb) * hw
+		copy(y[base:base+ca*hw], a[i*ca*hw:(i+1)*ca*hw])
+		copy(y[base+ca*hw:base+(ca+cb)*hw], b[i*cb*hw:(i+1)*cb*hw])
+	}
+	return tensor.New(tensor.WithShape(n, ca+cb, s[2], s[3]), tensor.WithBacking(y)), nil
+}
+
+func (op *catOp) DiffWRT(inputs int) []bool {
+	d := make([]bool, inputs)
+	for i := range d {
+		d[i] = !op.split
+	}
+	return d
+}
+
+func (op *catOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	ca, cb := inputs[0].Shape()[1], inputs[1].Shape()[1]
+	da, err := G.ApplyOp(&catOp{split: true, from: 0, c: ca}, grad)
+	if err != nil {
+		return nil, err
+	}
+	db, err := G.ApplyOp(&catOp{split: true, from: ca, c: cb}, grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{da, db}, nil
+}

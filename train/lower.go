@@ -93,7 +93,9 @@ func (l *lowering) AddChannels(x, v models.T) models.T {
 	return must(G.ApplyOp(&chanOp{kind: chanAdd}, node(x), node(v)))
 }
 
-func (l *lowering) Concat(a, b models.T) models.T { return must(G.Concat(1, node(a), node(b))) }
+func (l *lowering) Concat(a, b models.T) models.T {
+	return must(G.ApplyOp(&catOp{}, node(a), node(b)))
+}
 
 func (l *lowering) Upsample(x models.T) models.T { return must(G.ApplyOp(upsampleOp(), node(x))) }
 

@@ -123,21 +123,38 @@ func chunks(n int, f func(lo, hi int)) {
 	parallel(nw, func(_, w int) { f(w*n/nw, (w+1)*n/nw) })
 }
 
-// siluOp is x·sigmoid(x) in one pass; d/dx = s·(1 + x·(1−s)).
+// siluOp is x·sigmoid(x) in one pass; d/dx = s·(1 + x·(1−s)). The forward
+// keeps s = sigmoid(x) for the backward of the same step, which then needs
+// no exponential.
 func siluOp(dims int) *unaryOp {
 	sig := func(v float32) float32 { return float32(1 / (1 + math.Exp(-float64(v)))) }
+	var keep []float32 // sigmoid(x) of the last forward
+	var kept []float32 // the x it belongs to
 	return &unaryOp{name: "silu", dims: dims,
 		fwd: func(x, y []float32, _ tensor.Shape) {
-			chunks(len(x), func(lo, hi int) {
-				for i, v := range x[lo:hi] {
-					y[lo+i] = v * sig(v)
-				}
-			})
-		},
-		bwd: func(x, dy, dx []float32, _ tensor.Shape) {
+			if len(keep) != len(x) {
+				keep = make([]float32, len(x))
+			}
 			chunks(len(x), func(lo, hi int) {
 				for i, v := range x[lo:hi] {
 					s := sig(v)
+					keep[lo+i] = s
+					y[lo+i] = v * s
+				}
+			})
+			kept = x
+		},
+		bwd: func(x, dy, dx []float32, _ tensor.Shape) {
+			// The kept sigmoids are used only for the very x they came from.
+			reuse := len(kept) == len(x) && len(x) > 0 && &kept[0] == &x[0]
+			chunks(len(x), func(lo, hi int) {
+				for i, v := range x[lo:hi] {
+					var s float32
+					if reuse {
+						s = keep[lo+i]
+					} else {
+						s = sig(v)
+					}
 					dx[lo+i] = dy[lo+i] * s * (1 + v*(1-s))
 				}
 			})
