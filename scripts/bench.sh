@@ -15,19 +15,25 @@ go build -tags purego -o out/bench/bench-purego ./cmd/condiff-bench
 threads=$(nproc)
 echo "bench: training, OpenBLAS" >&2;   out/bench/bench-openblas -mode train > out/bench/train-openblas.json
 echo "bench: training, pure Go" >&2;    out/bench/bench-purego -mode train > out/bench/train-purego.json
+echo "bench: training memory over 500 steps" >&2; out/bench/bench-openblas -mode train-rss > out/bench/train-rss.json
 echo "bench: sampling (ONNX Runtime)" >&2; out/bench/bench-openblas -mode sample > out/bench/sample.json
 echo "bench: PyTorch reference" >&2;    /usr/bin/python3 scripts/torch_ref.py "$threads" > out/bench/torch.json
 /usr/bin/python3 - "$threads" <<'PY'
 import json, platform, sys
 ld = lambda n: json.load(open("out/bench/" + n + ".json"))
-ob, pg, sa, th = ld("train-openblas"), ld("train-purego"), ld("sample"), ld("torch")
+ob, pg, sa, th, rs = ld("train-openblas"), ld("train-purego"), ld("sample"), ld("torch"), ld("train-rss")
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
 out = {"machine": {"cpu": cpu, "threads": int(sys.argv[1])}, "train": {}, "sample": {}}
 for v in ("uncond", "cbn_batch", "cbn_group", "ac"):
     k = v + "_img_per_s"
     out["train"][v] = {"openblas_img_per_s": round(ob[k], 2), "purego_img_per_s": round(pg[k], 2),
                        "torch_img_per_s": round(th[k], 2), "openblas_vs_torch": round(ob[k] / th[k], 3),
-                       "openblas_vs_purego": round(ob[k] / pg[k], 3)}
+                       "openblas_vs_purego": round(ob[k] / pg[k], 3),
+                       "mb_alloc_per_step": round(ob[v + "_mb_alloc_per_step"], 1),
+                       "allocs_per_step": round(ob[v + "_allocs_per_step"]),
+                       "peak_rss_mb": round(ob[v + "_peak_rss_mb"])}
+out["train"]["rss_over_500_steps"] = {"config": rs["config"], "rss_mb_every_50_steps": [round(v, 1) for v in rs["rss_mb_every_50_steps"]],
+                                      "growth_mb_step50_to_500": round(rs["rss_growth_mb_step50_to_500"], 1)}
 for b in (1, 16, 64):
     s, t = sa["batch%d" % b], th["sample_batch%d" % b]
     out["sample"]["ddim50_batch%d" % b] = {"ort_evals_per_s": round(s["denoiser_evals_per_s"], 1),

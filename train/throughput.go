@@ -3,6 +3,10 @@ package train
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/condiff/condiff/checkpoint"
@@ -18,8 +22,24 @@ import (
 // warm-up step, averaged over steps. An M_AC config gets a jointly trained
 // classifier weighted acWeight, as training sets it up.
 func Throughput(cfg models.Config, batch, steps int, acWeight float64) (float64, error) {
+	r, err := Measure(cfg, batch, steps, acWeight)
+	return r.ImgPerS, err
+}
+
+// StepStats is what Measure reports of the timed steps.
+type StepStats struct {
+	ImgPerS       float64
+	BytesPerStep  float64 // heap bytes allocated per step (Go's runtime.MemStats)
+	AllocsPerStep float64 // heap allocations per step
+	PeakRSSMB     float64 // the process's peak resident set so far (VmHWM)
+}
+
+// Measure is Throughput with the memory figures: bytes and allocations per
+// step after the warm-up step, and the peak RSS.
+func Measure(cfg models.Config, batch, steps int, acWeight float64) (StepStats, error) {
+	var out StepStats
 	if err := cfg.Validate(); err != nil {
-		return 0, err
+		return out, err
 	}
 	sp, _ := diffusion.Default("linear", 1000)
 	w := models.InitParams(cfg, 1)
@@ -31,7 +51,7 @@ func Throughput(cfg models.Config, batch, steps int, acWeight float64) (float64,
 	ck.EMA, ck.AdamM, ck.AdamV = cloneMap(ck.Params), zerosLike(ck.Params), zerosLike(ck.Params)
 	tr, err := newTrainer(ck, batch)
 	if err != nil {
-		return 0, err
+		return out, err
 	}
 	defer tr.close()
 	rng := rand.New(rand.NewPCG(1, 1))
@@ -44,13 +64,69 @@ func Throughput(cfg models.Config, batch, steps int, acWeight float64) (float64,
 		ds.Labels[i] = rng.IntN(max(1, cfg.NumClasses))
 	}
 	var start time.Time
+	var m0, m1 runtime.MemStats
 	for s := 0; s <= steps; s++ {
 		if s == 1 {
+			runtime.ReadMemStats(&m0)
 			start = time.Now()
 		}
 		if _, err := tr.step(rng, ds); err != nil {
-			return 0, fmt.Errorf("train: throughput: %w", err)
+			return out, fmt.Errorf("train: throughput: %w", err)
 		}
 	}
-	return float64(batch*steps) / time.Since(start).Seconds(), nil
+	out.ImgPerS = float64(batch*steps) / time.Since(start).Seconds()
+	runtime.ReadMemStats(&m1)
+	out.BytesPerStep = float64(m1.TotalAlloc-m0.TotalAlloc) / float64(steps)
+	out.AllocsPerStep = float64(m1.Mallocs-m0.Mallocs) / float64(steps)
+	out.PeakRSSMB = peakRSSMB()
+	return out, nil
+}
+
+// RSSTrace trains cfg for steps steps on random images and returns the
+// resident set (VmRSS, MB) after every `every` steps: flat when a step
+// allocates nothing that outlives it.
+func RSSTrace(cfg models.Config, batch, steps, every int) ([]float64, error) {
+	sp, _ := diffusion.Default("linear", 1000)
+	ck := &checkpoint.Checkpoint{Config: cfg, Params: models.InitParams(cfg, 1), Stats: models.InitNormStats(cfg),
+		Info: checkpoint.TrainInfo{LR: 1e-4, GradClip: 1, EMADecay: 0.999, Schedule: sp, Batch: batch}}
+	ck.EMA, ck.AdamM, ck.AdamV = cloneMap(ck.Params), zerosLike(ck.Params), zerosLike(ck.Params)
+	tr, err := newTrainer(ck, batch)
+	if err != nil {
+		return nil, err
+	}
+	defer tr.close()
+	rng := rand.New(rand.NewPCG(1, 1))
+	D := cfg.Channels * cfg.ImageSize * cfg.ImageSize
+	ds := &data.Set{Name: "random", N: 4 * batch, C: cfg.Channels, Size: cfg.ImageSize, Images: make([]float32, 4*batch*D), Labels: make([]int, 4*batch)}
+	for i := range ds.Images {
+		ds.Images[i] = float32(rng.Float64()*2 - 1)
+	}
+	var trace []float64
+	for s := 1; s <= steps; s++ {
+		if _, err := tr.step(rng, ds); err != nil {
+			return nil, err
+		}
+		if s%every == 0 {
+			trace = append(trace, procMB("VmRSS:"))
+		}
+	}
+	return trace, nil
+}
+
+// peakRSSMB reads VmHWM from /proc/self/status (0 where there is none).
+func peakRSSMB() float64 { return procMB("VmHWM:") }
+
+// procMB reads a kB field of /proc/self/status in MB (0 where there is none).
+func procMB(key string) float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == key {
+			kb, _ := strconv.Atoi(f[1])
+			return float64(kb) / 1024
+		}
+	}
+	return 0
 }

@@ -34,7 +34,7 @@ func benchConfig(variant contract.Variant, norm string) models.Config {
 }
 
 func main() {
-	mode := flag.String("mode", "train", "train, sample or rss")
+	mode := flag.String("mode", "train", "train, train-rss, sample or rss")
 	steps := flag.Int("steps", 5, "training steps timed per variant")
 	model := flag.String("model", "", "rss: model to sample")
 	n := flag.Int("n", 64, "rss: images")
@@ -60,6 +60,8 @@ func main() {
 		out, err = benchSample()
 	case "rss":
 		out, err = rss(*model, *n)
+	case "train-rss":
+		out, err = trainRSS()
 	default:
 		err = fmt.Errorf("unknown --mode %q", *mode)
 	}
@@ -69,6 +71,19 @@ func main() {
 	}
 	b, _ := json.MarshalIndent(out, "", "  ")
 	fmt.Println(string(b))
+}
+
+// trainRSS trains a small cbn U-Net (16×16, base 16, batch 32) for 500
+// steps and reports the resident set every 50 steps.
+func trainRSS() (any, error) {
+	cfg := benchConfig(contract.CBN, models.BatchNorm)
+	cfg.ImageSize, cfg.BaseChannels = 16, 16
+	trace, err := train.RSSTrace(cfg, 32, 500, 50)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"config": "cbn batch norm, 16x16, base 16, batch 32", "steps": 500, "rss_mb_every_50_steps": trace,
+		"rss_growth_mb_step50_to_500": trace[len(trace)-1] - trace[0]}, nil
 }
 
 // onlyVariant, if set, restricts the training bench to one variant.
@@ -86,11 +101,14 @@ func benchTrain(steps int) (any, error) {
 		if onlyVariant != "" && v.name != onlyVariant {
 			continue
 		}
-		ips, err := train.Throughput(benchConfig(v.variant, v.norm), 64, steps, 0.1)
+		st, err := train.Measure(benchConfig(v.variant, v.norm), 64, steps, 0.1)
 		if err != nil {
 			return nil, err
 		}
-		res[v.name+"_img_per_s"] = ips
+		res[v.name+"_img_per_s"] = st.ImgPerS
+		res[v.name+"_mb_alloc_per_step"] = st.BytesPerStep / 1e6
+		res[v.name+"_allocs_per_step"] = st.AllocsPerStep
+		res[v.name+"_peak_rss_mb"] = st.PeakRSSMB
 	}
 	return res, nil
 }
