@@ -41,28 +41,11 @@ func Measure(cfg models.Config, batch, steps int, acWeight float64) (StepStats, 
 	if err := cfg.Validate(); err != nil {
 		return out, err
 	}
-	sp, _ := diffusion.Default("linear", 1000)
-	w := models.InitParams(cfg, 1)
-	ck := &checkpoint.Checkpoint{Config: cfg, Params: w, Stats: models.InitNormStats(cfg),
-		Info: checkpoint.TrainInfo{LR: 1e-4, GradClip: 1, EMADecay: 0.999, Schedule: sp, Batch: batch}}
-	if cfg.Variant == contract.AC && acWeight > 0 {
-		addClassifier(ck, acWeight, nil, 2)
-	}
-	ck.EMA, ck.AdamM, ck.AdamV = cloneMap(ck.Params), zerosLike(ck.Params), zerosLike(ck.Params)
-	tr, err := newTrainer(ck, batch)
+	tr, ds, rng, err := benchRun(cfg, batch, acWeight)
 	if err != nil {
 		return out, err
 	}
 	defer tr.close()
-	rng := rand.New(rand.NewPCG(1, 1))
-	D := cfg.Channels * cfg.ImageSize * cfg.ImageSize
-	ds := &data.Set{Name: "random", N: 4 * batch, C: cfg.Channels, Size: cfg.ImageSize, Images: make([]float32, 4*batch*D), Labels: make([]int, 4*batch)}
-	for i := range ds.Images {
-		ds.Images[i] = float32(rng.Float64()*2 - 1)
-	}
-	for i := range ds.Labels {
-		ds.Labels[i] = rng.IntN(max(1, cfg.NumClasses))
-	}
 	var start time.Time
 	var m0, m1 runtime.MemStats
 	for s := 0; s <= steps; s++ {
@@ -86,21 +69,11 @@ func Measure(cfg models.Config, batch, steps int, acWeight float64) (StepStats, 
 // resident set (VmRSS, MB) after every `every` steps: flat when a step
 // allocates nothing that outlives it.
 func RSSTrace(cfg models.Config, batch, steps, every int) ([]float64, error) {
-	sp, _ := diffusion.Default("linear", 1000)
-	ck := &checkpoint.Checkpoint{Config: cfg, Params: models.InitParams(cfg, 1), Stats: models.InitNormStats(cfg),
-		Info: checkpoint.TrainInfo{LR: 1e-4, GradClip: 1, EMADecay: 0.999, Schedule: sp, Batch: batch}}
-	ck.EMA, ck.AdamM, ck.AdamV = cloneMap(ck.Params), zerosLike(ck.Params), zerosLike(ck.Params)
-	tr, err := newTrainer(ck, batch)
+	tr, ds, rng, err := benchRun(cfg, batch, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer tr.close()
-	rng := rand.New(rand.NewPCG(1, 1))
-	D := cfg.Channels * cfg.ImageSize * cfg.ImageSize
-	ds := &data.Set{Name: "random", N: 4 * batch, C: cfg.Channels, Size: cfg.ImageSize, Images: make([]float32, 4*batch*D), Labels: make([]int, 4*batch)}
-	for i := range ds.Images {
-		ds.Images[i] = float32(rng.Float64()*2 - 1)
-	}
 	var trace []float64
 	for s := 1; s <= steps; s++ {
 		if _, err := tr.step(rng, ds); err != nil {
@@ -111,6 +84,33 @@ func RSSTrace(cfg models.Config, batch, steps, every int) ([]float64, error) {
 		}
 	}
 	return trace, nil
+}
+
+// benchRun sets up a fresh run of cfg as training would (an M_AC config
+// gets a jointly trained classifier weighted acWeight) on four batches of
+// random images and labels.
+func benchRun(cfg models.Config, batch int, acWeight float64) (*trainer, *data.Set, *rand.Rand, error) {
+	sp, _ := diffusion.Default("linear", 1000)
+	ck := &checkpoint.Checkpoint{Config: cfg, Params: models.InitParams(cfg, 1), Stats: models.InitNormStats(cfg),
+		Info: checkpoint.TrainInfo{LR: 1e-4, GradClip: 1, EMADecay: 0.999, Schedule: sp, Batch: batch}}
+	if cfg.Variant == contract.AC && acWeight > 0 {
+		addClassifier(ck, acWeight, nil, 2)
+	}
+	ck.EMA, ck.AdamM, ck.AdamV = cloneMap(ck.Params), zerosLike(ck.Params), zerosLike(ck.Params)
+	tr, err := newTrainer(ck, batch)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	D := cfg.Channels * cfg.ImageSize * cfg.ImageSize
+	ds := &data.Set{Name: "random", N: 4 * batch, C: cfg.Channels, Size: cfg.ImageSize, Images: make([]float32, 4*batch*D), Labels: make([]int, 4*batch)}
+	for i := range ds.Images {
+		ds.Images[i] = float32(rng.Float64()*2 - 1)
+	}
+	for i := range ds.Labels {
+		ds.Labels[i] = rng.IntN(max(1, cfg.NumClasses))
+	}
+	return tr, ds, rng, nil
 }
 
 // peakRSSMB reads VmHWM from /proc/self/status (0 where there is none).
