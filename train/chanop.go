@@ -95,7 +95,7 @@ func (op *chanOp) Do(vals ...G.Value) (G.Value, error) {
 	}
 	switch op.kind {
 	case chanAffine, chanAdd, chanScale:
-		y := reuse(&op.out, len(x))
+		y := overwrite(&op.out, len(x))
 		var g, b []float32
 		switch op.kind {
 		case chanAffine:
@@ -264,7 +264,7 @@ func (op *catOp) Do(vals ...G.Value) (G.Value, error) {
 	a, s := f32(vals[0])
 	n, hw := s[0], s[2]*s[3]
 	if op.split {
-		y := reuse(&op.out, n*op.c*hw)
+		y := overwrite(&op.out, n*op.c*hw)
 		for i := 0; i < n; i++ {
 			copy(y[i*op.c*hw:(i+1)*op.c*hw], a[(i*s[1]+op.from)*hw:(i*s[1]+op.from+op.c)*hw])
 		}
@@ -272,7 +272,7 @@ func (op *catOp) Do(vals ...G.Value) (G.Value, error) {
 	}
 	b, sb := f32(vals[1])
 	ca, cb := s[1], sb[1]
-	y := reuse(&op.out, n*(ca+cb)*hw)
+	y := overwrite(&op.out, n*(ca+cb)*hw)
 	for i := 0; i < n; i++ {
 		base := i * (ca + cb) * hw
 		copy(y[base:base+ca*hw], a[i*ca*hw:(i+1)*ca*hw])

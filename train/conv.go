@@ -273,7 +273,7 @@ func (op *convOp) Do(vals ...G.Value) (G.Value, error) {
 		st.workspaces()
 		st.fwd++
 		xs, ys := g.cin*g.h*g.w, g.cout*hw
-		y := reuse(&st.y, g.n*ys)
+		y := overwrite(&st.y, g.n*ys)
 		parallel(g.n, func(wk, n int) {
 			col := st.col[wk]
 			g.im2col(x[n*xs:(n+1)*xs], col)

@@ -18,8 +18,8 @@ type unaryOp struct {
 	name  string
 	dims  int
 	shape func(in tensor.Shape) tensor.Shape        // output shape (nil: same)
-	fwd   func(x, y []float32, s tensor.Shape)      // y = f(x); y is zeroed
-	bwd   func(x, dy, dx []float32, s tensor.Shape) // dx = dL/dx given dy = dL/dy; dx is zeroed
+	fwd   func(x, y []float32, s tensor.Shape)      // y = f(x), every element written (y holds the last step's values)
+	bwd   func(x, dy, dx []float32, s tensor.Shape) // dx = dL/dx given dy = dL/dy, every element written
 	out   []float32                                 // the output buffer, reused every step
 }
 
@@ -28,10 +28,15 @@ type unaryOp struct {
 // so its output buffer can serve every step: fresh multi-megabyte buffers
 // each step cost more in page faults than the arithmetic.
 func reuse(buf *[]float32, n int) []float32 {
+	b := overwrite(buf, n)
+	clear(b)
+	return b
+}
+
+// overwrite is reuse without the zeroing, for outputs written in full.
+func overwrite(buf *[]float32, n int) []float32 {
 	if len(*buf) != n {
 		*buf = make([]float32, n)
-	} else {
-		clear(*buf)
 	}
 	return *buf
 }
@@ -65,7 +70,7 @@ func (op *unaryOp) String() string { return op.name }
 func (op *unaryOp) Do(vals ...G.Value) (G.Value, error) {
 	x := vals[0].(tensor.Tensor)
 	s := op.outShape(x.Shape())
-	out := reuse(&op.out, s.TotalSize())
+	out := overwrite(&op.out, s.TotalSize())
 	op.fwd(x.Data().([]float32), out, x.Shape())
 	return tensor.New(tensor.WithShape(s...), tensor.WithBacking(out)), nil
 }
@@ -107,7 +112,7 @@ func (op *unaryGradOp) String() string { return "grad." + op.fwd.name }
 
 func (op *unaryGradOp) Do(vals ...G.Value) (G.Value, error) {
 	x, dy := vals[0].(tensor.Tensor), vals[1].(tensor.Tensor)
-	dx := reuse(&op.out, x.Shape().TotalSize())
+	dx := overwrite(&op.out, x.Shape().TotalSize())
 	op.fwd.bwd(x.Data().([]float32), dy.Data().([]float32), dx, x.Shape())
 	return tensor.New(tensor.WithShape(x.Shape().Clone()...), tensor.WithBacking(dx)), nil
 }
@@ -123,11 +128,25 @@ func chunks(n int, f func(lo, hi int)) {
 	parallel(nw, func(_, w int) { f(w*n/nw, (w+1)*n/nw) })
 }
 
+// expf is e^x in float32 (Cephes' expf: a degree-5 polynomial of the
+// remainder after taking out powers of two; max relative error ~2e-7 over
+// the range, checked against math.Exp by TestExpf). x is clamped to
+// [-87, 88], where e^x stays a normal float32.
+func expf(x float32) float32 {
+	x = min(max(x, -87), 88)
+	n := float32(math.Floor(float64(x*1.44269504088896341 + 0.5)))
+	r := x - n*0.693359375 + n*2.12194440e-4 // x − n·ln2, ln2 split for precision
+	z := r * r
+	p := ((((1.9875691500e-4*r+1.3981999507e-3)*r+8.3334519073e-3)*r+4.1665795894e-2)*r+1.6666665459e-1)*r + 5.0000001201e-1
+	y := p*z + r + 1
+	return y * math.Float32frombits(uint32(int32(n)+127)<<23)
+}
+
 // siluOp is x·sigmoid(x) in one pass; d/dx = s·(1 + x·(1−s)). The forward
 // keeps s = sigmoid(x) for the backward of the same step, which then needs
 // no exponential.
 func siluOp(dims int) *unaryOp {
-	sig := func(v float32) float32 { return float32(1 / (1 + math.Exp(-float64(v)))) }
+	sig := func(v float32) float32 { return 1 / (1 + expf(-v)) }
 	var keep []float32 // sigmoid(x) of the last forward
 	var kept []float32 // the x it belongs to
 	return &unaryOp{name: "silu", dims: dims,
@@ -180,6 +199,7 @@ func upsampleOp() *unaryOp {
 			}
 		},
 		bwd: func(_, dy, dx []float32, s tensor.Shape) {
+			clear(dx) // accumulated below
 			h, w := s[2], s[3]
 			for p := 0; p < s[0]*s[1]; p++ {
 				g, d := dy[p*4*h*w:(p+1)*4*h*w], dx[p*h*w:(p+1)*h*w]
@@ -237,14 +257,23 @@ func normOp(name string, groups int, st *normStats) *unaryOp {
 		}
 		return m, sq / cnt
 	}
+	// The forward keeps each set's moments for the backward of the same
+	// step (for the very x they came from), which then skips two passes.
+	var keptM, keptV []float64
+	var keptX []float32
 	return &unaryOp{name: "norm." + name, dims: 4,
 		fwd: func(x, y []float32, shape tensor.Shape) {
 			sets, perSet, runLen, start := runs(shape)
 			if st != nil && len(st.mean) != sets {
 				st.mean, st.varnc = make([]float64, sets), make([]float64, sets)
 			}
+			if len(keptM) != sets {
+				keptM, keptV = make([]float64, sets), make([]float64, sets)
+			}
+			keptX = x
 			parallel(sets, func(_, s int) { // sets are independent
 				m, v := moments(x, s, perSet, runLen, start)
+				keptM[s], keptV[s] = m, v
 				r := 1 / math.Sqrt(v+normEps)
 				for k := 0; k < perSet; k++ {
 					o := start(s, k)
@@ -263,8 +292,14 @@ func normOp(name string, groups int, st *normStats) *unaryOp {
 		bwd: func(x, dy, dx []float32, shape tensor.Shape) {
 			sets, perSet, runLen, start := runs(shape)
 			cnt := float64(perSet * runLen)
+			kept := len(keptM) == sets && len(keptX) == len(x) && len(x) > 0 && &keptX[0] == &x[0]
 			parallel(sets, func(_, s int) {
-				m, v := moments(x, s, perSet, runLen, start)
+				var m, v float64
+				if kept {
+					m, v = keptM[s], keptV[s]
+				} else {
+					m, v = moments(x, s, perSet, runLen, start)
+				}
 				r := 1 / math.Sqrt(v+normEps)
 				var mdy, mdyx float64
 				for k := 0; k < perSet; k++ {
