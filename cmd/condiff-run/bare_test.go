@@ -57,6 +57,11 @@ func TestBareMachine(t *testing.T) {
 		"--model", "/work/mnist-cbn.onnx", "--class", "3", "--n", "2", "--steps", "4", "--threads", "1", "--out", "/work/threes")...)
 	cmd.Env = []string{"PATH=/work"}
 	out, err := cmd.CombinedOutput()
+	if err != nil && (strings.Contains(string(out), "Operation not permitted") || strings.Contains(string(out), "cannot change root directory")) {
+		// The machine forbids chroot itself (a container without
+		// CAP_SYS_CHROOT); TestNoTrainingStack's ldd check still holds.
+		t.Skipf("chroot is not permitted here: %s", out)
+	}
 	if err != nil {
 		t.Fatalf("sampling in a root holding only %d system libraries (%s): %v\n%s", len(libs), strings.Join(libs, " "), err, out)
 	}
