@@ -34,10 +34,11 @@ func ReadSampleDir(dir string) (*Manifest, error) {
 	seen := map[int]bool{}
 	total := 0
 	for _, p := range shards {
-		var k, n int
-		if _, err := fmt.Sscanf(filepath.Base(p), "manifest.shard-%d-of-%d.json", &k, &n); err != nil || n < 1 || k < 0 || k >= n {
+		sh, ok := manifestShard(filepath.Base(p))
+		if !ok {
 			return nil, fmt.Errorf("infer: %s: not a shard manifest name", p)
 		}
+		k, n := sh.K, sh.N
 		m, err := readManifest(p)
 		if err != nil {
 			return nil, err

@@ -50,10 +50,7 @@ func LibraryPath(lib string) (string, error) {
 		}
 		return lib, nil
 	}
-	p, from := "", ""
-	if p == "" {
-		p, from = os.Getenv("CONDIFF_ORT_LIB"), "CONDIFF_ORT_LIB"
-	}
+	p, from := os.Getenv("CONDIFF_ORT_LIB"), "CONDIFF_ORT_LIB"
 	if p == "" {
 		p, from = DefaultLibrary(), "the cache"
 	}

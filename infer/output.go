@@ -84,7 +84,7 @@ type SampleOptions struct {
 	Model    string
 	Out      string
 	Class    ClassChoice // an unconditional model takes every class (the zero value) only
-	N        int         // images (per class with AllClasses)
+	N        int         // images (per class when sampling every class)
 	Batch    int
 	Seed     uint64
 	Sampler  diffusion.Sampler
@@ -413,6 +413,15 @@ func OutputNames(shard Shard) (manifest, gridSuffix string) {
 	return "manifest" + suffix + ".json", suffix
 }
 
+// manifestShard is the shard a manifest file name (OutputNames' first
+// result) belongs to; ok is false for manifest.json and for other names.
+func manifestShard(name string) (s Shard, ok bool) {
+	if _, err := fmt.Sscanf(name, "manifest.shard-%d-of-%d.json", &s.K, &s.N); err != nil || s.N < 1 || s.K < 0 || s.K >= s.N {
+		return Shard{}, false
+	}
+	return s, true
+}
+
 // ErrUsed is returned when an output directory already holds outputs that
 // a new run would mix with.
 var ErrUsed = errors.New("already holds sampling outputs")
@@ -429,12 +438,8 @@ func claim(dir string, shard Shard, replace bool) error {
 	var clash []string
 	for _, mf := range manifests {
 		base := filepath.Base(mf)
-		var k, n int
-		isShard := false
-		if _, err := fmt.Sscanf(base, "manifest.shard-%d-of-%d.json", &k, &n); err == nil {
-			isShard = true
-		}
-		if shard.Whole() || base == own || !isShard || n != shard.N {
+		other, isShard := manifestShard(base)
+		if shard.Whole() || base == own || !isShard || other.N != shard.N {
 			clash = append(clash, mf)
 		}
 	}
@@ -448,13 +453,10 @@ func claim(dir string, shard Shard, replace bool) error {
 		return field.Errorf("infer", "Out", dir, "%w (%s); choose another directory, or replace them", ErrUsed, filepath.Base(clash[0]))
 	}
 	for _, mf := range clash {
-		if b, err := os.ReadFile(mf); err == nil {
-			var m Manifest
-			if json.Unmarshal(b, &m) == nil {
-				for _, e := range m.Images {
-					if filepath.IsLocal(e.File) && filepath.Dir(e.File) == "." {
-						os.Remove(filepath.Join(dir, e.File))
-					}
+		if m, err := readManifest(mf); err == nil {
+			for _, e := range m.Images {
+				if filepath.IsLocal(e.File) && filepath.Dir(e.File) == "." {
+					os.Remove(filepath.Join(dir, e.File))
 				}
 			}
 		}
