@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/condiff/condiff/internal/fsutil"
 )
 
 // LogFile is the JSONL training log inside a run directory.
@@ -44,11 +46,10 @@ func TruncateLog(path string, step int) error {
 	if body != "" {
 		body += "\n"
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(path, []byte(body)); err != nil {
 		return fmt.Errorf("checkpoint: log: %w", err)
 	}
-	return os.Rename(tmp, path)
+	return nil
 }
 
 // ReadLog reads a run's JSONL log.

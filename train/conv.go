@@ -50,6 +50,12 @@ func parallel(n int, f func(worker, i int)) {
 	wg.Wait()
 }
 
+// inside is, for stride 1 and kernel column kx, the output columns
+// [lo, hi) whose input column ox − pad + kx lies inside the image.
+func (g convGeom) inside(kx int) (lo, hi int) {
+	return max(0, g.pad-kx), min(g.wo, g.w+g.pad-kx)
+}
+
 // im2col fills col [rows, Ho·Wo] from one sample x [Cin H W]: sized to stay
 // in cache, written once, read by the GEMM right after.
 func (g convGeom) im2col(x, col []float32) {
@@ -68,8 +74,8 @@ func (g convGeom) im2col(x, col []float32) {
 					}
 					src := plane[iy*g.w : (iy+1)*g.w]
 					if g.stride == 1 { // a shifted copy with zero borders
-						lo, hi := max(0, g.pad-kx), min(g.wo, g.w+g.pad-kx)
-						clear(out[:max(0, lo)])
+						lo, hi := g.inside(kx)
+						clear(out[:lo])
 						if hi > lo {
 							copy(out[lo:hi], src[lo-g.pad+kx:hi-g.pad+kx])
 						}
@@ -107,7 +113,7 @@ func (g convGeom) col2im(col, dx []float32) {
 					dst := plane[iy*g.w : (iy+1)*g.w]
 					in := row[oy*g.wo : (oy+1)*g.wo]
 					if g.stride == 1 {
-						lo, hi := max(0, g.pad-kx), min(g.wo, g.w+g.pad-kx)
+						lo, hi := g.inside(kx)
 						if hi > lo {
 							d, s := dst[lo-g.pad+kx:hi-g.pad+kx], in[lo:hi]
 							for i := range d {

@@ -33,6 +33,8 @@ type graph struct {
 
 	// M_AC: x0_hat = x_t·c1 − eps·c2, judged by the classifier against the targets.
 	c1, c2 *G.Node // [N 1 1 1]
+
+	hot [2][]float32 // the label and target one-hot buffers, reused every run
 }
 
 // graphSpec says which graph to build.
@@ -142,7 +144,7 @@ func (gr *graph) run(x, noise, c1, c2 []float32) error {
 			return err
 		}
 	}
-	for _, in := range []struct {
+	for i, in := range []struct {
 		n       *G.Node
 		labels  []int
 		dropped bool
@@ -151,7 +153,7 @@ func (gr *graph) run(x, noise, c1, c2 []float32) error {
 			continue
 		}
 		k := in.n.Shape()[1]
-		buf := make([]float32, l.n*k)
+		buf := overwrite(&gr.hot[i], l.n*k) // oneHot clears it
 		if err := oneHot(buf, k, in.labels, in.dropped); err != nil {
 			return err
 		}

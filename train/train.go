@@ -107,6 +107,7 @@ func Run(o Options) (*checkpoint.Checkpoint, error) {
 	ckPath := filepath.Join(o.Out, checkpoint.File)
 	logPath := filepath.Join(o.Out, checkpoint.LogFile)
 	fsutil.RemoveStaleTemps(ckPath) // left by a kill during a save
+	fsutil.RemoveStaleTemps(logPath)
 	var ck *checkpoint.Checkpoint
 	if o.Resume {
 		var err error
