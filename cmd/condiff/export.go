@@ -14,10 +14,7 @@ func cmdExport(args []string) error {
 	run := fs.String("run", "", "run directory (or checkpoint file) to export (required)")
 	out := fs.String("out", "", "output .onnx file (required)")
 	ema := fs.Bool("ema", true, "export the EMA weights (false: the raw weights)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := cli.NoArgs(fs); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if *run == "" || *out == "" {

@@ -108,8 +108,12 @@ func Interruptible() (context.Context, context.CancelFunc) {
 	}
 }
 
-// NoArgs refuses positional arguments after the flags.
-func NoArgs(fs *flag.FlagSet) error {
+// Parse parses args into fs and refuses positional arguments after the
+// flags.
+func Parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}

@@ -26,10 +26,7 @@ func Eval(args []string) error {
 	fs.Uint64Var(&o.Seed, "eval-seed", 1, "seed of the real-image subsets and t-SNE")
 	smp := samplerFlags(fs, &o.Sample)
 	so := Session(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := NoArgs(fs); err != nil {
+	if err := Parse(fs, args); err != nil {
 		return err
 	}
 	if err := smp.parse(); err != nil {

@@ -55,10 +55,7 @@ func Sample(args []string) error {
 	fs.BoolVar(&o.Replace, "replace", false, "remove the sampling outputs already in --out that this run would mix with")
 	smp := samplerFlags(fs, &o)
 	so := Session(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := NoArgs(fs); err != nil {
+	if err := Parse(fs, args); err != nil {
 		return err
 	}
 	if err := smp.parse(); err != nil {
