@@ -96,22 +96,26 @@ type Report struct {
 	Train        json.RawMessage   `json:"train,omitempty"`
 	TrainedSteps int               `json:"trained_steps,omitempty"` // optimiser steps behind the exported weights
 	Complete     bool              `json:"complete"`                // false: the sampling run was interrupted or shards are missing
+	CAS          *CAS              `json:"cas,omitempty"`           // added by condiff cas
 	Files        map[string]string `json:"files"`
 }
 
-// sampleSet is images with labels, read from a sample directory.
-type sampleSet struct {
-	x      []float32
-	labels []int
+// SampleSet is images [N C S S] in [-1, 1] with their class labels, read
+// from a sample directory.
+type SampleSet struct {
+	X      []float32
+	Labels []int
 }
 
-func readSamples(dir string, c, size int) (*sampleSet, *infer.Manifest, error) {
+// ReadSamples reads the images a sample directory's manifests list (every
+// shard), which must be c-channel size×size PNGs.
+func ReadSamples(dir string, c, size int) (*SampleSet, *infer.Manifest, error) {
 	mp, err := infer.ReadSampleDir(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("eval: samples: %w", err)
 	}
 	m := *mp
-	s := &sampleSet{}
+	s := &SampleSet{}
 	for _, e := range m.Images {
 		f, err := os.ReadFile(filepath.Join(dir, e.File))
 		if err != nil {
@@ -137,11 +141,11 @@ func readSamples(dir string, c, size int) (*sampleSet, *infer.Manifest, error) {
 					if c == 1 {
 						v = r
 					}
-					s.x = append(s.x, float32(v>>8)/127.5-1)
+					s.X = append(s.X, float32(v>>8)/127.5-1)
 				}
 			}
 		}
-		s.labels = append(s.labels, e.Class)
+		s.Labels = append(s.Labels, e.Class)
 	}
 	return s, &m, nil
 }
@@ -196,20 +200,20 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 			return nil, fmt.Errorf("eval: sample: %w", err)
 		}
 	}
-	samples, manifest, err := readSamples(samplesDir, C, S)
+	samples, manifest, err := ReadSamples(samplesDir, C, S)
 	if err != nil {
 		return nil, err
 	}
-	if len(samples.labels) == 0 {
+	if len(samples.Labels) == 0 {
 		return nil, fmt.Errorf("eval: %s lists no images", samplesDir)
 	}
-	for _, l := range samples.labels {
+	for _, l := range samples.Labels {
 		if l < 0 || l >= K {
 			return nil, fmt.Errorf("eval: a sample has class %d; the classifier knows %d classes", l, K)
 		}
 	}
 	report.Model, report.Sampler, report.Steps, report.Guidance = manifest.Model, manifest.Sampler, manifest.Steps, manifest.Guidance
-	report.Classifier, report.Samples, report.Complete = o.Classifier, len(samples.labels), manifest.Complete
+	report.Classifier, report.Samples, report.Complete = o.Classifier, len(samples.Labels), manifest.Complete
 	report.Label = strings.TrimSuffix(filepath.Base(manifest.Model), filepath.Ext(manifest.Model))
 	conditional, guidable := true, manifest.Guidance != 0
 	if in, err := infer.ReadInfo(manifest.Model); err == nil {
@@ -232,7 +236,7 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 		return nil, field.Errorf("eval", "Data", real.Name, "has classes %v, the classifier %v (choose the classifier's classes)", real.ClassNames, clf.Info.ClassNames)
 	}
 	report.Dataset = real.Name
-	n := min(len(samples.labels), real.N/2)
+	n := min(len(samples.Labels), real.N/2)
 	perm := randPerm(real.N, o.Seed)
 	D := C * S * S
 	realA, realB := make([]float32, 0, n*D), make([]float32, 0, n*D)
@@ -243,7 +247,7 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 		realB = append(realB, real.Image(perm[n+i])...)
 	}
 
-	sl, sf, dim, err := classify(clf, samples.x)
+	sl, sf, dim, err := classify(clf, samples.X)
 	if err != nil {
 		return nil, err
 	}
@@ -256,14 +260,14 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	sp, ap := Softmax(sl, K), Softmax(al, K)
-	acc, perClass := Accuracy(Argmax(sp, K), samples.labels, K)
+	acc, perClass := Accuracy(Argmax(sp, K), samples.Labels, K)
 	realAcc, _ := Accuracy(Argmax(ap, K), labA, K)
 	report.Accuracy, report.RealAccuracy = Num(acc), Num(realAcc)
 	report.IS, report.RealIS = Num(InceptionScore(sp, K)), Num(InceptionScore(ap, K))
 	report.FD = Num(FrechetDistance(Fit(sf, dim), Fit(af, dim)))
 	report.RealFD = Num(FrechetDistance(Fit(bf, dim), Fit(af, dim)))
 	counts := make([]int, K)
-	for _, l := range samples.labels {
+	for _, l := range samples.Labels {
 		counts[l]++
 	}
 	for c := 0; c < K; c++ {
@@ -283,15 +287,15 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 			}
 			report.Classes[c].Accuracy = Num(math.NaN())
 		}
-		copy(samples.labels, pred) // colour the t-SNE by predicted class
+		copy(samples.Labels, pred) // colour the t-SNE by predicted class
 	}
 
 	// t-SNE of samples and real images together (at most 400 of each, spread
 	// evenly over the sets: samples are stored class by class).
 	var joint []float32
 	var sLab, rLab []int
-	for _, i := range Spread(len(samples.labels), 400) {
-		joint, sLab = append(joint, sf[i*dim:(i+1)*dim]...), append(sLab, samples.labels[i])
+	for _, i := range Spread(len(samples.Labels), 400) {
+		joint, sLab = append(joint, sf[i*dim:(i+1)*dim]...), append(sLab, samples.Labels[i])
 	}
 	for _, i := range Spread(n, 400) {
 		joint, rLab = append(joint, af[i*dim:(i+1)*dim]...), append(rLab, labA[i])
@@ -382,6 +386,9 @@ func (r Report) Markdown() string {
 		if f, ok := r.Files[k]; ok {
 			fmt.Fprintf(&b, "![%s](%s)\n\n", k, f)
 		}
+	}
+	if r.CAS != nil {
+		b.WriteString(r.CAS.Markdown())
 	}
 	if r.TrainedSteps > 0 {
 		fmt.Fprintf(&b, "Weights after %d training steps.\n", r.TrainedSteps)

@@ -219,3 +219,49 @@ func Forward(cfg models.Config, weights, stats map[string]models.Array, x []floa
 	}
 	return out, features, nil
 }
+
+// Classify runs a classifier in inference mode on gorgonia over x
+// ([n C H W], any n) in batches of batch images, and returns the predicted
+// class of each image. The last batch is padded with copies of its first
+// image so that one compiled graph serves every batch.
+func Classify(cfg models.Config, weights, stats map[string]models.Array, x []float32, batch int) ([]int, error) {
+	if cfg.Kind != contract.Classifier {
+		return nil, fmt.Errorf("train: classify: a %s is not a classifier", cfg.Kind)
+	}
+	D := cfg.Channels * cfg.ImageSize * cfg.ImageSize
+	n := len(x) / D
+	if n == 0 {
+		return nil, nil
+	}
+	batch = min(max(batch, 1), n)
+	gr, err := newGraph(graphSpec{cfg: cfg, n: batch, weights: weights, stats: stats})
+	if err != nil {
+		return nil, fmt.Errorf("train: classify: %w", err)
+	}
+	defer gr.vm.Close()
+	K := cfg.NumClasses
+	buf := make([]float32, batch*D)
+	pred := make([]int, 0, n)
+	for i := 0; i < n; i += batch {
+		m := min(batch, n-i)
+		copy(buf, x[i*D:(i+m)*D])
+		for j := m; j < batch; j++ {
+			copy(buf[j*D:(j+1)*D], x[i*D:(i+1)*D])
+		}
+		if err := gr.run(buf, nil, nil, nil); err != nil {
+			return nil, fmt.Errorf("train: classify: %w", err)
+		}
+		logits := values(gr.out)
+		for j := 0; j < m; j++ {
+			row := logits[j*K : (j+1)*K]
+			best := 0
+			for k, v := range row {
+				if v > row[best] {
+					best = k
+				}
+			}
+			pred = append(pred, best)
+		}
+	}
+	return pred, nil
+}

@@ -34,10 +34,13 @@ import (
 
 // Options configure a training run. Defaults live in cmd/condiff's flags.
 type Options struct {
-	Out       string // run directory
-	Resume    bool
-	Model     models.Config // architecture (Kind selects denoiser or classifier)
-	Data      data.Options
+	Out    string // run directory
+	Resume bool
+	Model  models.Config // architecture (Kind selects denoiser or classifier)
+	Data   data.Options
+	// Set, if not nil, is the training data, in memory, instead of loading
+	// Data (whose Name is still recorded as the dataset).
+	Set       *data.Set
 	Steps     int // total optimisation steps; 0 on Resume keeps the checkpoint's target
 	Batch     int
 	LR        float64
@@ -133,9 +136,10 @@ func Run(o Options) (*checkpoint.Checkpoint, error) {
 		dsOpt.Name, dsOpt.Classes, dsOpt.Size, dsOpt.Channels = ck.Info.Dataset, ck.Info.Classes, ck.Config.ImageSize, ck.Config.Channels
 		dsOpt.Seed = ck.Info.Seed
 	}
-	ds, err = data.Load(dsOpt)
-	if err != nil {
-		return nil, fmt.Errorf("train: %w", err)
+	if ds = o.Set; ds == nil {
+		if ds, err = data.Load(dsOpt); err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
 	}
 	if ck == nil {
 		if ck, err = newCheckpoint(o, ds); err != nil {

@@ -11,6 +11,7 @@ func main() {
 		{Name: "train", Summary: "train a denoiser (uncond, cbn = M_CBN, ac = M_AC)", Run: func(a []string) error { return cmdTrain(a, false) }},
 		{Name: "train-classifier", Summary: "train an image classifier (for M_AC and evaluation)", Run: func(a []string) error { return cmdTrain(a, true) }},
 		{Name: "export", Summary: "turn a run into a self-describing .onnx file", Run: cmdExport},
+		{Name: "cas", Summary: "do the samples teach a classifier? (CAS, augmentation gain; adds to an eval report)", Run: cmdCAS},
 	}
 	cli.Main("condiff", "condiff: class-conditional diffusion models, trained in Go, sampled through ONNX Runtime.", append(cmds, cli.Deploy...))
 }

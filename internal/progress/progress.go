@@ -29,6 +29,7 @@ type Bar struct {
 	desc     string
 	start    time.Time
 	last     time.Time
+	shown    int // units done at the last plain line; -1: none yet
 	finished bool
 }
 
@@ -43,7 +44,7 @@ func New(w io.Writer, total int, desc string) *Bar {
 	if w == nil {
 		return nil
 	}
-	b := &Bar{w: w, total: total, desc: desc, start: time.Now()}
+	b := &Bar{w: w, total: total, desc: desc, start: time.Now(), shown: -1}
 	b.last = b.start
 	if IsTerminal(w) {
 		b.bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(w),
@@ -108,6 +109,7 @@ func (b *Bar) line() {
 		eta = fmt.Sprintf(", %s left", (time.Duration(float64(el) / float64(b.n) * float64(b.total-b.n))).Round(time.Second))
 	}
 	fmt.Fprintf(b.w, "%s: %d/%d (%.0f%%) in %s%s\n", b.desc, b.n, b.total, pct, el.Round(time.Second), eta)
+	b.shown = b.n
 }
 
 // Finish ends the display: the terminal bar is cleared, the plain display
@@ -126,7 +128,9 @@ func (b *Bar) Finish() {
 		_ = b.bar.Finish()
 		return
 	}
-	b.line()
+	if b.shown != b.n { // the last line may already say it
+		b.line()
+	}
 }
 
 // Close clears an unfinished terminal bar, so that a message printed next

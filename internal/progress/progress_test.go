@@ -41,6 +41,14 @@ func TestPlainLines(t *testing.T) {
 	if got := strings.Count(buf.String(), "\n"); got != 2 {
 		t.Fatalf("with a zero interval each Set writes a line; got %d lines: %q", got, buf.String())
 	}
+	// A last line that already says "4/4" is not repeated by Finish.
+	buf.Reset()
+	b = New(&buf, 4, "cas")
+	b.Set(4)
+	b.Finish()
+	if got := strings.Count(buf.String(), "4/4"); got != 1 {
+		t.Fatalf("the final count written %d times: %q", got, buf.String())
+	}
 	var nilBar *Bar
 	nilBar.Add(1)
 	nilBar.Finish()

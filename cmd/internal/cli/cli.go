@@ -75,7 +75,7 @@ var Flags = map[string]string{
 	"Run": "--run", "LR": "--lr", "CFGDrop": "--cfg-drop", "ACWeight": "--ac-weight", "ACClf": "--ac-classifier",
 	"EMADecay": "--ema", "GradClip": "--grad-clip", "Resume": "--resume",
 	"Classes": "--classes", "Dir": "--data-dir", "SkipBad": "--skip-bad", "Size": "--size", "PerClass": "--synthetic-per-class",
-	"SaveEvery": "--save-every", "Replace": "--replace",
+	"SaveEvery": "--save-every", "Replace": "--replace", "Repeats": "--repeats", "Subsets": "--subsets",
 }
 
 // Flagged rewrites a library's field error in flag terms.
