@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -76,28 +77,33 @@ type ClassResult struct {
 
 // Report is what eval writes to report.json.
 type Report struct {
-	Model        string            `json:"model"`
-	Label        string            `json:"label"`
-	Classifier   string            `json:"classifier"`
-	Dataset      string            `json:"dataset"`
-	Samples      int               `json:"samples"`
-	Sampler      string            `json:"sampler"`
-	Steps        int               `json:"steps"`
-	Guidance     float64           `json:"guidance"`
-	Accuracy     Num               `json:"accuracy"`
-	RealAccuracy Num               `json:"real_accuracy"`
-	IS           Num               `json:"inception_score"`
-	RealIS       Num               `json:"real_inception_score"`
-	FD           Num               `json:"frechet_distance"`
-	RealFD       Num               `json:"real_vs_real_frechet_distance"`
-	KNN          Num               `json:"tsne_knn_separability"`
-	RealKNN      Num               `json:"real_tsne_knn_separability"`
-	Classes      []ClassResult     `json:"classes"`
-	Train        json.RawMessage   `json:"train,omitempty"`
-	TrainedSteps int               `json:"trained_steps,omitempty"` // optimiser steps behind the exported weights
-	Complete     bool              `json:"complete"`                // false: the sampling run was interrupted or shards are missing
-	CAS          *CAS              `json:"cas,omitempty"`           // added by condiff cas
-	Files        map[string]string `json:"files"`
+	Model      string  `json:"model"`
+	Label      string  `json:"label"`
+	Classifier string  `json:"classifier"`
+	Dataset    string  `json:"dataset"`
+	Samples    int     `json:"samples"`
+	Sampler    string  `json:"sampler"`
+	Steps      int     `json:"steps"`
+	Guidance   float64 `json:"guidance"`
+	Eta        float64 `json:"eta"`
+	Device     string  `json:"device,omitempty"`
+	// The sampling's wall time (files written included), when eval sampled.
+	SampleSeconds   float64           `json:"sample_seconds,omitempty"`
+	ImagesPerSecond Num               `json:"images_per_second"`
+	Accuracy        Num               `json:"accuracy"`
+	RealAccuracy    Num               `json:"real_accuracy"`
+	IS              Num               `json:"inception_score"`
+	RealIS          Num               `json:"real_inception_score"`
+	FD              Num               `json:"frechet_distance"`
+	RealFD          Num               `json:"real_vs_real_frechet_distance"`
+	KNN             Num               `json:"tsne_knn_separability"`
+	RealKNN         Num               `json:"real_tsne_knn_separability"`
+	Classes         []ClassResult     `json:"classes"`
+	Train           json.RawMessage   `json:"train,omitempty"`
+	TrainedSteps    int               `json:"trained_steps,omitempty"` // optimiser steps behind the exported weights
+	Complete        bool              `json:"complete"`                // false: the sampling run was interrupted or shards are missing
+	CAS             *CAS              `json:"cas,omitempty"`           // added by condiff cas
+	Files           map[string]string `json:"files"`
 }
 
 // SampleSet is images [N C S S] in [-1, 1] with their class labels, read
@@ -196,9 +202,11 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 		if in, err := infer.ReadInfo(o.Model); err == nil && !in.Conditional() {
 			so.N *= K // as many samples as a conditional model makes over its K classes
 		}
+		start := time.Now()
 		if _, err := infer.SampleToDir(ctx, so); err != nil {
 			return nil, fmt.Errorf("eval: sample: %w", err)
 		}
+		report.SampleSeconds = time.Since(start).Seconds()
 	}
 	samples, manifest, err := ReadSamples(samplesDir, C, S)
 	if err != nil {
@@ -214,6 +222,12 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	}
 	report.Model, report.Sampler, report.Steps, report.Guidance = manifest.Model, manifest.Sampler, manifest.Steps, manifest.Guidance
 	report.Classifier, report.Samples, report.Complete = o.Classifier, len(samples.Labels), manifest.Complete
+	report.Device, report.Eta = manifest.Device, manifest.Eta
+	if report.SampleSeconds > 0 {
+		report.ImagesPerSecond = Num(float64(report.Samples) / report.SampleSeconds)
+	} else {
+		report.ImagesPerSecond = Num(math.NaN()) // read, not sampled: no timing
+	}
 	report.Label = strings.TrimSuffix(filepath.Base(manifest.Model), filepath.Ext(manifest.Model))
 	conditional, guidable := true, manifest.Guidance != 0
 	if in, err := infer.ReadInfo(manifest.Model); err == nil {
@@ -366,6 +380,9 @@ func (r Report) Markdown() string {
 	fmt.Fprintf(&b, "# Evaluation of %s\n\n", r.Model)
 	fmt.Fprintf(&b, "%d samples (%s, %d steps, guidance %g), judged by the classifier %s; real images: the %s test split.\n\n",
 		r.Samples, r.Sampler, r.Steps, r.Guidance, r.Classifier, r.Dataset)
+	if r.SampleSeconds > 0 {
+		fmt.Fprintf(&b, "Sampling took %.1f s: %.1f images/s on %s.\n\n", r.SampleSeconds, float64(r.ImagesPerSecond), r.Device)
+	}
 	if !r.Complete {
 		fmt.Fprintf(&b, "**Incomplete:** the sampling run behind these samples did not finish (interrupted, or shards missing); the figures are for the %d images it wrote.\n\n", r.Samples)
 	}
@@ -478,32 +495,90 @@ func plotLoss(path string, log []checkpoint.LogEntry) error {
 	return savePlot(p, path, 7*vg.Inch, 4*vg.Inch)
 }
 
-// Compare writes a table (markdown) and a bar chart (PNG) of several reports.
-func Compare(paths []string, out string) (string, error) {
+// ReadReports reads eval reports (report.json files); a report without a
+// label is labelled by its path.
+func ReadReports(paths []string) ([]Report, error) {
 	var reps []Report
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
 		if err != nil {
-			return "", fmt.Errorf("compare: %w", err)
+			return nil, fmt.Errorf("compare: %w", err)
 		}
 		var r Report
 		if err := json.Unmarshal(b, &r); err != nil {
-			return "", fmt.Errorf("compare: %s: %w", p, err)
+			return nil, fmt.Errorf("compare: %s: %w", p, err)
 		}
 		if r.Label == "" {
 			r.Label = p
 		}
 		reps = append(reps, r)
 	}
+	return reps, nil
+}
+
+// speed formats images/s, "–" where the report was not timed.
+func speed(n Num) string {
+	if !(n > 0) {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f", float64(n))
+}
+
+// Compare writes a table (markdown) and a bar chart (PNG) of several reports.
+func Compare(paths []string, out string) (string, error) {
+	reps, err := ReadReports(paths)
+	if err != nil {
+		return "", err
+	}
 	var b strings.Builder
-	b.WriteString("| model | trained steps | samples | accuracy | IS (real) | FD (real floor) | FD / floor | t-SNE 5-NN |\n|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| model | trained steps | samples | sampler | accuracy | IS (real) | FD (real floor) | FD / floor | t-SNE 5-NN | images/s |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	withCAS := false
 	for _, r := range reps {
 		trained := "–"
 		if r.TrainedSteps > 0 {
 			trained = strconv.Itoa(r.TrainedSteps)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %s | %.2f (%.2f) | %.3f (%.3f) | %s | %s |\n", r.Label, trained, r.Samples, pct(r.Accuracy),
-			r.IS, r.RealIS, r.FD, r.RealFD, ratio(r.FD, r.RealFD), pct(r.KNN))
+		smp := "–"
+		if r.Sampler != "" {
+			smp = fmt.Sprintf("%s %d", r.Sampler, r.Steps)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %.2f (%.2f) | %.3f (%.3f) | %s | %s | %s |\n", r.Label, trained, r.Samples, smp,
+			pct(r.Accuracy), r.IS, r.RealIS, r.FD, r.RealFD, ratio(r.FD, r.RealFD), pct(r.KNN), speed(r.ImagesPerSecond))
+		withCAS = withCAS || r.CAS != nil
+	}
+	if withCAS {
+		b.WriteString("\n| model | CAS (generated only) | real only, same count | CAS / real |")
+		var subsets []int
+		for _, r := range reps {
+			if r.CAS != nil {
+				for _, a := range r.CAS.Augment {
+					if !slices.Contains(subsets, a.Real) {
+						subsets = append(subsets, a.Real)
+					}
+				}
+			}
+		}
+		for _, s := range subsets {
+			fmt.Fprintf(&b, " gain at %d real/class |", s)
+		}
+		b.WriteString("\n|---|---|---|---|" + strings.Repeat("---|", len(subsets)) + "\n")
+		for _, r := range reps {
+			if r.CAS == nil {
+				continue
+			}
+			c := r.CAS
+			fmt.Fprintf(&b, "| %s | %s | %s | %.2f× |", r.Label, c.Generated, c.Real, c.Ratio)
+			for _, s := range subsets {
+				cell := "–"
+				for _, a := range c.Augment {
+					if a.Real == s {
+						cell = signedPct(a.Gain, a.GainSD)
+					}
+				}
+				fmt.Fprintf(&b, " %s |", cell)
+			}
+			b.WriteString("\n")
+		}
 	}
 	if out != "" {
 		if err := os.MkdirAll(out, 0o755); err != nil {

@@ -14,7 +14,10 @@ import (
 func TestCompare(t *testing.T) {
 	dir := t.TempDir()
 	reps := []Report{
-		{Label: "cbn w=1", Samples: 20, Accuracy: 0.95, IS: 1.9, RealIS: 2, FD: 0.5, RealFD: 0.25, KNN: 0.9, TrainedSteps: 300},
+		{Label: "cbn w=1", Samples: 20, Accuracy: 0.95, IS: 1.9, RealIS: 2, FD: 0.5, RealFD: 0.25, KNN: 0.9, TrainedSteps: 300,
+			Sampler: "ddim", Steps: 25, ImagesPerSecond: 41.25, CAS: &CAS{
+				Generated: CASCell{Generated: 50, Mean: 0.9, SD: 0.01}, Real: CASCell{Real: 50, Mean: 0.95, SD: 0.02}, Ratio: 0.9 / 0.95,
+				Augment: []AugmentRow{{Real: 10, Gain: 0.052, GainSD: 0.013}}}},
 		{Label: "uncond", Samples: 20, Accuracy: Num(math.NaN()), IS: 1.2, RealIS: 2, FD: 1.5, RealFD: Num(math.NaN()), KNN: Num(math.NaN())},
 	}
 	var paths []string
@@ -35,14 +38,18 @@ func TestCompare(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows := strings.Split(strings.TrimSpace(table), "\n")
-	if len(rows) != 4 {
-		t.Fatalf("table has %d lines, want header, rule and 2 rows:\n%s", len(rows), table)
+	if len(rows) != 8 {
+		t.Fatalf("table has %d lines, want header, rule and 2 rows, a blank line, then the CAS header, rule and 1 row:\n%s", len(rows), table)
 	}
-	if want := "| cbn w=1 | 300 | 20 | 95.0% | 1.90 (2.00) | 0.500 (0.250) | 2.00× | 90.0% |"; rows[2] != want {
+	if want := "| cbn w=1 | 300 | 20 | ddim 25 | 95.0% | 1.90 (2.00) | 0.500 (0.250) | 2.00× | 90.0% | 41.2 |"; rows[2] != want {
 		t.Errorf("row 1 = %q, want %q", rows[2], want)
 	}
-	if want := "| uncond | – | 20 | – | 1.20 (2.00) | 1.500 (NaN) | – | – |"; rows[3] != want {
+	if want := "| uncond | – | 20 | – | – | 1.20 (2.00) | 1.500 (NaN) | – | – | – |"; rows[3] != want {
 		t.Errorf("row 2 = %q, want %q", rows[3], want)
+	}
+	// Only the report with a CAS measurement gets a CAS row.
+	if want := "| cbn w=1 | 90.0% ± 1.0 | 95.0% ± 2.0 | 0.95× | +5.2 ± 1.3 points |"; rows[7] != want {
+		t.Errorf("CAS row = %q, want %q", rows[7], want)
 	}
 	for _, f := range []string{"compare.md", "compare.png"} {
 		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
@@ -51,5 +58,39 @@ func TestCompare(t *testing.T) {
 	}
 	if _, err := Compare([]string{filepath.Join(dir, "missing.json")}, ""); err == nil || !strings.Contains(err.Error(), "missing.json") {
 		t.Errorf("missing report: err = %v, want one naming the file", err)
+	}
+}
+
+// TestFrontier: reports group by guidance and sampler, sorted by steps;
+// the plots leave out untimed reports and need at least one timed one.
+func TestFrontier(t *testing.T) {
+	r := func(smp string, steps int, w float64, acc, fd, ips float64) Report {
+		return Report{Sampler: smp, Steps: steps, Guidance: w, Accuracy: Num(acc), FD: Num(fd), RealFD: 0.1, ImagesPerSecond: Num(ips)}
+	}
+	reps := []Report{r("ddim", 50, 1, 0.99, 0.15, 20), r("ddim", 10, 1, 0.97, 0.3, 100), r("dpm++2m", 10, 1, 0.98, 0.2, 98),
+		r("ddim", 10, 0, 0.9, 0.2, 190), r("ddpm", 1000, 1, 0.99, 0.14, math.NaN())}
+	out := filepath.Join(t.TempDir(), "f")
+	table, err := Frontier(reps, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := strings.Split(strings.TrimSpace(table), "\n")[2:]
+	want := []string{
+		"| 0 | ddim | 10 | 90.0% | 2.00× | 190.0 |",
+		"| 1 | ddim | 10 | 97.0% | 3.00× | 100.0 |",
+		"| 1 | ddim | 50 | 99.0% | 1.50× | 20.0 |",
+		"| 1 | ddpm | 1000 | 99.0% | 1.40× | – |",
+		"| 1 | dpm++2m | 10 | 98.0% | 2.00× | 98.0 |",
+	}
+	if strings.Join(rows, "\n") != strings.Join(want, "\n") {
+		t.Errorf("rows:\n%s\nwant:\n%s", strings.Join(rows, "\n"), strings.Join(want, "\n"))
+	}
+	for _, f := range []string{"frontier.md", "frontier.png", "frontier_acc.png"} {
+		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: missing or empty (%v)", f, err)
+		}
+	}
+	if _, err := Frontier([]Report{reps[4]}, t.TempDir()); err == nil || !strings.Contains(err.Error(), "images/s") {
+		t.Errorf("no timed report: err = %v, want one about the missing timing", err)
 	}
 }

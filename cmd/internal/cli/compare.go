@@ -10,14 +10,24 @@ import (
 // Compare is `compare`: put several eval reports side by side.
 func Compare(args []string) error {
 	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
-	out := fs.String("out", "", "directory for compare.md and compare.png (default: print only)")
+	out := fs.String("out", "", "directory for compare.md and compare.png (frontier.md and its plots with --frontier) (default: print only)")
+	frontier := fs.Bool("frontier", false, "evaluations of one model at several samplers, steps and guidance weights: the quality–speed table and plots")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
-		return fmt.Errorf("usage: compare [--out DIR] REPORT.json...")
+		return fmt.Errorf("usage: compare [--out DIR] [--frontier] REPORT.json...")
 	}
-	table, err := eval.Compare(fs.Args(), *out)
+	var table string
+	var err error
+	if *frontier {
+		var reps []eval.Report
+		if reps, err = eval.ReadReports(fs.Args()); err == nil {
+			table, err = eval.Frontier(reps, *out)
+		}
+	} else {
+		table, err = eval.Compare(fs.Args(), *out)
+	}
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,163 @@
+package eval
+
+import (
+	"cmp"
+	"fmt"
+	"image/color"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+
+	"github.com/condiff/condiff/internal/fsutil"
+)
+
+// series is one sampler at one guidance weight, over its step counts.
+type series struct {
+	sampler  string
+	guidance float64
+	reps     []Report // by steps
+}
+
+func (s series) name() string { return fmt.Sprintf("%s w=%g", s.sampler, s.guidance) }
+
+// frontierSeries groups reports by sampler and guidance, each by steps.
+func frontierSeries(reps []Report) []series {
+	var out []series
+	for _, r := range reps {
+		i := slices.IndexFunc(out, func(s series) bool { return s.sampler == r.Sampler && s.guidance == r.Guidance })
+		if i < 0 {
+			out = append(out, series{sampler: r.Sampler, guidance: r.Guidance})
+			i = len(out) - 1
+		}
+		out[i].reps = append(out[i].reps, r)
+	}
+	for _, s := range out {
+		slices.SortFunc(s.reps, func(a, b Report) int { return cmp.Compare(a.Steps, b.Steps) })
+	}
+	slices.SortFunc(out, func(a, b series) int {
+		return cmp.Or(cmp.Compare(a.guidance, b.guidance), cmp.Compare(a.sampler, b.sampler))
+	})
+	return out
+}
+
+// Frontier tabulates the quality–speed trade-off of evaluations of one
+// model that differ in sampler, steps and guidance: conditioning accuracy,
+// Fréchet distance as a multiple of the real floor, and images/s. With out
+// set it writes frontier.md, frontier.png (FD / floor against images/s) and
+// frontier_acc.png (accuracy against images/s) there.
+func Frontier(reps []Report, out string) (string, error) {
+	if len(reps) == 0 {
+		return "", fmt.Errorf("frontier: no reports")
+	}
+	ss := frontierSeries(reps)
+	var b strings.Builder
+	b.WriteString("| guidance | sampler | steps | accuracy | FD / floor | images/s |\n|---|---|---|---|---|---|\n")
+	for _, s := range ss {
+		for _, r := range s.reps {
+			fmt.Fprintf(&b, "| %g | %s | %d | %s | %s | %s |\n", r.Guidance, r.Sampler, r.Steps, pct(r.Accuracy), ratio(r.FD, r.RealFD), speed(r.ImagesPerSecond))
+		}
+	}
+	if out == "" {
+		return b.String(), nil
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return "", fmt.Errorf("frontier: %w", err)
+	}
+	for _, f := range []struct {
+		file, y string
+		v       func(Report) float64
+	}{
+		{"frontier.png", "Fréchet distance / real floor", func(r Report) float64 { return float64(r.FD / r.RealFD) }},
+		{"frontier_acc.png", "conditioning accuracy (%)", func(r Report) float64 { return 100 * float64(r.Accuracy) }},
+	} {
+		if err := plotFrontier(filepath.Join(out, f.file), ss, f.y, f.v); err != nil {
+			return "", fmt.Errorf("frontier: %s: %w", f.file, err)
+		}
+	}
+	md := "# Quality–speed frontier\n\n" + b.String() + "\n![FD / floor against images/s](frontier.png)\n\n![accuracy against images/s](frontier_acc.png)\n"
+	if err := fsutil.WriteFileAtomic(filepath.Join(out, "frontier.md"), []byte(md)); err != nil {
+		return "", fmt.Errorf("frontier: %w", err)
+	}
+	return b.String(), nil
+}
+
+// plotFrontier draws one line per series through its step counts, x =
+// images/s on a log axis, each point labelled with its steps. Reports
+// without a timing or a finite value are left out.
+func plotFrontier(path string, ss []series, ylabel string, v func(Report) float64) error {
+	p := plot.New()
+	p.X.Label.Text = "images/s (log scale)"
+	p.Y.Label.Text = ylabel
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = ticks125{}
+	p.Legend.Top = true
+	shapes := []draw.GlyphDrawer{draw.CircleGlyph{}, draw.TriangleGlyph{}, draw.SquareGlyph{}, draw.PlusGlyph{}, draw.CrossGlyph{}, draw.RingGlyph{}}
+	drawn := 0
+	for i, s := range ss {
+		var pts plotter.XYs
+		var labels []string
+		for _, r := range s.reps {
+			y := v(r)
+			if !(r.ImagesPerSecond > 0) || math.IsNaN(y) || math.IsInf(y, 0) {
+				continue
+			}
+			pts = append(pts, plotter.XY{X: float64(r.ImagesPerSecond), Y: y})
+			labels = append(labels, strconv.Itoa(r.Steps))
+		}
+		if len(pts) == 0 {
+			continue
+		}
+		l, sc, err := plotter.NewLinePoints(pts)
+		if err != nil {
+			return err
+		}
+		c := palette[i%len(palette)]
+		l.Color, l.Width = c, vg.Points(1.5)
+		if s.guidance == 0 {
+			l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		}
+		sc.Color, sc.Shape, sc.Radius = c, shapes[i%len(shapes)], vg.Points(3)
+		lb, err := plotter.NewLabels(plotter.XYLabels{XYs: pts, Labels: labels})
+		if err != nil {
+			return err
+		}
+		for j := range lb.TextStyle {
+			lb.TextStyle[j].Color = color.Gray{Y: 60}
+			lb.TextStyle[j].XAlign = draw.XCenter
+		}
+		lb.Offset = vg.Point{Y: vg.Points(5)}
+		p.Add(l, sc, lb)
+		p.Legend.Add(s.name(), l, sc)
+		drawn++
+	}
+	if drawn == 0 {
+		return fmt.Errorf("no report has a timing (images/s): evaluate with eval sampling, not --samples")
+	}
+	p.Add(plotter.NewGrid())
+	return savePlot(p, path, 7*vg.Inch, 4.5*vg.Inch)
+}
+
+// ticks125 marks 1, 2 and 5 times each power of ten, for log axes that
+// span less than a decade or two.
+type ticks125 struct{}
+
+func (ticks125) Ticks(lo, hi float64) []plot.Tick {
+	var ts []plot.Tick
+	for e := math.Floor(math.Log10(lo)); math.Pow(10, e) <= hi; e++ {
+		for _, m := range []float64{1, 2, 5} {
+			v := m * math.Pow(10, e)
+			if v >= lo && v <= hi {
+				ts = append(ts, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'g', -1, 64)})
+			}
+		}
+	}
+	return ts
+}
