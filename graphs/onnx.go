@@ -165,7 +165,12 @@ func (b *builder) Upsample(x models.T) models.T {
 		attrString("mode", "nearest"), attrString("coordinate_transformation_mode", "asymmetric"), attrString("nearest_mode", "floor"))
 }
 
-func (b *builder) Normalize(x models.T, name, kind string, groups int) models.T {
+// NormAct composes the normalisation, the per-channel affine and SiLU.
+func (b *builder) NormAct(x, gamma, beta models.T, name, kind string, groups int) models.T {
+	return b.SiLU(b.scaleShift(b.normalize(x, name, kind, groups), gamma, beta))
+}
+
+func (b *builder) normalize(x models.T, name, kind string, groups int) models.T {
 	xv := v(x)
 	c := xv.shape[1]
 	if kind == models.GroupNorm {
@@ -193,7 +198,7 @@ func (b *builder) Normalize(x models.T, name, kind string, groups int) models.T 
 	return b.node("Add", xv.shape, []string{y.name, b.constFloat(shift).name})
 }
 
-func (b *builder) ScaleShift(x, gamma, beta models.T) models.T {
+func (b *builder) scaleShift(x, gamma, beta models.T) models.T {
 	xv, g, bt := v(x), v(gamma), v(beta)
 	if len(g.shape) == 1 { // [C] -> [1 C 1 1]
 		c := g.shape[0]

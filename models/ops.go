@@ -46,13 +46,13 @@ type Ops interface {
 	Concat(a, b T) T
 	// Upsample doubles H and W by nearest neighbour.
 	Upsample(x T) T
-	// Normalize normalises x [N C H W] without affine. kind "batch" uses batch
-	// statistics in training and running statistics (kept by the backend under
-	// name) at inference; kind "group" uses groups of channels per sample.
-	Normalize(x T, name, kind string, groups int) T
-	// ScaleShift returns x·gamma + beta per channel; gamma and beta are [C]
-	// (shared by the batch) or [N C] (one row per sample).
-	ScaleShift(x, gamma, beta T) T
+	// NormAct is SiLU(x̂·gamma + beta): x [N C H W] normalised without
+	// affine to x̂, then scaled and shifted per channel, then SiLU. kind
+	// "batch" uses batch statistics in training and running statistics
+	// (kept by the backend under name) at inference; kind "group" uses
+	// groups of channels per sample. gamma and beta are [C] (shared by the
+	// batch) or [N C] (one row per sample: the class-conditional norm).
+	NormAct(x, gamma, beta T, name, kind string, groups int) T
 	// Gather picks rows of table [K D] by the labels y -> [N D].
 	Gather(table, y T) T
 	// TimeEmbedding is the sinusoidal embedding of timesteps t -> [N dim].

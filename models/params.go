@@ -91,11 +91,10 @@ func (s *Shapes) Upsample(x T) T {
 	xs := shp(x)
 	return []int{xs[0], xs[1], 2 * xs[2], 2 * xs[3]}
 }
-func (s *Shapes) Normalize(x T, name, kind string, groups int) T {
+func (s *Shapes) NormAct(x, g, b T, name, kind string, groups int) T {
 	s.Norms = append(s.Norms, NormSpec{name, shp(x)[1]})
 	return x
 }
-func (s *Shapes) ScaleShift(x, g, b T) T       { return x }
 func (s *Shapes) Gather(table, y T) T          { return []int{shp(y)[0], shp(table)[1]} }
 func (s *Shapes) TimeEmbedding(t T, dim int) T { return []int{shp(t)[0], dim} }
 func (s *Shapes) ToMap(x T, h, w int) T        { return []int{shp(x)[0], 1, h, w} }

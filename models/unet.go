@@ -64,7 +64,7 @@ func (d Denoiser) Forward(o Ops, x, t, y T) T {
 			h = conv(o, fmt.Sprintf("up.%d.upsample", lvl), h, cur, cur, 3, 1, 1, 1)
 		}
 	}
-	h = o.SiLU(d.norm(o, "out.norm", h, y, cur))
+	h = d.norm(o, "out.norm", h, y, cur)
 	return conv(o, "conv_out", h, cur, c.Channels, 3, 1, 1, 0) // zero init: the untrained model predicts 0
 }
 
@@ -77,25 +77,25 @@ func (d Denoiser) timeMLP(o Ops, t T, ch int) T {
 
 // resBlock: norm-SiLU-conv, + time projection, norm-SiLU-conv, + skip.
 func (d Denoiser) resBlock(o Ops, name string, x, temb, y T, in, out int) T {
-	h := conv(o, name+".conv1", o.SiLU(d.norm(o, name+".norm1", x, y, in)), in, out, 3, 1, 1, 1)
+	h := conv(o, name+".conv1", d.norm(o, name+".norm1", x, y, in), in, out, 3, 1, 1, 1)
 	h = o.AddChannels(h, linear(o, name+".temb", o.SiLU(temb), 4*d.Cfg.BaseChannels, out))
-	h = conv(o, name+".conv2", o.SiLU(d.norm(o, name+".norm2", h, y, out)), out, out, 3, 1, 1, 0.1)
+	h = conv(o, name+".conv2", d.norm(o, name+".norm2", h, y, out), out, out, 3, 1, 1, 0.1)
 	if in != out {
 		x = conv(o, name+".skip", x, in, out, 1, 1, 0, 1)
 	}
 	return o.Add(x, h)
 }
 
-// norm normalises and then applies the affine: class-conditional for cbn.
+// norm normalises, applies the affine (class-conditional for cbn) and
+// SiLU: the opening of every block.
 func (d Denoiser) norm(o Ops, name string, x, y T, ch int) T {
 	c := d.Cfg
-	h := o.Normalize(x, name, c.Norm, c.Groups)
 	if c.Variant == contract.CBN {
 		g := o.Gather(o.Param(name+".gamma", []int{c.LabelRows(), ch}, Ones), y) // [N ch]
 		b := o.Gather(o.Param(name+".beta", []int{c.LabelRows(), ch}, Zeros), y) // [N ch]
-		return o.ScaleShift(h, g, b)
+		return o.NormAct(x, g, b, name, c.Norm, c.Groups)
 	}
-	return o.ScaleShift(h, o.Param(name+".gamma", []int{ch}, Ones), o.Param(name+".beta", []int{ch}, Zeros))
+	return o.NormAct(x, o.Param(name+".gamma", []int{ch}, Ones), o.Param(name+".beta", []int{ch}, Zeros), name, c.Norm, c.Groups)
 }
 
 // conv declares a conv layer's weight and bias and applies it.
@@ -127,9 +127,7 @@ func (m Classifier) Forward(o Ops, x T) (logits, features T) {
 	ch := c.BaseChannels
 	stage := func(name string, h T, in, out, stride int) T {
 		h = conv(o, name+".conv", h, in, out, 3, stride, 1, 1)
-		h = o.Normalize(h, name+".norm", c.Norm, c.Groups)
-		h = o.ScaleShift(h, o.Param(name+".norm.gamma", []int{out}, Ones), o.Param(name+".norm.beta", []int{out}, Zeros))
-		return o.SiLU(h)
+		return o.NormAct(h, o.Param(name+".norm.gamma", []int{out}, Ones), o.Param(name+".norm.beta", []int{out}, Zeros), name+".norm", c.Norm, c.Groups)
 	}
 	h := stage("stage.0", x, c.Channels, ch, 1)
 	h = stage("stage.1", h, ch, 2*ch, 2)   // [N 2ch H/2 W/2]

@@ -99,6 +99,24 @@ func (l *lowering) Concat(a, b models.T) models.T {
 
 func (l *lowering) Upsample(x models.T) models.T { return must(G.ApplyOp(upsampleOp(), node(x))) }
 
+// NormAct is one fused op (normActOp) in training and for group norm;
+// batch norm at inference composes its folded normalisation, the affine
+// and SiLU.
+func (l *lowering) NormAct(x, gamma, beta models.T, name, kind string, groups int) models.T {
+	if kind != models.GroupNorm && !l.training {
+		return l.SiLU(l.ScaleShift(l.Normalize(x, name, kind, groups), gamma, beta))
+	}
+	op := &normActOp{name: l.prefix + name, shared: node(gamma).Dims() == 1}
+	if kind == models.GroupNorm {
+		op.groups = groups
+	} else {
+		op.st = &normStats{}
+		l.bn = append(l.bn, bnStat{name: op.name, stats: op.st})
+	}
+	return must(G.ApplyOp(op, node(x), node(gamma), node(beta)))
+}
+
+// Normalize normalises x without affine (the separate op NormAct fuses).
 func (l *lowering) Normalize(x models.T, name, kind string, groups int) models.T {
 	xn := node(x)
 	s := xn.Shape() // [N C H W]
