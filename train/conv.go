@@ -187,7 +187,7 @@ func (st *convState) backward(x, w, dy []float32) {
 	st.workspaces()
 	rows, hw := g.rows(), g.ho*g.wo
 	xs, ys := g.cin*g.h*g.w, g.cout*hw
-	dx := reuse(&st.dxBuf, g.n*xs)
+	dx := overwrite(&st.dxBuf, g.n*xs) // each sample's part is cleared by its worker
 	for _, p := range st.dw {
 		clear(p)
 	}
@@ -197,6 +197,7 @@ func (st *convState) backward(x, w, dy []float32) {
 		dyn := dy[n*ys : (n+1)*ys] // [Cout, Ho·Wo]: NCHW is already GEMM layout
 		sgemm(false, true, g.cout, rows, hw, dyn, hw, col, hw, 1, st.dw[wk], rows)
 		sgemm(true, false, rows, hw, g.cout, w, rows, dyn, hw, 0, dcol, hw)
+		clear(dx[n*xs : (n+1)*xs]) // col2im accumulates
 		g.col2im(dcol, dx[n*xs:(n+1)*xs])
 	})
 	dW := reuse(&st.dWBuf, g.cout*rows)

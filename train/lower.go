@@ -87,7 +87,9 @@ func (l *lowering) SiLU(x models.T) models.T {
 	return must(G.ApplyOp(siluOp(node(x).Dims()), node(x)))
 }
 
-func (l *lowering) Add(a, b models.T) models.T { return must(G.Add(node(a), node(b))) }
+func (l *lowering) Add(a, b models.T) models.T {
+	return must(G.ApplyOp(&addOp{dims: node(a).Dims()}, node(a), node(b)))
+}
 
 func (l *lowering) AddChannels(x, v models.T) models.T {
 	return must(G.ApplyOp(&chanOp{kind: chanAdd}, node(x), node(v)))
