@@ -4,7 +4,7 @@ BIN     := bin/condiff
 RUNBIN  := bin/condiff-run
 DEMO    := out/demo
 
-.PHONY: all build setup ort test test-short fuzz demo bench clean
+.PHONY: all build setup ort test test-short fuzz demo bench frontier clean
 
 all: build
 
@@ -51,6 +51,16 @@ demo: setup build
 
 bench: setup build
 	bash scripts/bench.sh
+
+# The quality–speed frontier (every sampler and step count) and the CAS /
+# augmentation tables of both shipped models, into docs/frontier/ (about
+# 45 minutes on 2 cores; the images/s want the machine to itself).
+P := assets/pretrained
+frontier: setup build
+	bash scripts/frontier.sh mnist $(P)/mnist-cbn.onnx $(P)/mnist-clf.onnx mnist docs/frontier/mnist
+	GUIDANCE="0 1 2" bash scripts/frontier.sh fashion $(P)/fashion-cbn.onnx $(P)/fashion-clf.onnx fashion-mnist docs/frontier/fashion
+	bash scripts/cas.sh mnist $(P)/mnist-cbn.onnx $(P)/mnist-clf.onnx mnist docs/frontier/mnist
+	W=2 bash scripts/cas.sh fashion $(P)/fashion-cbn.onnx $(P)/fashion-clf.onnx fashion-mnist docs/frontier/fashion
 
 clean:
 	rm -rf bin out

@@ -334,3 +334,32 @@ func TestSignals(t *testing.T) {
 		t.Fatalf("after resuming from step %d to %d the log has %d lines", k, k+2, bytes.Count(b, []byte("\n")))
 	}
 }
+
+// TestHostileCAS: cas refuses a missing or broken evaluation, a broken
+// flag and a report whose classifier is gone, naming each, and leaves the
+// evaluation's report as it was.
+func TestHostileCAS(t *testing.T) {
+	dir := t.TempDir()
+	refused(t, run(t, "condiff", "cas"), "", "--eval")
+	refused(t, run(t, "condiff", "cas", "--eval", dir), dir, "report.json")
+	report := filepath.Join(dir, "report.json")
+	for _, tc := range []struct {
+		body string
+		args []string
+		want []string
+	}{
+		{"{not json", nil, []string{"report.json"}},
+		{`{"classifier": "", "dataset": "mnist"}`, nil, []string{"names no classifier"}},
+		{`{"classifier": "` + filepath.Join(dir, "gone.onnx") + `", "dataset": "mnist"}`, nil, []string{"gone.onnx"}},
+		{`{"classifier": "x.onnx", "dataset": "mnist"}`, []string{"--subsets", "10,x"}, []string{"--subsets"}},
+	} {
+		if err := os.WriteFile(report, []byte(tc.body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r := run(t, "condiff", append([]string{"cas", "--eval", dir}, tc.args...)...)
+		refused(t, r, "", tc.want...)
+		if b, _ := os.ReadFile(report); string(b) != tc.body {
+			t.Errorf("%v: the report was rewritten: %q", tc.args, b)
+		}
+	}
+}
