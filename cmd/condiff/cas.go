@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 
@@ -52,6 +53,9 @@ func cmdCAS(args []string) error {
 	}
 	if r.Classifier == "" || r.Dataset == "" {
 		return fmt.Errorf("--eval: %s names no classifier or dataset", reportPath)
+	}
+	if math.IsNaN(float64(r.Accuracy)) {
+		return fmt.Errorf("--eval: %s evaluates an unconditional model, whose samples carry no labels to train on", reportPath)
 	}
 	in, err := infer.ReadInfo(r.Classifier)
 	if err != nil {

@@ -350,8 +350,9 @@ func TestHostileCAS(t *testing.T) {
 	}{
 		{"{not json", nil, []string{"report.json"}},
 		{`{"classifier": "", "dataset": "mnist"}`, nil, []string{"names no classifier"}},
-		{`{"classifier": "` + filepath.Join(dir, "gone.onnx") + `", "dataset": "mnist"}`, nil, []string{"gone.onnx"}},
-		{`{"classifier": "x.onnx", "dataset": "mnist"}`, []string{"--subsets", "10,x"}, []string{"--subsets"}},
+		{`{"classifier": "c.onnx", "dataset": "mnist", "accuracy": null}`, nil, []string{"unconditional"}},
+		{`{"classifier": "` + filepath.Join(dir, "gone.onnx") + `", "dataset": "mnist", "accuracy": 0.9}`, nil, []string{"gone.onnx"}},
+		{`{"classifier": "x.onnx", "dataset": "mnist", "accuracy": 0.9}`, []string{"--subsets", "10,x"}, []string{"--subsets"}},
 	} {
 		if err := os.WriteFile(report, []byte(tc.body), 0o644); err != nil {
 			t.Fatal(err)
