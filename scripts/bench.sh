@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: training throughput (OpenBLAS and pure-Go BLAS builds), sampling
 # throughput and memory, and the PyTorch CPU reference, measured in one run on
-# this machine; prints one JSON object with the ratios (also in out/bench.json).
+# this machine; prints one JSON object with the ratios (also in out/bench.json),
+# and the per-op profile of a training step (out/bench/train-profile.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 /usr/bin/python3 -c 'import torch' 2>/dev/null || {
@@ -17,6 +18,9 @@ echo "bench: training, OpenBLAS" >&2;   out/bench/bench-openblas -mode train > o
 echo "bench: training, pure Go" >&2;    out/bench/bench-purego -mode train > out/bench/train-purego.json
 echo "bench: training memory over 500 steps" >&2; out/bench/bench-openblas -mode train-rss > out/bench/train-rss.json
 echo "bench: sampling (ONNX Runtime)" >&2; out/bench/bench-openblas -mode sample > out/bench/sample.json
+echo "bench: per-op profile of a training step (cbn, batch norm)" >&2
+out/bench/bench-openblas -mode train -variant cbn_batch -steps 4 -cpuprofile out/bench/train-cpu.prof > /dev/null
+go tool pprof -top -nodecount 25 out/bench/bench-openblas out/bench/train-cpu.prof > out/bench/train-profile.txt 2>/dev/null
 echo "bench: PyTorch reference" >&2;    /usr/bin/python3 scripts/torch_ref.py "$threads" > out/bench/torch.json
 /usr/bin/python3 - "$threads" <<'PY'
 import json, platform, sys
