@@ -150,7 +150,10 @@ func Measure(gen, trainSet, test *data.Set, o Options) (*eval.CAS, error) {
 		}
 		for i := range r.Augment {
 			a := &r.Augment[i]
-			if err := score(&a.Without, rep, nil, prefix(a.Real)); err != nil {
+			if a.Real == n { // the same recipe, real images and seed as the real-only cell
+				a.Without.Accuracy = append(a.Without.Accuracy, r.Real.Accuracy[rep])
+				bar.Add(1)
+			} else if err := score(&a.Without, rep, nil, prefix(a.Real)); err != nil {
 				return nil, err
 			}
 			if err := score(&a.With, rep, genAll, prefix(a.Real)); err != nil {

@@ -23,7 +23,7 @@ func synthetic(t *testing.T, seed uint64, per int, test bool) *data.Set {
 func options() Options {
 	c := models.DefaultClassifier()
 	c.BaseChannels, c.Groups = 8, 4
-	return Options{Classifier: c, Architecture: "test", Subsets: []int{4}, Repeats: 2, Steps: 120, Batch: 32, LR: 2e-3, Seed: 3}
+	return Options{Classifier: c, Architecture: "test", Subsets: []int{4, 40}, Repeats: 2, Steps: 120, Batch: 32, LR: 2e-3, Seed: 3}
 }
 
 // The known answers: "generated" images that are real images from an
@@ -47,6 +47,10 @@ func TestKnownAnswers(t *testing.T) {
 	}
 	if r.Generated.Generated != 40 || r.Real.Real != 40 || len(r.Generated.Accuracy) != 2 {
 		t.Errorf("cells: %+v %+v", r.Generated, r.Real)
+	}
+	// 40 real per class is the real-only cell's recipe: the same figures.
+	if b := r.Augment[1]; b.Without.Accuracy[0] != r.Real.Accuracy[0] || b.Without.Accuracy[1] != r.Real.Accuracy[1] {
+		t.Errorf("without at 40 per class %v, real-only %v", b.Without.Accuracy, r.Real.Accuracy)
 	}
 	a := r.Augment[0]
 	if a.Real != 4 || a.With.Generated != 40 || a.Without.Generated != 0 {
