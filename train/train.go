@@ -7,7 +7,8 @@
 // (one optimisation step, shared with the throughput bench), optim.go
 // (Adam, clipping, EMA, running statistics), graph.go (the compiled graph
 // and its inputs), lower.go (models.Ops on gorgonia), ops.go and conv.go
-// (custom gorgonia ops), throughput.go (the bench).
+// (custom gorgonia ops), normact.go (the fused norm–affine–SiLU),
+// throughput.go (the bench).
 package train
 
 import (
