@@ -19,5 +19,5 @@ mkdir -p "$out"
 "$bin" cas --eval "$d" --repeats "${REPEATS:-3}" --subsets "${SUBSETS:-10,50,100}"
 { echo "# $name: does training on the samples help a classifier?"; echo
   echo "Samples: \`$model\`, DDIM 25 steps, guidance $w, ${CAS_PER_CLASS:-100} per class (\`scripts/cas.sh $*\`)."; echo
-  sed -n '/^## Do the samples/,/^Weights after/p' "$d/report.md" | sed '1d;$d'; } > "$out/cas.md"
+  sed -n '/^## Do the samples/,/^Weights after/p' "$d/report.md" | sed '1,2d;$d'; } > "$out/cas.md"
 cp "$d/report.json" "$out/report_cas.json"
