@@ -136,17 +136,12 @@ func (op *normActOp) Do(vals ...G.Value) (G.Value, error) {
 	parallel(len(sets), func(_, set int) {
 		var sum float64
 		for _, p := range sets[set] {
-			for _, e := range x[p*hw : (p+1)*hw] {
-				sum += float64(e)
-			}
+			sum += sumPlane(x[p*hw : (p+1)*hw])
 		}
 		m := sum / float64(count)
 		var sq float64
 		for _, p := range sets[set] {
-			for _, e := range x[p*hw : (p+1)*hw] {
-				d := float64(e) - m
-				sq += d * d
-			}
+			sq += sqDevPlane(x[p*hw:(p+1)*hw], m)
 		}
 		v := sq / float64(count)
 		r := 1 / math.Sqrt(v+normEps)
@@ -351,4 +346,39 @@ func (op *normActParamGrad) Do(vals ...G.Value) (G.Value, error) {
 		shape = tensor.Shape{s[0], s[1]}
 	}
 	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(v)), nil
+}
+
+// sumPlane is Σx in float64 with four independent partial sums (one chain
+// of dependent additions would wait on each add's latency).
+func sumPlane(x []float32) float64 {
+	var a, b, c, d float64
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		a += float64(x[i])
+		b += float64(x[i+1])
+		c += float64(x[i+2])
+		d += float64(x[i+3])
+	}
+	for ; i < len(x); i++ {
+		a += float64(x[i])
+	}
+	return (a + b) + (c + d)
+}
+
+// sqDevPlane is Σ(x − m)² in float64, four partial sums likewise.
+func sqDevPlane(x []float32, m float64) float64 {
+	var a, b, c, d float64
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		e0, e1, e2, e3 := float64(x[i])-m, float64(x[i+1])-m, float64(x[i+2])-m, float64(x[i+3])-m
+		a += e0 * e0
+		b += e1 * e1
+		c += e2 * e2
+		d += e3 * e3
+	}
+	for ; i < len(x); i++ {
+		e := float64(x[i]) - m
+		a += e * e
+	}
+	return (a + b) + (c + d)
 }
