@@ -98,7 +98,7 @@ func plotFrontier(path string, ss []series, ylabel string, v func(Report) float6
 	p.Y.Label.Text = ylabel
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = ticks125{}
-	p.Legend.Top = true
+	p.Legend.Top, p.Legend.Left = true, true
 	shapes := []draw.GlyphDrawer{draw.CircleGlyph{}, draw.TriangleGlyph{}, draw.SquareGlyph{}, draw.PlusGlyph{}, draw.CrossGlyph{}, draw.RingGlyph{}}
 	drawn := 0
 	for i, s := range ss {
