@@ -60,7 +60,7 @@ frontier: setup build
 	bash scripts/frontier.sh mnist $(P)/mnist-cbn.onnx $(P)/mnist-clf.onnx mnist docs/frontier/mnist
 	GUIDANCE="0 1 2" bash scripts/frontier.sh fashion $(P)/fashion-cbn.onnx $(P)/fashion-clf.onnx fashion-mnist docs/frontier/fashion
 	bash scripts/cas.sh mnist $(P)/mnist-cbn.onnx $(P)/mnist-clf.onnx mnist docs/frontier/mnist
-	W=2 bash scripts/cas.sh fashion $(P)/fashion-cbn.onnx $(P)/fashion-clf.onnx fashion-mnist docs/frontier/fashion
+	bash scripts/cas.sh fashion $(P)/fashion-cbn.onnx $(P)/fashion-clf.onnx fashion-mnist docs/frontier/fashion
 
 clean:
 	rm -rf bin out
