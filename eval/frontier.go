@@ -72,13 +72,14 @@ func Frontier(reps []Report, out string) (string, error) {
 		return "", fmt.Errorf("frontier: %w", err)
 	}
 	for _, f := range []struct {
-		file, y string
-		v       func(Report) float64
+		file, y   string
+		legendTop bool // where the curves are not: distances fall, accuracies rise
+		v         func(Report) float64
 	}{
-		{"frontier.png", "Fréchet distance / real floor", func(r Report) float64 { return float64(r.FD / r.RealFD) }},
-		{"frontier_acc.png", "conditioning accuracy (%)", func(r Report) float64 { return 100 * float64(r.Accuracy) }},
+		{"frontier.png", "Fréchet distance / real floor", true, func(r Report) float64 { return float64(r.FD / r.RealFD) }},
+		{"frontier_acc.png", "conditioning accuracy (%)", false, func(r Report) float64 { return 100 * float64(r.Accuracy) }},
 	} {
-		if err := plotFrontier(filepath.Join(out, f.file), ss, f.y, f.v); err != nil {
+		if err := plotFrontier(filepath.Join(out, f.file), ss, f.y, f.legendTop, f.v); err != nil {
 			return "", fmt.Errorf("frontier: %s: %w", f.file, err)
 		}
 	}
@@ -92,13 +93,13 @@ func Frontier(reps []Report, out string) (string, error) {
 // plotFrontier draws one line per series through its step counts, x =
 // images/s on a log axis, each point labelled with its steps. Reports
 // without a timing or a finite value are left out.
-func plotFrontier(path string, ss []series, ylabel string, v func(Report) float64) error {
+func plotFrontier(path string, ss []series, ylabel string, legendTop bool, v func(Report) float64) error {
 	p := plot.New()
 	p.X.Label.Text = "images/s (log scale)"
 	p.Y.Label.Text = ylabel
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = ticks125{}
-	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.Top, p.Legend.Left = legendTop, true
 	shapes := []draw.GlyphDrawer{draw.CircleGlyph{}, draw.TriangleGlyph{}, draw.SquareGlyph{}, draw.PlusGlyph{}, draw.CrossGlyph{}, draw.RingGlyph{}}
 	drawn := 0
 	for i, s := range ss {
