@@ -22,7 +22,7 @@ type sampler struct {
 func samplerFlags(fs *flag.FlagSet, o *infer.SampleOptions) *sampler {
 	s := &sampler{o: o, fs: fs}
 	fs.StringVar(&s.name, "sampler", string(diffusion.DDIM), "ddpm (all T steps), ddim or dpm++2m")
-	fs.IntVar(&o.Steps, "steps", 20, "denoiser evaluations for ddim and dpm++2m (ddpm takes all T); 20 is within noise of 50 on the shipped models (docs/frontier)")
+	fs.IntVar(&o.Steps, "steps", 20, "denoiser evaluations for ddim and dpm++2m (ddpm takes all T); 20 is as good as 50 on the shipped models (docs/frontier)")
 	fs.Float64Var(&o.Eta, "eta", 0, "DDIM stochasticity (0: deterministic)")
 	fs.Float64Var(&o.Guidance, "guidance", 0, "classifier-free guidance weight W: eps = (1+W)·eps(y) − W·eps(null)")
 	fs.IntVar(&o.Batch, "batch", 64, "images per denoiser call (a guided call runs 2× this)")
