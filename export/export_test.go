@@ -10,12 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/condiff/condiff/checkpoint"
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/diffusion"
-	"github.com/condiff/condiff/graphs"
 	"github.com/condiff/condiff/infer"
 	"github.com/condiff/condiff/internal/testenv"
 	"github.com/condiff/condiff/models"
@@ -277,13 +274,7 @@ func TestInspect(t *testing.T) {
 	c.ClassNames = nil
 	cb, _ := json.Marshal(c)
 	md[contract.KeyConfig] = string(cb)
-	m2, err := graphs.Build(ck.Config, ck.EMA, ck.Stats, 1000, md)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b2, _ := proto.Marshal(m2)
-	liar := filepath.Join(dir, "liar.onnx")
-	os.WriteFile(liar, b2, 0o644)
+	liar := testenv.WriteModel(t, filepath.Join(dir, "liar.onnx"), ck.Config, ck.EMA, ck.Stats, 1000, md)
 	out.Reset()
 	if err := infer.Inspect(liar, &out); err == nil || !strings.Contains(err.Error(), "num_classes") {
 		t.Fatalf("disagreeing config: %v\n%s", err, out.String())
@@ -303,13 +294,7 @@ func TestInspect(t *testing.T) {
 	}
 	cfg := tinyDenoiser(contract.Uncond, models.BatchNorm, false)
 	ck = randomCheckpoint(cfg, 2)
-	m, err := graphs.Build(cfg, ck.EMA, ck.Stats, 1000, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := proto.Marshal(m)
-	plain := filepath.Join(dir, "plain.onnx")
-	os.WriteFile(plain, b, 0o644)
+	plain := testenv.WriteModel(t, filepath.Join(dir, "plain.onnx"), cfg, ck.EMA, ck.Stats, 1000, nil)
 	out.Reset()
 	if err := infer.Inspect(plain, &out); err == nil || !strings.Contains(out.String(), "contract: NO") || !strings.Contains(err.Error(), contract.KeyNumClasses) {
 		t.Fatalf("model without metadata: %v\n%s", err, out.String())

@@ -13,11 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/diffusion"
-	"github.com/condiff/condiff/graphs"
 	"github.com/condiff/condiff/infer"
 	"github.com/condiff/condiff/internal/testenv"
 	"github.com/condiff/condiff/models"
@@ -125,15 +122,8 @@ func uncondModel(t *testing.T) string {
 	cfg := models.DefaultDenoiser()
 	cfg.Variant, cfg.ImageSize, cfg.BaseChannels, cfg.ChannelMult = contract.Uncond, 8, 8, []int{1, 2}
 	sp, _ := diffusion.Default("linear", 50)
-	m, err := graphs.Build(cfg, models.InitParams(cfg, 1), models.InitNormStats(cfg), 50, contract.Info{
+	return testenv.WriteModel(t, filepath.Join(t.TempDir(), "uncond.onnx"), cfg, models.InitParams(cfg, 1), models.InitNormStats(cfg), 50, contract.Info{
 		Kind: contract.Denoiser, Variant: contract.Uncond, ImageSize: 8, Channels: 1, Schedule: sp, Prediction: contract.PredictionEpsilon}.Metadata())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := proto.Marshal(m)
-	path := filepath.Join(t.TempDir(), "uncond.onnx")
-	os.WriteFile(path, b, 0o644)
-	return path
 }
 
 func TestSampleBadInput(t *testing.T) {

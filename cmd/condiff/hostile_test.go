@@ -16,11 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/diffusion"
-	"github.com/condiff/condiff/graphs"
 	"github.com/condiff/condiff/internal/testenv"
 	"github.com/condiff/condiff/models"
 )
@@ -127,14 +124,7 @@ func hostileModel(t *testing.T, edit func(md map[string]string), fill float32) s
 			}
 		}
 	}
-	m, err := graphs.Build(cfg, w, models.InitNormStats(cfg), 50, md)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := proto.Marshal(m)
-	path := filepath.Join(t.TempDir(), "model.onnx")
-	os.WriteFile(path, b, 0o644)
-	return path
+	return testenv.WriteModel(t, filepath.Join(t.TempDir(), "model.onnx"), cfg, w, models.InitNormStats(cfg), 50, md)
 }
 
 func TestHostileModels(t *testing.T) {

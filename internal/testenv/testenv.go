@@ -1,5 +1,6 @@
-// Package testenv gives tests the ONNX Runtime library and the ONNX checker.
-// Under CI=true a missing one fails the test instead of skipping it.
+// Package testenv gives tests the ONNX Runtime library and the ONNX checker
+// (under CI=true a missing one fails the test instead of skipping it), and
+// writes hand-made models.
 package testenv
 
 import (
@@ -7,7 +8,11 @@ import (
 	"os/exec"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/condiff/condiff/graphs"
 	"github.com/condiff/condiff/infer"
+	"github.com/condiff/condiff/models"
 )
 
 // CI reports whether the tests run under CI (CI=true).
@@ -54,4 +59,22 @@ print("ok")`, path).CombinedOutput()
 	if err != nil {
 		t.Fatalf("onnx checker rejected %s: %v\n%s", path, err, out)
 	}
+}
+
+// WriteModel lowers the network of cfg with these weights to ONNX
+// (graphs.Build, T diffusion steps, metadata md) and writes it to path.
+func WriteModel(t testing.TB, path string, cfg models.Config, weights, stats map[string]models.Array, T int, md map[string]string) string {
+	t.Helper()
+	m, err := graphs.Build(cfg, weights, stats, T, md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

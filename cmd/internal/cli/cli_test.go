@@ -7,11 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/diffusion"
-	"github.com/condiff/condiff/graphs"
 	"github.com/condiff/condiff/infer"
 	"github.com/condiff/condiff/internal/testenv"
 	"github.com/condiff/condiff/models"
@@ -26,16 +23,7 @@ func tinyUncond(t *testing.T) string {
 	sp, _ := diffusion.Default("linear", 20)
 	in := cfg.Contract()
 	in.Schedule, in.Prediction = sp, contract.PredictionEpsilon
-	m, err := graphs.Build(cfg, models.InitParams(cfg, 1), models.InitNormStats(cfg), 20, in.Metadata())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := proto.Marshal(m)
-	path := filepath.Join(t.TempDir(), "uncond.onnx")
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return testenv.WriteModel(t, filepath.Join(t.TempDir(), "uncond.onnx"), cfg, models.InitParams(cfg, 1), models.InitNormStats(cfg), 20, in.Metadata())
 }
 
 // TestSampleFlags: the library's field errors come back in flag terms;
