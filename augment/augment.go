@@ -102,11 +102,13 @@ func Measure(gen, trainSet, test *data.Set, o Options) (*eval.CAS, error) {
 	bar := progress.New(o.Progress, cells*o.Repeats, "cas")
 	defer bar.Close()
 	run := 0
-	score := func(c *eval.CASCell, rep int, parts ...[]int) error {
+	// score trains on the generated images genIdx and the real images
+	// realIdx with repeat rep's seed and adds the test accuracy to c.
+	score := func(c *eval.CASCell, rep int, genIdx, realIdx []int) error {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("cas: %w", err)
 		}
-		ds := assemble(gen, trainSet, parts[0], parts[1])
+		ds := assemble(gen, trainSet, genIdx, realIdx)
 		run++
 		dir := fmt.Sprintf("%s/%d", tmp, run)
 		ck, err := train.Run(train.Options{Out: dir, Set: ds, Data: data.Options{Name: ds.Name}, Model: o.Classifier,
@@ -115,11 +117,11 @@ func Measure(gen, trainSet, test *data.Set, o Options) (*eval.CAS, error) {
 			return fmt.Errorf("cas: %w", err)
 		}
 		os.RemoveAll(dir)
-		pred, err := train.Classify(ck.Config, ck.EMA, ck.Stats, test.Images, 250)
+		logits, err := train.ClassifierLogits(ck.Config, ck.EMA, ck.Stats, test.Images, 250)
 		if err != nil {
 			return fmt.Errorf("cas: %w", err)
 		}
-		acc, _ := eval.Accuracy(pred, test.Labels, K)
+		acc, _ := eval.Accuracy(eval.Argmax(eval.Softmax(logits, K), K), test.Labels, K)
 		c.Accuracy = append(c.Accuracy, acc)
 		bar.Add(1)
 		return nil

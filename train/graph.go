@@ -220,11 +220,11 @@ func Forward(cfg models.Config, weights, stats map[string]models.Array, x []floa
 	return out, features, nil
 }
 
-// Classify runs a classifier in inference mode on gorgonia over x
-// ([n C H W], any n) in batches of batch images, and returns the predicted
-// class of each image. The last batch is padded with copies of its first
-// image so that one compiled graph serves every batch.
-func Classify(cfg models.Config, weights, stats map[string]models.Array, x []float32, batch int) ([]int, error) {
+// ClassifierLogits runs a classifier in inference mode on gorgonia over x
+// ([n C H W], any n) in batches of batch images, and returns the logits
+// [n K]. The last batch is padded with copies of its first image so that
+// one compiled graph serves every batch.
+func ClassifierLogits(cfg models.Config, weights, stats map[string]models.Array, x []float32, batch int) ([]float32, error) {
 	if cfg.Kind != contract.Classifier {
 		return nil, fmt.Errorf("train: classify: a %s is not a classifier", cfg.Kind)
 	}
@@ -241,7 +241,7 @@ func Classify(cfg models.Config, weights, stats map[string]models.Array, x []flo
 	defer gr.vm.Close()
 	K := cfg.NumClasses
 	buf := make([]float32, batch*D)
-	pred := make([]int, 0, n)
+	logits := make([]float32, 0, n*K)
 	for i := 0; i < n; i += batch {
 		m := min(batch, n-i)
 		copy(buf, x[i*D:(i+m)*D])
@@ -251,17 +251,7 @@ func Classify(cfg models.Config, weights, stats map[string]models.Array, x []flo
 		if err := gr.run(buf, nil, nil, nil); err != nil {
 			return nil, fmt.Errorf("train: classify: %w", err)
 		}
-		logits := values(gr.out)
-		for j := 0; j < m; j++ {
-			row := logits[j*K : (j+1)*K]
-			best := 0
-			for k, v := range row {
-				if v > row[best] {
-					best = k
-				}
-			}
-			pred = append(pred, best)
-		}
+		logits = append(logits, values(gr.out)[:m*K]...)
 	}
-	return pred, nil
+	return logits, nil
 }
