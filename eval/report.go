@@ -114,8 +114,8 @@ type SampleSet struct {
 }
 
 // ReadSamples reads the images a sample directory's manifests list (every
-// shard), which must be c-channel size×size PNGs.
-func ReadSamples(dir string, c, size int) (*SampleSet, *infer.Manifest, error) {
+// shard), which must be c-channel size×size PNGs of classes 0..k-1.
+func ReadSamples(dir string, c, size, k int) (*SampleSet, *infer.Manifest, error) {
 	mp, err := infer.ReadSampleDir(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("eval: samples: %w", err)
@@ -123,6 +123,9 @@ func ReadSamples(dir string, c, size int) (*SampleSet, *infer.Manifest, error) {
 	m := *mp
 	s := &SampleSet{}
 	for _, e := range m.Images {
+		if e.Class < 0 || e.Class >= k {
+			return nil, nil, fmt.Errorf("eval: %s has class %d; the classifier knows %d classes", e.File, e.Class, k)
+		}
 		f, err := os.ReadFile(filepath.Join(dir, e.File))
 		if err != nil {
 			return nil, nil, fmt.Errorf("eval: %w", err)
@@ -208,17 +211,12 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 		}
 		report.SampleSeconds = time.Since(start).Seconds()
 	}
-	samples, manifest, err := ReadSamples(samplesDir, C, S)
+	samples, manifest, err := ReadSamples(samplesDir, C, S, K)
 	if err != nil {
 		return nil, err
 	}
 	if len(samples.Labels) == 0 {
 		return nil, fmt.Errorf("eval: %s lists no images", samplesDir)
-	}
-	for _, l := range samples.Labels {
-		if l < 0 || l >= K {
-			return nil, fmt.Errorf("eval: a sample has class %d; the classifier knows %d classes", l, K)
-		}
 	}
 	report.Model, report.Sampler, report.Steps, report.Guidance = manifest.Model, manifest.Sampler, manifest.Steps, manifest.Guidance
 	report.Classifier, report.Samples, report.Complete = o.Classifier, len(samples.Labels), manifest.Complete

@@ -72,7 +72,7 @@ func cmdCAS(args []string) error {
 	if *samples == "" {
 		*samples = filepath.Join(*dir, "samples")
 	}
-	s, _, err := eval.ReadSamples(*samples, cfg.Channels, cfg.ImageSize)
+	s, _, err := eval.ReadSamples(*samples, cfg.Channels, cfg.ImageSize, len(cfg.ClassNames))
 	if err != nil {
 		return fmt.Errorf("--samples: %w", err)
 	}
@@ -85,11 +85,6 @@ func cmdCAS(args []string) error {
 	test, err := data.Load(dopt)
 	if err != nil {
 		return fmt.Errorf("cas: %w", cli.Flagged(err))
-	}
-	for _, l := range s.Labels {
-		if l < 0 || l >= len(cfg.ClassNames) {
-			return fmt.Errorf("--samples: a sample has class %d; the classifier knows %d classes", l, len(cfg.ClassNames))
-		}
 	}
 	gen := &data.Set{Name: "samples", Images: s.X, Labels: s.Labels, N: len(s.Labels), C: cfg.Channels, Size: cfg.ImageSize, ClassNames: cfg.ClassNames}
 	ctx, stop := cli.Interruptible()
