@@ -312,11 +312,15 @@ func (op *normActParamGrad) Type() hm.Type {
 	return hm.NewFnType(t4, tv)
 }
 func (op *normActParamGrad) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s := in[0].(tensor.Shape)
+	return op.shape(in[0].(tensor.Shape)), nil
+}
+
+// shape is γ's (and β's) shape for an x of shape s: [C] or [N C].
+func (op *normActParamGrad) shape(s tensor.Shape) tensor.Shape {
 	if op.f.shared {
-		return tensor.Shape{s[1]}, nil
+		return tensor.Shape{s[1]}
 	}
-	return tensor.Shape{s[0], s[1]}, nil
+	return tensor.Shape{s[0], s[1]}
 }
 func (op *normActParamGrad) ReturnsPtr() bool     { return false }
 func (op *normActParamGrad) CallsExtern() bool    { return false }
@@ -341,11 +345,7 @@ func (op *normActParamGrad) Do(vals ...G.Value) (G.Value, error) {
 	if op.beta {
 		v = op.f.db
 	}
-	shape := tensor.Shape{s[1]}
-	if !op.f.shared {
-		shape = tensor.Shape{s[0], s[1]}
-	}
-	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(v)), nil
+	return tensor.New(tensor.WithShape(op.shape(s)...), tensor.WithBacking(v)), nil
 }
 
 // sumPlane is Σx in float64 with four independent partial sums (one chain
