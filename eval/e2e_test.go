@@ -33,24 +33,11 @@ func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		steps = 60
 	}
-	if _, err := train.Run(train.Options{Out: filepath.Join(dir, "run"), Model: m, Data: ds, Steps: steps, Batch: 32, LR: 2e-3,
-		Seed: 3, Schedule: sp, CFGDrop: 0.15, EMADecay: 0.99, GradClip: 1, SaveEvery: 50}); err != nil {
-		t.Fatal(err)
-	}
 	c := models.DefaultClassifier()
 	c.BaseChannels, c.Groups = 8, 4
-	if _, err := train.Run(train.Options{Out: filepath.Join(dir, "clf"), Model: c, Data: ds, Steps: 60, Batch: 32, LR: 2e-3,
-		Seed: 4, EMADecay: 0.9, GradClip: 1}); err != nil {
-		t.Fatal(err)
-	}
-	model, clf := filepath.Join(dir, "model.onnx"), filepath.Join(dir, "clf.onnx")
-	if err := export.Export(filepath.Join(dir, "run"), model, export.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := export.Export(filepath.Join(dir, "clf"), clf, export.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	testenv.CheckONNX(t, model)
+	model, clf := trainAndExport(t, dir,
+		train.Options{Model: m, Data: ds, Steps: steps, Batch: 32, LR: 2e-3, Seed: 3, Schedule: sp, CFGDrop: 0.15, EMADecay: 0.99, GradClip: 1, SaveEvery: 50},
+		train.Options{Model: c, Data: ds, Steps: 60, Batch: 32, LR: 2e-3, Seed: 4, EMADecay: 0.9, GradClip: 1})
 	var insp strings.Builder
 	if err := infer.Inspect(model, &insp); err != nil || !strings.Contains(insp.String(), "contract: yes") {
 		t.Fatalf("inspect: %v\n%s", err, insp.String())
@@ -74,4 +61,26 @@ func TestEndToEnd(t *testing.T) {
 	if r.Accuracy < 0.8 {
 		t.Fatalf("conditioning accuracy %.2f; want >= 0.8 (chance is 0.5)", r.Accuracy)
 	}
+}
+
+// trainAndExport trains a denoiser (run dir/run) and a classifier (dir/clf),
+// exports them to dir/model.onnx and dir/clf.onnx, and checks the
+// denoiser's file with the ONNX checker.
+func trainAndExport(t *testing.T, dir string, denoiser, classifier train.Options) (model, clf string) {
+	t.Helper()
+	denoiser.Out, classifier.Out = filepath.Join(dir, "run"), filepath.Join(dir, "clf")
+	model, clf = filepath.Join(dir, "model.onnx"), filepath.Join(dir, "clf.onnx")
+	for _, o := range []struct {
+		opt  train.Options
+		file string
+	}{{denoiser, model}, {classifier, clf}} {
+		if _, err := train.Run(o.opt); err != nil {
+			t.Fatal(err)
+		}
+		if err := export.Export(o.opt.Out, o.file, export.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.CheckONNX(t, model)
+	return model, clf
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/condiff/condiff/data"
 	"github.com/condiff/condiff/diffusion"
 	"github.com/condiff/condiff/eval"
-	"github.com/condiff/condiff/export"
 	"github.com/condiff/condiff/infer"
 	"github.com/condiff/condiff/internal/testenv"
 	"github.com/condiff/condiff/models"
@@ -61,23 +60,11 @@ func TestRGB64(t *testing.T) {
 	m := models.DefaultDenoiser()
 	m.Variant, m.Norm, m.BaseChannels, m.ChannelMult, m.Groups = contract.CBN, models.GroupNorm, 8, []int{1, 2, 2}, 4
 	sp, _ := diffusion.Default("linear", 100)
-	if _, err := train.Run(train.Options{Out: filepath.Join(dir, "run"), Model: m, Data: ds, Steps: 6, Batch: 4, LR: 1e-3,
-		Seed: 3, Schedule: sp, CFGDrop: 0.2, EMADecay: 0.9, GradClip: 1}); err != nil {
-		t.Fatal(err)
-	}
 	c := models.DefaultClassifier()
 	c.BaseChannels, c.Groups = 8, 4
-	if _, err := train.Run(train.Options{Out: filepath.Join(dir, "clf"), Model: c, Data: ds, Steps: 6, Batch: 8, LR: 1e-3,
-		Seed: 4, EMADecay: 0.9, GradClip: 1}); err != nil {
-		t.Fatal(err)
-	}
-	model, clf := filepath.Join(dir, "model.onnx"), filepath.Join(dir, "clf.onnx")
-	for run, out := range map[string]string{"run": model, "clf": clf} {
-		if err := export.Export(filepath.Join(dir, run), out, export.Options{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	testenv.CheckONNX(t, model)
+	model, clf := trainAndExport(t, dir,
+		train.Options{Model: m, Data: ds, Steps: 6, Batch: 4, LR: 1e-3, Seed: 3, Schedule: sp, CFGDrop: 0.2, EMADecay: 0.9, GradClip: 1},
+		train.Options{Model: c, Data: ds, Steps: 6, Batch: 8, LR: 1e-3, Seed: 4, EMADecay: 0.9, GradClip: 1})
 	info, err := infer.ReadInfo(model)
 	if err != nil || info.Channels != 3 || info.ImageSize != 64 || info.ClassName(0) != "blue" {
 		t.Fatalf("model info %+v %v", info, err)
