@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"github.com/condiff/condiff/train/kernel"
 	"hash"
 	"hash/fnv"
 	"math"
@@ -154,13 +155,7 @@ func (op *normActOp) Do(vals ...G.Value) (G.Value, error) {
 			k := op.param(p, c)
 			scale := float32(r * float64(g[k]))
 			shift := float32(float64(b[k]) - m*r*float64(g[k]))
-			xs, ys, ss := x[p*hw:(p+1)*hw], y[p*hw:(p+1)*hw], sig[p*hw:(p+1)*hw]
-			for i, e := range xs {
-				a := e*scale + shift
-				sg := 1 / (1 + expf(-a))
-				ss[i] = sg
-				ys[i] = a * sg
-			}
+			kernel.ScaleShiftSiLU(x[p*hw:(p+1)*hw], y[p*hw:(p+1)*hw], sig[p*hw:(p+1)*hw], scale, shift)
 		}
 	})
 	if op.st != nil {

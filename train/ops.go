@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"github.com/condiff/condiff/train/kernel"
 	"hash"
 	"hash/fnv"
 	"math"
@@ -128,25 +129,11 @@ func chunks(n int, f func(lo, hi int)) {
 	parallel(nw, func(_, w int) { f(w*n/nw, (w+1)*n/nw) })
 }
 
-// expf is e^x in float32 (Cephes' expf: a degree-5 polynomial of the
-// remainder after taking out powers of two; max relative error ~2e-7 over
-// the range, checked against math.Exp by TestExpf). x is clamped to
-// [-87, 88], where e^x stays a normal float32.
-func expf(x float32) float32 {
-	x = min(max(x, -87), 88)
-	n := float32(math.Floor(float64(x*1.44269504088896341 + 0.5)))
-	r := x - n*0.693359375 + n*2.12194440e-4 // x − n·ln2, ln2 split for precision
-	z := r * r
-	p := ((((1.9875691500e-4*r+1.3981999507e-3)*r+8.3334519073e-3)*r+4.1665795894e-2)*r+1.6666665459e-1)*r + 5.0000001201e-1
-	y := p*z + r + 1
-	return y * math.Float32frombits(uint32(int32(n)+127)<<23)
-}
-
 // siluOp is x·sigmoid(x) in one pass; d/dx = s·(1 + x·(1−s)). The forward
 // keeps s = sigmoid(x) for the backward of the same step, which then needs
 // no exponential.
 func siluOp(dims int) *unaryOp {
-	sig := func(v float32) float32 { return 1 / (1 + expf(-v)) }
+	sig := func(v float32) float32 { return 1 / (1 + kernel.Expf(-v)) }
 	var keep []float32 // sigmoid(x) of the last forward
 	var kept []float32 // the x it belongs to
 	return &unaryOp{name: "silu", dims: dims,
@@ -154,13 +141,7 @@ func siluOp(dims int) *unaryOp {
 			if len(keep) != len(x) {
 				keep = make([]float32, len(x))
 			}
-			chunks(len(x), func(lo, hi int) {
-				for i, v := range x[lo:hi] {
-					s := sig(v)
-					keep[lo+i] = s
-					y[lo+i] = v * s
-				}
-			})
+			chunks(len(x), func(lo, hi int) { kernel.ScaleShiftSiLU(x[lo:hi], y[lo:hi], keep[lo:hi], 1, 0) })
 			kept = x
 		},
 		bwd: func(x, dy, dx []float32, _ tensor.Shape) {

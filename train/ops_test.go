@@ -91,20 +91,3 @@ func TestOpGradients(t *testing.T) {
 		}
 	}
 }
-
-// TestExpf: the float32 exponential of SiLU against math.Exp, over the range
-// SiLU meets (and past its clamps), relative error below 5e-7.
-func TestExpf(t *testing.T) {
-	worst := 0.0
-	for x := -90.0; x <= 90; x += 0.0137 {
-		got := float64(expf(float32(x)))
-		want := math.Exp(float64(float32(min(max(x, -87), 88))))
-		if rel := math.Abs(got-want) / want; rel > worst {
-			worst = rel
-		}
-	}
-	t.Logf("max relative error %.3g", worst)
-	if worst > 5e-7 {
-		t.Fatalf("max relative error %.3g", worst)
-	}
-}

@@ -1,0 +1,189 @@
+//go:build amd64
+
+#include "textflag.h"
+
+// Vector constants, eight lanes each (AVX2 has no broadcast from memory
+// operands of arithmetic instructions).
+// log2(e)
+DATA silulog2e<>+0(SB)/4, $0x3fb8aa3b
+DATA silulog2e<>+4(SB)/4, $0x3fb8aa3b
+DATA silulog2e<>+8(SB)/4, $0x3fb8aa3b
+DATA silulog2e<>+12(SB)/4, $0x3fb8aa3b
+DATA silulog2e<>+16(SB)/4, $0x3fb8aa3b
+DATA silulog2e<>+20(SB)/4, $0x3fb8aa3b
+DATA silulog2e<>+24(SB)/4, $0x3fb8aa3b
+DATA silulog2e<>+28(SB)/4, $0x3fb8aa3b
+GLOBL silulog2e<>(SB), RODATA|NOPTR, $32
+// ln2, high part (0.693359375)
+DATA siluln2hi<>+0(SB)/4, $0x3f318000
+DATA siluln2hi<>+4(SB)/4, $0x3f318000
+DATA siluln2hi<>+8(SB)/4, $0x3f318000
+DATA siluln2hi<>+12(SB)/4, $0x3f318000
+DATA siluln2hi<>+16(SB)/4, $0x3f318000
+DATA siluln2hi<>+20(SB)/4, $0x3f318000
+DATA siluln2hi<>+24(SB)/4, $0x3f318000
+DATA siluln2hi<>+28(SB)/4, $0x3f318000
+GLOBL siluln2hi<>(SB), RODATA|NOPTR, $32
+// ln2 − ln2hi, negated (2.12194440e-4)
+DATA siluln2lo<>+0(SB)/4, $0x395e8083
+DATA siluln2lo<>+4(SB)/4, $0x395e8083
+DATA siluln2lo<>+8(SB)/4, $0x395e8083
+DATA siluln2lo<>+12(SB)/4, $0x395e8083
+DATA siluln2lo<>+16(SB)/4, $0x395e8083
+DATA siluln2lo<>+20(SB)/4, $0x395e8083
+DATA siluln2lo<>+24(SB)/4, $0x395e8083
+DATA siluln2lo<>+28(SB)/4, $0x395e8083
+GLOBL siluln2lo<>(SB), RODATA|NOPTR, $32
+// the polynomial of Cephes expf
+DATA silup0<>+0(SB)/4, $0x39506967
+DATA silup0<>+4(SB)/4, $0x39506967
+DATA silup0<>+8(SB)/4, $0x39506967
+DATA silup0<>+12(SB)/4, $0x39506967
+DATA silup0<>+16(SB)/4, $0x39506967
+DATA silup0<>+20(SB)/4, $0x39506967
+DATA silup0<>+24(SB)/4, $0x39506967
+DATA silup0<>+28(SB)/4, $0x39506967
+GLOBL silup0<>(SB), RODATA|NOPTR, $32
+DATA silup1<>+0(SB)/4, $0x3ab743ce
+DATA silup1<>+4(SB)/4, $0x3ab743ce
+DATA silup1<>+8(SB)/4, $0x3ab743ce
+DATA silup1<>+12(SB)/4, $0x3ab743ce
+DATA silup1<>+16(SB)/4, $0x3ab743ce
+DATA silup1<>+20(SB)/4, $0x3ab743ce
+DATA silup1<>+24(SB)/4, $0x3ab743ce
+DATA silup1<>+28(SB)/4, $0x3ab743ce
+GLOBL silup1<>(SB), RODATA|NOPTR, $32
+DATA silup2<>+0(SB)/4, $0x3c088908
+DATA silup2<>+4(SB)/4, $0x3c088908
+DATA silup2<>+8(SB)/4, $0x3c088908
+DATA silup2<>+12(SB)/4, $0x3c088908
+DATA silup2<>+16(SB)/4, $0x3c088908
+DATA silup2<>+20(SB)/4, $0x3c088908
+DATA silup2<>+24(SB)/4, $0x3c088908
+DATA silup2<>+28(SB)/4, $0x3c088908
+GLOBL silup2<>(SB), RODATA|NOPTR, $32
+DATA silup3<>+0(SB)/4, $0x3d2aa9c1
+DATA silup3<>+4(SB)/4, $0x3d2aa9c1
+DATA silup3<>+8(SB)/4, $0x3d2aa9c1
+DATA silup3<>+12(SB)/4, $0x3d2aa9c1
+DATA silup3<>+16(SB)/4, $0x3d2aa9c1
+DATA silup3<>+20(SB)/4, $0x3d2aa9c1
+DATA silup3<>+24(SB)/4, $0x3d2aa9c1
+DATA silup3<>+28(SB)/4, $0x3d2aa9c1
+GLOBL silup3<>(SB), RODATA|NOPTR, $32
+DATA silup4<>+0(SB)/4, $0x3e2aaaaa
+DATA silup4<>+4(SB)/4, $0x3e2aaaaa
+DATA silup4<>+8(SB)/4, $0x3e2aaaaa
+DATA silup4<>+12(SB)/4, $0x3e2aaaaa
+DATA silup4<>+16(SB)/4, $0x3e2aaaaa
+DATA silup4<>+20(SB)/4, $0x3e2aaaaa
+DATA silup4<>+24(SB)/4, $0x3e2aaaaa
+DATA silup4<>+28(SB)/4, $0x3e2aaaaa
+GLOBL silup4<>(SB), RODATA|NOPTR, $32
+DATA silup5<>+0(SB)/4, $0x3f000000
+DATA silup5<>+4(SB)/4, $0x3f000000
+DATA silup5<>+8(SB)/4, $0x3f000000
+DATA silup5<>+12(SB)/4, $0x3f000000
+DATA silup5<>+16(SB)/4, $0x3f000000
+DATA silup5<>+20(SB)/4, $0x3f000000
+DATA silup5<>+24(SB)/4, $0x3f000000
+DATA silup5<>+28(SB)/4, $0x3f000000
+GLOBL silup5<>(SB), RODATA|NOPTR, $32
+// 1
+DATA siluone<>+0(SB)/4, $0x3f800000
+DATA siluone<>+4(SB)/4, $0x3f800000
+DATA siluone<>+8(SB)/4, $0x3f800000
+DATA siluone<>+12(SB)/4, $0x3f800000
+DATA siluone<>+16(SB)/4, $0x3f800000
+DATA siluone<>+20(SB)/4, $0x3f800000
+DATA siluone<>+24(SB)/4, $0x3f800000
+DATA siluone<>+28(SB)/4, $0x3f800000
+GLOBL siluone<>(SB), RODATA|NOPTR, $32
+// -87: e^t underflows below
+DATA silulo<>+0(SB)/4, $0xc2ae0000
+DATA silulo<>+4(SB)/4, $0xc2ae0000
+DATA silulo<>+8(SB)/4, $0xc2ae0000
+DATA silulo<>+12(SB)/4, $0xc2ae0000
+DATA silulo<>+16(SB)/4, $0xc2ae0000
+DATA silulo<>+20(SB)/4, $0xc2ae0000
+DATA silulo<>+24(SB)/4, $0xc2ae0000
+DATA silulo<>+28(SB)/4, $0xc2ae0000
+GLOBL silulo<>(SB), RODATA|NOPTR, $32
+// 88: e^t overflows above
+DATA siluhi<>+0(SB)/4, $0x42b00000
+DATA siluhi<>+4(SB)/4, $0x42b00000
+DATA siluhi<>+8(SB)/4, $0x42b00000
+DATA siluhi<>+12(SB)/4, $0x42b00000
+DATA siluhi<>+16(SB)/4, $0x42b00000
+DATA siluhi<>+20(SB)/4, $0x42b00000
+DATA siluhi<>+24(SB)/4, $0x42b00000
+DATA siluhi<>+28(SB)/4, $0x42b00000
+GLOBL siluhi<>(SB), RODATA|NOPTR, $32
+// 127, the float32 exponent bias (int32)
+DATA silubias<>+0(SB)/4, $0x0000007f
+DATA silubias<>+4(SB)/4, $0x0000007f
+DATA silubias<>+8(SB)/4, $0x0000007f
+DATA silubias<>+12(SB)/4, $0x0000007f
+DATA silubias<>+16(SB)/4, $0x0000007f
+DATA silubias<>+20(SB)/4, $0x0000007f
+DATA silubias<>+24(SB)/4, $0x0000007f
+DATA silubias<>+28(SB)/4, $0x0000007f
+GLOBL silubias<>(SB), RODATA|NOPTR, $32
+
+// func scaleShiftSiLUAVX2(x, y, sig *float32, n int, scale, shift float32)
+//
+// For the first n&^7 elements: a = x·scale + shift, sig = 1/(1+e^−a),
+// y = a·sig; e^t as in expf (kernel.go): t clamped to [−87, 88], k = round(t·log2e),
+// r = t − k·ln2 (ln2 in two parts), e^r by Cephes' polynomial, scaled by 2^k
+// built in the exponent bits. Rounding to nearest (expf rounds half up) keeps
+// |r| ≤ ln2/2 either way.
+TEXT ·scaleShiftSiLUAVX2(SB), NOSPLIT, $0-40
+	MOVQ         x+0(FP), SI
+	MOVQ         y+8(FP), DI
+	MOVQ         sig+16(FP), DX
+	MOVQ         n+24(FP), CX
+	VBROADCASTSS scale+32(FP), Y14
+	VBROADCASTSS shift+36(FP), Y15
+	VXORPS       Y13, Y13, Y13
+	SHRQ         $3, CX
+	JZ           done
+
+loop:
+	VMOVUPS      (SI), Y0
+	VMULPS       Y14, Y0, Y0
+	VADDPS       Y15, Y0, Y0             // Y0 = a = x·scale + shift (unfused, as the scalar loop)
+	VSUBPS       Y0, Y13, Y1             // Y1 = t = −a
+	VMAXPS       silulo<>(SB), Y1, Y1
+	VMINPS       siluhi<>(SB), Y1, Y1
+	VMULPS       silulog2e<>(SB), Y1, Y2
+	VROUNDPS     $0, Y2, Y2              // Y2 = k = round(t·log2e)
+	VFNMADD231PS siluln2hi<>(SB), Y2, Y1 // Y1 = t − k·ln2hi
+	VFMADD231PS  siluln2lo<>(SB), Y2, Y1 // Y1 = r = t − k·ln2hi + k·ln2lo
+	VMULPS       Y1, Y1, Y3              // Y3 = r²
+	VMOVUPS      silup0<>(SB), Y4
+	VFMADD213PS  silup1<>(SB), Y1, Y4    // Y4 = Y4·r + p1
+	VFMADD213PS  silup2<>(SB), Y1, Y4
+	VFMADD213PS  silup3<>(SB), Y1, Y4
+	VFMADD213PS  silup4<>(SB), Y1, Y4
+	VFMADD213PS  silup5<>(SB), Y1, Y4
+	VFMADD213PS  Y1, Y3, Y4              // Y4 = p·r² + r
+	VADDPS       siluone<>(SB), Y4, Y4   // Y4 = e^r
+	VCVTPS2DQ    Y2, Y5
+	VPADDD       silubias<>(SB), Y5, Y5
+	VPSLLD       $23, Y5, Y5             // Y5 = 2^k
+	VMULPS       Y5, Y4, Y4              // Y4 = e^t = e^−a
+	VADDPS       siluone<>(SB), Y4, Y4
+	VMOVUPS      siluone<>(SB), Y6
+	VDIVPS       Y4, Y6, Y6              // Y6 = sig = 1/(1 + e^−a)
+	VMOVUPS      Y6, (DX)
+	VMULPS       Y6, Y0, Y7              // Y7 = a·sig
+	VMOVUPS      Y7, (DI)
+	ADDQ         $32, SI
+	ADDQ         $32, DI
+	ADDQ         $32, DX
+	DECQ         CX
+	JNZ          loop
+
+done:
+	VZEROUPPER
+	RET
