@@ -16,9 +16,10 @@ import (
 // norm's statistics per channel, group norm's per sample and group), γ and
 // β [C] (shared by the batch) or [N C] (a row per sample, M_CBN): the
 // norm–affine–SiLU sequence that opens every block, as one op with one
-// backward. It reads x once per pass and writes only its output and the
-// sigmoids the backward needs, where the three separate ops wrote and
-// re-read two intermediate tensors of x's size in each direction.
+// backward. It reads x once per pass and writes only its output, where the
+// three separate ops wrote and re-read two intermediate tensors of x's size
+// in each direction; the backward recomputes the sigmoids (with the SIMD
+// kernels of train/kernel, cheaper than writing and reading them back).
 //
 // Each statistics set (a channel over the batch, or a sample's group of
 // channels) is processed whole — moments, then its planes — while it is in
@@ -34,7 +35,6 @@ type normActOp struct {
 
 	// Kept by the forward for the backward of the same step.
 	mean, rstd []float64 // per set
-	sig        []float32 // sigmoid(a) per element, a = x̂·γ + β
 	keptX      []float32 // the x they belong to
 	out        []float32
 
@@ -126,7 +126,6 @@ func (op *normActOp) Do(vals ...G.Value) (G.Value, error) {
 	c, hw := s[1], s[2]*s[3]
 	sets, count := op.layout(s)
 	y := overwrite(&op.out, len(x))
-	sig := overwrite(&op.sig, len(x))
 	if len(op.mean) != len(sets) {
 		op.mean, op.rstd = make([]float64, len(sets)), make([]float64, len(sets))
 	}
@@ -155,7 +154,7 @@ func (op *normActOp) Do(vals ...G.Value) (G.Value, error) {
 			k := op.param(p, c)
 			scale := float32(r * float64(g[k]))
 			shift := float32(float64(b[k]) - m*r*float64(g[k]))
-			kernel.ScaleShiftSiLU(x[p*hw:(p+1)*hw], y[p*hw:(p+1)*hw], sig[p*hw:(p+1)*hw], scale, shift)
+			kernel.ScaleShiftSiLU(x[p*hw:(p+1)*hw], y[p*hw:(p+1)*hw], nil, scale, shift)
 		}
 	})
 	if op.st != nil {
@@ -210,16 +209,7 @@ func (op *normActOp) backward(x, g, b, dy []float32, s tensor.Shape) {
 			shift := float32(float64(b[k]) - m*r*gk)
 			mr := float32(m * r)
 			rr := float32(r)
-			xs, ss, gs, ds := x[p*hw:(p+1)*hw], op.sig[p*hw:(p+1)*hw], dy[p*hw:(p+1)*hw], dx[p*hw:(p+1)*hw]
-			var sa, sb float64
-			for i, e := range xs {
-				a := e*scale + shift
-				sg := ss[i]
-				da := gs[i] * sg * (1 + a*(1-sg))
-				ds[i] = da
-				sa += float64(da)
-				sb += float64(da * (e*rr - mr))
-			}
+			sa, sb := kernel.SiLUBackward(x[p*hw:(p+1)*hw], dy[p*hw:(p+1)*hw], dx[p*hw:(p+1)*hw], scale, shift, rr, mr)
 			op.sa[p], op.sb[p] = sa, sb
 			mdy += gk * sa
 			mdyx += gk * sb
@@ -232,10 +222,7 @@ func (op *normActOp) backward(x, g, b, dy []float32, s tensor.Shape) {
 			v := float32(r * gk)
 			u := float32(-r * r * mdyx)
 			w := float32(-r*mdy + m*r*r*mdyx)
-			xs, ds := x[p*hw:(p+1)*hw], dx[p*hw:(p+1)*hw]
-			for i, e := range xs {
-				ds[i] = ds[i]*v + e*u + w
-			}
+			kernel.Affine(dx[p*hw:(p+1)*hw], x[p*hw:(p+1)*hw], v, u, w)
 		}
 	})
 	vn := c

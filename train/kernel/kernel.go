@@ -19,22 +19,74 @@ func Expf(x float32) float32 {
 	return y * math.Float32frombits(uint32(int32(n)+127)<<23)
 }
 
-// ScaleShiftSiLU computes, per element, a = x·scale + shift, sig =
-// sigmoid(a) and y = a·sig (y = SiLU(a)); sig is kept for the backward. On
-// CPUs with AVX2 and FMA, eight lanes at a time (silu_amd64.s: the same
-// Expf, rounding k to nearest instead of half up; TestScaleShiftSiLU bounds
-// the difference); the tail and other CPUs take the scalar loop.
+// ScaleShiftSiLU computes, per element, a = x·scale + shift, s = sigmoid(a)
+// and y = a·s (y = SiLU(a)), keeping s in sig unless sig is nil. On CPUs
+// with AVX2 and FMA, eight lanes at a time (silu_amd64.s: the same Expf,
+// rounding k to nearest instead of half up; TestKernels bounds the
+// difference); the tail and other CPUs take the scalar loop.
 func ScaleShiftSiLU(x, y, sig []float32, scale, shift float32) {
-	y, sig = y[:len(x)], sig[:len(x)]
+	y = y[:len(x)]
+	keep := sig != nil
+	if keep {
+		sig = sig[:len(x)]
+	}
 	i := 0
 	if haveSIMD && len(x) >= 8 {
 		i = len(x) &^ 7
-		scaleShiftSiLUAVX2(&x[0], &y[0], &sig[0], i, scale, shift)
+		var sp *float32
+		if keep {
+			sp = &sig[0]
+		}
+		scaleShiftSiLUAVX2(&x[0], &y[0], sp, i, scale, shift)
 	}
 	for ; i < len(x); i++ {
 		a := x[i]*scale + shift
-		s := 1 / (1 + Expf(-a))
-		sig[i] = s
+		s := sigmoid(a)
+		if keep {
+			sig[i] = s
+		}
 		y[i] = a * s
+	}
+}
+
+func sigmoid(a float32) float32 { return 1 / (1 + Expf(-a)) }
+
+// SiLUBackward is the backward of ScaleShiftSiLU followed by the sums a
+// normalisation's backward needs: per element, with a = x·scale + shift and
+// s = sigmoid(a) recomputed (cheaper than reading a kept copy),
+// da = dy·s·(1 + a·(1−s)) into da; it returns Σda and Σda·x̂ with
+// x̂ = x·rr − mr, accumulated in float64.
+func SiLUBackward(x, dy, da []float32, scale, shift, rr, mr float32) (sumDa, sumDaX float64) {
+	dy, da = dy[:len(x)], da[:len(x)]
+	i := 0
+	if haveSIMD && len(x) >= 8 {
+		i = len(x) &^ 7
+		var lanes [8]float64
+		siluBackwardAVX2(&x[0], &dy[0], &da[0], i, scale, shift, rr, mr, &lanes)
+		sumDa = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
+		sumDaX = (lanes[4] + lanes[5]) + (lanes[6] + lanes[7])
+	}
+	for ; i < len(x); i++ {
+		e := x[i]
+		a := e*scale + shift
+		s := sigmoid(a)
+		d := dy[i] * s * (1 + a*(1-s))
+		da[i] = d
+		sumDa += float64(d)
+		sumDaX += float64(d * (e*rr - mr))
+	}
+	return sumDa, sumDaX
+}
+
+// Affine sets dx = dx·v + x·u + w per element.
+func Affine(dx, x []float32, v, u, w float32) {
+	x = x[:len(dx)]
+	i := 0
+	if haveSIMD && len(dx) >= 8 {
+		i = len(dx) &^ 7
+		affineAVX2(&dx[0], &x[0], i, v, u, w)
+	}
+	for ; i < len(dx); i++ {
+		dx[i] = dx[i]*v + x[i]*u + w
 	}
 }

@@ -3,6 +3,7 @@ package kernel
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -23,60 +24,96 @@ func TestExpf(t *testing.T) {
 	}
 }
 
-// scalar runs ScaleShiftSiLU without its SIMD kernel.
-func scalar(x, y, sig []float32, scale, shift float32) {
+// noSIMD runs f with the scalar loops only.
+func noSIMD(f func()) {
 	saved := haveSIMD
 	haveSIMD = false
 	defer func() { haveSIMD = saved }()
-	ScaleShiftSiLU(x, y, sig, scale, shift)
+	f()
 }
 
-// TestScaleShiftSiLU: the SIMD kernel against the scalar loop (itself
-// checked against float64 math), on every length up to 40 (kernel plus
-// tail) and inputs from 0 to past the clamps. Both compute the same
-// polynomial and the same a; they differ in rounding k (nearest vs half up)
-// and in FMA's single rounding inside e^−a, so sigmoid agrees within 4e-7
-// absolute and SiLU within 4e-7 relative (a few ulps).
-func TestScaleShiftSiLU(t *testing.T) {
-	if !haveSIMD {
-		t.Log("no AVX2+FMA on this CPU: checking the scalar loop only")
-	}
-	r := rand.New(rand.NewPCG(1, 2))
-	var worstS, worstY, worstRef float64
-	for n := 0; n <= 40; n++ {
-		for trial := 0; trial < 50; trial++ {
-			x := make([]float32, n)
-			for i := range x {
-				switch r.IntN(4) {
-				case 0:
-					x[i] = float32(r.NormFloat64())
-				case 1:
-					x[i] = float32(r.NormFloat64() * 30)
-				case 2:
-					x[i] = float32(r.Float64()*400 - 200) // past the clamps
-				default:
-					x[i] = 0
-				}
-			}
-			scale, shift := float32(r.NormFloat64()), float32(r.NormFloat64())
-			y, sig := make([]float32, n), make([]float32, n)
-			ys, sigs := make([]float32, n), make([]float32, n)
-			ScaleShiftSiLU(x, y, sig, scale, shift)
-			scalar(x, ys, sigs, scale, shift)
-			for i := range x {
-				worstS = max(worstS, math.Abs(float64(sig[i]-sigs[i])))
-				if d := math.Abs(float64(y[i] - ys[i])); d > 0 {
-					worstY = max(worstY, d/max(math.Abs(float64(ys[i])), 1e-30))
-				}
-				a := float64(x[i]*scale + shift)
-				ref := 1 / (1 + math.Exp(-a))
-				worstRef = max(worstRef, math.Abs(float64(sigs[i])-ref))
-			}
+// input draws n values from 0 to past Expf's clamps.
+func input(r *rand.Rand, n int) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		switch r.IntN(4) {
+		case 0:
+			x[i] = float32(r.NormFloat64())
+		case 1:
+			x[i] = float32(r.NormFloat64() * 30)
+		case 2:
+			x[i] = float32(r.Float64()*400 - 200)
 		}
 	}
-	t.Logf("SIMD vs scalar: sigmoid %.3g abs, SiLU %.3g rel; scalar vs float64: %.3g", worstS, worstY, worstRef)
-	if worstS > 4e-7 || worstY > 4e-7 || worstRef > 4e-7 {
-		t.Fatalf("sigmoid off by %.3g (SIMD) / %.3g (scalar vs float64); SiLU by %.3g rel", worstS, worstRef, worstY)
+	return x
+}
+
+// relErr is |got − want| relative to scale (scale ≥ |want| keeps
+// cancellation near zero from inflating it).
+func relErr(got, want, scale float64) float64 {
+	return math.Abs(got-want) / max(scale, 1e-30)
+}
+
+// TestKernels: each SIMD kernel against its scalar loop on every length up
+// to 40 (kernel plus tail), the scalar loops against float64 math. SIMD and
+// scalar compute the same polynomial on the same a; they differ in rounding
+// k (nearest vs half up), FMA's single rounding inside e^−a and the order
+// of the float64 sums, so sigmoid agrees within 4e-7 absolute and SiLU,
+// its gradient and the sums within 1e-6 relative (a few float32 ulps; a
+// dropped term of the range reduction gives 1e-4).
+func TestKernels(t *testing.T) {
+	if !haveSIMD {
+		t.Log("no AVX2+FMA on this CPU: checking the scalar loops only")
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	worst := map[string]float64{}
+	note := func(k string, e float64) { worst[k] = max(worst[k], e) }
+	for n := 0; n <= 40; n++ {
+		for trial := 0; trial < 50; trial++ {
+			x, dy := input(r, n), input(r, n)
+			scale, shift := float32(r.NormFloat64()), float32(r.NormFloat64())
+			rr, mr := float32(r.Float64()+0.5), float32(r.NormFloat64())
+			v, u, w := float32(r.NormFloat64()), float32(r.NormFloat64()), float32(r.NormFloat64())
+			y, sig, y2 := make([]float32, n), make([]float32, n), make([]float32, n)
+			ys, sigs := make([]float32, n), make([]float32, n)
+			da, das := make([]float32, n), make([]float32, n)
+			ScaleShiftSiLU(x, y, sig, scale, shift)
+			ScaleShiftSiLU(x, y2, nil, scale, shift)
+			sa, sb := SiLUBackward(x, dy, da, scale, shift, rr, mr)
+			dx, dxs := slices.Clone(dy), slices.Clone(dy)
+			Affine(dx, x, v, u, w)
+			var sas, sbs float64
+			noSIMD(func() {
+				ScaleShiftSiLU(x, ys, sigs, scale, shift)
+				sas, sbs = SiLUBackward(x, dy, das, scale, shift, rr, mr)
+				Affine(dxs, x, v, u, w)
+			})
+			var absA, absB float64
+			for i := range x {
+				note("sigmoid", math.Abs(float64(sig[i]-sigs[i])))
+				note("silu", relErr(float64(y[i]), float64(ys[i]), math.Abs(float64(ys[i]))))
+				if y2[i] != y[i] {
+					t.Fatalf("n=%d: SiLU without sig %g, with %g", n, y2[i], y[i])
+				}
+				note("grad", relErr(float64(da[i]), float64(das[i]), math.Abs(float64(dy[i]))))
+				note("affine", relErr(float64(dx[i]), float64(dxs[i]), math.Abs(float64(dy[i]*v))+math.Abs(float64(x[i]*u))+math.Abs(float64(w))))
+				absA += math.Abs(float64(das[i]))
+				absB += math.Abs(float64(das[i] * (x[i]*rr - mr)))
+				a := float64(x[i]*scale + shift)
+				s := 1 / (1 + math.Exp(-a))
+				note("scalar sigmoid vs float64", math.Abs(float64(sigs[i])-s))
+				// relative to |dy|·(1+|a|), the size of the terms of 1 + a·(1−s)
+				note("scalar grad vs float64", relErr(float64(das[i]), float64(dy[i])*s*(1+a*(1-s)), math.Abs(float64(dy[i]))*(1+math.Abs(a))))
+			}
+			note("sums", relErr(sa, sas, absA))
+			note("sums", relErr(sb, sbs, absB))
+		}
+	}
+	t.Logf("max errors: %v", worst)
+	for k, e := range worst {
+		if limit := map[bool]float64{true: 4e-7, false: 1e-6}[k == "sigmoid"]; e > limit {
+			t.Errorf("%s: off by %.3g (limit %.3g)", k, e, limit)
+		}
 	}
 }
 

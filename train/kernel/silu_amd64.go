@@ -4,11 +4,17 @@ package kernel
 
 import "golang.org/x/sys/cpu"
 
-// haveSIMD: ScaleShiftSiLU runs its AVX2+FMA kernel (8 lanes) on this CPU.
+// haveSIMD: the kernels run their AVX2+FMA code (8 lanes) on this CPU.
 var haveSIMD = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
-// scaleShiftSiLUAVX2 is ScaleShiftSiLU's kernel for the first n&^7
-// elements (silu_amd64.s).
-//
+// The kernels of ScaleShiftSiLU, SiLUBackward and Affine for the first
+// n&^7 elements (silu_amd64.s).
+
 //go:noescape
 func scaleShiftSiLUAVX2(x, y, sig *float32, n int, scale, shift float32)
+
+//go:noescape
+func siluBackwardAVX2(x, dy, da *float32, n int, scale, shift, rr, mr float32, sums *[8]float64)
+
+//go:noescape
+func affineAVX2(dx, x *float32, n int, v, u, w float32)

@@ -130,13 +130,41 @@ DATA silubias<>+24(SB)/4, $0x0000007f
 DATA silubias<>+28(SB)/4, $0x0000007f
 GLOBL silubias<>(SB), RODATA|NOPTR, $32
 
+// SIGMOID: Y6 = 1/(1 + e^−Y0), eight lanes; uses Y1–Y5 and Y13 = 0.
+// e^t as in Expf (kernel.go): t = −Y0 clamped to [−87, 88] (Y1),
+// k = round(t·log2e) (Y2), r = t − k·ln2 with ln2 in two parts (Y1), e^r =
+// p(r)·r² + r + 1 with Cephes' polynomial (Y4), times 2^k built in the
+// exponent bits (Y5). Rounding k to nearest (Expf rounds half up) keeps
+// |r| ≤ ln2/2 either way.
+#define SIGMOID \
+	VSUBPS       Y0, Y13, Y1; \
+	VMAXPS       silulo<>(SB), Y1, Y1; \
+	VMINPS       siluhi<>(SB), Y1, Y1; \
+	VMULPS       silulog2e<>(SB), Y1, Y2; \
+	VROUNDPS     $0, Y2, Y2; \
+	VFNMADD231PS siluln2hi<>(SB), Y2, Y1; \
+	VFMADD231PS  siluln2lo<>(SB), Y2, Y1; \
+	VMULPS       Y1, Y1, Y3; \
+	VMOVUPS      silup0<>(SB), Y4; \
+	VFMADD213PS  silup1<>(SB), Y1, Y4; \
+	VFMADD213PS  silup2<>(SB), Y1, Y4; \
+	VFMADD213PS  silup3<>(SB), Y1, Y4; \
+	VFMADD213PS  silup4<>(SB), Y1, Y4; \
+	VFMADD213PS  silup5<>(SB), Y1, Y4; \
+	VFMADD213PS  Y1, Y3, Y4; \
+	VADDPS       siluone<>(SB), Y4, Y4; \
+	VCVTPS2DQ    Y2, Y5; \
+	VPADDD       silubias<>(SB), Y5, Y5; \
+	VPSLLD       $23, Y5, Y5; \
+	VMULPS       Y5, Y4, Y4; \
+	VADDPS       siluone<>(SB), Y4, Y4; \
+	VMOVUPS      siluone<>(SB), Y6; \
+	VDIVPS       Y4, Y6, Y6
+
 // func scaleShiftSiLUAVX2(x, y, sig *float32, n int, scale, shift float32)
 //
-// For the first n&^7 elements: a = x·scale + shift, sig = 1/(1+e^−a),
-// y = a·sig; e^t as in expf (kernel.go): t clamped to [−87, 88], k = round(t·log2e),
-// r = t − k·ln2 (ln2 in two parts), e^r by Cephes' polynomial, scaled by 2^k
-// built in the exponent bits. Rounding to nearest (expf rounds half up) keeps
-// |r| ≤ ln2/2 either way.
+// For the first n&^7 elements: a = x·scale + shift, sig = 1/(1+e^−a)
+// (stored unless sig is nil), y = a·sig.
 TEXT ·scaleShiftSiLUAVX2(SB), NOSPLIT, $0-40
 	MOVQ         x+0(FP), SI
 	MOVQ         y+8(FP), DI
@@ -152,38 +180,107 @@ loop:
 	VMOVUPS      (SI), Y0
 	VMULPS       Y14, Y0, Y0
 	VADDPS       Y15, Y0, Y0             // Y0 = a = x·scale + shift (unfused, as the scalar loop)
-	VSUBPS       Y0, Y13, Y1             // Y1 = t = −a
-	VMAXPS       silulo<>(SB), Y1, Y1
-	VMINPS       siluhi<>(SB), Y1, Y1
-	VMULPS       silulog2e<>(SB), Y1, Y2
-	VROUNDPS     $0, Y2, Y2              // Y2 = k = round(t·log2e)
-	VFNMADD231PS siluln2hi<>(SB), Y2, Y1 // Y1 = t − k·ln2hi
-	VFMADD231PS  siluln2lo<>(SB), Y2, Y1 // Y1 = r = t − k·ln2hi + k·ln2lo
-	VMULPS       Y1, Y1, Y3              // Y3 = r²
-	VMOVUPS      silup0<>(SB), Y4
-	VFMADD213PS  silup1<>(SB), Y1, Y4    // Y4 = Y4·r + p1
-	VFMADD213PS  silup2<>(SB), Y1, Y4
-	VFMADD213PS  silup3<>(SB), Y1, Y4
-	VFMADD213PS  silup4<>(SB), Y1, Y4
-	VFMADD213PS  silup5<>(SB), Y1, Y4
-	VFMADD213PS  Y1, Y3, Y4              // Y4 = p·r² + r
-	VADDPS       siluone<>(SB), Y4, Y4   // Y4 = e^r
-	VCVTPS2DQ    Y2, Y5
-	VPADDD       silubias<>(SB), Y5, Y5
-	VPSLLD       $23, Y5, Y5             // Y5 = 2^k
-	VMULPS       Y5, Y4, Y4              // Y4 = e^t = e^−a
-	VADDPS       siluone<>(SB), Y4, Y4
-	VMOVUPS      siluone<>(SB), Y6
-	VDIVPS       Y4, Y6, Y6              // Y6 = sig = 1/(1 + e^−a)
-	VMOVUPS      Y6, (DX)
+	SIGMOID
 	VMULPS       Y6, Y0, Y7              // Y7 = a·sig
 	VMOVUPS      Y7, (DI)
 	ADDQ         $32, SI
 	ADDQ         $32, DI
+	TESTQ        DX, DX                  // sig == nil: not kept
+	JZ           next
+	VMOVUPS      Y6, (DX)
 	ADDQ         $32, DX
+
+next:
 	DECQ         CX
 	JNZ          loop
 
 done:
+	VZEROUPPER
+	RET
+
+// func siluBackwardAVX2(x, dy, da *float32, n int, scale, shift, rr, mr float32, sums *[8]float64)
+//
+// For the first n&^7 elements: a = x·scale + shift, sig as above,
+// da = dy·sig·(1 + a·(1−sig)), x̂ = x·rr − mr; sums[0:4] += da and
+// sums[4:8] += da·x̂ lane-wise in float64.
+TEXT ·siluBackwardAVX2(SB), NOSPLIT, $0-56
+	MOVQ         x+0(FP), SI
+	MOVQ         dy+8(FP), BX
+	MOVQ         da+16(FP), DI
+	MOVQ         n+24(FP), CX
+	MOVQ         sums+48(FP), R8
+	VBROADCASTSS scale+32(FP), Y14
+	VBROADCASTSS shift+36(FP), Y15
+	VXORPS       Y13, Y13, Y13
+	VMOVUPD      (R8), Y11
+	VMOVUPD      32(R8), Y12
+	SHRQ         $3, CX
+	JZ           bdone
+
+bloop:
+	VMOVUPS      (SI), Y7
+	VMULPS       Y14, Y7, Y0
+	VADDPS       Y15, Y0, Y0             // Y0 = a
+	SIGMOID                              // Y6 = sig
+	VMOVUPS      siluone<>(SB), Y8
+	VSUBPS       Y6, Y8, Y8              // 1 − sig
+	VMULPS       Y0, Y8, Y8              // a·(1 − sig)
+	VADDPS       siluone<>(SB), Y8, Y8   // 1 + a·(1 − sig)
+	VMULPS       (BX), Y6, Y6            // dy·sig
+	VMULPS       Y8, Y6, Y6              // Y6 = da
+	VMOVUPS      Y6, (DI)
+	VBROADCASTSS rr+40(FP), Y2
+	VBROADCASTSS mr+44(FP), Y3
+	VMULPS       Y2, Y7, Y7
+	VSUBPS       Y3, Y7, Y7              // x̂ = x·rr − mr
+	VMULPS       Y6, Y7, Y7              // da·x̂
+	VCVTPS2PD    X6, Y9
+	VEXTRACTF128 $1, Y6, X10
+	VCVTPS2PD    X10, Y10
+	VADDPD       Y9, Y11, Y11
+	VADDPD       Y10, Y11, Y11
+	VCVTPS2PD    X7, Y9
+	VEXTRACTF128 $1, Y7, X10
+	VCVTPS2PD    X10, Y10
+	VADDPD       Y9, Y12, Y12
+	VADDPD       Y10, Y12, Y12
+	ADDQ         $32, SI
+	ADDQ         $32, BX
+	ADDQ         $32, DI
+	DECQ         CX
+	JNZ          bloop
+
+bdone:
+	VMOVUPD      Y11, (R8)
+	VMOVUPD      Y12, 32(R8)
+	VZEROUPPER
+	RET
+
+// func affineAVX2(dx, x *float32, n int, v, u, w float32)
+//
+// For the first n&^7 elements: dx = dx·v + x·u + w (unfused, as the scalar
+// loop).
+TEXT ·affineAVX2(SB), NOSPLIT, $0-36
+	MOVQ         dx+0(FP), DI
+	MOVQ         x+8(FP), SI
+	MOVQ         n+16(FP), CX
+	VBROADCASTSS v+24(FP), Y13
+	VBROADCASTSS u+28(FP), Y14
+	VBROADCASTSS w+32(FP), Y15
+	SHRQ         $3, CX
+	JZ           adone
+
+aloop:
+	VMULPS       (DI), Y13, Y0
+	VMULPS       (SI), Y14, Y1
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y15, Y0, Y0
+	VMOVUPS      Y0, (DI)
+	ADDQ         $32, SI
+	ADDQ         $32, DI
+	DECQ         CX
+	JNZ          aloop
+
+adone:
 	VZEROUPPER
 	RET

@@ -4,6 +4,12 @@ package kernel
 
 var haveSIMD = false
 
-func scaleShiftSiLUAVX2(x, y, sig *float32, n int, scale, shift float32) {
-	panic("kernel: no SIMD kernel on this architecture")
+// No SIMD kernels here: haveSIMD is false, so these are never called.
+
+func scaleShiftSiLUAVX2(x, y, sig *float32, n int, scale, shift float32) { panic("kernel: no SIMD") }
+
+func siluBackwardAVX2(x, dy, da *float32, n int, scale, shift, rr, mr float32, sums *[8]float64) {
+	panic("kernel: no SIMD")
 }
+
+func affineAVX2(dx, x *float32, n int, v, u, w float32) { panic("kernel: no SIMD") }
