@@ -29,6 +29,45 @@ func newConvGeom(x, w tensor.Shape, stride, pad int) convGeom {
 // rows of a sample's im2col matrix [Cin·K·K, Ho·Wo].
 func (g convGeom) rows() int { return g.cin * g.k * g.k }
 
+// How a convolution becomes GEMMs, per sample.
+const (
+	// byIm2col (any stride): one GEMM with the im2col matrix [Cin·K·K, Ho·Wo].
+	byIm2col = iota
+	// byRows (stride 1, K > 1): only the K column shifts are copied, into
+	// [Cin·K, Hp·Wo] with Hp = H + 2·pad padded rows; the K row shifts are
+	// offsets of ky·Wo into it, so K GEMMs with Cin·K rows each replace one
+	// with Cin·K·K, and the copy (and its gradient's scatter) is K times
+	// smaller.
+	byRows
+	// by1x1 (1×1, stride 1, no padding): x itself is the GEMM's matrix.
+	by1x1
+)
+
+func (g convGeom) mode() int {
+	switch {
+	case g.k == 1 && g.stride == 1 && g.pad == 0:
+		return by1x1
+	case g.stride == 1:
+		return byRows
+	}
+	return byIm2col
+}
+
+// hp is the padded height of byRows's matrix; its rows are Hp·Wo long.
+func (g convGeom) hp() int { return g.h + 2*g.pad }
+
+// colSize is the per-worker workspace of the mode: the im2col matrix, the
+// shifted rows, or nothing.
+func (g convGeom) colSize() int {
+	switch g.mode() {
+	case byRows:
+		return g.cin * g.k * g.hp() * g.wo
+	case by1x1:
+		return 0
+	}
+	return g.rows() * g.ho * g.wo
+}
+
 // workers is how many goroutines split a batch: one per CPU, each calling
 // a single-threaded BLAS (one threading model: goroutines, not BLAS threads).
 func workers(n int) int { return max(1, min(n, runtime.NumCPU())) }
@@ -133,6 +172,53 @@ func (g convGeom) col2im(col, dx []float32) {
 	}
 }
 
+// im2rows fills byRows's matrix [Cin·K, Hp·Wo] from one sample x [Cin H W]:
+// row (c, kx), padded row iy', column ox holds x[c, iy'−pad, ox−pad+kx]
+// (zero outside the image).
+func (g convGeom) im2rows(x, col []float32) {
+	hp := g.hp()
+	for c := 0; c < g.cin; c++ {
+		plane := x[c*g.h*g.w : (c+1)*g.h*g.w]
+		for kx := 0; kx < g.k; kx++ {
+			row := col[(c*g.k+kx)*hp*g.wo : (c*g.k+kx+1)*hp*g.wo]
+			lo, hi := g.inside(kx)
+			for iy := -g.pad; iy < g.h+g.pad; iy++ {
+				out := row[(iy+g.pad)*g.wo : (iy+g.pad+1)*g.wo]
+				if iy < 0 || iy >= g.h || hi <= lo {
+					clear(out)
+					continue
+				}
+				clear(out[:lo])
+				copy(out[lo:hi], plane[iy*g.w+lo-g.pad+kx:iy*g.w+hi-g.pad+kx])
+				clear(out[hi:])
+			}
+		}
+	}
+}
+
+// rows2im sets one sample's dx [Cin H W] from the gradient of byRows's
+// matrix: each element of x gathers its K column shifts.
+func (g convGeom) rows2im(col, dx []float32) {
+	hp := g.hp()
+	for c := 0; c < g.cin; c++ {
+		for iy := 0; iy < g.h; iy++ {
+			dst := dx[(c*g.h+iy)*g.w : (c*g.h+iy+1)*g.w]
+			clear(dst)
+			for kx := 0; kx < g.k; kx++ {
+				lo, hi := g.inside(kx)
+				if hi <= lo {
+					continue
+				}
+				src := col[((c*g.k+kx)*hp+iy+g.pad)*g.wo:]
+				d, s := dst[lo-g.pad+kx:hi-g.pad+kx], src[lo:hi]
+				for i := range d {
+					d[i] += s[i]
+				}
+			}
+		}
+	}
+}
+
 // sgemm is C = alpha·op(A)·op(B) + beta·C, row-major, on the BLAS gorgonia
 // uses (OpenBLAS through netlib, or gonum's pure Go).
 func sgemm(tA, tB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
@@ -151,9 +237,10 @@ func sgemm(tA, tB bool, m, n, k int, a []float32, lda int, b []float32, ldb int,
 // backward pass's results, computed once per step for both dx and dW.
 type convState struct {
 	geom convGeom
-	col  [][]float32 // per worker: [rows, Ho·Wo]
-	dcol [][]float32 // per worker: [rows, Ho·Wo]
-	dw   [][]float32 // per worker: partial dW [Cout, rows]
+	col  [][]float32 // per worker: the mode's matrix (colSize)
+	dcol [][]float32 // per worker: its gradient
+	dw   [][]float32 // per worker: partial dW, [Cout, rows] (byRows: [K Cout Cin·K])
+	wk   []float32   // byRows: w as [K Cout Cin·K], one matrix per ky
 	// fwd counts forward runs; bwd is the forward run the cached dx, dW
 	// belong to.
 	fwd, bwd int
@@ -165,45 +252,129 @@ type convState struct {
 
 func (st *convState) workspaces() {
 	g := st.geom
-	if st.col != nil {
+	if st.dw != nil {
 		return
 	}
-	nw, hw := workers(g.n), g.ho*g.wo
-	for w := 0; w < nw; w++ {
-		st.col = append(st.col, make([]float32, g.rows()*hw))
-		st.dcol = append(st.dcol, make([]float32, g.rows()*hw))
+	for w := 0; w < workers(g.n); w++ {
+		st.col = append(st.col, make([]float32, g.colSize()))
+		st.dcol = append(st.dcol, make([]float32, g.colSize()))
 		st.dw = append(st.dw, make([]float32, g.cout*g.rows()))
 	}
 }
 
-// backward computes dx = col2im(Wᵀ·dY) and dW = Σ_n dY_n·col_nᵀ in one pass
-// over the samples (im2col recomputed per sample: cheaper than keeping the
-// whole batch's columns), once per forward run.
+// splitKy sets st.wk from w [Cout Cin K K] for byRows: wk[ky][co][c·K+kx].
+func (st *convState) splitKy(w []float32) {
+	g := st.geom
+	wk := overwrite(&st.wk, len(w))
+	for co := 0; co < g.cout; co++ {
+		for c := 0; c < g.cin; c++ {
+			for ky := 0; ky < g.k; ky++ {
+				for kx := 0; kx < g.k; kx++ {
+					wk[((ky*g.cout+co)*g.cin+c)*g.k+kx] = w[((co*g.cin+c)*g.k+ky)*g.k+kx]
+				}
+			}
+		}
+	}
+}
+
+// forward computes y_n = b + W·x_n for one sample into yn [Cout, Ho·Wo]
+// (NCHW is already GEMM layout), with worker wk's workspace.
+func (st *convState) forward(wk int, xn, w, b, yn []float32) {
+	g := st.geom
+	hw := g.ho * g.wo
+	for c := 0; c < g.cout; c++ {
+		row := yn[c*hw : (c+1)*hw]
+		for i := range row {
+			row[i] = b[c]
+		}
+	}
+	col := st.col[wk]
+	switch g.mode() {
+	case by1x1:
+		sgemm(false, false, g.cout, hw, g.cin, w, g.cin, xn, hw, 1, yn, hw)
+	case byRows:
+		g.im2rows(xn, col)
+		kr, ld := g.cin*g.k, g.hp()*g.wo
+		for ky := 0; ky < g.k; ky++ {
+			sgemm(false, false, g.cout, hw, kr, st.wk[ky*g.cout*kr:], kr, col[ky*g.wo:], ld, 1, yn, hw)
+		}
+	default:
+		g.im2col(xn, col)
+		sgemm(false, false, g.cout, hw, g.rows(), w, g.rows(), col, hw, 1, yn, hw)
+	}
+}
+
+// backwardSample adds sample n's dY_n·X_nᵀ to worker wk's partial dW and
+// sets its dx_n = Wᵀ·dY_n (scattered back through the mode's matrix).
+func (st *convState) backwardSample(wk int, xn, w, dyn, dxn []float32) {
+	g := st.geom
+	hw := g.ho * g.wo
+	col, dcol, dw := st.col[wk], st.dcol[wk], st.dw[wk]
+	switch g.mode() {
+	case by1x1:
+		sgemm(false, true, g.cout, g.cin, hw, dyn, hw, xn, hw, 1, dw, g.cin)
+		sgemm(true, false, g.cin, hw, g.cout, w, g.cin, dyn, hw, 0, dxn, hw)
+	case byRows:
+		g.im2rows(xn, col)
+		kr, ld := g.cin*g.k, g.hp()*g.wo
+		for ky := 0; ky < g.k; ky++ {
+			sgemm(false, true, g.cout, kr, hw, dyn, hw, col[ky*g.wo:], ld, 1, dw[ky*g.cout*kr:], kr)
+		}
+		// The ky = 0 GEMM overwrites padded rows [0, Ho) of each matrix row;
+		// the others add to rows [ky, ky+Ho), so rows [Ho, Hp) start at zero.
+		for r := 0; r < kr; r++ {
+			clear(dcol[r*ld+hw : (r+1)*ld])
+		}
+		for ky := 0; ky < g.k; ky++ {
+			sgemm(true, false, kr, hw, g.cout, st.wk[ky*g.cout*kr:], kr, dyn, hw, float32(min(ky, 1)), dcol[ky*g.wo:], ld)
+		}
+		g.rows2im(dcol, dxn)
+	default:
+		g.im2col(xn, col)
+		sgemm(false, true, g.cout, g.rows(), hw, dyn, hw, col, hw, 1, dw, g.rows())
+		sgemm(true, false, g.rows(), hw, g.cout, w, g.rows(), dyn, hw, 0, dcol, hw)
+		clear(dxn) // col2im accumulates
+		g.col2im(dcol, dxn)
+	}
+}
+
+// backward computes dx and dW = Σ_n dY_n·X_nᵀ in one pass over the samples
+// (the im2col or shifted-rows matrix recomputed per sample: cheaper than
+// keeping the whole batch's), once per forward run.
 func (st *convState) backward(x, w, dy []float32) {
 	if st.bwd == st.fwd && st.dx != nil {
 		return
 	}
 	g := st.geom
 	st.workspaces()
-	rows, hw := g.rows(), g.ho*g.wo
-	xs, ys := g.cin*g.h*g.w, g.cout*hw
-	dx := overwrite(&st.dxBuf, g.n*xs) // each sample's part is cleared by its worker
+	if g.mode() == byRows {
+		st.splitKy(w)
+	}
+	xs, ys := g.cin*g.h*g.w, g.cout*g.ho*g.wo
+	dx := overwrite(&st.dxBuf, g.n*xs) // each sample's part is written by its worker
 	for _, p := range st.dw {
 		clear(p)
 	}
 	parallel(g.n, func(wk, n int) {
-		col, dcol := st.col[wk], st.dcol[wk]
-		g.im2col(x[n*xs:(n+1)*xs], col)
-		dyn := dy[n*ys : (n+1)*ys] // [Cout, Ho·Wo]: NCHW is already GEMM layout
-		sgemm(false, true, g.cout, rows, hw, dyn, hw, col, hw, 1, st.dw[wk], rows)
-		sgemm(true, false, rows, hw, g.cout, w, rows, dyn, hw, 0, dcol, hw)
-		clear(dx[n*xs : (n+1)*xs]) // col2im accumulates
-		g.col2im(dcol, dx[n*xs:(n+1)*xs])
+		st.backwardSample(wk, x[n*xs:(n+1)*xs], w, dy[n*ys:(n+1)*ys], dx[n*xs:(n+1)*xs])
 	})
-	dW := reuse(&st.dWBuf, g.cout*rows)
+	dW := reuse(&st.dWBuf, g.cout*g.rows())
 	for _, p := range st.dw {
-		for i, v := range p {
-			dW[i] += v
+		if g.mode() != byRows {
+			for i, v := range p {
+				dW[i] += v
+			}
+			continue
+		}
+		kr := g.cin * g.k // p is [K Cout Cin·K]
+		for co := 0; co < g.cout; co++ {
+			for c := 0; c < g.cin; c++ {
+				for ky := 0; ky < g.k; ky++ {
+					for kx := 0; kx < g.k; kx++ {
+						dW[((co*g.cin+c)*g.k+ky)*g.k+kx] += p[(ky*g.cout+co)*kr+c*g.k+kx]
+					}
+				}
+			}
 		}
 	}
 	st.dx = tensor.New(tensor.WithShape(g.n, g.cin, g.h, g.w), tensor.WithBacking(dx))
@@ -271,28 +442,20 @@ func f32(v G.Value) ([]float32, tensor.Shape) {
 func (op *convOp) Do(vals ...G.Value) (G.Value, error) {
 	st := op.st
 	g := st.geom
-	rows, hw := g.rows(), g.ho*g.wo
+	hw := g.ho * g.wo
 	switch op.kind {
-	case 0: // y_n = b + W·im2col(x_n), per sample, straight into NCHW
+	case 0: // y_n = b + W·x_n per sample (see convGeom.mode), straight into NCHW
 		x, _ := f32(vals[0])
 		w, _ := f32(vals[1])
 		b, _ := f32(vals[2])
 		st.workspaces()
+		if g.mode() == byRows {
+			st.splitKy(w)
+		}
 		st.fwd++
 		xs, ys := g.cin*g.h*g.w, g.cout*hw
 		y := overwrite(&st.y, g.n*ys)
-		parallel(g.n, func(wk, n int) {
-			col := st.col[wk]
-			g.im2col(x[n*xs:(n+1)*xs], col)
-			yn := y[n*ys : (n+1)*ys]
-			for c := 0; c < g.cout; c++ {
-				row := yn[c*hw : (c+1)*hw]
-				for i := range row {
-					row[i] = b[c]
-				}
-			}
-			sgemm(false, false, g.cout, hw, rows, w, rows, col, hw, 1, yn, hw)
-		})
+		parallel(g.n, func(wk, n int) { st.forward(wk, x[n*xs:(n+1)*xs], w, b, y[n*ys:(n+1)*ys]) })
 		return tensor.New(tensor.WithShape(g.n, g.cout, g.ho, g.wo), tensor.WithBacking(y)), nil
 	case 1: // dx (x, w, dy)
 		x, _ := f32(vals[0])
