@@ -4,6 +4,7 @@ package train
 
 // #cgo LDFLAGS: -lopenblas
 // void openblas_set_num_threads(int);
+// char* openblas_get_corename(void);
 import "C"
 
 import (
@@ -21,3 +22,7 @@ func init() {
 	C.openblas_set_num_threads(1)
 	G.Use(netlib.Implementation{})
 }
+
+// BLASCore is the kernel set OpenBLAS chose when it loaded (its name for
+// the CPU, or OPENBLAS_CORETYPE's).
+func BLASCore() string { return C.GoString(C.openblas_get_corename()) }

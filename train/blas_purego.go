@@ -4,3 +4,6 @@ package train
 
 // BLAS names the matrix library the training graphs run on.
 const BLAS = "gonum"
+
+// BLASCore is the kernel set the BLAS runs: gonum's pure Go.
+func BLASCore() string { return "go" }

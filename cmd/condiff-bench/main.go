@@ -90,7 +90,7 @@ func trainRSS() (any, error) {
 var onlyVariant string
 
 func benchTrain(steps int) (any, error) {
-	res := map[string]any{"blas": train.BLAS, "size": 32, "batch": 64, "base": 32}
+	res := map[string]any{"blas": train.BLAS, "blas_core": train.BLASCore(), "size": 32, "batch": 64, "base": 32}
 	for _, v := range []struct {
 		name    string
 		variant contract.Variant
