@@ -262,19 +262,24 @@ func (st *convState) workspaces() {
 	}
 }
 
-// splitKy sets st.wk from w [Cout Cin K K] for byRows: wk[ky][co][c·K+kx].
-func (st *convState) splitKy(w []float32) {
-	g := st.geom
-	wk := overwrite(&st.wk, len(w))
+// kyMajor calls f(i, j) for each weight, i its index in w [Cout Cin K K]
+// and j in byRows's layout [K Cout Cin·K] (one GEMM matrix per ky).
+func (g convGeom) kyMajor(f func(i, j int)) {
 	for co := 0; co < g.cout; co++ {
 		for c := 0; c < g.cin; c++ {
 			for ky := 0; ky < g.k; ky++ {
 				for kx := 0; kx < g.k; kx++ {
-					wk[((ky*g.cout+co)*g.cin+c)*g.k+kx] = w[((co*g.cin+c)*g.k+ky)*g.k+kx]
+					f(((co*g.cin+c)*g.k+ky)*g.k+kx, ((ky*g.cout+co)*g.cin+c)*g.k+kx)
 				}
 			}
 		}
 	}
+}
+
+// splitKy sets st.wk, w in byRows's layout.
+func (st *convState) splitKy(w []float32) {
+	wk := overwrite(&st.wk, len(w))
+	st.geom.kyMajor(func(i, j int) { wk[j] = w[i] })
 }
 
 // forward computes y_n = b + W·x_n for one sample into yn [Cout, Ho·Wo]
@@ -360,21 +365,12 @@ func (st *convState) backward(x, w, dy []float32) {
 	})
 	dW := reuse(&st.dWBuf, g.cout*g.rows())
 	for _, p := range st.dw {
-		if g.mode() != byRows {
-			for i, v := range p {
-				dW[i] += v
-			}
+		if g.mode() == byRows {
+			g.kyMajor(func(i, j int) { dW[i] += p[j] })
 			continue
 		}
-		kr := g.cin * g.k // p is [K Cout Cin·K]
-		for co := 0; co < g.cout; co++ {
-			for c := 0; c < g.cin; c++ {
-				for ky := 0; ky < g.k; ky++ {
-					for kx := 0; kx < g.k; kx++ {
-						dW[((co*g.cin+c)*g.k+ky)*g.k+kx] += p[(ky*g.cout+co)*kr+c*g.k+kx]
-					}
-				}
-			}
+		for i, v := range p {
+			dW[i] += v
 		}
 	}
 	st.dx = tensor.New(tensor.WithShape(g.n, g.cin, g.h, g.w), tensor.WithBacking(dx))
