@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"github.com/condiff/condiff/train/kernel"
 	"hash"
 	"hash/fnv"
 	"runtime"
@@ -154,10 +155,7 @@ func (g convGeom) col2im(col, dx []float32) {
 					if g.stride == 1 {
 						lo, hi := g.inside(kx)
 						if hi > lo {
-							d, s := dst[lo-g.pad+kx:hi-g.pad+kx], in[lo:hi]
-							for i := range d {
-								d[i] += s[i]
-							}
+							kernel.AddTo(dst[lo-g.pad+kx:hi-g.pad+kx], in[lo:hi])
 						}
 						continue
 					}
@@ -210,10 +208,7 @@ func (g convGeom) rows2im(col, dx []float32) {
 					continue
 				}
 				src := col[((c*g.k+kx)*hp+iy+g.pad)*g.wo:]
-				d, s := dst[lo-g.pad+kx:hi-g.pad+kx], src[lo:hi]
-				for i := range d {
-					d[i] += s[i]
-				}
+				kernel.AddTo(dst[lo-g.pad+kx:hi-g.pad+kx], src[lo:hi])
 			}
 		}
 	}
@@ -288,10 +283,7 @@ func (st *convState) forward(wk int, xn, w, b, yn []float32) {
 	g := st.geom
 	hw := g.ho * g.wo
 	for c := 0; c < g.cout; c++ {
-		row := yn[c*hw : (c+1)*hw]
-		for i := range row {
-			row[i] = b[c]
-		}
+		kernel.Fill(yn[c*hw:(c+1)*hw], b[c])
 	}
 	col := st.col[wk]
 	switch g.mode() {

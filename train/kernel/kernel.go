@@ -21,7 +21,7 @@ func Expf(x float32) float32 {
 
 // ScaleShiftSiLU computes, per element, a = x·scale + shift, s = sigmoid(a)
 // and y = a·s (y = SiLU(a)), keeping s in sig unless sig is nil. On CPUs
-// with AVX2 and FMA, eight lanes at a time (silu_amd64.s: the same Expf,
+// with AVX2 and FMA, eight lanes at a time (kernel_amd64.s: the same Expf,
 // rounding k to nearest instead of half up; TestKernels bounds the
 // difference); the tail and other CPUs take the scalar loop.
 func ScaleShiftSiLU(x, y, sig []float32, scale, shift float32) {
@@ -88,5 +88,30 @@ func Affine(dx, x []float32, v, u, w float32) {
 	}
 	for ; i < len(dx); i++ {
 		dx[i] = dx[i]*v + x[i]*u + w
+	}
+}
+
+// AddTo sets dst += src per element.
+func AddTo(dst, src []float32) {
+	src = src[:len(dst)]
+	i := 0
+	if haveSIMD && len(dst) >= 8 {
+		i = len(dst) &^ 7
+		addToAVX2(&dst[0], &src[0], i)
+	}
+	for ; i < len(dst); i++ {
+		dst[i] += src[i]
+	}
+}
+
+// Fill sets every element of dst to v.
+func Fill(dst []float32, v float32) {
+	i := 0
+	if haveSIMD && len(dst) >= 8 {
+		i = len(dst) &^ 7
+		fillAVX2(&dst[0], i, v)
+	}
+	for ; i < len(dst); i++ {
+		dst[i] = v
 	}
 }

@@ -55,7 +55,8 @@ func relErr(got, want, scale float64) float64 {
 }
 
 // TestKernels: each SIMD kernel against its scalar loop on every length up
-// to 40 (kernel plus tail), the scalar loops against float64 math. SIMD and
+// to 40 (kernel plus tail), the scalar loops against float64 math; AddTo and
+// Fill exactly. SIMD and
 // scalar compute the same polynomial on the same a; they differ in rounding
 // k (nearest vs half up), FMA's single rounding inside e^−a and the order
 // of the float64 sums, so sigmoid agrees within 4e-7 absolute and SiLU,
@@ -82,12 +83,22 @@ func TestKernels(t *testing.T) {
 			sa, sb := SiLUBackward(x, dy, da, scale, shift, rr, mr)
 			dx, dxs := slices.Clone(dy), slices.Clone(dy)
 			Affine(dx, x, v, u, w)
+			sum, sums := slices.Clone(dy), slices.Clone(dy)
+			AddTo(sum, x)
+			fill := make([]float32, n)
+			Fill(fill, v)
 			var sas, sbs float64
 			noSIMD(func() {
 				ScaleShiftSiLU(x, ys, sigs, scale, shift)
 				sas, sbs = SiLUBackward(x, dy, das, scale, shift, rr, mr)
 				Affine(dxs, x, v, u, w)
+				AddTo(sums, x)
 			})
+			for i := range x {
+				if sum[i] != sums[i] || sum[i] != dy[i]+x[i] || fill[i] != v {
+					t.Fatalf("n=%d, element %d: AddTo %g (scalar %g, want %g), Fill %g (want %g)", n, i, sum[i], sums[i], dy[i]+x[i], fill[i], v)
+				}
+			}
 			var absA, absB float64
 			for i := range x {
 				note("sigmoid", math.Abs(float64(sig[i]-sigs[i])))

@@ -284,3 +284,46 @@ aloop:
 adone:
 	VZEROUPPER
 	RET
+
+// func addToAVX2(dst, src *float32, n int)
+//
+// For the first n&^7 elements: dst += src.
+TEXT ·addToAVX2(SB), NOSPLIT, $0-24
+	MOVQ    dst+0(FP), DI
+	MOVQ    src+8(FP), SI
+	MOVQ    n+16(FP), CX
+	SHRQ    $3, CX
+	JZ      tdone
+
+tloop:
+	VMOVUPS (DI), Y0
+	VADDPS  (SI), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     tloop
+
+tdone:
+	VZEROUPPER
+	RET
+
+// func fillAVX2(dst *float32, n int, v float32)
+//
+// For the first n&^7 elements: dst = v.
+TEXT ·fillAVX2(SB), NOSPLIT, $0-20
+	MOVQ         dst+0(FP), DI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS v+16(FP), Y0
+	SHRQ         $3, CX
+	JZ           fdone
+
+floop:
+	VMOVUPS      Y0, (DI)
+	ADDQ         $32, DI
+	DECQ         CX
+	JNZ          floop
+
+fdone:
+	VZEROUPPER
+	RET

@@ -13,3 +13,7 @@ func siluBackwardAVX2(x, dy, da *float32, n int, scale, shift, rr, mr float32, s
 }
 
 func affineAVX2(dx, x *float32, n int, v, u, w float32) { panic("kernel: no SIMD") }
+
+func addToAVX2(dst, src *float32, n int) { panic("kernel: no SIMD") }
+
+func fillAVX2(dst *float32, n int, v float32) { panic("kernel: no SIMD") }
