@@ -15,6 +15,13 @@ go build -o out/bench/bench-openblas ./cmd/condiff-bench
 go build -tags purego -o out/bench/bench-purego ./cmd/condiff-bench
 threads=$(nproc)
 echo "bench: training, OpenBLAS" >&2;   out/bench/bench-openblas -mode train > out/bench/train-openblas.json
+# An OPENBLAS_CORETYPE in the environment pins OpenBLAS's kernels; the same
+# training is then also timed with OpenBLAS's own choice for this CPU.
+rm -f out/bench/train-openblas-own.json
+if [ -n "${OPENBLAS_CORETYPE:-}" ]; then
+  echo "bench: training, OpenBLAS without OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE" >&2
+  env -u OPENBLAS_CORETYPE out/bench/bench-openblas -mode train > out/bench/train-openblas-own.json
+fi
 echo "bench: training, pure Go" >&2;    out/bench/bench-purego -mode train > out/bench/train-purego.json
 echo "bench: training memory over 500 steps" >&2; out/bench/bench-openblas -mode train-rss > out/bench/train-rss.json
 echo "bench: sampling (ONNX Runtime)" >&2; out/bench/bench-openblas -mode sample > out/bench/sample.json
@@ -23,11 +30,14 @@ out/bench/bench-openblas -mode train -variant cbn_batch -steps 4 -cpuprofile out
 go tool pprof -top -nodecount 25 out/bench/bench-openblas out/bench/train-cpu.prof > out/bench/train-profile.txt 2>/dev/null
 echo "bench: PyTorch reference" >&2;    /usr/bin/python3 scripts/torch_ref.py "$threads" > out/bench/torch.json
 /usr/bin/python3 - "$threads" <<'PY'
-import json, platform, sys
+import json, os, platform, sys
 ld = lambda n: json.load(open("out/bench/" + n + ".json"))
 ob, pg, sa, th, rs = ld("train-openblas"), ld("train-purego"), ld("sample"), ld("torch"), ld("train-rss")
+own = ld("train-openblas-own") if os.path.exists("out/bench/train-openblas-own.json") else None
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
-out = {"machine": {"cpu": cpu, "threads": int(sys.argv[1])}, "train": {}, "sample": {}}
+out = {"machine": {"cpu": cpu, "threads": int(sys.argv[1]), "openblas_core": ob["blas_core"]}, "train": {}, "sample": {}}
+if own:
+    out["machine"]["openblas_own_core"] = own["blas_core"]
 for v in ("uncond", "cbn_batch", "cbn_group", "ac"):
     k = v + "_img_per_s"
     out["train"][v] = {"openblas_img_per_s": round(ob[k], 2), "purego_img_per_s": round(pg[k], 2),
@@ -36,6 +46,9 @@ for v in ("uncond", "cbn_batch", "cbn_group", "ac"):
                        "mb_alloc_per_step": round(ob[v + "_mb_alloc_per_step"], 1),
                        "allocs_per_step": round(ob[v + "_allocs_per_step"]),
                        "peak_rss_mb": round(ob[v + "_peak_rss_mb"])}
+    if own:  # OpenBLAS's own kernel choice, OPENBLAS_CORETYPE unset
+        out["train"][v]["openblas_own_core_img_per_s"] = round(own[k], 2)
+        out["train"][v]["openblas_own_core_vs_torch"] = round(own[k] / th[k], 3)
 out["train"]["rss_over_500_steps"] = {"config": rs["config"], "rss_mb_every_50_steps": [round(v, 1) for v in rs["rss_mb_every_50_steps"]],
                                       "growth_mb_step50_to_500": round(rs["rss_growth_mb_step50_to_500"], 1)}
 for b in (1, 16, 64):
