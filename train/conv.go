@@ -2,13 +2,13 @@ package train
 
 import (
 	"fmt"
-	"github.com/condiff/condiff/train/kernel"
 	"hash"
 	"hash/fnv"
 	"runtime"
 	"sync"
 
 	"github.com/chewxy/hm"
+	"github.com/condiff/condiff/train/kernel"
 	"gonum.org/v1/gonum/blas"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"

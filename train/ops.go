@@ -2,12 +2,12 @@ package train
 
 import (
 	"fmt"
-	"github.com/condiff/condiff/train/kernel"
 	"hash"
 	"hash/fnv"
 	"math"
 
 	"github.com/chewxy/hm"
+	"github.com/condiff/condiff/train/kernel"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
