@@ -32,9 +32,9 @@ func (g convGeom) rows() int { return g.cin * g.k * g.k }
 
 // How a convolution becomes GEMMs, per sample.
 const (
-	// byIm2col (any stride): one GEMM with the im2col matrix [Cin·K·K, Ho·Wo].
+	// byIm2col (stride > 1): one GEMM with the im2col matrix [Cin·K·K, Ho·Wo].
 	byIm2col = iota
-	// byRows (stride 1, K > 1): only the K column shifts are copied, into
+	// byRows (stride 1, all but by1x1): only the K column shifts are copied, into
 	// [Cin·K, Hp·Wo] with Hp = H + 2·pad padded rows; the K row shifts are
 	// offsets of ky·Wo into it, so K GEMMs with Cin·K rows each replace one
 	// with Cin·K·K, and the copy (and its gradient's scatter) is K times
@@ -97,7 +97,8 @@ func (g convGeom) inside(kx int) (lo, hi int) {
 }
 
 // im2col fills col [rows, Ho·Wo] from one sample x [Cin H W]: sized to stay
-// in cache, written once, read by the GEMM right after.
+// in cache, written once, read by the GEMM right after (byIm2col: strided
+// convolutions; stride 1 takes byRows).
 func (g convGeom) im2col(x, col []float32) {
 	hw := g.ho * g.wo
 	for c := 0; c < g.cin; c++ {
@@ -113,15 +114,6 @@ func (g convGeom) im2col(x, col []float32) {
 						continue
 					}
 					src := plane[iy*g.w : (iy+1)*g.w]
-					if g.stride == 1 { // a shifted copy with zero borders
-						lo, hi := g.inside(kx)
-						clear(out[:lo])
-						if hi > lo {
-							copy(out[lo:hi], src[lo-g.pad+kx:hi-g.pad+kx])
-						}
-						clear(out[max(lo, hi):])
-						continue
-					}
 					for ox := range out {
 						ix := ox*g.stride - g.pad + kx
 						if ix < 0 || ix >= g.w {
@@ -151,15 +143,7 @@ func (g convGeom) col2im(col, dx []float32) {
 						continue
 					}
 					dst := plane[iy*g.w : (iy+1)*g.w]
-					in := row[oy*g.wo : (oy+1)*g.wo]
-					if g.stride == 1 {
-						lo, hi := g.inside(kx)
-						if hi > lo {
-							kernel.AddTo(dst[lo-g.pad+kx:hi-g.pad+kx], in[lo:hi])
-						}
-						continue
-					}
-					for ox, v := range in {
+					for ox, v := range row[oy*g.wo : (oy+1)*g.wo] {
 						if ix := ox*g.stride - g.pad + kx; ix >= 0 && ix < g.w {
 							dst[ix] += v
 						}
@@ -370,9 +354,10 @@ func (st *convState) backward(x, w, dy []float32) {
 	st.bwd = st.fwd
 }
 
-// convOp is y = conv(x, w) + b in one op: im2col over the whole batch, one
-// GEMM, no transposes (gorgonia's Conv2d transposes its output and its
-// broadcast bias add copies the bias to full size).
+// convOp is y = conv(x, w) + b in one op: GEMMs per sample (see
+// convGeom.mode) straight into NCHW, no transposes (gorgonia's Conv2d
+// transposes its output and its broadcast bias add copies the bias to full
+// size).
 type convOp struct {
 	stride, pad int
 	st          *convState
