@@ -133,7 +133,6 @@ func chunks(n int, f func(lo, hi int)) {
 // keeps s = sigmoid(x) for the backward of the same step, which then needs
 // no exponential.
 func siluOp(dims int) *unaryOp {
-	sig := func(v float32) float32 { return 1 / (1 + kernel.Expf(-v)) }
 	var keep []float32 // sigmoid(x) of the last forward
 	var kept []float32 // the x it belongs to
 	return &unaryOp{name: "silu", dims: dims,
@@ -153,7 +152,7 @@ func siluOp(dims int) *unaryOp {
 					if reuse {
 						s = keep[lo+i]
 					} else {
-						s = sig(v)
+						s = kernel.Sigmoid(v)
 					}
 					dx[lo+i] = dy[lo+i] * s * (1 + v*(1-s))
 				}

@@ -41,7 +41,7 @@ func ScaleShiftSiLU(x, y, sig []float32, scale, shift float32) {
 	}
 	for ; i < len(x); i++ {
 		a := x[i]*scale + shift
-		s := sigmoid(a)
+		s := Sigmoid(a)
 		if keep {
 			sig[i] = s
 		}
@@ -49,7 +49,8 @@ func ScaleShiftSiLU(x, y, sig []float32, scale, shift float32) {
 	}
 }
 
-func sigmoid(a float32) float32 { return 1 / (1 + Expf(-a)) }
+// Sigmoid is 1/(1 + e^−a) with Expf.
+func Sigmoid(a float32) float32 { return 1 / (1 + Expf(-a)) }
 
 // SiLUBackward is the backward of ScaleShiftSiLU followed by the sums a
 // normalisation's backward needs: per element, with a = x·scale + shift and
@@ -69,7 +70,7 @@ func SiLUBackward(x, dy, da []float32, scale, shift, rr, mr float32) (sumDa, sum
 	for ; i < len(x); i++ {
 		e := x[i]
 		a := e*scale + shift
-		s := sigmoid(a)
+		s := Sigmoid(a)
 		d := dy[i] * s * (1 + a*(1-s))
 		da[i] = d
 		sumDa += float64(d)
