@@ -97,26 +97,28 @@ func TestConvModes(t *testing.T) {
 			}
 			// Twice each: workspaces and cached gradients are reused.
 			for round := 0; round < 2; round++ {
-				check(t, "y", op(0, x, w, b), wantY)
-				check(t, "dx", op(1, x, w, dy), wantDx)
-				check(t, "dw", op(2, x, w, dy), wantDw)
-				check(t, "db", op(3, dy), wantDb)
+				checkClose(t, "y", op(0, x, w, b), wantY)
+				checkClose(t, "dx", op(1, x, w, dy), wantDx)
+				checkClose(t, "dw", op(2, x, w, dy), wantDw)
+				checkClose(t, "db", op(3, dy), wantDb)
 			}
 		})
 	}
 }
 
-func check(t *testing.T, what string, got []float32, want []float64) {
+// checkClose fails t unless got has want's length and differs from it by at
+// most 1e-4 of want's largest magnitude.
+func checkClose[W float32 | float64](t *testing.T, what string, got []float32, want []W) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
 	}
 	scale, worst := 0.0, 0.0
 	for i := range want {
-		scale = max(scale, math.Abs(want[i]))
-		worst = max(worst, math.Abs(float64(got[i])-want[i]))
+		scale = max(scale, math.Abs(float64(want[i])))
+		worst = max(worst, math.Abs(float64(got[i])-float64(want[i])))
 	}
 	if worst > 1e-4*scale {
-		t.Errorf("%s: off by %.3g (scale %.3g)", what, worst, scale)
+		t.Errorf("%s: off by %.3g (largest value %.3g)", what, worst, scale)
 	}
 }

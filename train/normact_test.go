@@ -77,19 +77,9 @@ func TestNormActMatchesComposition(t *testing.T) {
 				}
 				yf, gf, mf := run(true)
 				yc, gc, mc := run(false)
-				check := func(what string, a, b []float32) {
-					scale, worst := 0.0, 0.0
-					for i := range b {
-						scale = math.Max(scale, math.Abs(float64(b[i])))
-						worst = math.Max(worst, math.Abs(float64(a[i]-b[i])))
-					}
-					if len(a) != len(b) || worst > 1e-4*scale {
-						t.Errorf("%s: fused and separate differ by %.3g (largest value %.3g, %d vs %d values)", what, worst, scale, len(a), len(b))
-					}
-				}
-				check("output", yf, yc)
+				checkClose(t, "fused vs separate: output", yf, yc)
 				for i, name := range []string{"dx", "dγ", "dβ"} {
-					check(name, gf[i], gc[i])
+					checkClose(t, "fused vs separate: "+name, gf[i], gc[i])
 				}
 				if len(mf) != len(mc) {
 					t.Fatalf("batch moments: %d fused, %d separate", len(mf), len(mc))
