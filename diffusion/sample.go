@@ -18,8 +18,8 @@ type Denoiser interface {
 // Request says what to sample.
 type Request struct {
 	Sampler  Sampler
-	Steps    int     // model evaluations for ddim and dpm++2m (ddpm: 0 or T)
-	Eta      float64 // ddim stochasticity (0: deterministic)
+	Steps    int     // model evaluations (0: the sampler's default; ddpm takes only 0 or T)
+	Eta      float64 // stochasticity, for samplers that take it (0: deterministic)
 	Guidance float64 // classifier-free guidance weight W
 	Null     int     // the null class label (for guidance)
 	Seed     uint64
@@ -35,6 +35,40 @@ func ImageRNG(seed uint64, index int) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, 0x696d616765<<20^uint64(index)))
 }
 
+// imageNoise is the noise of image index: ImageRNG. The golden tests
+// replay recorded noise through it.
+var imageNoise = func(seed uint64, index int) Noise { return ImageRNG(seed, index) }
+
+// Check validates the sampling parameters of r for a schedule of T steps
+// and returns the timesteps of its chains. It is the one home of these
+// checks: Sample calls it, and callers that must refuse bad options before
+// they write anything call it first.
+func (r Request) Check(T int) ([]int, error) {
+	if r.Sampler == nil {
+		return nil, field.Errorf("diffusion", "Sampler", "", "not set: one of %s", SamplerNames())
+	}
+	ts, err := r.Sampler.Timesteps(T, r.Steps)
+	if err != nil {
+		return nil, err
+	}
+	if !(r.Eta >= 0) || math.IsInf(r.Eta, 0) {
+		return nil, field.Errorf("diffusion", "Eta", r.Eta, "must be a finite number >= 0")
+	}
+	if r.Eta != 0 && !r.Sampler.TakesEta() {
+		return nil, field.Errorf("diffusion", "Eta", r.Eta, "the %s sampler is not stochastic; leave it 0 or pick one that takes it", r.Sampler.Name())
+	}
+	if !(r.Guidance >= 0) || math.IsInf(r.Guidance, 0) {
+		return nil, field.Errorf("diffusion", "Guidance", r.Guidance, "must be a finite number >= 0")
+	}
+	if r.Batch < 1 {
+		return nil, field.Errorf("diffusion", "Batch", r.Batch, "must be > 0")
+	}
+	if len(r.Labels) != len(r.Indices) {
+		return nil, field.Errorf("diffusion", "Labels", len(r.Labels), "%d labels for %d images", len(r.Labels), len(r.Indices))
+	}
+	return ts, nil
+}
+
 // Sample runs the reverse chain for the images of req in batches, calling
 // done with each finished batch's global indices and pixels [b C H W] in
 // [-1, 1]. It stops between steps when ctx is cancelled, returning
@@ -42,25 +76,15 @@ func ImageRNG(seed uint64, index int) *rand.Rand {
 // is called after every denoiser call.
 //
 // With guidance W the denoiser runs once per step on 2n rows (conditional
-// rows, then null rows) and ε = (1+W)·ε(x, y) − W·ε(x, ∅).
+// rows, then null rows) and ε = (1+W)·ε(x, y) − W·ε(x, ∅). The loop knows
+// no sampler: each image's Row owns its state.
 func Sample(ctx context.Context, d Denoiser, sch *Schedule, req Request, step func(), done func(indices []int, x []float32) error) error {
-	ts, err := Timesteps(req.Sampler, sch.Spec.T, req.Steps)
+	ts, err := req.Check(sch.Spec.T)
 	if err != nil {
 		return err
 	}
-	if !(req.Eta >= 0) || math.IsInf(req.Eta, 0) {
-		return field.Errorf("diffusion", "Eta", req.Eta, "must be a finite number >= 0")
-	}
-	if !(req.Guidance >= 0) || math.IsInf(req.Guidance, 0) {
-		return field.Errorf("diffusion", "Guidance", req.Guidance, "must be a finite number >= 0")
-	}
-	if req.Batch < 1 {
-		return field.Errorf("diffusion", "Batch", req.Batch, "must be > 0")
-	}
-	if len(req.Labels) != len(req.Indices) {
-		return field.Errorf("diffusion", "Labels", len(req.Labels), "%d labels for %d images", len(req.Labels), len(req.Indices))
-	}
 	B, D := min(req.Batch, max(1, len(req.Indices))), req.Values
+	chain := Chain{Schedule: sch, Timesteps: ts, Eta: req.Eta, Values: D}
 	guided := req.Guidance != 0
 	mult := 1
 	if guided {
@@ -69,12 +93,12 @@ func Sample(ctx context.Context, d Denoiser, sch *Schedule, req Request, step fu
 	// Buffers sized once for the largest batch; no allocation per step.
 	x := make([]float32, B*D)
 	x0 := make([]float32, B*D)
-	prevX0 := make([]float32, B*D)
 	in := make([]float32, mult*B*D)
 	out := make([]float32, mult*B*D)
 	tin := make([]int64, mult*B)
 	yin := make([]int64, mult*B)
-	rngs := make([]*rand.Rand, B)
+	rngs := make([]Noise, B)
+	rows := make([]Row, B)
 
 	for start := 0; start < len(req.Indices); start += B {
 		idx := req.Indices[start:min(start+B, len(req.Indices))]
@@ -82,10 +106,11 @@ func Sample(ctx context.Context, d Denoiser, sch *Schedule, req Request, step fu
 		n := len(idx)
 		xs := x[:n*D]
 		for i, gi := range idx {
-			rngs[i] = ImageRNG(req.Seed, gi)
+			rngs[i] = imageNoise(req.Seed, gi)
 			for k := 0; k < D; k++ {
 				xs[i*D+k] = float32(rngs[i].NormFloat64())
 			}
+			rows[i] = req.Sampler.NewRow(chain)
 		}
 		for si, t := range ts {
 			if err := ctx.Err(); err != nil {
@@ -112,22 +137,13 @@ func Sample(ctx context.Context, d Denoiser, sch *Schedule, req Request, step fu
 				return err
 			}
 			if guided {
-				w := float32(req.Guidance)
-				for k := 0; k < n*D; k++ {
-					eps[k] = (1+w)*eps[k] - w*eps[n*D+k]
-				}
-			}
-			next := -1 // -1: the clean image
-			if si+1 < len(ts) {
-				next = ts[si+1]
-			}
-			hPrev := 0.0
-			if si > 0 {
-				hPrev = sch.lambda(t) - sch.lambda(ts[si-1])
+				Guide(req.Guidance, eps[:n*D], eps[n*D:])
 			}
 			for i := 0; i < n; i++ {
-				sl := i * D
-				update(req, sch, t, next, si, hPrev, xs[sl:sl+D], eps[sl:sl+D], x0[sl:sl+D], prevX0[sl:sl+D], rngs[i])
+				sl := xs[i*D : (i+1)*D]
+				e, c := eps[i*D:(i+1)*D], x0[i*D:(i+1)*D]
+				sch.PredictX0(t, sl, e, c)
+				rows[i].Step(si, sl, e, c, rngs[i])
 			}
 			if err := finite(xs, D, si, len(ts), t, "the sampler state"); err != nil {
 				return err
@@ -141,6 +157,15 @@ func Sample(ctx context.Context, d Denoiser, sch *Schedule, req Request, step fu
 		}
 	}
 	return nil
+}
+
+// Guide combines conditional and null predictions in place:
+// cond = (1+w)·cond − w·null, value by value.
+func Guide(w float64, cond, null []float32) {
+	wf := float32(w)
+	for k := range cond {
+		cond[k] = (1+wf)*cond[k] - wf*null[k]
+	}
 }
 
 // NonFiniteError says that a reverse step met NaN or Inf.
@@ -165,22 +190,4 @@ func finite(v []float32, D, si, steps, t int, what string) error {
 		}
 	}
 	return nil
-}
-
-// update moves one image from timestep t to next (-1: clean) in place.
-func update(req Request, sch *Schedule, t, next, si int, hPrev float64, x, eps, x0, prevX0 []float32, rng *rand.Rand) {
-	sch.PredictX0(t, x, eps, x0)
-	switch req.Sampler {
-	case DDPM:
-		DDPMStep(sch, t, x, x0, rng)
-	case DDIM:
-		DDIMStep(sch, t, next, req.Eta, x, x0, rng)
-	case DPMSolver2M:
-		if next < 0 {
-			copy(x, x0)
-		} else {
-			DPMSolver2MStep(sch, t, next, si, hPrev, x, x0, prevX0)
-		}
-		copy(prevX0, x0)
-	}
 }

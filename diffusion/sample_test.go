@@ -102,22 +102,28 @@ func TestDDIMStepReference(t *testing.T) {
 }
 
 func TestTimesteps(t *testing.T) {
-	ts, err := Timesteps(DDIM, 1000, 5)
+	ts, err := DDIM.Timesteps(1000, 5)
 	if err != nil || !slices.Equal(ts, []int{999, 749, 500, 250, 0}) {
 		t.Fatalf("ddim 5 of 1000: %v %v", ts, err)
 	}
-	if ts, err := Timesteps(DDPM, 10, 0); err != nil || !slices.Equal(ts, []int{9, 8, 7, 6, 5, 4, 3, 2, 1, 0}) {
+	if ts, err := DPMSolver2M.Timesteps(1000, 0); err != nil || len(ts) != DefaultSteps {
+		t.Fatalf("dpm++2m default: %v %v", ts, err)
+	}
+	if ts, err := DDIM.Timesteps(7, 0); err != nil || len(ts) != 7 {
+		t.Fatalf("ddim default on T=7 (capped at T): %v %v", ts, err)
+	}
+	if ts, err := DDPM.Timesteps(10, 0); err != nil || !slices.Equal(ts, []int{9, 8, 7, 6, 5, 4, 3, 2, 1, 0}) {
 		t.Fatalf("ddpm: %v", ts)
 	}
-	for _, s := range []int{0, 1001} {
-		if _, err := Timesteps(DDIM, 1000, s); err == nil {
+	for _, s := range []int{-1, 1001} {
+		if _, err := DDIM.Timesteps(1000, s); err == nil {
 			t.Errorf("steps %d accepted", s)
 		}
 	}
-	if _, err := Timesteps("euler", 1000, 10); err == nil {
-		t.Error("unknown sampler accepted")
+	if _, err := ParseSampler("euler"); err == nil || !strings.Contains(err.Error(), SamplerNames()) {
+		t.Errorf("unknown sampler: %v", err)
 	}
-	if _, err := Timesteps(DDPM, 1000, 50); err == nil || !strings.Contains(err.Error(), "takes all 1000 steps") {
+	if _, err := DDPM.Timesteps(1000, 50); err == nil || !strings.Contains(err.Error(), "takes all 1000 steps") {
 		t.Errorf("ddpm with 50 of 1000 steps: %v", err)
 	}
 }
@@ -142,18 +148,21 @@ func request(sampler Sampler, batch int, idx []int, guidance float64) Request {
 	for i, gi := range idx {
 		labels[i] = gi % 3
 	}
-	steps := 20
+	steps, eta := 20, 0.0
 	if sampler == DDPM {
 		steps = 0 // all T
 	}
-	return Request{Sampler: sampler, Steps: steps, Eta: 0.5, Guidance: guidance, Null: 3, Seed: 9, Batch: batch, Values: 12, Indices: idx, Labels: labels}
+	if sampler.TakesEta() {
+		eta = 0.5
+	}
+	return Request{Sampler: sampler, Steps: steps, Eta: eta, Guidance: guidance, Null: 3, Seed: 9, Batch: batch, Values: 12, Indices: idx, Labels: labels}
 }
 
 // TestBatchAndShardInvariance: an image depends on (seed, index) only: the
 // same for batch 3 and 8, and the shards 0/2 ∪ 1/2 equal the whole run.
 func TestBatchAndShardInvariance(t *testing.T) {
 	all := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
-	for _, s := range Samplers {
+	for _, s := range Samplers() {
 		f := &fakeDenoiser{T: 1000}
 		a := runAll(t, f, request(s, 3, all, 0))
 		b := runAll(t, f, request(s, 8, all, 0))
@@ -184,17 +193,12 @@ func TestBatchAndShardInvariance(t *testing.T) {
 }
 
 // TestGuidance: W=0 equals the unguided sampler; W>0 makes one call of 2N
-// per step whose second half carries the null label.
+// per step whose second half carries the null label, and every row's
+// sampler receives exactly (1+W)·ε(x, y) − W·ε(x, ∅) of its own label.
 func TestGuidance(t *testing.T) {
 	idx := []int{0, 1, 2, 3}
 	f := &fakeDenoiser{T: 1000}
 	plain := runAll(t, f, request(DDIM, 4, idx, 0))
-	zero := runAll(t, f, func() Request { r := request(DDIM, 4, idx, 0); r.Guidance = 0; return r }())
-	for _, i := range idx {
-		if !slices.Equal(plain[i], zero[i]) {
-			t.Fatal("guidance 0 differs from the unguided sampler")
-		}
-	}
 	g := &fakeDenoiser{T: 1000}
 	guided := runAll(t, g, request(DDIM, 4, idx, 2))
 	if g.calls != 20 || g.sizes[0] != 8 {
@@ -202,6 +206,30 @@ func TestGuidance(t *testing.T) {
 	}
 	if slices.Equal(guided[1], plain[1]) {
 		t.Fatal("guidance 2 changed nothing")
+	}
+	for _, w := range []float64{0, 0.5, 3} {
+		rec := &recorder{}
+		req := request(rec, 3, idx, w)
+		req.Steps = 4
+		runAll(t, &fakeDenoiser{T: 1000}, req)
+		if len(rec.rows) != len(idx) {
+			t.Fatalf("w=%g: %d rows started, want %d", w, len(rec.rows), len(idx))
+		}
+		for i, r := range rec.rows {
+			for si, x := range r.x {
+				// The fake denoiser's prediction for this row's label and for
+				// the null label, combined in float64.
+				tt := float64(r.ts[si]) / 1000 * 0.1
+				for k := range x {
+					c := 0.3*float64(x[k]) + tt + 0.05*float64(idx[i]%3) // request's labels
+					n := 0.3*float64(x[k]) + tt + 0.05*float64(req.Null)
+					want := (1+w)*c - w*n
+					if d := math.Abs(float64(r.eps[si][k]) - want); d > 1e-5*(1+math.Abs(want)) {
+						t.Fatalf("w=%g row %d call %d value %d: sampler got ε %.7f, want (1+w)·ε(y) − w·ε(∅) = %.7f", w, i, si, k, r.eps[si][k], want)
+					}
+				}
+			}
+		}
 	}
 }
 

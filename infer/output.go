@@ -277,20 +277,11 @@ func Grid(rows [][]image.Image, size int) image.Image {
 // per class (and one of all classes), and manifest.json, rewritten after
 // every batch so that it lists exactly the images on disk.
 func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
-	if o.Batch < 1 {
-		return nil, field.Errorf("infer", "Batch", o.Batch, "must be > 0")
-	}
 	if o.N <= 0 {
 		return nil, field.Errorf("infer", "N", o.N, "must be > 0")
 	}
 	if err := o.Shard.check(); err != nil {
 		return nil, err
-	}
-	if !(o.Guidance >= 0) || math.IsInf(o.Guidance, 0) {
-		return nil, field.Errorf("infer", "Guidance", o.Guidance, "must be a finite number >= 0")
-	}
-	if !(o.Eta >= 0) || math.IsInf(o.Eta, 0) {
-		return nil, field.Errorf("infer", "Eta", o.Eta, "must be a finite number >= 0")
 	}
 	if err := checkWritable(o.Out); err != nil {
 		return nil, err
@@ -312,11 +303,15 @@ func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	ts, err := diffusion.Timesteps(o.Sampler, sch.Spec.T, o.Steps)
+	indices, labels, err := Plan(info, o.Class, o.N, o.Shard)
 	if err != nil {
 		return nil, err
 	}
-	indices, labels, err := Plan(info, o.Class, o.N, o.Shard)
+	C, S := info.Channels, info.ImageSize
+	D := C * S * S
+	req := diffusion.Request{Sampler: o.Sampler, Steps: o.Steps, Eta: o.Eta, Guidance: o.Guidance, Null: info.Null(),
+		Seed: o.Seed, Batch: o.Batch, Values: D, Indices: indices, Labels: labels}
+	ts, err := req.Check(sch.Spec.T) // every sampling option, before anything is written
 	if err != nil {
 		return nil, err
 	}
@@ -324,7 +319,7 @@ func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manifest{Model: o.Model, ModelHash: hash, Sampler: string(o.Sampler), Steps: len(ts), Eta: o.Eta, Guidance: o.Guidance,
+	m := &Manifest{Model: o.Model, ModelHash: hash, Sampler: o.Sampler.Name(), Steps: len(ts), Eta: o.Eta, Guidance: o.Guidance,
 		Seed: o.Seed, Shard: o.Shard.String(), Device: s.Device, Images: []ManifestEntry{}}
 	manifestName, suffix := OutputNames(o.Shard)
 	unlock, err := fsutil.Lock(o.Out, strings.TrimSuffix(manifestName, ".json"))
@@ -343,16 +338,12 @@ func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 		return fsutil.WriteFileAtomic(filepath.Join(o.Out, manifestName), append(b, '\n'))
 	}
 	batches := (len(indices) + o.Batch - 1) / o.Batch
-	bar := progress.New(o.Progress, batches*len(ts), fmt.Sprintf("sample %d images, %s×%d", len(indices), o.Sampler, len(ts)))
+	bar := progress.New(o.Progress, batches*len(ts), fmt.Sprintf("sample %d images, %s×%d", len(indices), o.Sampler.Name(), len(ts)))
 	defer bar.Close()
-	C, S := info.Channels, info.ImageSize
-	D := C * S * S
 	label := map[int]int{}
 	for i, gi := range indices {
 		label[gi] = labels[i]
 	}
-	req := diffusion.Request{Sampler: o.Sampler, Steps: o.Steps, Eta: o.Eta, Guidance: o.Guidance, Null: info.Null(),
-		Seed: o.Seed, Batch: o.Batch, Values: D, Indices: indices, Labels: labels}
 	err = diffusion.Sample(ctx, s, sch, req, func() { bar.Add(1) }, func(idx []int, x []float32) (err error) {
 		// A batch lands whole or not at all: on any failure its PNGs are
 		// removed again, so the manifest on disk lists exactly the files.

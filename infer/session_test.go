@@ -28,7 +28,7 @@ func sample(t *testing.T, o infer.SampleOptions) (*infer.Manifest, error) {
 	if o.Out == "" {
 		o.Out = t.TempDir()
 	}
-	if o.Sampler == "" {
+	if o.Sampler == nil {
 		o.Sampler, o.Steps = diffusion.DDIM, 8
 	}
 	o.Session.Threads = 1

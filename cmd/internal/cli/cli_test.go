@@ -37,10 +37,11 @@ func TestSampleFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"--steps", "1001"}, "diffusion: --steps 1001: out of 1..1000"},
-		{[]string{"--sampler", "euler"}, `diffusion: --sampler "euler": not ddpm, ddim or dpm++2m`},
+		{[]string{"--sampler", "euler"}, `diffusion: --sampler "euler": not ` + diffusion.SamplerNames()},
+		{[]string{"--sampler", "dpm++2m", "--eta", "1"}, "diffusion: --eta 1: the dpm++2m sampler is not stochastic"},
 		{[]string{"--shard", "2/2"}, `infer: --shard "2/2": not k/n with 0 <= k < n`},
 		{[]string{"--n", "0"}, "infer: --n 0: must be > 0"},
-		{[]string{"--guidance", "-1"}, "infer: --guidance -1: must be a finite number >= 0"},
+		{[]string{"--guidance", "-1"}, "diffusion: --guidance -1: must be a finite number >= 0"},
 		{[]string{"--device", "tpu"}, `infer: --device "tpu": not cpu, cuda, cuda:ID or auto`},
 		{[]string{"--class", "zebra"}, "--class: class \"zebra\" does not exist; valid classes: a, b, c"},
 		{[]string{"--sampler", "ddpm", "--steps", "10"}, "diffusion: --steps 10: the ddpm sampler takes all 1000 steps"},

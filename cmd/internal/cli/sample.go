@@ -21,24 +21,20 @@ type sampler struct {
 
 func samplerFlags(fs *flag.FlagSet, o *infer.SampleOptions) *sampler {
 	s := &sampler{o: o, fs: fs}
-	fs.StringVar(&s.name, "sampler", string(diffusion.DDIM), "ddpm (all T steps), ddim or dpm++2m")
-	fs.IntVar(&o.Steps, "steps", 20, "denoiser evaluations for ddim and dpm++2m (ddpm takes all T); 20 is as good as 50 on the shipped models (docs/frontier)")
-	fs.Float64Var(&o.Eta, "eta", 0, "DDIM stochasticity (0: deterministic)")
+	fs.StringVar(&s.name, "sampler", diffusion.DDIM.Name(), "the reverse-process sampler, one of "+diffusion.SamplerHelp())
+	fs.IntVar(&o.Steps, "steps", 0, fmt.Sprintf("denoiser evaluations (0: the sampler's default, %d or all T for samplers that take only T); %d is as good as 50 on the shipped models (docs/frontier)", diffusion.DefaultSteps, diffusion.DefaultSteps))
+	fs.Float64Var(&o.Eta, "eta", 0, "stochasticity of the samplers that take it (0: deterministic)")
 	fs.Float64Var(&o.Guidance, "guidance", 0, "classifier-free guidance weight W: eps = (1+W)·eps(y) − W·eps(null)")
 	fs.IntVar(&o.Batch, "batch", 64, "images per denoiser call (a guided call runs 2× this)")
 	fs.Uint64Var(&o.Seed, "seed", 1, "noise seed; image i uses its own stream of (seed, i)")
 	return s
 }
 
-// parse types the sampler flags: the sampler's name, and ddpm's steps (all
-// T) unless --steps was given.
+// parse types the sampler flag.
 func (s *sampler) parse() error {
 	var err error
 	if s.o.Sampler, err = diffusion.ParseSampler(s.name); err != nil {
 		return Flagged(err)
-	}
-	if s.o.Sampler == diffusion.DDPM && !IsSet(s.fs, "steps") {
-		s.o.Steps = 0
 	}
 	return nil
 }
