@@ -42,15 +42,35 @@ func bad(name string, v any, format string, a ...any) error {
 	return field.Errorf("cas", name, v, format, a...)
 }
 
+// Check refuses options no measurement can run with, before any data is
+// loaded; Measure calls it too.
+func (o Options) Check() error {
+	if o.Repeats < 1 {
+		return bad("Repeats", o.Repeats, "must be >= 1")
+	}
+	if o.Steps < 1 {
+		return bad("Steps", o.Steps, "must be >= 1")
+	}
+	if o.Batch < 2 {
+		return bad("Batch", o.Batch, "must be >= 2 (batch statistics need two samples)")
+	}
+	if !(o.LR > 0 && o.LR < 1e3) {
+		return bad("LR", o.LR, "out of (0, 1000)")
+	}
+	for _, s := range o.Subsets {
+		if s < 1 {
+			return bad("Subsets", s, "must be >= 1")
+		}
+	}
+	return nil
+}
+
 // Measure trains the classifiers and scores them on test. gen holds the
 // generated images, trainSet the real training images to draw from; the
 // three must share classes and image shape.
 func Measure(gen, trainSet, test *data.Set, o Options) (*eval.CAS, error) {
-	if o.Repeats < 1 {
-		return nil, bad("Repeats", o.Repeats, "must be >= 1")
-	}
-	if o.Steps < 1 {
-		return nil, bad("Steps", o.Steps, "must be >= 1")
+	if err := o.Check(); err != nil {
+		return nil, err
 	}
 	if o.Classifier.Kind != contract.Classifier {
 		return nil, bad("Classifier", o.Architecture, "is a %s, not a classifier", o.Classifier.Kind)
@@ -72,9 +92,6 @@ func Measure(gen, trainSet, test *data.Set, o Options) (*eval.CAS, error) {
 	}
 	need := n
 	for _, s := range o.Subsets {
-		if s < 1 {
-			return nil, bad("Subsets", s, "must be >= 1")
-		}
 		need = max(need, s)
 	}
 	for k := range K {

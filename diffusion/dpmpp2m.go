@@ -13,7 +13,7 @@ type dpmSolver2M struct{}
 
 func (dpmSolver2M) Name() string { return "dpm++2m" }
 func (dpmSolver2M) Doc() string {
-	return "DPM-Solver++(2M), deterministic, good at 5–10 steps"
+	return "DPM-Solver++(2M) (Lu et al.), deterministic, second order"
 }
 func (dpmSolver2M) TakesEta() bool                        { return false }
 func (dpmSolver2M) Timesteps(T, steps int) ([]int, error) { return UniformTimesteps(T, steps) }

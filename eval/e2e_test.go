@@ -42,9 +42,9 @@ func TestEndToEnd(t *testing.T) {
 	if err := infer.Inspect(model, &insp); err != nil || !strings.Contains(insp.String(), "contract: yes") {
 		t.Fatalf("inspect: %v\n%s", err, insp.String())
 	}
-	r, err := eval.Evaluate(context.Background(), eval.Options{Model: model, Classifier: clf, Data: ds, NPerClass: 24,
+	r, err := eval.Evaluate(context.Background(), eval.Options{Classifier: clf, Data: ds,
 		Out: filepath.Join(dir, "eval"), Run: filepath.Join(dir, "run"), Seed: 1,
-		Sample: infer.SampleOptions{Sampler: diffusion.DDIM, Steps: 20, Guidance: 2, Batch: 16, Seed: 5}})
+		Sample: infer.SampleOptions{Model: model, N: 24, Sampler: diffusion.DDIM, Steps: 20, Guidance: 2, Batch: 16, Seed: 5}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,17 +31,17 @@ import (
 
 // Options configure an evaluation.
 type Options struct {
-	Model      string // denoiser to sample (unless Samples is given)
 	Classifier string // independent classifier .onnx
 	Data       data.Options
-	NPerClass  int
 	Out        string
 	Samples    string // existing sample directory (with manifest.json)
 	Run        string // training run, for the loss curve (optional)
-	Sample     infer.SampleOptions
-	Session    infer.Options
-	Seed       uint64
-	Progress   io.Writer
+	Seed       uint64 // the real-image subsets and the t-SNE
+	// Sample is the sampling run, unless Samples is given: Model, N (per
+	// class), the sampler's options; its Session and Progress also serve
+	// the classifier. Out and Class are the evaluation's own (every class,
+	// into Out/samples).
+	Sample infer.SampleOptions
 }
 
 // Num is a float64 that is JSON null when it is not a number (a measure
@@ -177,13 +177,18 @@ func classify(clf *infer.Session, x []float32) (logits, feats []float32, dim int
 // Evaluate samples (or reads samples), classifies them and real images, and
 // writes report.md, report.json and the pictures into o.Out.
 func Evaluate(ctx context.Context, o Options) (*Report, error) {
-	if o.NPerClass < 1 && o.Samples == "" {
-		return nil, field.Errorf("eval", "NPerClass", o.NPerClass, "must be > 0")
+	if o.Sample.N < 1 && o.Samples == "" {
+		return nil, field.Errorf("eval", "N", o.Sample.N, "must be > 0")
+	}
+	if o.Run != "" {
+		if _, err := checkpoint.ReadLog(o.Run); err != nil {
+			return nil, field.Errorf("eval", "Run", o.Run, "no training log to plot: %v", err)
+		}
 	}
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, field.Errorf("eval", "Out", o.Out, "%v", err)
 	}
-	clf, err := infer.Open(o.Classifier, o.Session)
+	clf, err := infer.Open(o.Classifier, o.Sample.Session)
 	if err != nil {
 		return nil, fmt.Errorf("eval: classifier: %w", err)
 	}
@@ -200,9 +205,9 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	if samplesDir == "" {
 		samplesDir = filepath.Join(o.Out, "samples")
 		so := o.Sample
-		so.Model, so.Out, so.Class, so.N, so.Session, so.Progress = o.Model, samplesDir, infer.ClassChoice{}, o.NPerClass, o.Session, o.Progress
+		so.Out, so.Class = samplesDir, infer.ClassChoice{}
 		so.Replace = true // OUT/samples belongs to this evaluation: a rerun replaces it
-		if in, err := infer.ReadInfo(o.Model); err == nil && !in.Conditional() {
+		if in, err := infer.ReadInfo(so.Model); err == nil && !in.Conditional() {
 			so.N *= K // as many samples as a conditional model makes over its K classes
 		}
 		start := time.Now()
@@ -331,7 +336,11 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 		report.Files["grid"] = rel
 	}
 	if o.Run != "" {
-		if log, err := checkpoint.ReadLog(o.Run); err == nil && len(log) > 0 {
+		log, err := checkpoint.ReadLog(o.Run)
+		if err != nil {
+			return nil, fmt.Errorf("eval: run: %w", err)
+		}
+		if len(log) > 0 {
 			if err := plotLoss(filepath.Join(o.Out, "loss.png"), log); err != nil {
 				return nil, err
 			}

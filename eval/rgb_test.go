@@ -69,9 +69,9 @@ func TestRGB64(t *testing.T) {
 	if err != nil || info.Channels != 3 || info.ImageSize != 64 || info.ClassName(0) != "blue" {
 		t.Fatalf("model info %+v %v", info, err)
 	}
-	r, err := eval.Evaluate(context.Background(), eval.Options{Model: model, Classifier: clf, Data: ds, NPerClass: 3,
+	r, err := eval.Evaluate(context.Background(), eval.Options{Classifier: clf, Data: ds,
 		Out: filepath.Join(dir, "eval"), Seed: 1,
-		Sample: infer.SampleOptions{Sampler: diffusion.DPMSolver2M, Steps: 5, Guidance: 1, Batch: 6, Seed: 2}})
+		Sample: infer.SampleOptions{Model: model, N: 3, Sampler: diffusion.DPMSolver2M, Steps: 5, Guidance: 1, Batch: 6, Seed: 2}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,10 +85,14 @@ func Init(lib string) error {
 	return envErr
 }
 
+// MaxThreads bounds Options.Threads: ONNX Runtime crashes creating a
+// thread pool of 100000 threads rather than refusing it.
+const MaxThreads = 1024
+
 // Options configure a session.
 type Options struct {
 	Device  string // cpu (default), cuda, cuda:ID, auto
-	Threads int    // intra-op threads; 0: the number of CPUs
+	Threads int    // intra-op threads; 0: the number of CPUs; at most MaxThreads
 	Lib     string // ONNX Runtime library path (see LibraryPath)
 	Warn    func(string)
 }
@@ -140,6 +144,9 @@ func tensors(io []ort.InputOutputInfo) []contract.Tensor {
 
 // Open loads a model, checks it against the contract and starts a session.
 func Open(path string, o Options) (*Session, error) {
+	if o.Threads < 0 || o.Threads > MaxThreads {
+		return nil, field.Errorf("infer", "Threads", o.Threads, "out of 0..%d (0: one per CPU)", MaxThreads)
+	}
 	if err := Init(o.Lib); err != nil {
 		return nil, err
 	}

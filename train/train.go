@@ -83,7 +83,7 @@ func Run(o Options) (*checkpoint.Checkpoint, error) {
 		return nil, bad("Batch", o.Batch, "must be >= 2 (batch statistics need two samples)")
 	}
 	if !(o.LR > 0 && o.LR < 1e3) {
-		return nil, bad("LR", o.LR, "must be a finite number > 0")
+		return nil, bad("LR", o.LR, "out of (0, 1000)")
 	}
 	if !(o.EMADecay >= 0 && o.EMADecay < 1) {
 		return nil, bad("EMADecay", o.EMADecay, "out of [0, 1)")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"math"
 	"os"
@@ -20,11 +19,11 @@ import (
 // cmdCAS is `cas`: the Classification Accuracy Score and augmentation gain
 // of an evaluation's samples, added to its report.
 func cmdCAS(args []string) error {
-	fs := flag.NewFlagSet("cas", flag.ContinueOnError)
+	fs := cli.NewFlags("cas")
 	dir := fs.String("eval", "", "evaluation directory written by condiff eval (report.json, samples/) (required)")
 	samples := fs.String("samples", "", "sample directory (default: the evaluation's samples/)")
-	dataDir := fs.String("data-dir", "", "directory of MNIST-style IDX files")
-	perClass := fs.Int("synthetic-per-class", 1000, "images per class of the synthetic dataset")
+	var dopt data.Options
+	cli.DataFlags(fs, &dopt, cli.DataSeed, "", "")
 	subsets := fs.String("subsets", "10,50,100", "real images per class of the augmentation rows")
 	var o augment.Options
 	fs.IntVar(&o.Repeats, "repeats", 3, "trainings per cell, each with its own real images and initialisation")
@@ -32,7 +31,12 @@ func cmdCAS(args []string) error {
 	fs.IntVar(&o.Batch, "batch", 64, "batch size")
 	fs.Float64Var(&o.LR, "lr", 1e-2, "Adam learning rate")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the real subsets and initialisations")
-	if err := cli.Parse(fs, args); err != nil {
+	fs.Sets("repeats", "cas.Repeats")
+	fs.Sets("steps", "cas.Steps", "train.Steps") // each training refuses what cas passes on
+	fs.Sets("batch", "cas.Batch", "train.Batch")
+	fs.Sets("lr", "cas.LR", "train.LR")
+	fs.Sets("subsets", "cas.Subsets")
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *dir == "" {
@@ -41,6 +45,9 @@ func cmdCAS(args []string) error {
 	var err error
 	if o.Subsets, err = intList("subsets", *subsets); err != nil {
 		return err
+	}
+	if err := o.Check(); err != nil {
+		return fs.Flagged(err)
 	}
 	reportPath := filepath.Join(*dir, "report.json")
 	b, err := os.ReadFile(reportPath)
@@ -76,15 +83,15 @@ func cmdCAS(args []string) error {
 	if err != nil {
 		return fmt.Errorf("--samples: %w", err)
 	}
-	dopt := data.Options{Name: r.Dataset, Dir: *dataDir, Size: cfg.ImageSize, Channels: cfg.Channels, Classes: cfg.ClassNames, PerClass: *perClass, Seed: o.Seed}
+	dopt.Name, dopt.Size, dopt.Channels, dopt.Classes = r.Dataset, cfg.ImageSize, cfg.Channels, cfg.ClassNames
 	trainSet, err := data.Load(dopt)
 	if err != nil {
-		return fmt.Errorf("cas: %w", cli.Flagged(err))
+		return fmt.Errorf("cas: %w", fs.Flagged(err))
 	}
 	dopt.Test = true
 	test, err := data.Load(dopt)
 	if err != nil {
-		return fmt.Errorf("cas: %w", cli.Flagged(err))
+		return fmt.Errorf("cas: %w", fs.Flagged(err))
 	}
 	gen := &data.Set{Name: "samples", Images: s.X, Labels: s.Labels, N: len(s.Labels), C: cfg.Channels, Size: cfg.ImageSize, ClassNames: cfg.ClassNames}
 	ctx, stop := cli.Interruptible()
@@ -92,7 +99,7 @@ func cmdCAS(args []string) error {
 	o.Context, o.Progress = ctx, os.Stderr
 	res, err := augment.Measure(gen, trainSet, test, o)
 	if err != nil {
-		return cli.Flagged(err)
+		return fs.Flagged(err)
 	}
 	r.CAS = res
 	out, err := json.MarshalIndent(r, "", "  ")

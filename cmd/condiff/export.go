@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
 
@@ -10,18 +9,20 @@ import (
 )
 
 func cmdExport(args []string) error {
-	fs := flag.NewFlagSet("export", flag.ContinueOnError)
+	fs := cli.NewFlags("export")
 	run := fs.String("run", "", "run directory (or checkpoint file) to export (required)")
 	out := fs.String("out", "", "output .onnx file (required)")
 	ema := fs.Bool("ema", true, "export the EMA weights (false: the raw weights)")
-	if err := cli.Parse(fs, args); err != nil {
+	fs.Sets("run", "Run")
+	fs.Sets("out", "Out")
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *run == "" || *out == "" {
 		return fmt.Errorf("--run and --out are required")
 	}
 	if err := export.Export(*run, *out, export.Options{Raw: !*ema}); err != nil {
-		return cli.Flagged(err)
+		return fs.Flagged(err)
 	}
 	fmt.Fprintf(os.Stderr, "export: wrote %s\n", *out)
 	return nil

@@ -72,32 +72,36 @@ func resumeConflicts(fs *flag.FlagSet, out string) error {
 
 // cmdTrain is `train` (a denoiser) and `train-classifier`.
 func cmdTrain(args []string, classifier bool) error {
-	fs := flag.NewFlagSet("train", flag.ContinueOnError)
+	name := "train"
+	if classifier {
+		name = "train-classifier"
+	}
+	fs := cli.NewFlags(name)
 	out := fs.String("out", "", "run directory (required)")
 	resume := fs.Bool("resume", false, "continue the run in --out from its checkpoint")
-	dataset := fs.String("data", "synthetic", "dataset: synthetic, mnist, fashion-mnist or folder:DIR")
-	dataDir := fs.String("data-dir", "", "directory of the MNIST-style IDX files (default: the module cache / Debian location)")
-	classes := fs.String("classes", "", "comma-separated subset of classes (names or indices), e.g. trouser,bag")
-	size := fs.Int("size", 32, "image height and width")
-	channels := fs.Int("channels", 1, "1 (grayscale) or 3 (RGB), for folder and synthetic data")
-	skipBad := fs.Bool("skip-bad", false, "skip unreadable images in a folder dataset, counting them")
-	perClass := fs.Int("synthetic-per-class", 1000, "images per class of the synthetic dataset")
+	var dopt data.Options
+	ds := cli.DataFlags(fs, &dopt, cli.DataName|cli.DataClasses, "synthetic", "dataset: synthetic, mnist, fashion-mnist or folder:DIR")
+	fs.IntVar(&dopt.Size, "size", 32, "image height and width")
+	fs.IntVar(&dopt.Channels, "channels", 1, "1 (grayscale) or 3 (RGB), for folder and synthetic data")
+	fs.BoolVar(&dopt.SkipBad, "skip-bad", false, "skip unreadable images in a folder dataset, counting them")
 	steps := fs.Int("steps", 2000, "total optimisation steps (with --resume: default the checkpoint's target)")
 	batch := fs.Int("batch", 32, "batch size")
 	lr := fs.Float64("lr", 2e-4, "Adam learning rate")
-	seed := fs.Uint64("seed", 1, "seed of initialisation, data order and noise")
+	// The synthetic set is seeded by --seed too: the checkpoint records one
+	// seed, and --resume rebuilds the same set from it.
+	seed := fs.Uint64("seed", 1, "seed of initialisation, data order, noise and the synthetic dataset")
 	base := fs.Int("base", 32, "base channel width")
-	mult := fs.String("mult", "1,2,2", "channel multipliers, one per resolution (denoiser)")
-	resBlocks := fs.Int("res-blocks", 1, "residual blocks per resolution (denoiser)")
 	norm := fs.String("norm", "", "batch or group (default: batch for denoisers, group for classifiers)")
 	groups := fs.Int("groups", 8, "groups of --norm group")
 	saveEvery := fs.Int("save-every", 100, "write a checkpoint every N steps (and at the end)")
 	emaDecay := fs.Float64("ema", 0.999, "EMA decay of the weights")
 	clip := fs.Float64("grad-clip", 1, "clip the global gradient norm to this (0: off)")
-	var variant, sched, acClf *string
-	var T *int
+	var variant, sched, acClf, mult *string
+	var T, resBlocks *int
 	var cfgDrop, acWeight *float64
 	if !classifier {
+		mult = fs.String("mult", "1,2,2", "channel multipliers, one per resolution")
+		resBlocks = fs.Int("res-blocks", 1, "residual blocks per resolution")
 		variant = fs.String("variant", string(contract.CBN), "uncond (baseline), cbn (M_CBN) or ac (M_AC)")
 		sched = fs.String("schedule", "linear", "noise schedule: linear or cosine")
 		T = fs.Int("T", 1000, "diffusion steps")
@@ -105,28 +109,35 @@ func cmdTrain(args []string, classifier bool) error {
 		acWeight = fs.Float64("ac-weight", 0.1, "weight of the auxiliary classifier loss (variant ac)")
 		acClf = fs.String("ac-classifier", "", "pretrained classifier run to keep frozen (variant ac); default: train one jointly")
 	}
-	if err := cli.Parse(fs, args); err != nil {
+	for flag, field := range map[string]string{"out": "Out", "resume": "Resume", "size": "data.Size", "skip-bad": "data.SkipBad",
+		"steps": "Steps", "batch": "Batch", "lr": "LR", "seed": "Seed", "save-every": "SaveEvery", "ema": "EMADecay", "grad-clip": "GradClip"} {
+		fs.Sets(flag, field)
+	}
+	if !classifier {
+		fs.Sets("cfg-drop", "CFGDrop")
+		fs.Sets("ac-weight", "ACWeight")
+		fs.Sets("ac-classifier", "ACClf")
+	}
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *out == "" {
 		return fmt.Errorf("--out is required")
 	}
+	ds.Finish()
+	dopt.Seed = *seed
 	o := train.Options{Out: *out, Resume: *resume, Steps: *steps, Batch: *batch, LR: *lr, Seed: *seed,
-		SaveEvery: *saveEvery, EMADecay: *emaDecay, GradClip: *clip, Progress: os.Stderr, Log: os.Stderr,
-		Data: data.Options{Name: *dataset, Dir: *dataDir, Size: *size, Channels: *channels, SkipBad: *skipBad, Seed: *seed, PerClass: *perClass}}
+		SaveEvery: *saveEvery, EMADecay: *emaDecay, GradClip: *clip, Progress: os.Stderr, Log: os.Stderr, Data: dopt}
 	if *resume {
-		if !cli.IsSet(fs, "steps") {
+		if !fs.IsSet("steps") {
 			o.Steps = 0 // keep the checkpoint's target
 		}
-		if err := resumeConflicts(fs, *out); err != nil {
+		if err := resumeConflicts(fs.FlagSet, *out); err != nil {
 			return err
 		}
 	}
 	var skipped int
 	o.Data.Skipped = &skipped
-	if *classes != "" {
-		o.Data.Classes = strings.Split(*classes, ",")
-	}
 	if !classifier {
 		o.Model = models.DefaultDenoiser()
 		o.Model.Variant = contract.Variant(*variant)
@@ -141,8 +152,8 @@ func cmdTrain(args []string, classifier bool) error {
 		}
 		o.Schedule = spec
 		o.CFGDrop, o.ACClf = *cfgDrop, *acClf
-		if o.Model.Variant == contract.AC {
-			o.ACWeight = *acWeight
+		if o.Model.Variant == contract.AC || fs.IsSet("ac-weight") {
+			o.ACWeight = *acWeight // train refuses it for the other variants
 		}
 	} else {
 		o.Model = models.DefaultClassifier()
@@ -161,5 +172,5 @@ func cmdTrain(args []string, classifier bool) error {
 	if errors.Is(err, train.ErrInterrupted) {
 		return fmt.Errorf("%w (condiff %s --resume --out %s continues it)", err, fs.Name(), *out)
 	}
-	return cli.Flagged(err)
+	return fs.Flagged(err)
 }

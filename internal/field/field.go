@@ -31,16 +31,19 @@ func Errorf(stage, field string, value any, format string, a ...any) error {
 }
 
 // Rename rewrites a field error in flag terms: names maps Go field names to
-// the flag names that set them ("Steps" -> "--steps"). Errors that are not
-// field errors, or name a field absent from names, come back unchanged.
+// the flag names that set them ("Steps" -> "--steps"); a key "stage.Field"
+// ("data.Seed") wins over "Field" for that stage's errors. Errors that are
+// not field errors, or name a field absent from names, come back unchanged.
 func Rename(err error, names map[string]string) error {
 	var fe *Error
 	if !errors.As(err, &fe) {
 		return err
 	}
-	flag, ok := names[fe.Field]
+	flag, ok := names[fe.Stage+"."+fe.Field]
 	if !ok {
-		return err
+		if flag, ok = names[fe.Field]; !ok {
+			return err
+		}
 	}
 	return &flagError{msg: fmt.Sprintf("%s: %s %s: %s", fe.Stage, flag, show(fe.Value), fe.Reason), err: err}
 }

@@ -22,6 +22,10 @@ func TestRename(t *testing.T) {
 	if s := Errorf("infer", "Shard", "2/2", "bad").Error(); s != `infer: Shard "2/2": bad` {
 		t.Fatalf("string values are quoted: %q", s)
 	}
+	staged := Rename(Errorf("data", "Seed", 3, "bad"), map[string]string{"Seed": "--seed", "data.Seed": "--synthetic-seed"})
+	if staged.Error() != "data: --synthetic-seed 3: bad" {
+		t.Fatalf("a stage's own mapping must win: %q", staged)
+	}
 	plain := errors.New("x")
 	if Rename(plain, nil) != plain || Rename(err, map[string]string{}) != err {
 		t.Fatal("errors without a known field must come back unchanged")

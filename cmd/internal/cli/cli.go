@@ -17,7 +17,6 @@ import (
 	"syscall"
 
 	"github.com/condiff/condiff/infer"
-	"github.com/condiff/condiff/internal/field"
 )
 
 // Command is one subcommand.
@@ -64,22 +63,6 @@ func Main(prog, intro string, cmds []Command) {
 	fmt.Fprintf(os.Stderr, "%s: unknown command %q\n\n%s", prog, name, usage())
 	os.Exit(2)
 }
-
-// Flags maps the libraries' option fields to the flags that set them, for
-// error messages. A field missing here is printed by its Go name.
-var Flags = map[string]string{
-	"Model": "--model", "Out": "--out", "Class": "--class", "N": "--n", "Batch": "--batch", "Seed": "--seed",
-	"Sampler": "--sampler", "Steps": "--steps", "Eta": "--eta", "Guidance": "--guidance", "Shard": "--shard",
-	"Device": "--device", "Threads": "--threads", "Lib": "--ort-lib",
-	"Classifier": "--classifier", "Data": "--data", "NPerClass": "--n-per-class", "Samples": "--samples",
-	"Run": "--run", "LR": "--lr", "CFGDrop": "--cfg-drop", "ACWeight": "--ac-weight", "ACClf": "--ac-classifier",
-	"EMADecay": "--ema", "GradClip": "--grad-clip", "Resume": "--resume",
-	"Classes": "--classes", "Dir": "--data-dir", "SkipBad": "--skip-bad", "Size": "--size", "PerClass": "--synthetic-per-class",
-	"SaveEvery": "--save-every", "Replace": "--replace", "Repeats": "--repeats", "Subsets": "--subsets",
-}
-
-// Flagged rewrites a library's field error in flag terms.
-func Flagged(err error) error { return field.Rename(err, Flags) }
 
 // Interruptible is a context cancelled by the first Ctrl-C or SIGTERM, so
 // the command can stop cleanly (checkpoint, manifest); a second one exits at
@@ -128,11 +111,15 @@ func IsSet(fs *flag.FlagSet, name string) bool {
 }
 
 // Session registers the ONNX Runtime flags.
-func Session(fs *flag.FlagSet) *infer.Options {
+func Session(f *Flags) *infer.Options {
 	o := &infer.Options{}
-	fs.StringVar(&o.Device, "device", "cpu", "execution provider: cpu, cuda, cuda:ID or auto (CUDA if it loads, else CPU)")
-	fs.IntVar(&o.Threads, "threads", 0, "intra-op threads (0: all CPUs)")
-	fs.StringVar(&o.Lib, "ort-lib", "", "ONNX Runtime shared library (default: $CONDIFF_ORT_LIB, then the cache filled by `make ort`)")
+	f.StringVar(&o.Device, "device", "cpu", "execution provider: cpu, cuda, cuda:ID or auto (CUDA if it loads, else CPU)")
+	f.IntVar(&o.Threads, "threads", 0, "intra-op threads (0: all CPUs)")
+	// Back-quotes in a usage string name the flag's value in -h: `path`.
+	f.StringVar(&o.Lib, "ort-lib", "", "`path` of the ONNX Runtime shared library (default: $CONDIFF_ORT_LIB, then the cache that make ort fills)")
+	f.Sets("device", "Device")
+	f.Sets("threads", "Threads")
+	f.Sets("ort-lib", "Lib")
 	return o
 }
 

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"flag"
 	"fmt"
 
 	"github.com/condiff/condiff/eval"
@@ -9,10 +8,10 @@ import (
 
 // Compare is `compare`: put several eval reports side by side.
 func Compare(args []string) error {
-	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
+	fs := NewFlags("compare")
 	out := fs.String("out", "", "directory for compare.md and compare.png (frontier.md and its plots with --frontier) (default: print only)")
 	frontier := fs.Bool("frontier", false, "evaluations of one model at several samplers, steps and guidance weights: the quality–speed table and plots")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.FlagSet.Parse(args); err != nil { // the reports follow the flags
 		return err
 	}
 	if fs.NArg() == 0 {

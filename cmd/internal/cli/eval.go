@@ -1,32 +1,34 @@
 package cli
 
 import (
-	"flag"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/condiff/condiff/eval"
 )
 
 // Eval is `eval`: measure how well samples follow their labels.
 func Eval(args []string) error {
-	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
+	fs := NewFlags("eval")
 	var o eval.Options
-	fs.StringVar(&o.Model, "model", "", "denoiser .onnx to sample (default: the shipped "+DefaultModel+")")
+	fs.StringVar(&o.Sample.Model, "model", "", "denoiser .onnx to sample (default: the shipped "+DefaultModel+")")
 	fs.StringVar(&o.Classifier, "classifier", "", "independent classifier .onnx (condiff train-classifier + export) (required)")
-	fs.StringVar(&o.Data.Name, "data", "", "real dataset the classifier was trained on (its test split is the reference) (required)")
-	fs.StringVar(&o.Data.Dir, "data-dir", "", "directory of MNIST-style IDX files")
-	classes := fs.String("classes", "", "class subset, as given to train")
-	fs.IntVar(&o.Data.PerClass, "synthetic-per-class", 1000, "images per class of the synthetic dataset")
-	fs.IntVar(&o.NPerClass, "n-per-class", 50, "samples per class")
+	ds := DataFlags(fs, &o.Data, DataName|DataClasses|DataSeed, "", "real dataset the classifier was trained on (its test split is the reference) (required)")
+	fs.IntVar(&o.Sample.N, "n-per-class", 50, "samples per class")
 	fs.StringVar(&o.Out, "out", "eval", "output directory (report.md, report.json, pictures)")
 	fs.StringVar(&o.Samples, "samples", "", "evaluate an existing sample directory instead of sampling")
 	fs.StringVar(&o.Run, "run", "", "training run directory, for the loss curve")
 	fs.Uint64Var(&o.Seed, "eval-seed", 1, "seed of the real-image subsets and t-SNE")
+	fs.Sets("model", "Model")
+	fs.Sets("classifier", "Classifier")
+	fs.Sets("n-per-class", "N")
+	fs.Sets("out", "Out")
+	fs.Sets("samples", "Samples")
+	fs.Sets("run", "Run")
+	fs.Sets("eval-seed", "eval.Seed")
 	smp := samplerFlags(fs, &o.Sample)
 	so := Session(fs)
-	if err := Parse(fs, args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := smp.parse(); err != nil {
@@ -35,21 +37,18 @@ func Eval(args []string) error {
 	if o.Classifier == "" || o.Data.Name == "" {
 		return fmt.Errorf("--classifier and --data are required")
 	}
-	if *classes != "" {
-		o.Data.Classes = strings.Split(*classes, ",")
-	}
-	o.Data.Seed = o.Seed
+	ds.Finish()
 	if o.Samples == "" {
-		if err := withDefaultModel(&o.Model); err != nil {
+		if err := withDefaultModel(&o.Sample.Model); err != nil {
 			return err
 		}
 	}
-	o.Session, o.Progress = *so, os.Stderr
+	o.Sample.Session, o.Sample.Progress = *so, os.Stderr
 	ctx, stop := Interruptible()
 	defer stop()
 	r, err := eval.Evaluate(ctx, o)
 	if err != nil {
-		return Flagged(err)
+		return fs.Flagged(err)
 	}
 	fmt.Printf("eval: accuracy %s (real %s), IS %.2f (real %.2f), FD %.3f (real floor %.3f), t-SNE 5-NN %s\n",
 		eval.Percent(r.Accuracy), eval.Percent(r.RealAccuracy), r.IS, r.RealIS, r.FD, r.RealFD, eval.Percent(r.KNN))

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"flag"
 	"fmt"
 	"os"
 
@@ -11,8 +10,8 @@ import (
 // Inspect is `inspect`: print an .onnx model's inputs, outputs, metadata and
 // ops, and whether it follows the model contract.
 func Inspect(args []string) error {
-	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
-	if err := fs.Parse(args); err != nil {
+	fs := NewFlags("inspect")
+	if err := fs.FlagSet.Parse(args); err != nil { // the model follows the flags
 		return err
 	}
 	if fs.NArg() != 1 {

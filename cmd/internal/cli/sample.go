@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,17 +15,25 @@ import (
 type sampler struct {
 	name string
 	o    *infer.SampleOptions
-	fs   *flag.FlagSet
+	f    *Flags
 }
 
-func samplerFlags(fs *flag.FlagSet, o *infer.SampleOptions) *sampler {
-	s := &sampler{o: o, fs: fs}
+// samplerFlags registers the flags of a sampling run: sampler, steps, η,
+// guidance, batch and seed.
+func samplerFlags(fs *Flags, o *infer.SampleOptions) *sampler {
+	s := &sampler{o: o, f: fs}
 	fs.StringVar(&s.name, "sampler", diffusion.DDIM.Name(), "the reverse-process sampler, one of "+diffusion.SamplerHelp())
 	fs.IntVar(&o.Steps, "steps", 0, fmt.Sprintf("denoiser evaluations (0: the sampler's default, %d or all T for samplers that take only T); %d is as good as 50 on the shipped models (docs/frontier)", diffusion.DefaultSteps, diffusion.DefaultSteps))
 	fs.Float64Var(&o.Eta, "eta", 0, "stochasticity of the samplers that take it (0: deterministic)")
 	fs.Float64Var(&o.Guidance, "guidance", 0, "classifier-free guidance weight W: eps = (1+W)·eps(y) − W·eps(null)")
 	fs.IntVar(&o.Batch, "batch", 64, "images per denoiser call (a guided call runs 2× this)")
 	fs.Uint64Var(&o.Seed, "seed", 1, "noise seed; image i uses its own stream of (seed, i)")
+	fs.Sets("sampler", "Sampler")
+	fs.Sets("steps", "Steps")
+	fs.Sets("eta", "Eta")
+	fs.Sets("guidance", "Guidance")
+	fs.Sets("batch", "Batch")
+	fs.Sets("seed", "infer.Seed")
 	return s
 }
 
@@ -34,14 +41,14 @@ func samplerFlags(fs *flag.FlagSet, o *infer.SampleOptions) *sampler {
 func (s *sampler) parse() error {
 	var err error
 	if s.o.Sampler, err = diffusion.ParseSampler(s.name); err != nil {
-		return Flagged(err)
+		return s.f.Flagged(err)
 	}
 	return nil
 }
 
 // Sample is `sample`: generate labelled images from an .onnx denoiser.
 func Sample(args []string) error {
-	fs := flag.NewFlagSet("sample", flag.ContinueOnError)
+	fs := NewFlags("sample")
 	var o infer.SampleOptions
 	fs.StringVar(&o.Model, "model", "", "denoiser .onnx (default: the shipped "+DefaultModel+")")
 	fs.StringVar(&o.Out, "out", "samples", "output directory")
@@ -49,9 +56,15 @@ func Sample(args []string) error {
 	fs.IntVar(&o.N, "n", 16, "images (per class with --class all)")
 	shard := fs.String("shard", "", "k/n: make only the images whose index ≡ k mod n")
 	fs.BoolVar(&o.Replace, "replace", false, "remove the sampling outputs already in --out that this run would mix with")
+	fs.Sets("model", "Model")
+	fs.Sets("out", "Out")
+	fs.Sets("class", "Class")
+	fs.Sets("n", "N")
+	fs.Sets("shard", "Shard")
+	fs.Sets("replace", "Replace")
 	smp := samplerFlags(fs, &o)
 	so := Session(fs)
-	if err := Parse(fs, args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := smp.parse(); err != nil {
@@ -59,7 +72,7 @@ func Sample(args []string) error {
 	}
 	var err error
 	if o.Shard, err = infer.ParseShard(*shard); err != nil {
-		return Flagged(err)
+		return fs.Flagged(err)
 	}
 	if err := withDefaultModel(&o.Model); err != nil {
 		return err
@@ -86,7 +99,7 @@ func Sample(args []string) error {
 		return fmt.Errorf("interrupted: %d complete images in %s are listed in its manifest", len(m.Images), o.Out)
 	}
 	if err != nil {
-		return Flagged(err)
+		return fs.Flagged(err)
 	}
 	manifest, suffix := infer.OutputNames(o.Shard)
 	fmt.Fprintf(os.Stderr, "sample: %d images in %s (grid: %s, manifest: %s)\n", len(m.Images), o.Out,

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/condiff/condiff/internal/testenv"
+)
+
+// helpFlags lists the flags a command's -h prints, with the type Go's flag
+// package shows ("int", "float", "uint", "string", "" for booleans, or the
+// back-quoted value name).
+func helpFlags(t *testing.T, bin, cmd string) map[string]string {
+	t.Helper()
+	r := run(t, bin, cmd, "-h")
+	if r.code != 0 {
+		t.Fatalf("%s %s -h: status %d\n%s", bin, cmd, r.code, r.stderr)
+	}
+	flags := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^  -([a-zA-Z][a-zA-Z0-9-]*)(?: (\S+))?$`).FindAllStringSubmatch(r.stderr, -1) {
+		flags[m[1]] = m[2]
+	}
+	return flags
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
+}
+
+// namedFlags is every flag an error line names: --name or -name after a
+// space, quote, parenthesis or the line's start.
+var namedFlags = regexp.MustCompile(`(?:^|[\s"'(,])--?([a-zA-Z][a-zA-Z0-9-]*)`)
+
+// badValues are the values tried for each flag of a type: each is out of
+// range, malformed or missing for most flags of that type. (A huge count
+// is a valid request for some flags, --steps of train, and runs for ever.)
+var badValues = map[string][]string{
+	"int":    {"-1"},
+	"float":  {"-1", "nan"},
+	"uint":   {"-1"},
+	"string": {"/dev/null/x"},
+	"path":   {"/dev/null/x"},
+}
+
+// TestRefusalsNameOwnFlags runs every command of condiff with each of its
+// flags set to values of badValues (the other flags valid, chosen so that
+// a value the command accepts runs in seconds), and checks that every
+// refusal names only flags the command has (its -h), and the refusals of
+// issue reports name the right flag.
+func TestRefusalsNameOwnFlags(t *testing.T) {
+	testenv.ORT(t)
+	dir := t.TempDir()
+	const (
+		torch = "../../infer/testdata/torch_cbn.onnx"
+		mnist = "../../assets/pretrained/mnist-cbn.onnx"
+		clf   = "../../assets/pretrained/mnist-clf.onnx"
+	)
+	// An evaluation for cas: an MNIST sample of each class and a report
+	// naming the shipped classifier.
+	ev := filepath.Join(dir, "ev")
+	if r := run(t, "condiff", "sample", "--model", mnist, "--out", filepath.Join(ev, "samples"), "--n", "1", "--steps", "2", "--threads", "1"); r.code != 0 {
+		t.Fatalf("sample for cas: %s", r.stderr)
+	}
+	os.WriteFile(filepath.Join(ev, "report.json"), []byte(`{"classifier": "`+clf+`", "dataset": "mnist", "accuracy": 1}`), 0o644)
+
+	train := []string{"--steps", "1", "--size", "8", "--base", "8", "--synthetic-per-class", "2", "--batch", "2", "--save-every", "0"}
+	bases := map[string]func(out string) []string{
+		"train":            func(out string) []string { return append([]string{"--out", out, "--mult", "1"}, train...) },
+		"train-classifier": func(out string) []string { return append([]string{"--out", out}, train...) },
+		"export": func(out string) []string {
+			return []string{"--run", filepath.Join(dir, "no-run"), "--out", filepath.Join(out, "m.onnx")}
+		},
+		"cas": func(string) []string {
+			return []string{"--eval", ev, "--steps", "1", "--repeats", "1", "--subsets", "1", "--batch", "8"}
+		},
+		"sample": func(out string) []string {
+			return []string{"--model", torch, "--out", out, "--n", "1", "--steps", "2", "--threads", "1"}
+		},
+		"eval": func(out string) []string {
+			return []string{"--model", mnist, "--classifier", clf, "--data", "mnist", "--n-per-class", "1", "--steps", "2", "--threads", "1", "--out", out}
+		},
+		"compare": func(out string) []string { return []string{"--out", out} },
+		"inspect": func(string) []string { return nil },
+	}
+	// Refusals reported against earlier versions, with the flag each must name.
+	named := []struct {
+		cmd  string
+		args []string
+		flag string
+	}{
+		{"eval", []string{"--n-per-class", "2000000"}, "--n-per-class"},
+		{"train", []string{"--lr", "1e9"}, "--lr"},
+		{"train", []string{"--ac-weight", "0.5"}, "--ac-weight"},
+		{"sample", []string{"--threads", "100000"}, "--threads"},
+		{"sample", []string{"--sampler", "dpm++2m", "--eta", "1"}, "--eta"},
+		{"eval", []string{"--run", "/dev/null/x"}, "--run"},
+		{"eval", []string{"--synthetic-per-class", "-5", "--data", "synthetic"}, ""},
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	check := func(t *testing.T, cmd string, flags map[string]string, args []string, r result) {
+		if r.code == 0 {
+			return // accepted: nothing to name
+		}
+		last := lastLine(r.stderr)
+		for _, m := range namedFlags.FindAllStringSubmatch(last, -1) {
+			if _, ok := flags[m[1]]; !ok && m[1] != "h" && m[1] != "help" {
+				t.Errorf("%s %v: the error names --%s, which %s has not: %s", cmd, args, m[1], cmd, last)
+			}
+		}
+		mu.Lock()
+		seen[cmd]++
+		mu.Unlock()
+	}
+	for cmd, base := range bases {
+		t.Run(cmd, func(t *testing.T) {
+			t.Parallel()
+			flags := helpFlags(t, "condiff", cmd)
+			if len(flags) == 0 && cmd != "inspect" {
+				t.Fatalf("%s -h lists no flag", cmd)
+			}
+			names := make([]string, 0, len(flags))
+			for f := range flags {
+				names = append(names, f)
+			}
+			slices.Sort(names)
+			for _, f := range names {
+				for _, v := range badValues[flags[f]] {
+					out := filepath.Join(t.TempDir(), "out")
+					args := append(append([]string{cmd}, base(out)...), "--"+f, v)
+					start := time.Now()
+					r := run(t, "condiff", args...)
+					t.Logf("%.1fs status %d: --%s %s: %s", time.Since(start).Seconds(), r.code, f, v, lastLine(r.stderr))
+					check(t, cmd, flags, args, r)
+				}
+			}
+			for _, c := range named {
+				if c.cmd != cmd {
+					continue
+				}
+				args := append(append([]string{cmd}, base(filepath.Join(t.TempDir(), "out"))...), c.args...)
+				r := run(t, "condiff", args...)
+				t.Logf("%v: %s", c.args, strings.TrimSpace(r.stderr))
+				check(t, cmd, flags, args, r)
+				if r.code != 1 || c.flag != "" && !strings.Contains(r.stderr, c.flag+" ") {
+					t.Errorf("%v: status %d, want a refusal naming %s:\n%s", args, r.code, c.flag, r.stderr)
+				}
+			}
+		})
+	}
+	t.Cleanup(func() {
+		for cmd := range bases {
+			if cmd != "inspect" && seen[cmd] == 0 {
+				t.Errorf("%s refused none of the bad values: the test checked nothing there", cmd)
+			}
+		}
+	})
+}
