@@ -105,3 +105,48 @@ func checkEntries(path string, images []ManifestEntry) error {
 	}
 	return nil
 }
+
+// ManifestEntry is one written image.
+type ManifestEntry struct {
+	Index     int    `json:"index"`
+	Class     int    `json:"class"`
+	ClassName string `json:"class_name"`
+	Seed      uint64 `json:"seed"`
+	File      string `json:"file"`
+}
+
+// Manifest lists exactly the images a sampling run has written.
+type Manifest struct {
+	Model     string          `json:"model"`
+	ModelHash string          `json:"model_sha256"`
+	Sampler   string          `json:"sampler"`
+	Steps     int             `json:"steps"`
+	Eta       float64         `json:"eta"`
+	Guidance  float64         `json:"guidance"`
+	Seed      uint64          `json:"seed"`
+	Shard     string          `json:"shard,omitempty"`
+	Device    string          `json:"device"`
+	Complete  bool            `json:"complete"`
+	Images    []ManifestEntry `json:"images"`
+}
+
+// OutputNames is the manifest name of a run (manifest.json, or
+// manifest.shard-K-of-N.json) and the suffix of its grid names ("" or
+// ".shard-K-of-N"), so shards sharing a directory never overwrite each
+// other's files.
+func OutputNames(shard Shard) (manifest, gridSuffix string) {
+	if shard.Whole() {
+		return "manifest.json", ""
+	}
+	suffix := fmt.Sprintf(".shard-%d-of-%d", shard.K, shard.N)
+	return "manifest" + suffix + ".json", suffix
+}
+
+// manifestShard is the shard a manifest file name (OutputNames' first
+// result) belongs to; ok is false for manifest.json and for other names.
+func manifestShard(name string) (s Shard, ok bool) {
+	if _, err := fmt.Sscanf(name, "manifest.shard-%d-of-%d.json", &s.K, &s.N); err != nil || s.N < 1 || s.K < 0 || s.K >= s.N {
+		return Shard{}, false
+	}
+	return s, true
+}

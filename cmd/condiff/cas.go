@@ -31,11 +31,13 @@ func cmdCAS(args []string) error {
 	fs.IntVar(&o.Batch, "batch", 64, "batch size")
 	fs.Float64Var(&o.LR, "lr", 1e-2, "Adam learning rate")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the real subsets and initialisations")
-	fs.Sets("repeats", "cas.Repeats")
-	fs.Sets("steps", "cas.Steps", "train.Steps") // each training refuses what cas passes on
-	fs.Sets("batch", "cas.Batch", "train.Batch")
-	fs.Sets("lr", "cas.LR", "train.LR")
-	fs.Sets("subsets", "cas.Subsets")
+	fs.Sets(map[string]string{
+		"repeats": "cas.Repeats",
+		"steps":   "cas.Steps,train.Steps", // each training refuses what cas passes on
+		"batch":   "cas.Batch,train.Batch",
+		"lr":      "cas.LR,train.LR",
+		"subsets": "cas.Subsets",
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

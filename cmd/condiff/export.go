@@ -13,8 +13,10 @@ func cmdExport(args []string) error {
 	run := fs.String("run", "", "run directory (or checkpoint file) to export (required)")
 	out := fs.String("out", "", "output .onnx file (required)")
 	ema := fs.Bool("ema", true, "export the EMA weights (false: the raw weights)")
-	fs.Sets("run", "Run")
-	fs.Sets("out", "Out")
+	fs.Sets(map[string]string{
+		"run": "Run",
+		"out": "Out",
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -109,14 +109,14 @@ func cmdTrain(args []string, classifier bool) error {
 		acWeight = fs.Float64("ac-weight", 0.1, "weight of the auxiliary classifier loss (variant ac)")
 		acClf = fs.String("ac-classifier", "", "pretrained classifier run to keep frozen (variant ac); default: train one jointly")
 	}
-	for flag, field := range map[string]string{"out": "Out", "resume": "Resume", "size": "data.Size", "skip-bad": "data.SkipBad",
-		"steps": "Steps", "batch": "Batch", "lr": "LR", "seed": "Seed", "save-every": "SaveEvery", "ema": "EMADecay", "grad-clip": "GradClip"} {
-		fs.Sets(flag, field)
-	}
+	fs.Sets(map[string]string{"out": "Out", "resume": "Resume", "size": "data.Size", "skip-bad": "data.SkipBad",
+		"steps": "Steps", "batch": "Batch", "lr": "LR", "seed": "Seed", "save-every": "SaveEvery", "ema": "EMADecay", "grad-clip": "GradClip"})
 	if !classifier {
-		fs.Sets("cfg-drop", "CFGDrop")
-		fs.Sets("ac-weight", "ACWeight")
-		fs.Sets("ac-classifier", "ACClf")
+		fs.Sets(map[string]string{
+			"cfg-drop":      "CFGDrop",
+			"ac-weight":     "ACWeight",
+			"ac-classifier": "ACClf",
+		})
 	}
 	if err := fs.Parse(args); err != nil {
 		return err

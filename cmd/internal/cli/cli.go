@@ -117,9 +117,11 @@ func Session(f *Flags) *infer.Options {
 	f.IntVar(&o.Threads, "threads", 0, "intra-op threads (0: all CPUs)")
 	// Back-quotes in a usage string name the flag's value in -h: `path`.
 	f.StringVar(&o.Lib, "ort-lib", "", "`path` of the ONNX Runtime shared library (default: $CONDIFF_ORT_LIB, then the cache that make ort fills)")
-	f.Sets("device", "Device")
-	f.Sets("threads", "Threads")
-	f.Sets("ort-lib", "Lib")
+	f.Sets(map[string]string{
+		"device":  "Device",
+		"threads": "Threads",
+		"ort-lib": "Lib",
+	})
 	return o
 }
 

@@ -19,13 +19,15 @@ func Eval(args []string) error {
 	fs.StringVar(&o.Samples, "samples", "", "evaluate an existing sample directory instead of sampling")
 	fs.StringVar(&o.Run, "run", "", "training run directory, for the loss curve")
 	fs.Uint64Var(&o.Seed, "eval-seed", 1, "seed of the real-image subsets and t-SNE")
-	fs.Sets("model", "Model")
-	fs.Sets("classifier", "Classifier")
-	fs.Sets("n-per-class", "N")
-	fs.Sets("out", "Out")
-	fs.Sets("samples", "Samples")
-	fs.Sets("run", "Run")
-	fs.Sets("eval-seed", "eval.Seed")
+	fs.Sets(map[string]string{
+		"model":       "Model",
+		"classifier":  "Classifier",
+		"n-per-class": "N",
+		"out":         "Out",
+		"samples":     "Samples",
+		"run":         "Run",
+		"eval-seed":   "eval.Seed",
+	})
 	smp := samplerFlags(fs, &o.Sample)
 	so := Session(fs)
 	if err := fs.Parse(args); err != nil {

@@ -22,16 +22,18 @@ func NewFlags(name string) *Flags {
 	return &Flags{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), fields: map[string]string{}}
 }
 
-// Sets records that --flagName sets the option fields (each "Field", or
-// "stage.Field" where the field means something else in another stage).
-// The flag must be defined first: naming one that is not is a programming
-// error.
-func (f *Flags) Sets(flagName string, fields ...string) {
-	if f.Lookup(flagName) == nil {
-		panic(fmt.Sprintf("cli: %s has no flag --%s", f.Name(), flagName))
-	}
-	for _, fl := range fields {
-		f.fields[fl] = "--" + flagName
+// Sets records which option fields each flag sets: flag name → the
+// fields, comma-separated (each "Field", or "stage.Field" where the field
+// means something else in another stage). The flags must be defined first:
+// naming one that is not is a programming error.
+func (f *Flags) Sets(fields map[string]string) {
+	for name, fs := range fields {
+		if f.Lookup(name) == nil {
+			panic(fmt.Sprintf("cli: %s has no flag --%s", f.Name(), name))
+		}
+		for _, fl := range strings.Split(fs, ",") {
+			f.fields[fl] = "--" + name
+		}
 	}
 }
 
@@ -64,19 +66,19 @@ func DataFlags(f *Flags, o *data.Options, which int, name, usage string) *Datase
 	d := &Dataset{o: o}
 	if which&DataName != 0 {
 		f.StringVar(&o.Name, "data", name, usage)
-		f.Sets("data", "Data", "data.Name")
+		f.Sets(map[string]string{"data": "Data,data.Name"})
 	}
 	f.StringVar(&o.Dir, "data-dir", "", "directory of the MNIST-style IDX files (default: the module cache / Debian location)")
-	f.Sets("data-dir", "data.Dir")
+	f.Sets(map[string]string{"data-dir": "data.Dir"})
 	if which&DataClasses != 0 {
 		d.classes = f.String("classes", "", "comma-separated subset of classes (names or indices), e.g. trouser,bag")
-		f.Sets("classes", "data.Classes")
+		f.Sets(map[string]string{"classes": "data.Classes"})
 	}
 	f.IntVar(&o.PerClass, "synthetic-per-class", 1000, "images per class of the synthetic dataset")
-	f.Sets("synthetic-per-class", "data.PerClass")
+	f.Sets(map[string]string{"synthetic-per-class": "data.PerClass"})
 	if which&DataSeed != 0 {
 		f.Uint64Var(&o.Seed, "synthetic-seed", 1, "seed of the synthetic dataset (its test split is a stream of its own)")
-		f.Sets("synthetic-seed", "data.Seed")
+		f.Sets(map[string]string{"synthetic-seed": "data.Seed"})
 	}
 	return d
 }

@@ -28,12 +28,14 @@ func samplerFlags(fs *Flags, o *infer.SampleOptions) *sampler {
 	fs.Float64Var(&o.Guidance, "guidance", 0, "classifier-free guidance weight W: eps = (1+W)·eps(y) − W·eps(null)")
 	fs.IntVar(&o.Batch, "batch", 64, "images per denoiser call (a guided call runs 2× this)")
 	fs.Uint64Var(&o.Seed, "seed", 1, "noise seed; image i uses its own stream of (seed, i)")
-	fs.Sets("sampler", "Sampler")
-	fs.Sets("steps", "Steps")
-	fs.Sets("eta", "Eta")
-	fs.Sets("guidance", "Guidance")
-	fs.Sets("batch", "Batch")
-	fs.Sets("seed", "infer.Seed")
+	fs.Sets(map[string]string{
+		"sampler":  "Sampler",
+		"steps":    "Steps",
+		"eta":      "Eta",
+		"guidance": "Guidance",
+		"batch":    "Batch",
+		"seed":     "infer.Seed",
+	})
 	return s
 }
 
@@ -56,12 +58,14 @@ func Sample(args []string) error {
 	fs.IntVar(&o.N, "n", 16, "images (per class with --class all)")
 	shard := fs.String("shard", "", "k/n: make only the images whose index ≡ k mod n")
 	fs.BoolVar(&o.Replace, "replace", false, "remove the sampling outputs already in --out that this run would mix with")
-	fs.Sets("model", "Model")
-	fs.Sets("out", "Out")
-	fs.Sets("class", "Class")
-	fs.Sets("n", "N")
-	fs.Sets("shard", "Shard")
-	fs.Sets("replace", "Replace")
+	fs.Sets(map[string]string{
+		"model":   "Model",
+		"out":     "Out",
+		"class":   "Class",
+		"n":       "N",
+		"shard":   "Shard",
+		"replace": "Replace",
+	})
 	smp := samplerFlags(fs, &o)
 	so := Session(fs)
 	if err := fs.Parse(args); err != nil {

@@ -1,0 +1,271 @@
+package eval
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/condiff/condiff/checkpoint"
+	"github.com/condiff/condiff/contract"
+	"github.com/condiff/condiff/data"
+	"github.com/condiff/condiff/infer"
+	"github.com/condiff/condiff/internal/field"
+	"github.com/condiff/condiff/internal/fsutil"
+)
+
+// Options configure an evaluation.
+type Options struct {
+	Classifier string // independent classifier .onnx
+	Data       data.Options
+	Out        string
+	Samples    string // existing sample directory (with manifest.json)
+	Run        string // training run, for the loss curve (optional)
+	Seed       uint64 // the real-image subsets and the t-SNE
+	// Sample is the sampling run, unless Samples is given: Model, N (per
+	// class), the sampler's options; its Session and Progress also serve
+	// the classifier. Out and Class are the evaluation's own (every class,
+	// into Out/samples).
+	Sample infer.SampleOptions
+}
+
+// classify runs the classifier in batches of 256.
+func classify(clf *infer.Session, x []float32) (logits, feats []float32, dim int, err error) {
+	d := clf.Info.Channels * clf.Info.ImageSize * clf.Info.ImageSize
+	n := len(x) / d
+	for i := 0; i < n; i += 256 {
+		j := min(n, i+256)
+		l, f, fd, err := clf.Classify(x[i*d:j*d], j-i)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		logits, feats, dim = append(logits, l...), append(feats, f...), fd
+	}
+	return logits, feats, dim, nil
+}
+
+// Evaluate samples (or reads samples), classifies them and real images, and
+// writes report.md, report.json and the pictures into o.Out. Everything
+// that can be refused (options, classifier, real data) is checked before
+// the first sample is made.
+func Evaluate(ctx context.Context, o Options) (*Report, error) {
+	if o.Sample.N < 1 && o.Samples == "" {
+		return nil, field.Errorf("eval", "N", o.Sample.N, "must be > 0")
+	}
+	var log []checkpoint.LogEntry
+	if o.Run != "" {
+		var err error
+		if log, err = checkpoint.ReadLog(o.Run); err != nil {
+			return nil, field.Errorf("eval", "Run", o.Run, "no training log to plot: %v", err)
+		}
+	}
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return nil, field.Errorf("eval", "Out", o.Out, "%v", err)
+	}
+	clf, err := infer.Open(o.Classifier, o.Sample.Session)
+	if err != nil {
+		return nil, fmt.Errorf("eval: classifier: %w", err)
+	}
+	defer clf.Close()
+	defer clf.StopOn(ctx)()
+	if clf.Info.Kind != contract.Classifier {
+		return nil, field.Errorf("eval", "Classifier", o.Classifier, "is a %s, not a classifier", clf.Info.Kind)
+	}
+	real, err := loadReal(o.Data, clf.Info)
+	if err != nil {
+		return nil, err
+	}
+	K, C, S := clf.Info.NumClasses, clf.Info.Channels, clf.Info.ImageSize
+
+	report := Report{Files: map[string]string{}, Dataset: real.Name}
+	samplesDir := o.Samples
+	if samplesDir == "" {
+		samplesDir = filepath.Join(o.Out, "samples")
+		if report.SampleSeconds, err = sampleInto(ctx, o.Sample, samplesDir, K); err != nil {
+			return nil, err
+		}
+	}
+	samples, manifest, err := ReadSamples(samplesDir, C, S, K)
+	if err != nil {
+		return nil, err
+	}
+	if len(samples.Labels) == 0 {
+		return nil, fmt.Errorf("eval: %s lists no images", samplesDir)
+	}
+	conditional := report.describe(manifest, o.Classifier, len(samples.Labels))
+
+	// Real held-out images, two disjoint subsets of the samples' size.
+	n := min(len(samples.Labels), real.N/2)
+	perm := randPerm(real.N, o.Seed)
+	D := C * S * S
+	realA, realB := make([]float32, 0, n*D), make([]float32, 0, n*D)
+	labA := make([]int, 0, n)
+	for i := 0; i < n; i++ {
+		realA = append(realA, real.Image(perm[i])...)
+		labA = append(labA, real.Labels[perm[i]])
+		realB = append(realB, real.Image(perm[n+i])...)
+	}
+
+	sl, sf, dim, err := classify(clf, samples.X)
+	if err != nil {
+		return nil, err
+	}
+	al, af, _, err := classify(clf, realA)
+	if err != nil {
+		return nil, err
+	}
+	_, bf, _, err := classify(clf, realB)
+	if err != nil {
+		return nil, err
+	}
+	sp, ap := Softmax(sl, K), Softmax(al, K)
+	acc, perClass := Accuracy(Argmax(sp, K), samples.Labels, K)
+	realAcc, _ := Accuracy(Argmax(ap, K), labA, K)
+	report.Accuracy, report.RealAccuracy = Num(acc), Num(realAcc)
+	report.IS, report.RealIS = Num(InceptionScore(sp, K)), Num(InceptionScore(ap, K))
+	report.FD = Num(FrechetDistance(Fit(sf, dim), Fit(af, dim)))
+	report.RealFD = Num(FrechetDistance(Fit(bf, dim), Fit(af, dim)))
+	counts := make([]int, K)
+	for _, l := range samples.Labels {
+		counts[l]++
+	}
+	for c := 0; c < K; c++ {
+		report.Classes = append(report.Classes, ClassResult{clf.Info.ClassName(c), counts[c], Num(perClass[c])})
+	}
+	if !conditional {
+		// Samples of an unconditional model have no label to follow: report
+		// the classifier's predicted class distribution instead.
+		report.Accuracy = Num(math.NaN())
+		pred := Argmax(sp, K)
+		for c := range report.Classes {
+			report.Classes[c].Samples = 0
+			for _, p := range pred {
+				if p == c {
+					report.Classes[c].Samples++
+				}
+			}
+			report.Classes[c].Accuracy = Num(math.NaN())
+		}
+		copy(samples.Labels, pred) // colour the t-SNE by predicted class
+	}
+
+	if err := report.tsne(ctx, o, sf, af, dim, samples.Labels, labA, clf.Info.ClassNames, conditional); err != nil {
+		return nil, err
+	}
+	if g := filepath.Join(samplesDir, "grid.png"); fileExists(g) {
+		rel, _ := filepath.Rel(o.Out, g)
+		report.Files["grid"] = rel
+	}
+	if len(log) > 0 {
+		if err := plotLoss(filepath.Join(o.Out, "loss.png"), log); err != nil {
+			return nil, err
+		}
+		report.Files["loss"] = "loss.png"
+	}
+	if err := report.write(o.Out); err != nil {
+		return nil, err
+	}
+	return &report, nil
+}
+
+// loadReal loads the held-out split of the real dataset, shaped for the
+// classifier, whose classes it must have.
+func loadReal(o data.Options, clf contract.Info) (*data.Set, error) {
+	o.Test, o.Size, o.Channels = true, clf.ImageSize, clf.Channels
+	real, err := data.Load(o)
+	if err != nil {
+		return nil, fmt.Errorf("eval: data: %w", err)
+	}
+	if !slices.Equal(real.ClassNames, clf.ClassNames) {
+		return nil, field.Errorf("eval", "Data", real.Name, "has classes %v, the classifier %v (choose the classifier's classes)", real.ClassNames, clf.ClassNames)
+	}
+	return real, nil
+}
+
+// sampleInto makes the evaluation's samples: every class of so.Model into
+// dir (which belongs to the evaluation: a rerun replaces it), and returns
+// the wall time. An unconditional model makes as many samples as a
+// conditional one over the classifier's k classes.
+func sampleInto(ctx context.Context, so infer.SampleOptions, dir string, k int) (float64, error) {
+	so.Out, so.Class, so.Replace = dir, infer.ClassChoice{}, true
+	if in, err := infer.ReadInfo(so.Model); err == nil && !in.Conditional() {
+		so.N *= k
+	}
+	start := time.Now()
+	if _, err := infer.SampleToDir(ctx, so); err != nil {
+		return 0, fmt.Errorf("eval: sample: %w", err)
+	}
+	return time.Since(start).Seconds(), nil
+}
+
+// describe fills the report's account of the samples from their manifest,
+// and says whether the model is conditional (its samples carry labels).
+func (r *Report) describe(m *infer.Manifest, classifier string, n int) (conditional bool) {
+	r.Model, r.Sampler, r.Steps, r.Guidance = m.Model, m.Sampler, m.Steps, m.Guidance
+	r.Classifier, r.Samples, r.Complete = classifier, n, m.Complete
+	r.Device, r.Eta = m.Device, m.Eta
+	if r.SampleSeconds > 0 {
+		r.ImagesPerSecond = Num(float64(n) / r.SampleSeconds)
+	} else {
+		r.ImagesPerSecond = Num(math.NaN()) // read, not sampled: no timing
+	}
+	r.Label = strings.TrimSuffix(filepath.Base(m.Model), filepath.Ext(m.Model))
+	conditional, guidable := true, m.Guidance != 0
+	if in, err := infer.ReadInfo(m.Model); err == nil {
+		r.Train, r.TrainedSteps = in.Train, in.Step
+		conditional = in.Conditional()
+		guidable = guidable || in.HasNull
+	}
+	if guidable { // a guidance-ready model says which weight it was sampled at, 0 included
+		r.Label += fmt.Sprintf(" w=%g", m.Guidance)
+	}
+	return conditional
+}
+
+// tsne embeds samples and real images together (at most 400 of each,
+// spread evenly over the sets: samples are stored class by class), scores
+// how well the classes separate and draws tsne.png.
+func (r *Report) tsne(ctx context.Context, o Options, sf, af []float32, dim int, sLabels, rLabels []int, names []string, conditional bool) error {
+	var joint []float32
+	var sLab, rLab []int
+	for _, i := range Spread(len(sLabels), 400) {
+		joint, sLab = append(joint, sf[i*dim:(i+1)*dim]...), append(sLab, sLabels[i])
+	}
+	for _, i := range Spread(len(rLabels), 400) {
+		joint, rLab = append(joint, af[i*dim:(i+1)*dim]...), append(rLab, rLabels[i])
+	}
+	ns := len(sLab)
+	y, err := TSNE(ctx, joint, dim, 30, 500, o.Seed)
+	if err != nil {
+		return fmt.Errorf("eval: t-SNE: %w", err)
+	}
+	r.KNN = Num(KNNSeparability(y[:2*ns], sLab, 5))
+	if !conditional {
+		r.KNN = Num(math.NaN())
+	}
+	r.RealKNN = Num(KNNSeparability(y[2*ns:], rLab, 5))
+	if err := plotTSNE(filepath.Join(o.Out, "tsne.png"), y, sLab, rLab, names, float64(r.KNN)); err != nil {
+		return err
+	}
+	r.Files["tsne"] = "tsne.png"
+	return nil
+}
+
+// write writes report.json and report.md into dir, each atomically.
+func (r *Report) write(dir string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("eval: report: %w", err)
+	}
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir, "report.json"), append(b, '\n')); err != nil {
+		return err
+	}
+	return fsutil.WriteFileAtomic(filepath.Join(dir, "report.md"), []byte(r.Markdown()))
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }

@@ -1,0 +1,170 @@
+package infer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/condiff/condiff/contract"
+	"github.com/condiff/condiff/diffusion"
+	"github.com/condiff/condiff/internal/field"
+	"github.com/condiff/condiff/internal/fsutil"
+	"github.com/condiff/condiff/internal/progress"
+)
+
+// SampleOptions is what `condiff sample` asks for.
+type SampleOptions struct {
+	Model    string
+	Out      string
+	Class    ClassChoice // an unconditional model takes every class (the zero value) only
+	N        int         // images (per class when sampling every class)
+	Batch    int
+	Seed     uint64
+	Sampler  diffusion.Sampler
+	Steps    int
+	Eta      float64
+	Guidance float64
+	Shard    Shard
+	Session  Options
+	Progress io.Writer
+	// OnBatch, if set, is called after each batch's images and manifest are
+	// written, with the number of images written so far.
+	OnBatch func(written int)
+	// Replace lets a run write into a directory that already holds sampling
+	// outputs it would mix with: those outputs are removed first.
+	Replace bool
+}
+
+func fileHash(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// SampleToDir samples a model into a directory: one PNG per image, a grid
+// per class (and one of all classes), and manifest.json, rewritten after
+// every batch so that it lists exactly the images on disk.
+func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
+	// Plan checks N and Shard, Request.Check the sampling options; both run
+	// before anything is written.
+	if err := checkWritable(o.Out); err != nil {
+		return nil, err
+	}
+	s, err := Open(o.Model, o.Session)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	defer s.StopOn(ctx)()
+	info := s.Info
+	if info.Kind != contract.Denoiser {
+		return nil, field.Errorf("infer", "Model", o.Model, "is a %s, not a denoiser", info.Kind)
+	}
+	if o.Guidance != 0 && !info.HasNull {
+		return nil, field.Errorf("infer", "Guidance", o.Guidance, "needs a model trained with label dropout; %s has no null class", o.Model)
+	}
+	sch, err := info.Schedule.Build()
+	if err != nil {
+		return nil, err
+	}
+	indices, labels, err := Plan(info, o.Class, o.N, o.Shard)
+	if err != nil {
+		return nil, err
+	}
+	C, S := info.Channels, info.ImageSize
+	D := C * S * S
+	req := diffusion.Request{Sampler: o.Sampler, Steps: o.Steps, Eta: o.Eta, Guidance: o.Guidance, Null: info.Null(),
+		Seed: o.Seed, Batch: o.Batch, Values: D, Indices: indices, Labels: labels}
+	ts, err := req.Check(sch.Spec.T) // every sampling option, before anything is written
+	if err != nil {
+		return nil, err
+	}
+	hash, err := fileHash(o.Model)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manifest{Model: o.Model, ModelHash: hash, Sampler: o.Sampler.Name(), Steps: len(ts), Eta: o.Eta, Guidance: o.Guidance,
+		Seed: o.Seed, Shard: o.Shard.String(), Device: s.Device, Images: []ManifestEntry{}}
+	manifestName, suffix := OutputNames(o.Shard)
+	unlock, err := fsutil.Lock(o.Out, strings.TrimSuffix(manifestName, ".json"))
+	if err != nil {
+		return nil, fmt.Errorf("infer: %w", err)
+	}
+	defer unlock()
+	if err := claim(o.Out, o.Shard, o.Replace); err != nil {
+		return nil, err
+	}
+	writeManifest := func() error {
+		b, err := json.MarshalIndent(m, "", "  ")
+		if err != nil {
+			return fmt.Errorf("infer: manifest: %w", err)
+		}
+		return fsutil.WriteFileAtomic(filepath.Join(o.Out, manifestName), append(b, '\n'))
+	}
+	batches := (len(indices) + o.Batch - 1) / o.Batch
+	bar := progress.New(o.Progress, batches*len(ts), fmt.Sprintf("sample %d images, %s×%d", len(indices), o.Sampler.Name(), len(ts)))
+	defer bar.Close()
+	label := map[int]int{}
+	for i, gi := range indices {
+		label[gi] = labels[i]
+	}
+	err = diffusion.Sample(ctx, s, sch, req, func() { bar.Add(1) }, func(idx []int, x []float32) (err error) {
+		// A batch lands whole or not at all: on any failure its PNGs are
+		// removed again, so the manifest on disk lists exactly the files.
+		before := len(m.Images)
+		defer func() {
+			if err != nil {
+				for _, e := range m.Images[before:] {
+					os.Remove(filepath.Join(o.Out, e.File))
+				}
+				m.Images = m.Images[:before]
+			}
+		}()
+		for i, gi := range idx {
+			c := label[gi]
+			file := fmt.Sprintf("%06d_%s.png", gi, fileClass(info, c))
+			m.Images = append(m.Images, ManifestEntry{Index: gi, Class: c, ClassName: info.ClassName(c), Seed: o.Seed, File: file})
+			if err := WritePNG(filepath.Join(o.Out, file), ToImage(x[i*D:(i+1)*D], C, S)); err != nil {
+				return fmt.Errorf("infer: %w", err)
+			}
+		}
+		if err := writeManifest(); err != nil {
+			return err
+		}
+		if o.OnBatch != nil {
+			o.OnBatch(len(m.Images))
+		}
+		return nil
+	})
+	if err != nil {
+		// Whatever ended the run, the manifest says what is on disk; a run
+		// that failed before its first image leaves no manifest at all.
+		if len(m.Images) == 0 && ctx.Err() == nil {
+			os.Remove(filepath.Join(o.Out, manifestName))
+			return m, err
+		}
+		if werr := writeManifest(); werr != nil && ctx.Err() != nil {
+			return m, werr
+		}
+		return m, err
+	}
+	m.Complete = true
+	if err := writeManifest(); err != nil {
+		return m, err
+	}
+	bar.Finish()
+	return m, WriteGrids(o.Out, suffix, m, info, C, S)
+}
