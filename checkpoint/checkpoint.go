@@ -30,22 +30,31 @@ const (
 	trailerLen        = len(sumMagic) + sha256.Size
 )
 
+// ACMode is how an M_AC run trains its auxiliary classifier.
+type ACMode string
+
+// AC modes.
+const (
+	ACJoint  ACMode = "joint"  // trained with the denoiser (the two co-adapt)
+	ACFrozen ACMode = "frozen" // a pretrained classifier, kept fixed
+)
+
 // TrainInfo is how a run was trained; it travels into exported models.
 type TrainInfo struct {
-	Dataset   string         `json:"dataset"`
-	Classes   []string       `json:"classes,omitempty"` // --classes subset, if any
-	Steps     int            `json:"steps"`
-	Batch     int            `json:"batch"`
-	LR        float64        `json:"lr"`
-	Seed      uint64         `json:"seed"`
-	Norm      string         `json:"norm"`
-	CFGDrop   float64        `json:"cfg_drop"`
-	ACWeight  float64        `json:"ac_weight,omitempty"`
-	ACMode    string         `json:"ac_mode,omitempty"` // "joint" or "frozen"
-	Schedule  diffusion.Spec `json:"-"`
-	EMADecay  float64        `json:"ema_decay"`
-	GradClip  float64        `json:"grad_clip"`
-	ClfConfig *models.Config `json:"-"` // the M_AC classifier's architecture
+	Dataset   string          `json:"dataset"`
+	Classes   []string        `json:"classes,omitempty"` // --classes subset, if any
+	Steps     int             `json:"steps"`
+	Batch     int             `json:"batch"`
+	LR        float64         `json:"lr"`
+	Seed      uint64          `json:"seed"`
+	Norm      models.NormKind `json:"norm"`
+	CFGDrop   float64         `json:"cfg_drop"`
+	ACWeight  float64         `json:"ac_weight,omitempty"`
+	ACMode    ACMode          `json:"ac_mode,omitempty"`
+	Schedule  diffusion.Spec  `json:"-"`
+	EMADecay  float64         `json:"ema_decay"`
+	GradClip  float64         `json:"grad_clip"`
+	ClfConfig *models.Config  `json:"-"` // the M_AC classifier's architecture
 }
 
 // Checkpoint is everything a run needs to continue, and everything export

@@ -3,7 +3,10 @@
 // names, metadata keys, kinds, variants and the null class live here and
 // nowhere else; Metadata writes them, Parse reads them back into an Info,
 // and Check compares a model's inputs and outputs with what an Info wants.
-// It uses the standard library only, so every binary can import it.
+// It imports the standard library and, for the schedule a denoiser carries,
+// condiff's diffusion package (itself standard library only): no
+// third-party module, so every binary can import it. TestDependencies holds
+// this.
 package contract
 
 import (

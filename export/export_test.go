@@ -52,7 +52,7 @@ func randomCheckpoint(cfg models.Config, seed uint64) *checkpoint.Checkpoint {
 		AdamM: map[string]models.Array{}, AdamV: map[string]models.Array{}}
 }
 
-func tinyDenoiser(variant contract.Variant, norm string, null bool) models.Config {
+func tinyDenoiser(variant contract.Variant, norm models.NormKind, null bool) models.Config {
 	c := models.DefaultDenoiser()
 	c.Variant, c.Norm, c.NullClass = variant, norm, null && variant != contract.Uncond
 	c.BaseChannels, c.ChannelMult, c.Groups, c.ImageSize, c.NumClasses = 8, []int{1, 2}, 4, 16, 3
@@ -69,7 +69,7 @@ func TestParity(t *testing.T) {
 	testenv.ORT(t)
 	cases := []models.Config{}
 	for _, v := range contract.Variants {
-		for _, n := range []string{models.BatchNorm, models.GroupNorm} {
+		for _, n := range []models.NormKind{models.BatchNorm, models.GroupNorm} {
 			cases = append(cases, tinyDenoiser(v, n, true))
 		}
 	}
@@ -81,7 +81,7 @@ func TestParity(t *testing.T) {
 		batches = []int{7}
 	}
 	for ci, cfg := range cases {
-		name := string(cfg.Kind) + "-" + string(cfg.Variant) + "-" + cfg.Norm
+		name := string(cfg.Kind) + "-" + string(cfg.Variant) + "-" + string(cfg.Norm)
 		t.Run(name, func(t *testing.T) {
 			ck := randomCheckpoint(cfg, uint64(ci+1))
 			dir := t.TempDir()

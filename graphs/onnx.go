@@ -21,9 +21,6 @@ const (
 	IRVersion = 8
 )
 
-// NormEps is the epsilon of every normalisation (the same as training's).
-const NormEps = 1e-5
-
 // value is an ONNX value: its name and its shape, with -1 for the batch.
 type value struct {
 	name  string
@@ -166,11 +163,11 @@ func (b *builder) Upsample(x models.T) models.T {
 }
 
 // NormAct composes the normalisation, the per-channel affine and SiLU.
-func (b *builder) NormAct(x, gamma, beta models.T, name, kind string, groups int) models.T {
+func (b *builder) NormAct(x, gamma, beta models.T, name string, kind models.NormKind, groups int) models.T {
 	return b.SiLU(b.scaleShift(b.normalize(x, name, kind, groups), gamma, beta))
 }
 
-func (b *builder) normalize(x models.T, name, kind string, groups int) models.T {
+func (b *builder) normalize(x models.T, name string, kind models.NormKind, groups int) models.T {
 	xv := v(x)
 	c := xv.shape[1]
 	if kind == models.GroupNorm {
@@ -180,20 +177,17 @@ func (b *builder) normalize(x models.T, name, kind string, groups int) models.T 
 		for i := range ones.Data {
 			ones.Data[i] = 1
 		}
-		in := b.node("InstanceNormalization", r.shape, []string{r.name, b.constFloat(ones).name, b.constFloat(zeros).name}, attrFloat("epsilon", NormEps))
+		in := b.node("InstanceNormalization", r.shape, []string{r.name, b.constFloat(ones).name, b.constFloat(zeros).name}, attrFloat("epsilon", models.NormEps))
 		shape := b.node("Shape", []int{4}, []string{xv.name})
 		return b.node("Reshape", xv.shape, []string{in.name, shape.name})
 	}
-	// Batch norm at inference, folded: x·(1/sqrt(var+eps)) + (−mean/sqrt(var+eps)).
+	// Batch norm at inference, folded into x·scale + shift.
 	m, vr := b.stats[name+".running_mean"], b.stats[name+".running_var"]
 	if len(m.Data) != c || len(vr.Data) != c {
 		panic(fmt.Sprintf("graphs: no running statistics for batch norm %q", name))
 	}
 	scale, shift := models.NewArray(1, c, 1, 1), models.NewArray(1, c, 1, 1)
-	for i := 0; i < c; i++ {
-		scale.Data[i] = float32(1 / math.Sqrt(float64(vr.Data[i])+NormEps))
-		shift.Data[i] = -m.Data[i] * scale.Data[i]
-	}
+	scale.Data, shift.Data = models.FoldBatchNorm(m.Data, vr.Data)
 	y := b.node("Mul", xv.shape, []string{xv.name, b.constFloat(scale).name})
 	return b.node("Add", xv.shape, []string{y.name, b.constFloat(shift).name})
 }

@@ -8,18 +8,12 @@ import (
 	"github.com/condiff/condiff/contract"
 )
 
-// Norm kinds.
-const (
-	BatchNorm = "batch"
-	GroupNorm = "group"
-)
-
 // Config is everything that builds a network. It travels inside checkpoints and
 // exported models, so a model can always be rebuilt from its artifact.
 type Config struct {
 	Kind         contract.Kind    `json:"kind"`
 	Variant      contract.Variant `json:"variant"` // denoiser only
-	Norm         string           `json:"norm"`    // batch or group
+	Norm         NormKind         `json:"norm"`    // batch or group
 	Groups       int              `json:"groups"`  // groups for group norm
 	Channels     int              `json:"channels"`
 	ImageSize    int              `json:"image_size"`

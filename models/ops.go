@@ -52,7 +52,7 @@ type Ops interface {
 	// (kept by the backend under name) at inference; kind "group" uses
 	// groups of channels per sample. gamma and beta are [C] (shared by the
 	// batch) or [N C] (one row per sample: the class-conditional norm).
-	NormAct(x, gamma, beta T, name, kind string, groups int) T
+	NormAct(x, gamma, beta T, name string, kind NormKind, groups int) T
 	// Gather picks rows of table [K D] by the labels y -> [N D].
 	Gather(table, y T) T
 	// TimeEmbedding is the sinusoidal embedding of timesteps t -> [N dim].

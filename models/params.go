@@ -91,7 +91,7 @@ func (s *Shapes) Upsample(x T) T {
 	xs := shp(x)
 	return []int{xs[0], xs[1], 2 * xs[2], 2 * xs[3]}
 }
-func (s *Shapes) NormAct(x, g, b T, name, kind string, groups int) T {
+func (s *Shapes) NormAct(x, g, b T, name string, kind NormKind, groups int) T {
 	s.Norms = append(s.Norms, NormSpec{name, shp(x)[1]})
 	return x
 }

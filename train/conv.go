@@ -8,10 +8,11 @@ import (
 	"sync"
 
 	"github.com/chewxy/hm"
-	"github.com/condiff/condiff/train/kernel"
 	"gonum.org/v1/gonum/blas"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/condiff/condiff/train/kernel"
 )
 
 // convGeom is the geometry of a 2-D convolution: x [N Cin H W], w [Cout Cin

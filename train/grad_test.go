@@ -16,7 +16,7 @@ import (
 func TestGradients(t *testing.T) {
 	for _, tc := range []struct {
 		variant contract.Variant
-		norm    string
+		norm    models.NormKind
 		ac      bool
 		params  []string
 	}{
@@ -24,7 +24,7 @@ func TestGradients(t *testing.T) {
 		{contract.CBN, models.GroupNorm, false, []string{"down.0.res.0.norm1.gamma", "mid.res.0.norm2.beta", "conv_in.weight"}},
 		{contract.AC, models.BatchNorm, true, []string{"label_map", "conv_out.weight", "clf.head.weight", "clf.stage.1.conv.weight"}},
 	} {
-		t.Run(string(tc.variant)+"-"+tc.norm, func(t *testing.T) {
+		t.Run(string(tc.variant)+"-"+string(tc.norm), func(t *testing.T) {
 			cfg := models.DefaultDenoiser()
 			cfg.Variant, cfg.Norm, cfg.BaseChannels, cfg.ChannelMult, cfg.Groups, cfg.ImageSize, cfg.NumClasses = tc.variant, tc.norm, 8, []int{1, 2}, 4, 8, 3
 			w := models.InitParams(cfg, 5)

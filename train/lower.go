@@ -2,7 +2,6 @@ package train
 
 import (
 	"fmt"
-	"math"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -11,7 +10,7 @@ import (
 )
 
 // normEps is the epsilon of every normalisation, in both lowerings.
-const normEps = 1e-5
+const normEps = models.NormEps
 
 // bnStat is a batch norm's batch statistics in a training graph.
 type bnStat struct {
@@ -104,9 +103,9 @@ func (l *lowering) Upsample(x models.T) models.T { return must(G.ApplyOp(upsampl
 // NormAct is one fused op (normActOp) in training and for group norm;
 // batch norm at inference composes its folded normalisation, the affine
 // and SiLU.
-func (l *lowering) NormAct(x, gamma, beta models.T, name, kind string, groups int) models.T {
+func (l *lowering) NormAct(x, gamma, beta models.T, name string, kind models.NormKind, groups int) models.T {
 	if kind != models.GroupNorm && !l.training {
-		return l.SiLU(l.ScaleShift(l.Normalize(x, name, kind, groups), gamma, beta))
+		return l.SiLU(l.ScaleShift(l.foldedBatchNorm(x, name), gamma, beta))
 	}
 	op := &normActOp{name: l.prefix + name, shared: node(gamma).Dims() == 1}
 	if kind == models.GroupNorm {
@@ -118,30 +117,19 @@ func (l *lowering) NormAct(x, gamma, beta models.T, name, kind string, groups in
 	return must(G.ApplyOp(op, node(x), node(gamma), node(beta)))
 }
 
-// Normalize normalises x without affine (the separate op NormAct fuses).
-func (l *lowering) Normalize(x models.T, name, kind string, groups int) models.T {
+// foldedBatchNorm is batch norm at inference: the running statistics,
+// folded into x·a + b (models.FoldBatchNorm).
+func (l *lowering) foldedBatchNorm(x models.T, name string) models.T {
 	xn := node(x)
 	s := xn.Shape() // [N C H W]
 	name = l.prefix + name
-	switch {
-	case kind == models.GroupNorm:
-		return must(G.ApplyOp(normOp(name, groups, nil), xn))
-	case l.training:
-		st := &normStats{}
-		l.bn = append(l.bn, bnStat{name: name, stats: st})
-		return must(G.ApplyOp(normOp(name, 0, st), xn))
-	default: // batch norm at inference: running statistics, folded into x·a + b
-		m, v := l.stats[name+".running_mean"], l.stats[name+".running_var"]
-		if len(m.Data) != s[1] || len(v.Data) != s[1] {
-			panic(fmt.Sprintf("train: no running statistics for batch norm %q", name))
-		}
-		a, b := models.NewArray(s[1]), models.NewArray(s[1])
-		for c := range a.Data {
-			a.Data[c] = float32(1 / math.Sqrt(float64(v.Data[c])+normEps))
-			b.Data[c] = -m.Data[c] * a.Data[c]
-		}
-		return must(G.ApplyOp(&chanOp{kind: chanAffine, shared: true}, xn, l.constant(a, name+".fold_scale"), l.constant(b, name+".fold_shift")))
+	m, v := l.stats[name+".running_mean"], l.stats[name+".running_var"]
+	if len(m.Data) != s[1] || len(v.Data) != s[1] {
+		panic(fmt.Sprintf("train: no running statistics for batch norm %q", name))
 	}
+	a, b := models.NewArray(s[1]), models.NewArray(s[1])
+	a.Data, b.Data = models.FoldBatchNorm(m.Data, v.Data)
+	return must(G.ApplyOp(&chanOp{kind: chanAffine, shared: true}, xn, l.constant(a, name+".fold_scale"), l.constant(b, name+".fold_shift")))
 }
 
 func (l *lowering) ScaleShift(x, gamma, beta models.T) models.T {

@@ -7,9 +7,10 @@ import (
 	"math"
 
 	"github.com/chewxy/hm"
-	"github.com/condiff/condiff/train/kernel"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/condiff/condiff/train/kernel"
 )
 
 // normActOp is SiLU(x̂·γ + β) with x̂ the normalised x [N C H W] (batch

@@ -20,7 +20,7 @@ import (
 // separate ops round x̂ first; each rounding is ~1e-7 relative, and the
 // gradient sums run over 2·16 to 4·16 elements per set.
 func TestNormActMatchesComposition(t *testing.T) {
-	for _, kind := range []string{models.BatchNorm, models.GroupNorm} {
+	for _, kind := range []models.NormKind{models.BatchNorm, models.GroupNorm} {
 		for _, perSample := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/perSample=%v", kind, perSample), func(t *testing.T) {
 				r := rand.New(rand.NewPCG(4, 5))
@@ -51,7 +51,7 @@ func TestNormActMatchesComposition(t *testing.T) {
 					if fused {
 						y = node(l.NormAct(x, gm, bt, "n", kind, 3))
 					} else {
-						y = node(l.SiLU(l.ScaleShift(l.Normalize(x, "n", kind, 3), gm, bt)))
+						y = node(l.SiLU(l.ScaleShift(referenceNormalize(l, x, "n", kind, 3), gm, bt)))
 					}
 					loss := must(G.Sum(must(G.HadamardProd(y, l.constant(R, "R")))))
 					if _, err := G.Grad(loss, x, gm, bt); err != nil {

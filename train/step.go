@@ -30,7 +30,7 @@ func newTrainer(ck *checkpoint.Checkpoint, batch int) (*trainer, error) {
 	cfg := ck.Config
 	spec := graphSpec{cfg: cfg, n: batch, training: true, weights: ck.Params, stats: ck.Stats}
 	if ck.Info.ClfConfig != nil {
-		spec.clf, spec.acWeight, spec.clfFrozen = ck.Info.ClfConfig, ck.Info.ACWeight, ck.Info.ACMode == "frozen"
+		spec.clf, spec.acWeight, spec.clfFrozen = ck.Info.ClfConfig, ck.Info.ACWeight, ck.Info.ACMode == checkpoint.ACFrozen
 	}
 	gr, err := newGraph(spec)
 	if err != nil {

@@ -211,11 +211,11 @@ func addClassifier(ck *checkpoint.Checkpoint, weight float64, frozen *checkpoint
 	var clf map[string]models.Array
 	var clfCfg models.Config
 	if frozen != nil {
-		clf, clfCfg, ck.Info.ACMode = frozen.EMA, frozen.Config, "frozen"
+		clf, clfCfg, ck.Info.ACMode = frozen.EMA, frozen.Config, checkpoint.ACFrozen
 	} else {
 		clfCfg = models.DefaultClassifier()
 		clfCfg.ImageSize, clfCfg.Channels, clfCfg.NumClasses, clfCfg.ClassNames = cfg.ImageSize, cfg.Channels, cfg.NumClasses, cfg.ClassNames
-		clf, ck.Info.ACMode = models.InitParams(clfCfg, seed), "joint"
+		clf, ck.Info.ACMode = models.InitParams(clfCfg, seed), checkpoint.ACJoint
 	}
 	for k, v := range clf {
 		ck.Params["clf."+k] = v.Clone()

@@ -18,7 +18,7 @@ import (
 )
 
 // tinyOptions is a small synthetic run: 16×16, base width 8.
-func tinyOptions(t *testing.T, variant contract.Variant, norm string) Options {
+func tinyOptions(t *testing.T, variant contract.Variant, norm models.NormKind) Options {
 	t.Helper()
 	m := models.DefaultDenoiser()
 	m.Variant, m.Norm, m.BaseChannels, m.ChannelMult, m.Groups = variant, norm, 8, []int{1, 2}, 4
@@ -31,9 +31,9 @@ func tinyOptions(t *testing.T, variant contract.Variant, norm string) Options {
 func TestTrainLossFalls(t *testing.T) {
 	for _, tc := range []struct {
 		variant contract.Variant
-		norm    string
+		norm    models.NormKind
 	}{{"uncond", "batch"}, {"cbn", "batch"}, {"cbn", "group"}, {"ac", "batch"}} {
-		t.Run(string(tc.variant)+"-"+tc.norm, func(t *testing.T) {
+		t.Run(string(tc.variant)+"-"+string(tc.norm), func(t *testing.T) {
 			o := tinyOptions(t, tc.variant, tc.norm)
 			if tc.variant == "ac" {
 				o.ACWeight = 0.1

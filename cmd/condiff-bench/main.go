@@ -26,7 +26,7 @@ import (
 	"github.com/condiff/condiff/train"
 )
 
-func benchConfig(variant contract.Variant, norm string) models.Config {
+func benchConfig(variant contract.Variant, norm models.NormKind) models.Config {
 	c := models.DefaultDenoiser()
 	c.Variant, c.Norm, c.NumClasses, c.ImageSize, c.BaseChannels = variant, norm, 10, 32, 32
 	c.NullClass = variant != contract.Uncond
@@ -94,7 +94,7 @@ func benchTrain(steps int) (any, error) {
 	for _, v := range []struct {
 		name    string
 		variant contract.Variant
-		norm    string
+		norm    models.NormKind
 	}{
 		{"uncond", contract.Uncond, models.BatchNorm}, {"cbn_batch", contract.CBN, models.BatchNorm},
 		{"cbn_group", contract.CBN, models.GroupNorm}, {"ac", contract.AC, models.BatchNorm}} {

@@ -49,7 +49,7 @@ func resumeConflicts(fs *flag.FlagSet, out string) error {
 		return strings.Join(s, ",")
 	}
 	kept := map[string]string{
-		"variant": string(c.Variant), "norm": c.Norm, "base": strconv.Itoa(c.BaseChannels), "mult": ints(c.ChannelMult),
+		"variant": string(c.Variant), "norm": string(c.Norm), "base": strconv.Itoa(c.BaseChannels), "mult": ints(c.ChannelMult),
 		"res-blocks": strconv.Itoa(c.NumResBlocks), "groups": strconv.Itoa(c.Groups), "size": strconv.Itoa(c.ImageSize),
 		"channels": strconv.Itoa(c.Channels), "data": in.Dataset, "classes": strings.Join(in.Classes, ","),
 		"batch": strconv.Itoa(in.Batch), "lr": f(in.LR), "seed": strconv.FormatUint(in.Seed, 10),
@@ -160,7 +160,7 @@ func cmdTrain(args []string, classifier bool) error {
 	}
 	o.Model.BaseChannels, o.Model.Groups = *base, *groups
 	if *norm != "" {
-		o.Model.Norm = *norm
+		o.Model.Norm = models.NormKind(*norm)
 	}
 	ctx, stop := cli.Interruptible()
 	defer stop()

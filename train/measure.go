@@ -16,16 +16,6 @@ import (
 	"github.com/condiff/condiff/models"
 )
 
-// Throughput measures training images per second of a denoiser config: the
-// training loop's own step (batch drawing and noising, forward, backward,
-// clipping, Adam, EMA, running statistics) on random images, after one
-// warm-up step, averaged over steps. An M_AC config gets a jointly trained
-// classifier weighted acWeight, as training sets it up.
-func Throughput(cfg models.Config, batch, steps int, acWeight float64) (float64, error) {
-	r, err := Measure(cfg, batch, steps, acWeight)
-	return r.ImgPerS, err
-}
-
 // StepStats is what Measure reports of the timed steps.
 type StepStats struct {
 	ImgPerS       float64
@@ -34,8 +24,12 @@ type StepStats struct {
 	PeakRSSMB     float64 // the process's peak resident set so far (VmHWM)
 }
 
-// Measure is Throughput with the memory figures: bytes and allocations per
-// step after the warm-up step, and the peak RSS.
+// Measure times training of a denoiser config: the training loop's own step
+// (batch drawing and noising, forward, backward, clipping, Adam, EMA,
+// running statistics) on random images, after one warm-up step, averaged
+// over steps, with bytes and allocations per step and the peak RSS. An M_AC
+// config gets a jointly trained classifier weighted acWeight, as training
+// sets it up.
 func Measure(cfg models.Config, batch, steps int, acWeight float64) (StepStats, error) {
 	var out StepStats
 	if err := cfg.Validate(); err != nil {
