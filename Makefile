@@ -30,6 +30,7 @@ FUZZ := contract:FuzzParse infer:FuzzDecodeONNX infer:FuzzManifest infer:FuzzPar
 FUZZTIME ?= 2m
 
 test: setup
+	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt: these files need formatting:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=3000x

@@ -37,21 +37,20 @@ func ORT(t testing.TB) {
 	}
 }
 
-// Checker is the Python interpreter that has the onnx package (Debian's
-// python3-onnx), or skips (fails under CI).
-func Checker(t testing.TB) string {
+// CheckONNX runs onnx.checker.check_model(full_check=True) on a file.
+// Without the checker it fails under CI; elsewhere it says so in the test
+// log and returns, so that the rest of the test (parity through ONNX
+// Runtime, sampling) still runs.
+func CheckONNX(t testing.TB, path string) {
 	t.Helper()
 	py := "/usr/bin/python3"
 	if err := exec.Command(py, "-c", "import onnx").Run(); err != nil {
-		missing(t, "python3-onnx (the ONNX checker)")
+		if CI() {
+			t.Fatalf("python3-onnx (the ONNX checker) is missing; CI must install it (scripts/setup.sh)")
+		}
+		t.Logf("python3-onnx is missing: %s was not run through the ONNX checker (run `make setup`)", path)
+		return
 	}
-	return py
-}
-
-// CheckONNX runs onnx.checker.check_model(full_check=True) on a file.
-func CheckONNX(t testing.TB, path string) {
-	t.Helper()
-	py := Checker(t)
 	out, err := exec.Command(py, "-c", `import onnx, sys
 m = onnx.load(sys.argv[1])
 onnx.checker.check_model(m, full_check=True)
