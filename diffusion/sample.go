@@ -77,7 +77,8 @@ func (r Request) Check(T int) ([]int, error) {
 //
 // With guidance W the denoiser runs once per step on 2n rows (conditional
 // rows, then null rows) and ε = (1+W)·ε(x, y) − W·ε(x, ∅). The loop knows
-// no sampler: each image's Row owns its state.
+// no sampler: each image's Row owns its state, and Batch.Step is the step
+// the sampling service makes over images of many requests.
 func Sample(ctx context.Context, d Denoiser, sch *Schedule, req Request, step func(), done func(indices []int, x []float32) error) error {
 	ts, err := req.Check(sch.Spec.T)
 	if err != nil {
@@ -85,74 +86,33 @@ func Sample(ctx context.Context, d Denoiser, sch *Schedule, req Request, step fu
 	}
 	B, D := min(req.Batch, max(1, len(req.Indices))), req.Values
 	chain := Chain{Schedule: sch, Timesteps: ts, Eta: req.Eta, Values: D}
-	guided := req.Guidance != 0
-	mult := 1
-	if guided {
-		mult = 2
-	}
-	// Buffers sized once for the largest batch; no allocation per step.
-	x := make([]float32, B*D)
-	x0 := make([]float32, B*D)
-	in := make([]float32, mult*B*D)
-	out := make([]float32, mult*B*D)
-	tin := make([]int64, mult*B)
-	yin := make([]int64, mult*B)
-	rngs := make([]Noise, B)
-	rows := make([]Row, B)
-
+	b := &Batch{Values: D}
+	images := make([]*Image, 0, B)
+	xs := make([]float32, B*D)
 	for start := 0; start < len(req.Indices); start += B {
 		idx := req.Indices[start:min(start+B, len(req.Indices))]
-		labels := req.Labels[start : start+len(idx)]
-		n := len(idx)
-		xs := x[:n*D]
+		images = images[:0]
 		for i, gi := range idx {
-			rngs[i] = imageNoise(req.Seed, gi)
-			for k := 0; k < D; k++ {
-				xs[i*D+k] = float32(rngs[i].NormFloat64())
-			}
-			rows[i] = req.Sampler.NewRow(chain)
+			images = append(images, NewImage(req.Sampler, chain, req.Labels[start+i], req.Guidance, req.Null, imageNoise(req.Seed, gi)))
 		}
-		for si, t := range ts {
+		for range ts {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			copy(in, xs)
-			for i := 0; i < n; i++ {
-				tin[i], yin[i] = int64(t), int64(labels[i])
-			}
-			if guided {
-				copy(in[n*D:], xs)
-				for i := 0; i < n; i++ {
-					tin[n+i], yin[n+i] = int64(t), int64(req.Null)
-				}
-			}
-			eps := out[:mult*n*D]
-			if err := d.Eps(in[:mult*n*D], tin[:mult*n], yin[:mult*n], eps); err != nil {
+			if err := b.Step(d, images); err != nil {
 				if cerr := ctx.Err(); cerr != nil {
 					return cerr // the denoiser was stopped by the cancellation
 				}
-				return err
-			}
-			if err := finite(eps, D, si, len(ts), t, "the model output"); err != nil {
-				return err
-			}
-			if guided {
-				Guide(req.Guidance, eps[:n*D], eps[n*D:])
-			}
-			for i := 0; i < n; i++ {
-				sl := xs[i*D : (i+1)*D]
-				e, c := eps[i*D:(i+1)*D], x0[i*D:(i+1)*D]
-				sch.PredictX0(t, sl, e, c)
-				rows[i].Step(si, sl, e, c, rngs[i])
-			}
-			if err := finite(xs, D, si, len(ts), t, "the sampler state"); err != nil {
 				return err
 			}
 			if step != nil {
 				step()
 			}
 		}
-		if err := done(idx, xs); err != nil {
+		for i, im := range images {
+			copy(xs[i*D:], im.X)
+		}
+		if err := done(idx, xs[:len(idx)*D]); err != nil {
 			return err
 		}
 	}
