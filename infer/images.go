@@ -90,6 +90,12 @@ func Grid(rows [][]image.Image, size int) image.Image {
 }
 
 // fileClass is the class part of an image or grid file name.
+// FileName is the name sample gives image index of class c:
+// 000042_name.png.
+func FileName(info contract.Info, index, c int) string {
+	return fmt.Sprintf("%06d_%s.png", index, fileClass(info, c))
+}
+
 func fileClass(info contract.Info, c int) string {
 	if !info.Conditional() {
 		return string(contract.Uncond)

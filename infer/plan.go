@@ -69,6 +69,9 @@ func Plan(info contract.Info, class ClassChoice, n int, shard Shard) (indices, l
 	if n <= 0 {
 		return nil, nil, field.Errorf("infer", "N", n, "must be > 0")
 	}
+	if n > MaxImages {
+		return nil, nil, field.Errorf("infer", "N", n, "over %d images", MaxImages)
+	}
 	if err := shard.check(); err != nil {
 		return nil, nil, err
 	}

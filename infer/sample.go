@@ -41,7 +41,9 @@ type SampleOptions struct {
 	Replace bool
 }
 
-func fileHash(path string) (string, error) {
+// FileHash is the SHA-256 of a file, in hex: what manifests record of the
+// model that made their images.
+func FileHash(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
@@ -92,7 +94,7 @@ func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	hash, err := fileHash(o.Model)
+	hash, err := FileHash(o.Model)
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +137,7 @@ func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 		}()
 		for i, gi := range idx {
 			c := label[gi]
-			file := fmt.Sprintf("%06d_%s.png", gi, fileClass(info, c))
+			file := FileName(info, gi, c)
 			m.Images = append(m.Images, ManifestEntry{Index: gi, Class: c, ClassName: info.ClassName(c), Seed: o.Seed, File: file})
 			if err := WritePNG(filepath.Join(o.Out, file), ToImage(x[i*D:(i+1)*D], C, S)); err != nil {
 				return fmt.Errorf("infer: %w", err)

@@ -76,3 +76,33 @@ func RemoveStaleTemps(path string) {
 		os.Remove(f)
 	}
 }
+
+// ReadSmallFile reads a regular file of at most max bytes; anything else
+// (a directory, a FIFO, a device, a larger file) is refused before it is
+// read, so a file that lies about its size cannot hang or exhaust the
+// process.
+func ReadSmallFile(path string, max int64) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%s)", path, st.Mode().Type())
+	}
+	if st.Size() > max {
+		return nil, fmt.Errorf("%s holds %d bytes, over the %d this file may hold", path, st.Size(), max)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s grew past %d bytes while read", path, max)
+	}
+	return b, nil
+}

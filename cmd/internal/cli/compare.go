@@ -40,4 +40,5 @@ var Deploy = []Command{
 	{Name: "inspect", Summary: "print an .onnx model's inputs, outputs, metadata and ops", Run: Inspect},
 	{Name: "eval", Summary: "measure how well samples follow their labels", Run: Eval},
 	{Name: "compare", Summary: "put several eval reports side by side", Run: Compare},
+	{Name: "serve", Summary: "serve a model over HTTP: continuous batching across requests, a web page", Run: Serve},
 }

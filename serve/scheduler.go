@@ -1,0 +1,240 @@
+package serve
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/condiff/condiff/diffusion"
+)
+
+// job is one request inside the scheduler: its images, started in index
+// order, and what the handler reads of them (under mu; notify wakes it).
+type job struct {
+	ctx      context.Context
+	sampler  diffusion.Sampler
+	chain    diffusion.Chain
+	guidance float64
+	null     int
+	seed     uint64
+	indices  []int
+	labels   []int
+
+	started int // images started (scheduler only)
+	active  int // images in flight (scheduler only)
+
+	mu       sync.Mutex
+	finished []finished // images done, in the order they finished
+	steps    int        // denoiser calls made over all its images
+	err      error      // set once: the job failed
+	notify   chan struct{}
+}
+
+// finished is one image of a job, done.
+type finished struct {
+	pos int       // position in the job's indices
+	x   []float32 // [C H W] in [-1, 1]
+}
+
+// totalSteps is the denoiser calls all the job's images take.
+func (j *job) totalSteps() int { return len(j.indices) * len(j.chain.Timesteps) }
+
+// wake tells the handler that the job changed, without ever blocking.
+func (j *job) wake() {
+	select {
+	case j.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (j *job) fail(err error) {
+	j.mu.Lock()
+	if j.err == nil {
+		j.err = err
+	}
+	j.mu.Unlock()
+	j.wake()
+}
+
+// scheduler owns the denoiser: it packs the images of every admitted job
+// into each call (continuous batching) and moves each by one step of its
+// own chain.
+type scheduler struct {
+	den         diffusion.Denoiser
+	values      int
+	maxRows     int // denoiser rows per call (a guided image takes two)
+	maxRequests int // jobs whose images may share a call (0: any number)
+	metrics     *metrics
+
+	submit  chan *job
+	waiting atomic.Int64 // images submitted and not yet started
+
+	queue  []*job             // admitted in arrival order, with images left to start
+	images []*diffusion.Image // in flight
+	owner  []*job             // the job of each image in flight
+	pos    []int              // each image's position in its job
+	batch  diffusion.Batch
+}
+
+func newScheduler(den diffusion.Denoiser, values, maxRows, maxRequests int, m *metrics) *scheduler {
+	return &scheduler{den: den, values: values, maxRows: maxRows, maxRequests: maxRequests, metrics: m,
+		submit: make(chan *job, 1024), batch: diffusion.Batch{Values: values}}
+}
+
+// run is the scheduler's loop; it returns when ctx is cancelled, failing
+// the jobs still in it.
+func (s *scheduler) run(ctx context.Context) {
+	defer func() {
+		for _, j := range s.queue {
+			j.fail(fmt.Errorf("the server is shutting down"))
+		}
+	}()
+	for {
+		if len(s.images) == 0 && len(s.queue) == 0 {
+			select {
+			case j := <-s.submit:
+				s.queue = append(s.queue, j)
+			case <-ctx.Done():
+				return
+			}
+		}
+		for more := true; more; {
+			select {
+			case j := <-s.submit:
+				s.queue = append(s.queue, j)
+			default:
+				more = false
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.dropCancelled()
+		s.admit()
+		s.metrics.queue.Set(float64(s.waiting.Load()))
+		if len(s.images) == 0 {
+			continue
+		}
+		s.step()
+	}
+}
+
+// dropCancelled removes the jobs whose client left or whose time ran out,
+// and their images.
+func (s *scheduler) dropCancelled() {
+	gone := func(j *job) bool {
+		if j.ctx.Err() == nil {
+			return false
+		}
+		s.waiting.Add(-int64(len(j.indices) - j.started))
+		j.started = len(j.indices)
+		j.fail(j.ctx.Err())
+		return true
+	}
+	s.queue = slices.DeleteFunc(s.queue, gone)
+	s.removeImages(func(j *job) bool { return j.ctx.Err() != nil })
+}
+
+// removeImages takes out of flight the images of the jobs drop says.
+func (s *scheduler) removeImages(drop func(*job) bool) {
+	k := 0
+	for i, im := range s.images {
+		if drop(s.owner[i]) {
+			s.owner[i].active--
+			continue
+		}
+		s.images[k], s.owner[k], s.pos[k] = im, s.owner[i], s.pos[i]
+		k++
+	}
+	s.images, s.owner, s.pos = s.images[:k], s.owner[:k], s.pos[:k]
+}
+
+// admit starts images of the queued jobs, oldest job first, while they fit
+// in a call: first come, first served, so no request starves.
+func (s *scheduler) admit() {
+	rows := diffusion.Rows(s.images)
+	sharing := map[*job]bool{}
+	for _, j := range s.owner {
+		sharing[j] = true
+	}
+	for _, j := range s.queue {
+		need := 1
+		if j.guidance != 0 {
+			need = 2
+		}
+		if !sharing[j] && s.maxRequests > 0 && len(sharing) >= s.maxRequests {
+			break
+		}
+		for j.started < len(j.indices) && rows+need <= s.maxRows {
+			p := j.started
+			im := diffusion.NewImage(j.sampler, j.chain, j.labels[p], j.guidance, j.null, diffusion.ImageRNG(j.seed, j.indices[p]))
+			s.images, s.owner, s.pos = append(s.images, im), append(s.owner, j), append(s.pos, p)
+			j.started++
+			j.active++
+			rows += need
+			sharing[j] = true
+			s.waiting.Add(-1)
+		}
+		if j.started < len(j.indices) {
+			break // the call is full: later jobs wait their turn
+		}
+	}
+	s.queue = slices.DeleteFunc(s.queue, func(j *job) bool { return j.started == len(j.indices) })
+}
+
+// step makes one denoiser call over every image in flight and hands the
+// finished ones to their jobs. A failed call fails the jobs in it.
+func (s *scheduler) step() {
+	rows := diffusion.Rows(s.images)
+	err := func() (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("denoiser call panicked: %v", r)
+			}
+		}()
+		return s.batch.Step(s.den, s.images)
+	}()
+	s.metrics.calls.Inc()
+	s.metrics.rows.Observe(float64(rows))
+	if err != nil {
+		s.metrics.errors.WithLabelValues("denoiser").Inc()
+		failed := map[*job]bool{}
+		for _, j := range s.owner {
+			failed[j] = true
+		}
+		for j := range failed {
+			j.fail(fmt.Errorf("denoiser call of %d rows: %w", rows, err))
+			s.waiting.Add(-int64(len(j.indices) - j.started))
+			j.started = len(j.indices)
+		}
+		s.queue = slices.DeleteFunc(s.queue, func(j *job) bool { return failed[j] })
+		s.removeImages(func(j *job) bool { return failed[j] })
+		return
+	}
+	touched := map[*job]bool{}
+	for i, im := range s.images {
+		j := s.owner[i]
+		touched[j] = true
+		j.mu.Lock()
+		j.steps++
+		if im.Done() {
+			j.finished = append(j.finished, finished{pos: s.pos[i], x: im.X})
+			j.active--
+			s.metrics.images.Inc()
+		}
+		j.mu.Unlock()
+	}
+	for j := range touched {
+		j.wake()
+	}
+	k := 0
+	for i, im := range s.images {
+		if !im.Done() {
+			s.images[k], s.owner[k], s.pos[k] = im, s.owner[i], s.pos[i]
+			k++
+		}
+	}
+	s.images, s.owner, s.pos = s.images[:k], s.owner[:k], s.pos[:k]
+}

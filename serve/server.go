@@ -1,0 +1,532 @@
+// Package serve is condiff's sampling service: one model, opened once,
+// behind an HTTP API (condiff-run serve). Every request becomes images
+// that a single scheduler packs, with the images of every other request,
+// into each denoiser call (continuous batching): each image keeps its own
+// timestep, sampler state, guidance and noise stream, so what the server
+// returns is bit-identical to what `sample` writes for the same model,
+// seed, index, class and sampling options.
+package serve
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/subtle"
+	_ "embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image/png"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/condiff/condiff/contract"
+	"github.com/condiff/condiff/diffusion"
+	"github.com/condiff/condiff/infer"
+	"github.com/condiff/condiff/internal/field"
+)
+
+// Options configure a server.
+type Options struct {
+	Model            string
+	Session          infer.Options
+	Listen           string        // host:port (port 0: any free port)
+	MaxBatch         int           // denoiser rows per call; a guided image takes two
+	MaxBatchRequests int           // requests whose images may share a call (0: any number; 1: one at a time)
+	MaxN             int           // images per request
+	MaxQueue         int           // images accepted and not yet started, over all requests
+	MaxBody          int64         // request body bytes
+	RequestTimeout   time.Duration // past it a request is answered 504 and its images leave
+	Token            string        // bearer token ("": no authentication)
+	Log              *slog.Logger
+}
+
+// Check refuses options the server cannot run with.
+func (o Options) Check() error {
+	switch {
+	case o.MaxBatch < 2:
+		return field.Errorf("serve", "MaxBatch", o.MaxBatch, "must be >= 2 (a guided image takes two rows)")
+	case o.MaxBatchRequests < 0:
+		return field.Errorf("serve", "MaxBatchRequests", o.MaxBatchRequests, "must be >= 0")
+	case o.MaxN < 1 || o.MaxN > infer.MaxImages:
+		return field.Errorf("serve", "MaxN", o.MaxN, "out of 1..%d", infer.MaxImages)
+	case o.MaxQueue < o.MaxN:
+		return field.Errorf("serve", "MaxQueue", o.MaxQueue, "must be >= --max-n (%d), or no request of --max-n images is ever accepted", o.MaxN)
+	case o.MaxBody < 1024:
+		return field.Errorf("serve", "MaxBody", o.MaxBody, "must be >= 1024 bytes")
+	case o.RequestTimeout <= 0:
+		return field.Errorf("serve", "RequestTimeout", o.RequestTimeout, "must be > 0")
+	}
+	return nil
+}
+
+// Server serves one model.
+type Server struct {
+	o       Options
+	session *infer.Session
+	info    contract.Info
+	sch     *diffusion.Schedule
+	hash    string
+	sched   *scheduler
+	metrics *metrics
+	log     *slog.Logger
+}
+
+//go:embed page.html
+var page []byte
+
+// New opens the model and checks the options; Run serves it.
+func New(o Options) (*Server, error) {
+	if err := o.Check(); err != nil {
+		return nil, err
+	}
+	sess, err := infer.Open(o.Model, o.Session)
+	if err != nil {
+		return nil, err
+	}
+	if sess.Info.Kind != contract.Denoiser {
+		sess.Close()
+		return nil, field.Errorf("serve", "Model", o.Model, "is a %s, not a denoiser", sess.Info.Kind)
+	}
+	sch, err := sess.Info.Schedule.Build()
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	hash, err := infer.FileHash(o.Model)
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	m := newMetrics()
+	D := sess.Info.Channels * sess.Info.ImageSize * sess.Info.ImageSize
+	return &Server{o: o, session: sess, info: sess.Info, sch: sch, hash: hash, metrics: m, log: o.Log,
+		sched: newScheduler(sess, D, o.MaxBatch, o.MaxBatchRequests, m)}, nil
+}
+
+// Close releases the model's session; call it after Run has returned.
+func (s *Server) Close() error { return s.session.Close() }
+
+// Run listens on o.Listen and serves until ctx is cancelled; it then stops
+// accepting, lets the requests in flight finish within drain, and returns.
+// ready, if not nil, gets the address it listens on.
+func (s *Server) Run(ctx context.Context, drain time.Duration, ready func(addr string)) error {
+	ln, err := net.Listen("tcp", s.o.Listen)
+	if err != nil {
+		return field.Errorf("serve", "Listen", s.o.Listen, "%v", err)
+	}
+	schedCtx, stopSched := context.WithCancel(context.Background())
+	defer stopSched()
+	go s.sched.run(schedCtx)
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return context.Background() }}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("draining", "timeout", drain.String())
+	dctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	if err := srv.Shutdown(dctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("serve: requests still running after the drain timeout %s were cut off", drain)
+	}
+	return nil
+}
+
+// Handler is the server's HTTP API.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'")
+		w.Write(page)
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("GET /metrics", s.auth(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
+	mux.Handle("GET /v1/models", s.auth(http.HandlerFunc(s.models)))
+	mux.Handle("POST /v1/samples", s.auth(s.timed("samples", s.samples)))
+	mux.Handle("POST /v1/images/generations", s.auth(s.timed("generations", s.generations)))
+	return s.recover(mux)
+}
+
+// recover turns a panic in a handler into a logged 500.
+func (s *Server) recover(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.metrics.errors.WithLabelValues("internal").Inc()
+				s.log.Error("panic", "path", r.URL.Path, "value", fmt.Sprint(v), "stack", string(debug.Stack()))
+				httpError(w, http.StatusInternalServerError, "internal error")
+			}
+		}()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// auth refuses requests without the bearer token (when there is one).
+func (s *Server) auth(h http.Handler) http.Handler {
+	if s.o.Token == "" {
+		return h
+	}
+	want := []byte("Bearer " + s.o.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			s.metrics.errors.WithLabelValues("unauthorized").Inc()
+			w.Header().Set("WWW-Authenticate", `Bearer realm="condiff"`)
+			httpError(w, http.StatusUnauthorized, "a bearer token is required (Authorization: Bearer TOKEN)")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// statusWriter remembers the status a handler answered.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// timed limits the body, logs one line per request and records its
+// latency.
+func (s *Server) timed(endpoint string, h func(http.ResponseWriter, *http.Request) (images int)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		r.Body = http.MaxBytesReader(w, r.Body, s.o.MaxBody)
+		sw := &statusWriter{ResponseWriter: w}
+		images := h(sw, r)
+		d := time.Since(start)
+		s.metrics.latency.WithLabelValues(endpoint, fmt.Sprint(sw.code)).Observe(d.Seconds())
+		s.log.Info("request", "endpoint", endpoint, "remote", r.RemoteAddr, "status", sw.code, "images", images, "seconds", d.Seconds())
+	})
+}
+
+func httpError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(append(compact(map[string]any{"error": map[string]any{"message": msg, "code": code}}), '\n'))
+}
+
+// refuse answers an error from parsing or planning a request.
+func (s *Server) refuse(w http.ResponseWriter, err error) {
+	var tooBig *http.MaxBytesError
+	var br *badRequest
+	switch {
+	case errors.As(err, &tooBig):
+		s.metrics.errors.WithLabelValues("bad_request").Inc()
+		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", s.o.MaxBody))
+	case errors.As(err, &br):
+		s.metrics.errors.WithLabelValues("bad_request").Inc()
+		httpError(w, http.StatusBadRequest, br.msg)
+	default:
+		s.metrics.errors.WithLabelValues("internal").Inc()
+		httpError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+// ModelInfo answers GET /v1/models (in a list, as OpenAI's API does).
+type ModelInfo struct {
+	ID            string         `json:"id"`
+	Object        string         `json:"object"`
+	SHA256        string         `json:"sha256"`
+	Classes       []string       `json:"classes"`
+	ImageSize     int            `json:"image_size"`
+	Channels      int            `json:"channels"`
+	Variant       string         `json:"variant"`
+	GuidanceReady bool           `json:"guidance_ready"`
+	Schedule      diffusion.Spec `json:"schedule"`
+	Samplers      []string       `json:"samplers"`
+}
+
+func (s *Server) models(w http.ResponseWriter, r *http.Request) {
+	m := ModelInfo{ID: strings.TrimSuffix(filepath.Base(s.o.Model), ".onnx"), Object: "model", SHA256: s.hash,
+		ImageSize: s.info.ImageSize, Channels: s.info.Channels, Variant: string(s.info.Variant),
+		GuidanceReady: s.info.HasNull, Schedule: s.info.Schedule}
+	if s.info.Conditional() {
+		m.Classes = classNames(s.info)
+	}
+	for _, sm := range diffusion.Samplers() {
+		m.Samplers = append(m.Samplers, sm.Name())
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(compact(map[string]any{"object": "list", "data": []ModelInfo{m}}), '\n'))
+}
+
+// submit hands a plan to the scheduler, or refuses it when the queue is
+// full (false: answered 429).
+func (s *Server) submit(w http.ResponseWriter, ctx context.Context, p *plan) (*job, bool) {
+	n := int64(len(p.indices))
+	if s.sched.waiting.Add(n) > int64(s.o.MaxQueue) {
+		s.sched.waiting.Add(-n)
+		s.metrics.errors.WithLabelValues("queue_full").Inc()
+		w.Header().Set("Retry-After", "5")
+		httpError(w, http.StatusTooManyRequests, fmt.Sprintf("the queue holds its limit of %d images (--max-queue); retry later", s.o.MaxQueue))
+		return nil, false
+	}
+	j := &job{ctx: ctx, sampler: p.sampler, guidance: p.guidance, null: s.info.Null(), seed: p.seed,
+		indices: p.indices, labels: p.labels, notify: make(chan struct{}, 1),
+		chain: diffusion.Chain{Schedule: s.sch, Timesteps: p.ts, Eta: p.eta, Values: s.sched.values}}
+	s.sched.submit <- j
+	return j, true
+}
+
+// wait follows a job until all its images are done, calling each with
+// every newly finished image and progress with the steps done; it returns
+// the job's error, or the context's.
+func (j *job) wait(each func(finished), progress func(done, total int)) error {
+	seen := 0
+	for {
+		j.mu.Lock()
+		fresh := append([]finished(nil), j.finished[seen:]...)
+		steps, err := j.steps, j.err
+		j.mu.Unlock()
+		seen += len(fresh)
+		for _, f := range fresh {
+			each(f)
+		}
+		if progress != nil {
+			progress(steps, j.totalSteps())
+		}
+		if err != nil {
+			return err
+		}
+		if seen == len(j.indices) {
+			return nil
+		}
+		select {
+		case <-j.notify:
+		case <-j.ctx.Done():
+			// The scheduler drops the job at its next call; answer now.
+			return j.ctx.Err()
+		}
+	}
+}
+
+// image turns a finished image into the answer's PNG.
+func (s *Server) image(p *plan, f finished) (Image, error) {
+	var b bytes.Buffer
+	if err := png.Encode(&b, infer.ToImage(f.x, s.info.Channels, s.info.ImageSize)); err != nil {
+		return Image{}, err
+	}
+	gi, c := p.indices[f.pos], p.labels[f.pos]
+	return Image{Index: gi, Class: c, ClassName: s.info.ClassName(c), Seed: p.seed, File: infer.FileName(s.info, gi, c), PNG: b.Bytes()}, nil
+}
+
+// failed answers a job that did not finish.
+func (s *Server) failed(w http.ResponseWriter, ctx context.Context, err error) {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		s.metrics.errors.WithLabelValues("timeout").Inc()
+		httpError(w, http.StatusGatewayTimeout, fmt.Sprintf("not finished within --request-timeout %s", s.o.RequestTimeout))
+	case errors.Is(err, context.Canceled):
+		s.metrics.errors.WithLabelValues("cancelled").Inc() // the client left: nobody reads this
+	default:
+		s.metrics.errors.WithLabelValues("denoiser").Inc()
+		httpError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+func (s *Server) samples(w http.ResponseWriter, r *http.Request) int {
+	var req SamplesRequest
+	if err := decode(r.Body, &req); err != nil {
+		s.refuse(w, err)
+		return 0
+	}
+	p, err := s.samplesPlan(&req)
+	if err != nil {
+		s.refuse(w, err)
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.o.RequestTimeout)
+	defer cancel()
+	j, ok := s.submit(w, ctx, p)
+	if !ok {
+		return 0
+	}
+	resp := SamplesResponse{Model: s.o.Model, Sampler: p.sampler.Name(), Steps: len(p.ts), Eta: p.eta, Guidance: p.guidance, Seed: p.seed}
+	accept := r.Header.Get("Accept")
+	if strings.Contains(accept, "text/event-stream") {
+		return s.stream(w, j, p, resp)
+	}
+	var images []Image
+	err = j.wait(func(f finished) {
+		if im, err := s.image(p, f); err == nil {
+			images = append(images, im)
+		}
+	}, nil)
+	if err != nil {
+		s.failed(w, ctx, err)
+		return 0
+	}
+	sort.Slice(images, func(a, b int) bool { return images[a].Index < images[b].Index })
+	resp.Images = images
+	if r.URL.Query().Get("format") == "zip" || strings.Contains(accept, "application/zip") {
+		return s.zip(w, resp)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(resp)
+	return len(images)
+}
+
+// zip answers a zip of the PNGs and the manifest sample writes, so that an
+// unpacked answer is a sample directory eval reads.
+func (s *Server) zip(w http.ResponseWriter, resp SamplesResponse) int {
+	m := infer.Manifest{Model: s.o.Model, ModelHash: s.hash, Sampler: resp.Sampler, Steps: resp.Steps, Eta: resp.Eta,
+		Guidance: resp.Guidance, Seed: resp.Seed, Device: s.session.Device, Complete: true, Images: []infer.ManifestEntry{}}
+	var b bytes.Buffer
+	z := zip.NewWriter(&b)
+	for _, im := range resp.Images {
+		m.Images = append(m.Images, infer.ManifestEntry{Index: im.Index, Class: im.Class, ClassName: im.ClassName, Seed: im.Seed, File: im.File})
+		f, err := z.CreateHeader(&zip.FileHeader{Name: im.File, Method: zip.Store})
+		if err == nil {
+			_, err = f.Write(im.PNG)
+		}
+		if err != nil {
+			s.refuse(w, err)
+			return 0
+		}
+	}
+	mb, _ := json.MarshalIndent(m, "", "  ")
+	if f, err := z.Create("manifest.json"); err == nil {
+		f.Write(append(mb, '\n'))
+	}
+	if err := z.Close(); err != nil {
+		s.refuse(w, err)
+		return 0
+	}
+	w.Header().Set("Content-Type", "application/zip")
+	w.Header().Set("Content-Disposition", `attachment; filename="samples.zip"`)
+	w.Write(b.Bytes())
+	return len(resp.Images)
+}
+
+// stream answers server-sent events: progress as steps are made, each
+// image as it finishes, then done (or error).
+func (s *Server) stream(w http.ResponseWriter, j *job, p *plan, resp SamplesResponse) int {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	fl, _ := w.(http.Flusher)
+	send := func(event string, v any) {
+		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, compact(v))
+		if fl != nil {
+			fl.Flush()
+		}
+	}
+	send("start", resp)
+	count, last := 0, -1
+	err := j.wait(func(f finished) {
+		if im, err := s.image(p, f); err == nil {
+			count++
+			send("image", im)
+		}
+	}, func(done, total int) {
+		if done != last {
+			last = done
+			send("progress", map[string]int{"steps_done": done, "steps_total": total, "images_done": count, "images_total": len(p.indices)})
+		}
+	})
+	if err != nil {
+		s.failed(headless{w}, j.ctx, err)
+		send("error", map[string]string{"message": err.Error()})
+		return count
+	}
+	send("done", map[string]int{"images": count})
+	return count
+}
+
+// headless swallows what failed writes once a stream has begun (its status
+// is sent already); only the metrics count.
+type headless struct{ http.ResponseWriter }
+
+func (headless) WriteHeader(int)             {}
+func (headless) Write(b []byte) (int, error) { return len(b), nil }
+
+// OpenAIResponse answers POST /v1/images/generations.
+type OpenAIResponse struct {
+	Created int64 `json:"created"`
+	Data    []struct {
+		B64JSON string `json:"b64_json"`
+	} `json:"data"`
+}
+
+func (s *Server) generations(w http.ResponseWriter, r *http.Request) int {
+	var req OpenAIRequest
+	if err := decode(r.Body, &req); err != nil {
+		s.refuse(w, err)
+		return 0
+	}
+	p, err := s.openAIPlan(&req)
+	if err != nil {
+		s.refuse(w, err)
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.o.RequestTimeout)
+	defer cancel()
+	j, ok := s.submit(w, ctx, p)
+	if !ok {
+		return 0
+	}
+	pngs := make([][]byte, len(p.indices))
+	err = j.wait(func(f finished) {
+		if im, err := s.image(p, f); err == nil {
+			pngs[f.pos] = im.PNG
+		}
+	}, nil)
+	if err != nil {
+		s.failed(w, ctx, err)
+		return 0
+	}
+	resp := OpenAIResponse{Created: time.Now().Unix()}
+	resp.Data = make([]struct {
+		B64JSON string `json:"b64_json"`
+	}, len(pngs))
+	for i, b := range pngs {
+		resp.Data[i].B64JSON = base64.StdEncoding.EncodeToString(b)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(resp)
+	return len(pngs)
+}
