@@ -1,0 +1,371 @@
+package main
+
+import (
+	"archive/zip"
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/condiff/condiff/internal/testenv"
+)
+
+const shippedModel = "../../assets/pretrained/mnist-cbn.onnx"
+
+var (
+	buildOnce sync.Once
+	runBin    string
+	buildErr  error
+)
+
+// binary builds condiff-run once for the serve tests.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "condiff-serve")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		runBin = filepath.Join(dir, "condiff-run")
+		if out, err := exec.Command("go", "build", "-o", runBin, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return runBin
+}
+
+// server is a running condiff-run serve.
+type server struct {
+	cmd    *exec.Cmd
+	url    string
+	stderr *bytes.Buffer
+	mu     *sync.Mutex
+}
+
+// startServer runs condiff-run serve on a free port with args and waits
+// for its address.
+func startServer(t *testing.T, args ...string) *server {
+	t.Helper()
+	testenv.ORT(t)
+	cmd := exec.Command(binary(t), append([]string{"serve", "--model", shippedModel, "--listen", "127.0.0.1:0", "--threads", "1"}, args...)...)
+	pr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{cmd: cmd, stderr: &bytes.Buffer{}, mu: &sync.Mutex{}}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			line := sc.Text()
+			s.mu.Lock()
+			s.stderr.WriteString(line + "\n")
+			s.mu.Unlock()
+			if i := strings.Index(line, "http://"); i >= 0 && strings.HasPrefix(line, "serve: ") {
+				addr <- strings.Fields(line[i:])[0]
+			}
+		}
+		close(addr)
+	}()
+	select {
+	case u, ok := <-addr:
+		if !ok {
+			cmd.Wait()
+			t.Fatalf("serve exited before listening:\n%s", s.log())
+		}
+		s.url = strings.TrimSuffix(u, "/")
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("serve did not start listening within 30 s")
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return s
+}
+
+func (s *server) log() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stderr.String()
+}
+
+// post sends a JSON body and returns the status and body.
+func (s *server) post(t *testing.T, path, body string, header ...string) (int, []byte, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", s.url+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, resp.Header
+}
+
+// sampleDir runs condiff-run sample with args into a fresh directory.
+func sampleDir(t *testing.T, args ...string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "s")
+	cmd := exec.Command(binary(t), append([]string{"sample", "--model", shippedModel, "--threads", "1", "--out", dir}, args...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sample %v: %v\n%s", args, err, out)
+	}
+	return dir
+}
+
+// TestServeBatchInvariance: concurrent requests of different classes,
+// guidance weights, step counts, samplers and η share the server's
+// denoiser calls, and every image comes back bit-identical to the PNG
+// condiff-run sample writes for the same options; the zip answer is a
+// sample directory (its manifest lists the files).
+func TestServeBatchInvariance(t *testing.T) {
+	s := startServer(t, "--max-batch", "24")
+	cases := []struct {
+		body   string
+		sample []string
+	}{
+		{`{"class": "3", "n": 6, "guidance": 1, "steps": 10, "seed": 4}`, []string{"--class", "3", "--n", "6", "--guidance", "1", "--steps", "10", "--seed", "4"}},
+		{`{"classes": ["1", 7], "n": 3, "sampler": "dpm++2m", "steps": 7, "seed": 2}`, []string{"--class", "all", "--n", "3", "--sampler", "dpm++2m", "--steps", "7", "--seed", "2"}},
+		{`{"n": 1, "guidance": 2, "steps": 12, "eta": 1, "seed": 9}`, []string{"--n", "1", "--guidance", "2", "--steps", "12", "--eta", "1", "--seed", "9"}},
+		{`{"class": 0, "n": 9, "steps": 15, "seed": 5}`, []string{"--class", "0", "--n", "9", "--steps", "15", "--seed", "5"}},
+	}
+	answers := make([]map[string][]byte, len(cases))
+	var wg sync.WaitGroup
+	for i, c := range cases {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, body, _ := s.post(t, "/v1/samples?format=zip", c.body)
+			if code != 200 {
+				t.Errorf("%s: status %d: %s", c.body, code, body)
+				return
+			}
+			z, err := zip.NewReader(bytes.NewReader(body), int64(len(body)))
+			if err != nil {
+				t.Errorf("%s: %v", c.body, err)
+				return
+			}
+			answers[i] = map[string][]byte{}
+			for _, f := range z.File {
+				r, _ := f.Open()
+				answers[i][f.Name], _ = io.ReadAll(r)
+				r.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	if !strings.Contains(metrics(t, s), "condiff_denoiser_call_rows_bucket") {
+		t.Error("/metrics has no batch occupancy")
+	}
+	for i, c := range cases {
+		dir := sampleDir(t, c.sample...)
+		var m struct {
+			Images []struct{ File string } `json:"images"`
+		}
+		if err := json.Unmarshal(answers[i]["manifest.json"], &m); err != nil || len(m.Images) == 0 {
+			t.Fatalf("%s: the zip's manifest: %v %s", c.body, err, answers[i]["manifest.json"])
+		}
+		for _, e := range m.Images {
+			want, err := os.ReadFile(filepath.Join(dir, e.File))
+			if err != nil {
+				t.Fatalf("%s: sample made no %s: %v", c.body, e.File, err)
+			}
+			if !bytes.Equal(answers[i][e.File], want) {
+				t.Errorf("%s: %s differs from sample's", c.body, e.File)
+			}
+		}
+		t.Logf("%s: %d images identical to sample's", c.body, len(m.Images))
+	}
+}
+
+// waitIdle waits until the server holds no image in its queue (a client
+// that left or timed out is dropped at the scheduler's next call).
+func (s *server) waitIdle(t *testing.T, header ...string) {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		req, _ := http.NewRequest("GET", s.url+"/metrics", nil)
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), "\ncondiff_queue_images 0\n") {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("the queue did not empty within 5 s")
+}
+
+func metrics(t *testing.T, s *server) string {
+	t.Helper()
+	resp, err := http.Get(s.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// TestServeOpenAI: the OpenAI image endpoint answers n base64 PNGs, the
+// same images as sample --class C; an unknown class is a 400 listing the
+// classes.
+func TestServeOpenAI(t *testing.T) {
+	s := startServer(t)
+	code, body, _ := s.post(t, "/v1/images/generations", `{"prompt": "7", "n": 2, "response_format": "b64_json", "size": "32x32", "steps": 5, "guidance": 1}`)
+	if code != 200 {
+		t.Fatalf("status %d: %s", code, body)
+	}
+	var r struct {
+		Data []struct {
+			B64JSON string `json:"b64_json"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil || len(r.Data) != 2 {
+		t.Fatalf("%v: %s", err, body)
+	}
+	dir := sampleDir(t, "--class", "7", "--n", "2", "--steps", "5", "--guidance", "1")
+	for i, d := range r.Data {
+		got, _ := base64.StdEncoding.DecodeString(d.B64JSON)
+		want, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("%06d_7.png", i)))
+		if !bytes.Equal(got, want) {
+			t.Errorf("image %d differs from sample's", i)
+		}
+	}
+	code, body, _ = s.post(t, "/v1/images/generations", `{"prompt": "a seven"}`)
+	if code != 400 || !strings.Contains(string(body), "0, 1, 2, 3, 4, 5, 6, 7, 8, 9") {
+		t.Errorf("unknown class: %d %s", code, body)
+	}
+}
+
+// TestServeHostile: what a hostile or unlucky client gets, and that the
+// server goes on serving after each.
+func TestServeHostile(t *testing.T) {
+	token := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(token, []byte("s3cret\n"), 0o600)
+	s := startServer(t, "--token-file", token, "--max-n", "64", "--max-queue", "64", "--max-body", "4096", "--request-timeout", "3s", "--max-batch", "8")
+	auth := []string{"Authorization", "Bearer s3cret"}
+	for _, c := range []struct {
+		name, body string
+		header     []string
+		code       int
+		want       string
+	}{
+		{"no token", `{"n": 1}`, nil, 401, "bearer token"},
+		{"wrong token", `{"n": 1}`, []string{"Authorization", "Bearer s3creT"}, 401, "bearer token"},
+		{"malformed JSON", `{"n": 1`, auth, 400, "body"},
+		{"two values", `{"n": 1} {"n": 2}`, auth, 400, "after the JSON value"},
+		{"unknown field", `{"n": 1, "x": 2}`, auth, 400, `unknown field`},
+		{"huge n", `{"n": 1000000000}`, auth, 400, "n 1000000000"},
+		{"n per class over the cap", `{"class": "all", "n": 10}`, auth, 400, "--max-n"},
+		{"NaN guidance", `{"guidance": NaN}`, auth, 400, "body"},
+		{"NaN as a string", `{"guidance": "NaN"}`, auth, 400, "guidance"},
+		{"negative guidance", `{"guidance": -1}`, auth, 400, "guidance -1"},
+		{"infinite eta", `{"eta": 1e999}`, auth, 400, "body"},
+		{"eta for dpm++2m", `{"sampler": "dpm++2m", "eta": 1}`, auth, 400, "eta 1"},
+		{"steps past T", `{"steps": 1001}`, auth, 400, "steps 1001"},
+		{"unknown sampler", `{"sampler": "euler"}`, auth, 400, "sampler"},
+		{"unknown class", `{"class": "zebra"}`, auth, 400, "valid classes"},
+		{"class index out of range", `{"class": 10}`, auth, 400, "class"},
+		{"10 MB body", `{"n": 1, "sampler": "` + strings.Repeat("x", 10<<20) + `"}`, auth, 413, "body over 4096 bytes"},
+	} {
+		code, body, _ := s.post(t, "/v1/samples", c.body, c.header...)
+		if code != c.code || !strings.Contains(string(body), c.want) {
+			t.Errorf("%s: status %d %s; want %d naming %q", c.name, code, body, c.code, c.want)
+		}
+	}
+	// A client that leaves mid-request: its images leave the batch and
+	// the server answers the next request.
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	req, _ := http.NewRequestWithContext(ctx, "POST", s.url+"/v1/samples", strings.NewReader(`{"class": 0, "n": 60, "steps": 1000}`))
+	req.Header.Set("Authorization", "Bearer s3cret")
+	if _, err := http.DefaultClient.Do(req); err == nil {
+		t.Error("a 60×1000-step request finished in 300 ms")
+	}
+	cancel()
+	s.waitIdle(t, auth...)
+	// Past --request-timeout: 504.
+	code, body, _ := s.post(t, "/v1/samples", `{"class": 0, "n": 40, "steps": 1000}`, auth...)
+	if code != 504 {
+		t.Errorf("past the request timeout: status %d %.300s", code, body)
+	}
+	s.waitIdle(t, auth...)
+	// A full queue: 429 with Retry-After while a request holds it.
+	done := make(chan int)
+	go func() {
+		code, _, _ := s.post(t, "/v1/samples", `{"class": 0, "n": 64, "steps": 400}`, auth...)
+		done <- code
+	}()
+	time.Sleep(300 * time.Millisecond)
+	code, body, hdr := s.post(t, "/v1/samples", `{"class": 0, "n": 60}`, auth...)
+	if code != 429 || hdr.Get("Retry-After") == "" {
+		t.Errorf("a full queue: status %d (Retry-After %q) %.300s", code, hdr.Get("Retry-After"), body)
+	}
+	if code := <-done; code != 504 {
+		t.Errorf("the request holding the queue: status %d, want 504 (past --request-timeout)", code)
+	}
+	code, body, _ = s.post(t, "/v1/samples", `{"class": "2", "n": 1, "steps": 3}`, auth...)
+	if code != 200 || !strings.Contains(string(body), `"class":2`) {
+		t.Fatalf("after the hostile requests: status %d %.300s", code, body)
+	}
+	if !strings.Contains(s.log(), "level=INFO msg=request") || strings.Contains(s.log(), "iVBOR") {
+		t.Errorf("the log has no request lines, or image data:\n%.2000s", s.log())
+	}
+}
+
+// TestServeDrain: SIGTERM stops accepting, lets the request in flight
+// finish, and the server exits 0.
+func TestServeDrain(t *testing.T) {
+	s := startServer(t)
+	done := make(chan int, 1)
+	go func() {
+		code, _, _ := s.post(t, "/v1/samples", `{"class": 0, "n": 4, "steps": 60}`)
+		done <- code
+	}()
+	time.Sleep(500 * time.Millisecond)
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	if code := <-done; code != 200 {
+		t.Errorf("the request in flight got status %d", code)
+	}
+	if err := s.cmd.Wait(); err != nil {
+		t.Errorf("serve exited with %v after SIGTERM:\n%s", err, s.log())
+	}
+	if _, err := http.Get(s.url + "/healthz"); err == nil {
+		t.Error("the server still accepts after draining")
+	}
+}
