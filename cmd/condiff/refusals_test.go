@@ -46,11 +46,12 @@ var namedFlags = regexp.MustCompile(`(?:^|[\s"'(,])--?([a-zA-Z][a-zA-Z0-9-]*)`)
 // range, malformed or missing for most flags of that type. (A huge count
 // is a valid request for some flags, --steps of train, and runs for ever.)
 var badValues = map[string][]string{
-	"int":    {"-1"},
-	"float":  {"-1", "nan"},
-	"uint":   {"-1"},
-	"string": {"/dev/null/x"},
-	"path":   {"/dev/null/x"},
+	"int":      {"-1"},
+	"float":    {"-1", "nan"},
+	"uint":     {"-1"},
+	"string":   {"/dev/null/x"},
+	"path":     {"/dev/null/x"},
+	"duration": {"-1s"},
 }
 
 // TestRefusalsNameOwnFlags runs every command of condiff with each of its
@@ -110,6 +111,9 @@ func TestRefusalsNameOwnFlags(t *testing.T) {
 			return []string{"--model", mnist, "--classifier", clf, "--data", "mnist", "--n-per-class", "1", "--steps", "2", "--threads", "1", "--out", out}
 		},
 		"compare": func(out string) []string { return []string{"--out", out} },
+		// A model that cannot open: a value serve accepts fails there
+		// instead of serving for ever.
+		"serve":   func(string) []string { return []string{"--model", "/dev/null/x", "--listen", "127.0.0.1:0"} },
 		"inspect": func(string) []string { return nil },
 	}
 	// Refusals reported against earlier versions, with the flag each must name.

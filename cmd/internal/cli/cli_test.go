@@ -100,3 +100,43 @@ func TestDefaultModel(t *testing.T) {
 		t.Fatalf("CONDIFF_MODEL ignored: %s", p)
 	}
 }
+
+// TestAutoShard: --shard auto reads the shard from a Slurm array's or a
+// Kubernetes Indexed Job's environment, and says what is missing.
+func TestAutoShard(t *testing.T) {
+	for _, c := range []struct {
+		spec string
+		env  map[string]string
+		want string // a shard, or an error's text
+	}{
+		{"2/5", nil, "2/5"},
+		{"", nil, ""},
+		{"auto", map[string]string{"SLURM_ARRAY_TASK_ID": "4", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "8"}, "3/8"},
+		{"auto", map[string]string{"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "2"}, "0/2"},
+		{"auto/8", map[string]string{"JOB_COMPLETION_INDEX": "7"}, "7/8"},
+		{"auto", map[string]string{"JOB_COMPLETION_INDEX": "7"}, "give --shard auto/N"},
+		{"auto", nil, "neither $JOB_COMPLETION_INDEX"},
+		{"auto/0", nil, "not auto/N"},
+		{"auto", map[string]string{"SLURM_ARRAY_TASK_ID": "x"}, `$SLURM_ARRAY_TASK_ID="x"`},
+		{"auto", map[string]string{"SLURM_ARRAY_TASK_ID": "1"}, "SLURM_ARRAY_TASK_COUNT is not set"},
+	} {
+		got, err := AutoShard(c.spec, func(k string) string { return c.env[k] })
+		if err != nil {
+			got = err.Error()
+		}
+		if !strings.Contains(got, c.want) || err == nil && got != c.want {
+			t.Errorf("%q %v: %q, want %q", c.spec, c.env, got, c.want)
+		}
+	}
+	// Through the command: the environment of a Slurm task picks the shard.
+	testenv.ORT(t)
+	t.Setenv("SLURM_ARRAY_TASK_ID", "1")
+	t.Setenv("SLURM_ARRAY_TASK_COUNT", "2")
+	dir := filepath.Join(t.TempDir(), "s")
+	if err := Sample([]string{"--model", torchModel, "--out", dir, "--class", "a", "--n", "4", "--steps", "2", "--threads", "1", "--shard", "auto"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "manifest.shard-1-of-2.json")); err != nil {
+		t.Fatalf("--shard auto with Slurm task 1 of 2 wrote no shard 1 manifest: %v", err)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/condiff/condiff/diffusion"
 	"github.com/condiff/condiff/infer"
@@ -56,7 +58,7 @@ func Sample(args []string) error {
 	fs.StringVar(&o.Out, "out", "samples", "output directory")
 	class := fs.String("class", "all", "class name or index, or all (--n per class)")
 	fs.IntVar(&o.N, "n", 16, "images (per class with --class all)")
-	shard := fs.String("shard", "", "k/n: make only the images whose index ≡ k mod n")
+	shard := fs.String("shard", "", "k/n: make only the images whose index ≡ k mod n; auto (a Slurm array) or auto/n (a Kubernetes Indexed Job of n completions) read k from the job's environment")
 	fs.BoolVar(&o.Replace, "replace", false, "remove the sampling outputs already in --out that this run would mix with")
 	fs.Sets(map[string]string{
 		"model":   "Model",
@@ -74,8 +76,11 @@ func Sample(args []string) error {
 	if err := smp.parse(); err != nil {
 		return err
 	}
-	var err error
-	if o.Shard, err = infer.ParseShard(*shard); err != nil {
+	spec, err := AutoShard(*shard, os.Getenv)
+	if err != nil {
+		return err
+	}
+	if o.Shard, err = infer.ParseShard(spec); err != nil {
 		return fs.Flagged(err)
 	}
 	if err := withDefaultModel(&o.Model); err != nil {
@@ -109,4 +114,64 @@ func Sample(args []string) error {
 	fmt.Fprintf(os.Stderr, "sample: %d images in %s (grid: %s, manifest: %s)\n", len(m.Images), o.Out,
 		filepath.Join(o.Out, "grid"+suffix+".png"), filepath.Join(o.Out, manifest))
 	return nil
+}
+
+// AutoShard resolves --shard auto and auto/N from a batch scheduler's
+// environment: a Slurm array (SLURM_ARRAY_TASK_ID counted from
+// SLURM_ARRAY_TASK_MIN, SLURM_ARRAY_TASK_COUNT tasks) or a Kubernetes
+// Indexed Job (JOB_COMPLETION_INDEX; its completion count is N, which the
+// job's environment does not carry). Any other value comes back as it is.
+func AutoShard(spec string, getenv func(string) string) (string, error) {
+	if spec != "auto" && !strings.HasPrefix(spec, "auto/") {
+		return spec, nil
+	}
+	num := func(name string) (int, bool, error) {
+		v := getenv(name)
+		if v == "" {
+			return 0, false, nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return 0, false, fmt.Errorf("--shard %s: $%s=%q is not a non-negative integer", spec, name, v)
+		}
+		return n, true, nil
+	}
+	n := 0
+	if rest, ok := strings.CutPrefix(spec, "auto/"); ok {
+		var err error
+		if n, err = strconv.Atoi(rest); err != nil || n < 1 {
+			return "", fmt.Errorf("--shard %s: not auto/N with N >= 1", spec)
+		}
+	}
+	if k, ok, err := num("JOB_COMPLETION_INDEX"); err != nil || ok {
+		if err != nil {
+			return "", err
+		}
+		if n == 0 {
+			return "", fmt.Errorf("--shard auto: a Kubernetes Indexed Job's environment does not say how many completions it has; give --shard auto/N")
+		}
+		return fmt.Sprintf("%d/%d", k, n), nil
+	}
+	id, ok, err := num("SLURM_ARRAY_TASK_ID")
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", fmt.Errorf("--shard %s: neither $JOB_COMPLETION_INDEX (Kubernetes Indexed Job) nor $SLURM_ARRAY_TASK_ID (Slurm array) is set; give --shard k/n", spec)
+	}
+	lo, _, err := num("SLURM_ARRAY_TASK_MIN")
+	if err != nil {
+		return "", err
+	}
+	if n == 0 {
+		count, ok, err := num("SLURM_ARRAY_TASK_COUNT")
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			return "", fmt.Errorf("--shard auto: $SLURM_ARRAY_TASK_COUNT is not set; give --shard auto/N")
+		}
+		n = count
+	}
+	return fmt.Sprintf("%d/%d", id-lo, n), nil
 }
