@@ -151,23 +151,30 @@ func (s *scheduler) removeImages(drop func(*job) bool) {
 	s.images, s.owner, s.pos = s.images[:k], s.owner[:k], s.pos[:k]
 }
 
-// admit starts images of the queued jobs, oldest job first, while they fit
-// in a call: first come, first served, so no request starves.
+// admit starts images of the queued jobs while they fit in a call, one
+// image of each job in turn, oldest job first: a small request gets rows
+// at the next call that has any free, however large the requests before
+// it, and every request makes progress (none starves). With maxRequests
+// set, only that many jobs share a call (1: one request at a time).
 func (s *scheduler) admit() {
 	rows := diffusion.Rows(s.images)
 	sharing := map[*job]bool{}
 	for _, j := range s.owner {
 		sharing[j] = true
 	}
-	for _, j := range s.queue {
-		need := 1
-		if j.guidance != 0 {
-			need = 2
-		}
-		if !sharing[j] && s.maxRequests > 0 && len(sharing) >= s.maxRequests {
-			break
-		}
-		for j.started < len(j.indices) && rows+need <= s.maxRows {
+	for progressed := true; progressed && rows < s.maxRows; {
+		progressed = false
+		for _, j := range s.queue {
+			if j.started == len(j.indices) || !sharing[j] && s.maxRequests > 0 && len(sharing) >= s.maxRequests {
+				continue
+			}
+			need := 1
+			if j.guidance != 0 {
+				need = 2
+			}
+			if rows+need > s.maxRows {
+				continue
+			}
 			p := j.started
 			im := diffusion.NewImage(j.sampler, j.chain, j.labels[p], j.guidance, j.null, diffusion.ImageRNG(j.seed, j.indices[p]))
 			s.images, s.owner, s.pos = append(s.images, im), append(s.owner, j), append(s.pos, p)
@@ -176,9 +183,7 @@ func (s *scheduler) admit() {
 			rows += need
 			sharing[j] = true
 			s.waiting.Add(-1)
-		}
-		if j.started < len(j.indices) {
-			break // the call is full: later jobs wait their turn
+			progressed = true
 		}
 	}
 	s.queue = slices.DeleteFunc(s.queue, func(j *job) bool { return j.started == len(j.indices) })
