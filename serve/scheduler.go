@@ -151,42 +151,56 @@ func (s *scheduler) removeImages(drop func(*job) bool) {
 	s.images, s.owner, s.pos = s.images[:k], s.owner[:k], s.pos[:k]
 }
 
-// admit starts images of the queued jobs while they fit in a call, one
-// image of each job in turn, oldest job first: a small request gets rows
-// at the next call that has any free, however large the requests before
-// it, and every request makes progress (none starves). With maxRequests
-// set, only that many jobs share a call (1: one request at a time).
+// admit starts images of the queued jobs while they fit in a call, each
+// free row going to the job with the fewest images in flight, then the
+// fewest started, then the oldest: a one-image request gets one of the
+// next free rows however many large requests came before it, the rows are
+// shared evenly between the requests waiting, and every request makes
+// progress (none starves). With maxRequests set, only that many jobs
+// share a call, oldest first (1: one request at a time).
 func (s *scheduler) admit() {
 	rows := diffusion.Rows(s.images)
 	sharing := map[*job]bool{}
 	for _, j := range s.owner {
 		sharing[j] = true
 	}
-	for progressed := true; progressed && rows < s.maxRows; {
-		progressed = false
+	for rows < s.maxRows {
+		var best *job
 		for _, j := range s.queue {
 			if j.started == len(j.indices) || !sharing[j] && s.maxRequests > 0 && len(sharing) >= s.maxRequests {
 				continue
 			}
-			need := 1
-			if j.guidance != 0 {
-				need = 2
-			}
-			if rows+need > s.maxRows {
+			if rows+1+btoi(j.guidance != 0) > s.maxRows {
 				continue
 			}
-			p := j.started
-			im := diffusion.NewImage(j.sampler, j.chain, j.labels[p], j.guidance, j.null, diffusion.ImageRNG(j.seed, j.indices[p]))
-			s.images, s.owner, s.pos = append(s.images, im), append(s.owner, j), append(s.pos, p)
-			j.started++
-			j.active++
-			rows += need
-			sharing[j] = true
-			s.waiting.Add(-1)
-			progressed = true
+			if s.maxRequests > 0 { // a few requests at a time: the oldest first
+				best = j
+				break
+			}
+			if best == nil || j.active < best.active || j.active == best.active && j.started < best.started {
+				best = j
+			}
 		}
+		if best == nil {
+			break
+		}
+		j, p := best, best.started
+		im := diffusion.NewImage(j.sampler, j.chain, j.labels[p], j.guidance, j.null, diffusion.ImageRNG(j.seed, j.indices[p]))
+		s.images, s.owner, s.pos = append(s.images, im), append(s.owner, j), append(s.pos, p)
+		j.started++
+		j.active++
+		rows += 1 + btoi(j.guidance != 0)
+		sharing[j] = true
+		s.waiting.Add(-1)
 	}
 	s.queue = slices.DeleteFunc(s.queue, func(j *job) bool { return j.started == len(j.indices) })
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // step makes one denoiser call over every image in flight and hands the

@@ -54,32 +54,43 @@ func callsUntil(t *testing.T, s *scheduler, late *job, after int, done func() bo
 	return 0
 }
 
-// TestAdmissionShares: a one-image request that arrives behind a request
-// filling every row gets a row at the next call where one is free and
-// finishes in its own steps, instead of waiting for the large one; with
-// one request per call (--max-batch-requests 1) it waits for the whole
-// large request.
+// TestAdmissionShares: a one-image request that arrives behind ten
+// requests filling every row gets the next free row (it has none in flight)
+// and finishes in about its own steps, instead of waiting for the large
+// ones; with one request per call (--max-batch-requests 1) it waits for
+// all of them.
 func TestAdmissionShares(t *testing.T) {
 	for _, c := range []struct {
 		maxRequests int
 		atMost      int // calls from its arrival until the small request is done
 		atLeast     int
 	}{
-		{0, 10 + 10, 10}, // a row frees within one chain of the large job's images
-		{1, 90, 85},      // the large job's 8 chains of 10 calls (80, 3 made before it came), then its own 10
+		{0, 10 + 10, 10},   // a row frees within one chain (10 calls), then its own 10
+		{1, 200 + 10, 195}, // ten jobs of 16 images in rows of 8: 20 chains of 10 calls, 3 made before it came
 	} {
 		s := newScheduler(&countingDenoiser{}, 4, 8, c.maxRequests, newMetrics())
-		big, small := testJob(t, 64, 10), testJob(t, 1, 10)
-		s.queue = []*job{big}
-		s.waiting.Add(64)
+		var big []*job
+		for i := 0; i < 10; i++ {
+			big = append(big, testJob(t, 16, 10))
+			s.queue = append(s.queue, big[i])
+			s.waiting.Add(16)
+		}
+		small := testJob(t, 1, 10)
 		arrival := 3
 		got := callsUntil(t, s, small, arrival, func() bool { return len(small.finished) == 1 }) - arrival
 		if got > c.atMost || got < c.atLeast {
 			t.Errorf("max requests %d: the small request took %d calls after it arrived, want %d..%d", c.maxRequests, got, c.atLeast, c.atMost)
 		}
-		callsUntil(t, s, nil, -1, func() bool { return len(big.finished) == 64 })
+		callsUntil(t, s, nil, -1, func() bool {
+			for _, j := range big {
+				if len(j.finished) != 16 {
+					return false
+				}
+			}
+			return true
+		})
 		if s.waiting.Load() != 0 || len(s.images) != 0 {
-			t.Errorf("max requests %d: %d images waiting, %d in flight after both finished", c.maxRequests, s.waiting.Load(), len(s.images))
+			t.Errorf("max requests %d: %d images waiting, %d in flight after all finished", c.maxRequests, s.waiting.Load(), len(s.images))
 		}
 	}
 }

@@ -34,7 +34,12 @@ func benchConfig(variant contract.Variant, norm models.NormKind) models.Config {
 }
 
 func main() {
-	mode := flag.String("mode", "train", "train, train-rss, sample or rss")
+	mode := flag.String("mode", "train", "train, train-rss, sample, rss or serve")
+	serveBin := flag.String("serve-bin", "bin/condiff-run", "serve: the condiff-run binary to load-test")
+	serveModel := flag.String("serve-model", "assets/pretrained/mnist-cbn.onnx", "serve: the model to serve")
+	serveFor := flag.Duration("serve-for", 60*time.Second, "serve: how long the throughput load runs")
+	latencyFor := flag.Duration("latency-for", 30*time.Second, "serve: how long each latency comparison runs")
+	rssFor := flag.Duration("rss-for", 10*time.Minute, "serve: how long the memory load runs (RSS every minute)")
 	steps := flag.Int("steps", 5, "training steps timed per variant")
 	model := flag.String("model", "", "rss: model to sample")
 	n := flag.Int("n", 64, "rss: images")
@@ -62,6 +67,8 @@ func main() {
 		out, err = rss(*model, *n)
 	case "train-rss":
 		out, err = trainRSS()
+	case "serve":
+		out, err = benchServe(*serveBin, *serveModel, *serveFor, *latencyFor, *rssFor)
 	default:
 		err = fmt.Errorf("unknown --mode %q", *mode)
 	}
