@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # make bench: training throughput (OpenBLAS and pure-Go BLAS builds), sampling
-# throughput and memory, and the PyTorch CPU reference, measured in one run on
+# throughput and memory, the sampling service under load (throughput against
+# offline sampling, latency against one request at a time, RSS over 10
+# minutes), and the PyTorch CPU reference, measured in one run on
 # this machine; prints one JSON object with the ratios (also in out/bench.json),
 # and the per-op profile of a training step (out/bench/train-profile.txt).
 set -euo pipefail
@@ -25,6 +27,8 @@ fi
 echo "bench: training, pure Go" >&2;    out/bench/bench-purego -mode train > out/bench/train-purego.json
 echo "bench: training memory over 500 steps" >&2; out/bench/bench-openblas -mode train-rss > out/bench/train-rss.json
 echo "bench: sampling (ONNX Runtime)" >&2; out/bench/bench-openblas -mode sample > out/bench/sample.json
+echo "bench: serve (condiff-run serve under load, about 15 minutes)" >&2
+out/bench/bench-openblas -mode serve -serve-bin bin/condiff-run > out/bench/serve.json
 echo "bench: per-op profile of a training step (cbn, batch norm)" >&2
 out/bench/bench-openblas -mode train -variant cbn_batch -steps 4 -cpuprofile out/bench/train-cpu.prof > /dev/null
 go tool pprof -top -nodecount 25 out/bench/bench-openblas out/bench/train-cpu.prof > out/bench/train-profile.txt 2>/dev/null
@@ -57,6 +61,7 @@ for b in (1, 16, 64):
         "ort_images_per_s": round(s["images_per_s"], 3), "frac_outside_run": round(s["frac_outside_run"], 4),
         "torch_evals_per_s": round(t["denoiser_evals_per_s"], 1), "ort_vs_torch": round(s["denoiser_evals_per_s"] / t["denoiser_evals_per_s"], 3)}
 out["sample"]["peak_rss_mb"] = {"n64": round(sa["peak_rss_mb_n64"], 1), "n4096": round(sa["peak_rss_mb_n4096"], 1)}
+out["serve"] = ld("serve")
 json.dump(out, open("out/bench.json", "w"), indent=2)
 print(json.dumps(out, indent=2))
 PY

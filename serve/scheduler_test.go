@@ -2,6 +2,8 @@ package serve
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/condiff/condiff/diffusion"
@@ -91,6 +93,48 @@ func TestAdmissionShares(t *testing.T) {
 		})
 		if s.waiting.Load() != 0 || len(s.images) != 0 {
 			t.Errorf("max requests %d: %d images waiting, %d in flight after all finished", c.maxRequests, s.waiting.Load(), len(s.images))
+		}
+	}
+}
+
+// failingDenoiser fails (or panics) on call number `at`.
+type failingDenoiser struct {
+	calls, at int
+	panics    bool
+}
+
+func (d *failingDenoiser) Eps(x []float32, t, y []int64, out []float32) error {
+	d.calls++
+	if d.calls == d.at {
+		if d.panics {
+			panic("boom")
+		}
+		return errors.New("device lost")
+	}
+	clear(out)
+	return nil
+}
+
+// TestFailedCall: a denoiser call that fails, or panics, fails the jobs
+// whose images were in it and no other; the scheduler goes on.
+func TestFailedCall(t *testing.T) {
+	for _, panics := range []bool{false, true} {
+		s := newScheduler(&failingDenoiser{at: 2, panics: panics}, 4, 4, 0, newMetrics())
+		a, b := testJob(t, 4, 5), testJob(t, 2, 5)
+		s.queue = []*job{a}
+		s.waiting.Add(4)
+		s.admit()
+		s.step()
+		s.queue = append(s.queue, b) // arrives after the rows are full
+		s.waiting.Add(2)
+		s.admit()
+		s.step() // fails: only a's images are in it
+		if a.err == nil || !strings.Contains(a.err.Error(), "denoiser call") {
+			t.Fatalf("panics %v: the job in the failed call has error %v", panics, a.err)
+		}
+		callsUntil(t, s, nil, -1, func() bool { return len(b.finished) == 2 })
+		if b.err != nil || s.waiting.Load() != 0 {
+			t.Errorf("panics %v: the later job: error %v, %d images waiting", panics, b.err, s.waiting.Load())
 		}
 	}
 }
