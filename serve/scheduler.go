@@ -66,6 +66,7 @@ type scheduler struct {
 	values      int
 	maxRows     int // denoiser rows per call (a guided image takes two)
 	maxRequests int // jobs whose images may share a call (0: any number)
+	reserve     int // rows only a job with no image in flight may take
 	metrics     *metrics
 
 	submit  chan *job
@@ -79,7 +80,11 @@ type scheduler struct {
 }
 
 func newScheduler(den diffusion.Denoiser, values, maxRows, maxRequests int, m *metrics) *scheduler {
-	return &scheduler{den: den, values: values, maxRows: maxRows, maxRequests: maxRequests, metrics: m,
+	reserve := 0
+	if maxRequests == 0 {
+		reserve = maxRows / 8
+	}
+	return &scheduler{den: den, values: values, maxRows: maxRows, maxRequests: maxRequests, reserve: reserve, metrics: m,
 		submit: make(chan *job, 1024), batch: diffusion.Batch{Values: values}}
 }
 
@@ -156,8 +161,12 @@ func (s *scheduler) removeImages(drop func(*job) bool) {
 // fewest started, then the oldest: a one-image request gets one of the
 // next free rows however many large requests came before it, the rows are
 // shared evenly between the requests waiting, and every request makes
-// progress (none starves). With maxRequests set, only that many jobs
-// share a call, oldest first (1: one request at a time).
+// progress (none starves). The last reserve rows (an eighth) are kept
+// for requests with no image in flight, so that a request arriving while
+// every other row is taken still starts at the next call: without them,
+// rows free up in waves (images started together finish together) and a
+// small request waits up to a whole chain. With maxRequests set, only that
+// many jobs share a call, oldest first (1: one request at a time).
 func (s *scheduler) admit() {
 	rows := diffusion.Rows(s.images)
 	sharing := map[*job]bool{}
@@ -165,12 +174,16 @@ func (s *scheduler) admit() {
 		sharing[j] = true
 	}
 	for rows < s.maxRows {
-		var best *job
+		var best *job // nil: no job may take a row
 		for _, j := range s.queue {
 			if j.started == len(j.indices) || !sharing[j] && s.maxRequests > 0 && len(sharing) >= s.maxRequests {
 				continue
 			}
-			if rows+1+btoi(j.guidance != 0) > s.maxRows {
+			limit := s.maxRows - s.reserve
+			if j.active == 0 {
+				limit = s.maxRows
+			}
+			if rows+1+btoi(j.guidance != 0) > limit {
 				continue
 			}
 			if s.maxRequests > 0 { // a few requests at a time: the oldest first

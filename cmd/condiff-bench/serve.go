@@ -77,6 +77,9 @@ func benchServe(bin, model string, loadFor, latencyFor, rssFor time.Duration) (a
 	res["latency"] = lat
 
 	// Memory under the mixed load, every minute.
+	if rssFor <= 0 {
+		return res, nil
+	}
 	srv, err = startServe(bin, model)
 	if err != nil {
 		return nil, err
