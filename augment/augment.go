@@ -9,6 +9,7 @@ package augment
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -51,8 +52,8 @@ func (o Options) Check() error {
 	if o.Steps < 1 {
 		return bad("Steps", o.Steps, "must be >= 1")
 	}
-	if o.Batch < 2 {
-		return bad("Batch", o.Batch, "must be >= 2 (batch statistics need two samples)")
+	if o.Batch < 2 || o.Batch > train.MaxBatch {
+		return bad("Batch", o.Batch, "out of 2..%d (batch statistics need two samples)", train.MaxBatch)
 	}
 	if !(o.LR > 0 && o.LR < 1e3) {
 		return bad("LR", o.LR, "out of (0, 1000)")
@@ -109,7 +110,7 @@ func Measure(gen, trainSet, test *data.Set, o Options) (*eval.CAS, error) {
 	}
 	defer os.RemoveAll(tmp)
 
-	r := &eval.CAS{Architecture: o.Architecture, TestImages: test.N, Steps: o.Steps, Batch: o.Batch, LR: o.LR, Repeats: o.Repeats, Seed: o.Seed}
+	r := &eval.CAS{Architecture: o.Architecture, TestImages: test.N, NotHeldOut: test.NotHeldOut, Steps: o.Steps, Batch: o.Batch, LR: o.LR, Repeats: o.Repeats, Seed: o.Seed}
 	r.Generated = eval.CASCell{Generated: n}
 	r.Real = eval.CASCell{Real: n}
 	for _, s := range o.Subsets {
@@ -122,14 +123,19 @@ func Measure(gen, trainSet, test *data.Set, o Options) (*eval.CAS, error) {
 	// score trains on the generated images genIdx and the real images
 	// realIdx with repeat rep's seed and adds the test accuracy to c.
 	score := func(c *eval.CASCell, rep int, genIdx, realIdx []int) error {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("cas: %w", err)
+		if ctx.Err() != nil {
+			return fmt.Errorf("cas: interrupted; the report is unchanged (cas does not resume: run it again)")
 		}
 		ds := assemble(gen, trainSet, genIdx, realIdx)
 		run++
 		dir := fmt.Sprintf("%s/%d", tmp, run)
 		ck, err := train.Run(train.Options{Out: dir, Set: ds, Data: data.Options{Name: ds.Name}, Model: o.Classifier,
 			Steps: o.Steps, Batch: o.Batch, LR: o.LR, Seed: o.Seed + uint64(rep), EMADecay: 0.99, GradClip: 1, Context: ctx})
+		if errors.Is(err, train.ErrInterrupted) || ctx.Err() != nil {
+			// Its checkpoint is in a temporary folder about to go: say
+			// only what the user can act on.
+			return fmt.Errorf("cas: interrupted; the report is unchanged (cas does not resume: run it again)")
+		}
 		if err != nil {
 			return fmt.Errorf("cas: %w", err)
 		}

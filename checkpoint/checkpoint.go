@@ -18,6 +18,10 @@ import (
 	"github.com/condiff/condiff/models"
 )
 
+// MaxBytes bounds a checkpoint file (a regular file; anything else is
+// refused before it is read).
+const MaxBytes = 8 << 30
+
 // File is the name of the checkpoint inside a run directory.
 const File = "checkpoint.gob"
 
@@ -41,12 +45,16 @@ const (
 
 // TrainInfo is how a run was trained; it travels into exported models.
 type TrainInfo struct {
-	Dataset   string          `json:"dataset"`
-	Classes   []string        `json:"classes,omitempty"` // --classes subset, if any
-	Steps     int             `json:"steps"`
-	Batch     int             `json:"batch"`
-	LR        float64         `json:"lr"`
-	Seed      uint64          `json:"seed"`
+	Dataset string   `json:"dataset"`
+	Classes []string `json:"classes,omitempty"` // --classes subset, if any
+	Steps   int      `json:"steps"`
+	Batch   int      `json:"batch"`
+	LR      float64  `json:"lr"`
+	Seed    uint64   `json:"seed"`
+	// The data options a resumed run must load the same set with.
+	PerClass  int             `json:"synthetic_per_class,omitempty"`
+	DataDir   string          `json:"data_dir,omitempty"`
+	SkipBad   bool            `json:"skip_bad,omitempty"`
 	Norm      models.NormKind `json:"norm"`
 	CFGDrop   float64         `json:"cfg_drop"`
 	ACWeight  float64         `json:"ac_weight,omitempty"`
@@ -114,7 +122,7 @@ func Load(path string) (*Checkpoint, error) {
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
 		path = filepath.Join(path, File)
 	}
-	b, err := os.ReadFile(path)
+	b, err := fsutil.ReadSmallFile(path, MaxBytes)
 	if err != nil {
 		if os.IsNotExist(err) {
 			return nil, fmt.Errorf("checkpoint: %s: %w", path, ErrNoCheckpoint)
@@ -137,6 +145,9 @@ func Load(path string) (*Checkpoint, error) {
 			return nil, fmt.Errorf("checkpoint: %s: checksum mismatch: the file is damaged (a changed or missing byte)", path)
 		}
 	case checkpointMagicV1:
+		if hasSum { // format 1 has no trailer: this is a format-2 file whose tag was changed
+			return nil, fmt.Errorf("checkpoint: %s: format %q with a format-2 checksum trailer: the file was altered", path, c.Magic)
+		}
 	default:
 		return nil, fmt.Errorf("checkpoint: %s: format %q, want %q", path, c.Magic, checkpointMagic)
 	}

@@ -11,6 +11,7 @@ var allowedDeps = []string{
 	"github.com/condiff/condiff/contract",
 	"github.com/condiff/condiff/diffusion",
 	"github.com/condiff/condiff/internal/field",
+	"github.com/condiff/condiff/internal/strictjson",
 }
 
 // TestDependencies: contract and everything it imports is the standard

@@ -107,7 +107,7 @@ func kindOf(want []Tensor) string {
 	if index(want, OutputLogits) >= 0 {
 		return string(Classifier)
 	}
-	return "this"
+	return string(Denoiser) + " of this variant"
 }
 
 func index(ts []Tensor, name string) int {

@@ -32,6 +32,9 @@ type Set struct {
 	Labels     []int
 	N, C, Size int
 	ClassNames []string
+	// NotHeldOut is set on a Test split that is not held out: a folder has
+	// no test split, so its "test" images are its training images.
+	NotHeldOut bool
 }
 
 // Image returns the pixels of image i.
@@ -69,10 +72,10 @@ var (
 // Limits on what a dataset may make this process allocate, checked before
 // the allocation: a header or a flag that claims more is refused.
 const (
-	MaxIDXBytes     = 1 << 32 // pixels of one IDX image file (MNIST: 47 MB)
+	MaxIDXBytes     = 1 << 28 // pixels of one IDX image file (MNIST: 47 MB)
 	MaxImagePixels  = 1 << 26 // one image of a folder dataset (8192×8192)
 	MaxSize         = 4096    // --size
-	MaxSetValues    = 1 << 31 // float32 values of a loaded set (8 GiB)
+	MaxSetValues    = 1 << 28 // float32 values of a loaded set (1 GiB)
 	maxLabelEntries = 1 << 28 // labels of one IDX label file
 )
 
@@ -99,6 +102,9 @@ func Load(o Options) (*Set, error) {
 		s, err = loadIDXSet(o)
 	case strings.HasPrefix(o.Name, "folder:"):
 		s, err = loadFolder(o, strings.TrimPrefix(o.Name, "folder:"))
+		if s != nil && o.Test {
+			s.NotHeldOut = true
+		}
 	default:
 		return nil, fmt.Errorf("data: unknown dataset %q (want synthetic, mnist, fashion-mnist or folder:DIR)", o.Name)
 	}
@@ -130,7 +136,7 @@ func (s *Set) subset(classes []string) (*Set, error) {
 			return nil, field.Errorf("data", "Classes", c, "given twice")
 		}
 	}
-	out := &Set{Name: s.Name, C: s.C, Size: s.Size}
+	out := &Set{Name: s.Name, C: s.C, Size: s.Size, NotHeldOut: s.NotHeldOut}
 	for _, i := range idx {
 		out.ClassNames = append(out.ClassNames, s.ClassNames[i])
 	}

@@ -1,10 +1,11 @@
 package diffusion
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
+
+	"github.com/condiff/condiff/internal/strictjson"
 )
 
 // Spec names a schedule; it is what artifacts store (JSON).
@@ -28,12 +29,10 @@ func Default(kind string, T int) (Spec, error) {
 	return Spec{}, fmt.Errorf("diffusion: schedule: kind %q is not linear or cosine", kind)
 }
 
-// ParseSpec decodes a Spec from JSON; unknown fields are errors.
+// ParseSpec decodes a Spec from JSON: one value, unknown fields are errors.
 func ParseSpec(b []byte) (Spec, error) {
 	var s Spec
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
+	if err := strictjson.Decode(b, &s, true); err != nil {
 		return s, fmt.Errorf("diffusion: schedule: %w", err)
 	}
 	_, err := s.Build()

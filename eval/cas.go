@@ -36,7 +36,8 @@ type AugmentRow struct {
 type CAS struct {
 	Architecture string       `json:"architecture"` // the classifier whose architecture is trained in every cell
 	TestImages   int          `json:"test_images"`
-	Steps        int          `json:"steps"` // optimisation steps of every training
+	NotHeldOut   bool         `json:"test_not_held_out,omitempty"` // the test images are training images (a folder dataset)
+	Steps        int          `json:"steps"`                       // optimisation steps of every training
 	Batch        int          `json:"batch"`
 	LR           float64      `json:"lr"`
 	Repeats      int          `json:"repeats"`
@@ -78,6 +79,9 @@ func (c CAS) Markdown() string {
 	fmt.Fprintf(&b, "## Do the samples teach a classifier?\n\n")
 	fmt.Fprintf(&b, "Fresh classifiers (the architecture of %s) trained for %d steps (batch %d, lr %g), scored on %d real test images; mean ± standard deviation over %d repeats (seed %d).\n\n",
 		c.Architecture, c.Steps, c.Batch, c.LR, c.TestImages, c.Repeats, c.Seed)
+	if c.NotHeldOut {
+		fmt.Fprintf(&b, "**Warning: the test images are not held out**: the dataset (a folder) has no test split, so the classifiers are scored on images the real-only ones were trained on.\n\n")
+	}
 	fmt.Fprintf(&b, "| trained on | per class | test accuracy |\n|---|---|---|\n")
 	fmt.Fprintf(&b, "| generated only (CAS) | %d | %s |\n", c.Generated.Generated, c.Generated)
 	fmt.Fprintf(&b, "| real only | %d | %s |\n\n", c.Real.Real, c.Real)

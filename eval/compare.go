@@ -17,17 +17,54 @@ import (
 	"github.com/condiff/condiff/internal/fsutil"
 )
 
+// MaxReportBytes bounds a report.json (a regular file; anything else is
+// refused before it is read).
+const MaxReportBytes = 16 << 20
+
+// check refuses a report whose figures are out of their range (null, for a
+// figure that does not apply, is allowed).
+func (r *Report) check() error {
+	for _, f := range []struct {
+		name   string
+		v      Num
+		lo, hi float64
+	}{
+		{"accuracy", r.Accuracy, 0, 1}, {"real_accuracy", r.RealAccuracy, 0, 1},
+		{"tsne_knn_separability", r.KNN, 0, 1}, {"real_tsne_knn_separability", r.RealKNN, 0, 1},
+		{"inception_score", r.IS, 0, 1e6}, {"real_inception_score", r.RealIS, 0, 1e6},
+		{"frechet_distance", r.FD, 0, 1e12}, {"real_vs_real_frechet_distance", r.RealFD, 0, 1e12},
+		{"images_per_second", r.ImagesPerSecond, 0, 1e12},
+	} {
+		if v := float64(f.v); !math.IsNaN(v) && !(v >= f.lo && v <= f.hi) {
+			return fmt.Errorf("%s %g is out of [%g, %g]", f.name, v, f.lo, f.hi)
+		}
+	}
+	if r.Samples < 0 || r.Steps < 0 {
+		return fmt.Errorf("negative samples (%d) or steps (%d)", r.Samples, r.Steps)
+	}
+	return nil
+}
+
+// cell makes text safe in a Markdown table cell: a '|' would end the cell
+// and a line break the row.
+func cell(s string) string {
+	return strings.NewReplacer("|", `\|`, "\r", " ", "\n", " ").Replace(s)
+}
+
 // ReadReports reads eval reports (report.json files); a report without a
 // label is labelled by its path.
 func ReadReports(paths []string) ([]Report, error) {
 	var reps []Report
 	for _, p := range paths {
-		b, err := os.ReadFile(p)
+		b, err := fsutil.ReadSmallFile(p, MaxReportBytes)
 		if err != nil {
 			return nil, fmt.Errorf("compare: %w", err)
 		}
 		var r Report
 		if err := json.Unmarshal(b, &r); err != nil {
+			return nil, fmt.Errorf("compare: %s: %w", p, err)
+		}
+		if err := r.check(); err != nil {
 			return nil, fmt.Errorf("compare: %s: %w", p, err)
 		}
 		if r.Label == "" {
@@ -56,7 +93,7 @@ func Compare(paths []string, out string) (string, error) {
 		if r.Sampler != "" {
 			smp = fmt.Sprintf("%s %d", r.Sampler, r.Steps)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %.2f (%.2f) | %.3f (%.3f) | %s | %s | %s |\n", r.Label, trained, r.Samples, smp,
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %.2f (%.2f) | %.3f (%.3f) | %s | %s | %s |\n", cell(r.Label), trained, r.Samples, smp,
 			pct(r.Accuracy), r.IS, r.RealIS, r.FD, r.RealFD, ratio(r.FD, r.RealFD), pct(r.KNN), speed(r.ImagesPerSecond))
 		withCAS = withCAS || r.CAS != nil
 	}
@@ -81,7 +118,7 @@ func Compare(paths []string, out string) (string, error) {
 				continue
 			}
 			c := r.CAS
-			fmt.Fprintf(&b, "| %s | %s | %s | %.2f× |", r.Label, c.Generated, c.Real, c.Ratio)
+			fmt.Fprintf(&b, "| %s | %s | %s | %.2f× |", cell(r.Label), c.Generated, c.Real, c.Ratio)
 			for _, s := range subsets {
 				cell := "–"
 				for _, a := range c.Augment {

@@ -19,6 +19,10 @@ import (
 	"github.com/condiff/condiff/internal/fsutil"
 )
 
+// LockName is the lock an evaluation directory is held by while eval
+// writes it and while cas adds to its report.
+const LockName = "eval"
+
 // Options configure an evaluation.
 type Options struct {
 	Classifier string // independent classifier .onnx
@@ -67,6 +71,11 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, field.Errorf("eval", "Out", o.Out, "%v", err)
 	}
+	unlock, err := fsutil.Lock(o.Out, LockName)
+	if err != nil {
+		return nil, fmt.Errorf("eval: %w", err)
+	}
+	defer unlock()
 	clf, err := infer.Open(o.Classifier, o.Sample.Session)
 	if err != nil {
 		return nil, fmt.Errorf("eval: classifier: %w", err)
@@ -82,7 +91,7 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	}
 	K, C, S := clf.Info.NumClasses, clf.Info.Channels, clf.Info.ImageSize
 
-	report := Report{Files: map[string]string{}, Dataset: real.Name}
+	report := Report{Files: map[string]string{}, Dataset: real.Name, RealNotHeldOut: real.NotHeldOut}
 	samplesDir := o.Samples
 	if samplesDir == "" {
 		samplesDir = filepath.Join(o.Out, "samples")
@@ -194,6 +203,9 @@ func loadReal(o data.Options, clf contract.Info) (*data.Set, error) {
 func sampleInto(ctx context.Context, so infer.SampleOptions, dir string, k int) (float64, error) {
 	so.Out, so.Class, so.Replace = dir, infer.ClassChoice{}, true
 	if in, err := infer.ReadInfo(so.Model); err == nil && !in.Conditional() {
+		if so.N > infer.MaxImages/k {
+			return 0, field.Errorf("eval", "N", so.N, "%d per class × %d classes is over %d images", so.N, k, infer.MaxImages)
+		}
 		so.N *= k
 	}
 	start := time.Now()

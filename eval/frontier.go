@@ -57,8 +57,14 @@ func Frontier(reps []Report, out string) (string, error) {
 	if len(reps) == 0 {
 		return "", fmt.Errorf("frontier: no reports")
 	}
+	for _, r := range reps[1:] {
+		if r.Model != reps[0].Model {
+			return "", fmt.Errorf("frontier: the reports evaluate two models (%s, labelled %q, and %s, labelled %q); a frontier is one model's: compare them with compare", reps[0].Model, reps[0].Label, r.Model, r.Label)
+		}
+	}
 	ss := frontierSeries(reps)
 	var b strings.Builder
+	fmt.Fprintf(&b, "Model: %s\n\n", cell(reps[0].Model))
 	b.WriteString("| guidance | sampler | steps | accuracy | FD / floor | images/s |\n|---|---|---|---|---|---|\n")
 	for _, s := range ss {
 		for _, r := range s.reps {
@@ -140,7 +146,7 @@ func plotFrontier(path string, ss []series, ylabel string, legendTop bool, v fun
 		drawn++
 	}
 	if drawn == 0 {
-		return fmt.Errorf("no report has a timing (images/s): evaluate with eval sampling, not --samples")
+		return fmt.Errorf("no report has both a timing (images/s; evaluate with eval sampling, not --samples) and a finite value")
 	}
 	p.Add(plotter.NewGrid())
 	return savePlot(p, path, 7*vg.Inch, 4.5*vg.Inch)

@@ -63,9 +63,10 @@ type Report struct {
 	RealKNN         Num               `json:"real_tsne_knn_separability"`
 	Classes         []ClassResult     `json:"classes"`
 	Train           json.RawMessage   `json:"train,omitempty"`
-	TrainedSteps    int               `json:"trained_steps,omitempty"` // optimiser steps behind the exported weights
-	Complete        bool              `json:"complete"`                // false: the sampling run was interrupted or shards are missing
-	CAS             *CAS              `json:"cas,omitempty"`           // added by condiff cas
+	TrainedSteps    int               `json:"trained_steps,omitempty"`     // optimiser steps behind the exported weights
+	Complete        bool              `json:"complete"`                    // false: the sampling run was interrupted or shards are missing
+	RealNotHeldOut  bool              `json:"real_not_held_out,omitempty"` // the real images are the classifier's training images (a folder dataset)
+	CAS             *CAS              `json:"cas,omitempty"`               // added by condiff cas
 	Files           map[string]string `json:"files"`
 }
 
@@ -91,7 +92,10 @@ func pct(n Num) string {
 // Markdown renders the report.
 func (r Report) Markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Evaluation of %s\n\n", r.Model)
+	fmt.Fprintf(&b, "# Evaluation of %s\n\n", cell(r.Model))
+	if r.RealNotHeldOut {
+		fmt.Fprintf(&b, "**Warning: the real images are not held out.** %s has no test split: the real images are its own, which the classifier was trained on, so the real accuracy, IS and floor below flatter the real side.\n\n", cell(r.Dataset))
+	}
 	fmt.Fprintf(&b, "%d samples (%s, %d steps, guidance %g), judged by the classifier %s; real images: the %s test split.\n\n",
 		r.Samples, r.Sampler, r.Steps, r.Guidance, r.Classifier, r.Dataset)
 	if r.SampleSeconds > 0 {
@@ -110,7 +114,7 @@ func (r Report) Markdown() string {
 	}
 	fmt.Fprintf(&b, "| class | samples | accuracy |\n|---|---|---|\n")
 	for _, c := range r.Classes {
-		fmt.Fprintf(&b, "| %s | %d | %s |\n", c.Name, c.Samples, pct(c.Accuracy))
+		fmt.Fprintf(&b, "| %s | %d | %s |\n", cell(c.Name), c.Samples, pct(c.Accuracy))
 	}
 	b.WriteString("\n")
 	for _, k := range []string{"grid", "tsne", "loss"} {

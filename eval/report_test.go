@@ -94,3 +94,17 @@ func TestFrontier(t *testing.T) {
 		t.Errorf("no timed report: err = %v, want one about the missing timing", err)
 	}
 }
+
+// TestMarkdownCells: a class name or label holding '|' or a line break
+// stays in its cell and row.
+func TestMarkdownCells(t *testing.T) {
+	r := Report{Model: "m|odel\n.onnx", Classes: []ClassResult{{Name: "a|b\nc", Samples: 1, Accuracy: 1}}}
+	for _, line := range strings.Split(r.Markdown(), "\n") {
+		if strings.HasPrefix(line, "| a") && strings.Count(strings.ReplaceAll(line, `\|`, ""), "|") != 4 {
+			t.Errorf("class row %q does not have 3 cells", line)
+		}
+	}
+	if !strings.Contains(r.Markdown(), `a\|b c`) {
+		t.Errorf("the class name is not escaped:\n%s", r.Markdown())
+	}
+}

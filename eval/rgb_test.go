@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/condiff/condiff/contract"
@@ -77,6 +78,12 @@ func TestRGB64(t *testing.T) {
 	}
 	if r.Samples != 6 || !r.Complete {
 		t.Fatalf("%d samples, complete %v", r.Samples, r.Complete)
+	}
+	// A folder has no test split: the report must say its real side is
+	// not held out (hostile round two, class 10).
+	md, _ := os.ReadFile(filepath.Join(dir, "eval", "report.md"))
+	if !r.RealNotHeldOut || !strings.Contains(string(md), "the real images are not held out") {
+		t.Errorf("a folder dataset's report does not warn that its real images are the training images")
 	}
 	f, err := os.Open(filepath.Join(dir, "eval", "samples", "000000_blue.png"))
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"image/png"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -115,7 +114,7 @@ func WriteGrids(dir, suffix string, m *Manifest, info contract.Info, c, size int
 		if len(byClass[e.Class]) >= 64 {
 			continue
 		}
-		f, err := os.ReadFile(filepath.Join(dir, e.File))
+		f, err := fsutil.ReadSmallFile(filepath.Join(dir, e.File), 64<<20)
 		if err != nil {
 			return fmt.Errorf("infer: grid: %w", err)
 		}

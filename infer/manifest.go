@@ -1,13 +1,14 @@
 package infer
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/condiff/condiff/internal/fsutil"
+	"github.com/condiff/condiff/internal/strictjson"
 )
 
 // ReadSampleDir reads the manifest of a sample directory and checks it:
@@ -18,14 +19,17 @@ import (
 // N shards) finished.
 func ReadSampleDir(dir string) (*Manifest, error) {
 	one := filepath.Join(dir, "manifest.json")
+	shards, _ := filepath.Glob(filepath.Join(dir, "manifest.shard-*-of-*.json"))
 	if _, err := os.Stat(one); err == nil {
+		if len(shards) > 0 {
+			return nil, fmt.Errorf("infer: %s holds both manifest.json and shard manifests (%s): two runs wrote there; keep one", dir, filepath.Base(shards[0]))
+		}
 		m, err := readManifest(one)
 		if err != nil {
 			return nil, err
 		}
 		return m, checkEntries(one, m.Images)
 	}
-	shards, _ := filepath.Glob(filepath.Join(dir, "manifest.shard-*-of-*.json"))
 	if len(shards) == 0 {
 		return nil, fmt.Errorf("infer: %s holds no manifest.json and no shard manifests", dir)
 	}
@@ -54,8 +58,8 @@ func ReadSampleDir(dir string) (*Manifest, error) {
 		if n != total {
 			return nil, fmt.Errorf("infer: %s: shards of %d and of %d runs share %s", p, total, n, dir)
 		}
-		if m.ModelHash != out.ModelHash || m.Sampler != out.Sampler || m.Steps != out.Steps || m.Seed != out.Seed || m.Guidance != out.Guidance || m.Eta != out.Eta {
-			return nil, fmt.Errorf("infer: %s: its model, sampler, steps, seed or guidance differ from the other shards'", p)
+		if !samePlan(m, out) {
+			return nil, fmt.Errorf("infer: %s: its plan (model, sampler, steps, η, guidance, seed, n, class) differs from the other shards'", p)
 		}
 		seen[k] = true
 		out.Complete = out.Complete && m.Complete
@@ -66,13 +70,17 @@ func ReadSampleDir(dir string) (*Manifest, error) {
 	return out, checkEntries(filepath.Join(dir, "manifest.shard-*.json"), out.Images)
 }
 
+// MaxManifestBytes bounds a manifest file (a regular file; anything else
+// is refused before it is read): MaxImages entries of about 100 bytes.
+const MaxManifestBytes = 1 << 30
+
 func readManifest(path string) (*Manifest, error) {
-	b, err := os.ReadFile(path)
+	b, err := fsutil.ReadSmallFile(path, MaxManifestBytes)
 	if err != nil {
 		return nil, fmt.Errorf("infer: %w", err)
 	}
 	var m Manifest
-	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&m); err != nil {
+	if err := strictjson.Decode(b, &m, false); err != nil {
 		return nil, fmt.Errorf("infer: %s: not a sample manifest: %w", path, err)
 	}
 	return &m, nil
@@ -124,6 +132,8 @@ type Manifest struct {
 	Eta       float64         `json:"eta"`
 	Guidance  float64         `json:"guidance"`
 	Seed      uint64          `json:"seed"`
+	N         int             `json:"n,omitempty"`     // images asked for (per class when Class is "all")
+	Class     string          `json:"class,omitempty"` // the class choice: "all" or an index
 	Shard     string          `json:"shard,omitempty"`
 	Device    string          `json:"device"`
 	Complete  bool            `json:"complete"`
@@ -149,4 +159,11 @@ func manifestShard(name string) (s Shard, ok bool) {
 		return Shard{}, false
 	}
 	return s, true
+}
+
+// samePlan reports whether two manifests come from one sampling plan: the
+// same model, sampler, steps, η, guidance, seed, n and class choice.
+func samePlan(a, b *Manifest) bool {
+	return a.ModelHash == b.ModelHash && a.Sampler == b.Sampler && a.Steps == b.Steps && a.Eta == b.Eta &&
+		a.Guidance == b.Guidance && a.Seed == b.Seed && a.N == b.N && a.Class == b.Class
 }

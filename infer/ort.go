@@ -75,7 +75,9 @@ func Init(lib string) error {
 	envOnce.Do(func() {
 		envLib = path
 		ort.SetSharedLibraryPath(path)
-		if err := ort.InitializeEnvironment(); err != nil {
+		// ONNX Runtime's own log would print a coloured line of its own
+		// before condiff's one-line error; its errors come back as errors.
+		if err := ort.InitializeEnvironment(ort.WithLogLevelFatal()); err != nil {
 			envErr = fmt.Errorf("infer: load ONNX Runtime %s: %w (an ONNX Runtime >= 1.24 library is needed)", path, err)
 		}
 	})
@@ -373,5 +375,20 @@ func (s *Session) Classify(x []float32, n int) (logits, features []float32, dim 
 		return nil, nil, 0, fmt.Errorf("infer: %s: output features is not float32", s.Path)
 	}
 	shape := ft.GetShape()
-	return slices.Clone(b.out[0].(*ort.Tensor[float32]).GetData()), slices.Clone(ft.GetData()), int(shape[1]), nil
+	if len(shape) != 2 || shape[0] != int64(n) || shape[1] < 1 || shape[1] > MaxFeatures {
+		return nil, nil, 0, fmt.Errorf("infer: %s: output features has shape %v; want [%d D] with D in 1..%d (the evaluation's D×D covariance)", s.Path, shape, n, MaxFeatures)
+	}
+	logits, features = slices.Clone(b.out[0].(*ort.Tensor[float32]).GetData()), slices.Clone(ft.GetData())
+	for name, v := range map[string][]float32{contract.OutputLogits: logits, contract.OutputFeatures: features} {
+		for i, x := range v {
+			if x-x != 0 { // NaN or ±Inf
+				return nil, nil, 0, fmt.Errorf("infer: %s: output %s is not finite (%v at value %d of %d images): the classifier cannot judge them", s.Path, name, x, i, n)
+			}
+		}
+	}
+	return logits, features, int(shape[1]), nil
 }
+
+// MaxFeatures bounds a classifier's feature width: evaluation fits a D×D
+// covariance of them (4096: 128 MB in float64).
+const MaxFeatures = 4096

@@ -28,10 +28,11 @@ var ErrUsed = errors.New("already holds sampling outputs")
 
 // claim checks that dir holds no outputs this run would mix with: for a
 // whole run, no manifest and no PNG at all; for shard K of N, no whole-run
-// manifest, no manifest of K/N itself and none of another shard count.
+// manifest, no manifest of K/N itself, none of another shard count and none
+// of another plan.
 // With replace, those outputs (the manifests, the files they list, the
 // grids) are removed instead.
-func claim(dir string, shard Shard, replace bool) error {
+func claim(dir string, shard Shard, replace bool, plan *Manifest) error {
 	manifests, _ := filepath.Glob(filepath.Join(dir, "manifest*.json"))
 	pngs, _ := filepath.Glob(filepath.Join(dir, "*.png"))
 	own, suffix := OutputNames(shard)
@@ -41,6 +42,8 @@ func claim(dir string, shard Shard, replace bool) error {
 		other, isShard := manifestShard(base)
 		if shard.Whole() || base == own || !isShard || other.N != shard.N {
 			clash = append(clash, mf)
+		} else if m, err := readManifest(mf); err != nil || !samePlan(m, plan) {
+			clash = append(clash, mf) // a shard of another plan
 		}
 	}
 	if shard.Whole() && len(manifests) == 0 && len(pngs) > 0 {
@@ -52,14 +55,30 @@ func claim(dir string, shard Shard, replace bool) error {
 	if !replace {
 		return field.Errorf("infer", "Out", dir, "%w (%s); choose another directory, or replace them", ErrUsed, filepath.Base(clash[0]))
 	}
+	// Only what a manifest valid by eval's own rules lists is removed, and
+	// only regular .png files: a manifest that lists anything else is not
+	// condiff's to act on.
+	var doomed []string
 	for _, mf := range clash {
-		if m, err := readManifest(mf); err == nil {
-			for _, e := range m.Images {
-				if filepath.IsLocal(e.File) && filepath.Dir(e.File) == "." {
-					os.Remove(filepath.Join(dir, e.File))
-				}
-			}
+		m, err := readManifest(mf)
+		if err == nil {
+			err = checkEntries(mf, m.Images)
 		}
+		if err != nil {
+			return field.Errorf("infer", "Replace", true, "%s is not a valid sample manifest (%v); nothing was removed: remove it yourself", mf, err)
+		}
+		for _, e := range m.Images {
+			p := filepath.Join(dir, e.File)
+			if st, err := os.Lstat(p); err == nil && !st.Mode().IsRegular() {
+				return field.Errorf("infer", "Replace", true, "%s lists %s, which is not a regular file; nothing was removed", mf, e.File)
+			}
+			doomed = append(doomed, p)
+		}
+	}
+	for _, p := range doomed {
+		os.Remove(p)
+	}
+	for _, mf := range clash {
 		if err := os.Remove(mf); err != nil {
 			return fmt.Errorf("infer: replace %s: %w", mf, err)
 		}

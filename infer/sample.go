@@ -99,22 +99,46 @@ func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 		return nil, err
 	}
 	m := &Manifest{Model: o.Model, ModelHash: hash, Sampler: o.Sampler.Name(), Steps: len(ts), Eta: o.Eta, Guidance: o.Guidance,
-		Seed: o.Seed, Shard: o.Shard.String(), Device: s.Device, Images: []ManifestEntry{}}
+		Seed: o.Seed, N: o.N, Class: o.Class.String(), Shard: o.Shard.String(), Device: s.Device, Images: []ManifestEntry{}}
 	manifestName, suffix := OutputNames(o.Shard)
+	// The directory's lock, held for the whole run: a whole run and a
+	// --replace have it to themselves; shards share it (and each holds its
+	// own manifest's lock, so one shard never runs twice at once).
+	lockDir := fsutil.LockShared
+	if o.Shard.Whole() || o.Replace {
+		lockDir = fsutil.Lock
+	}
+	unlockDir, err := lockDir(o.Out, "samples")
+	if err != nil {
+		return nil, fmt.Errorf("infer: %w: another run is writing there (a whole run or a --replace needs the directory to itself; shards of one plan share it)", err)
+	}
+	defer unlockDir()
 	unlock, err := fsutil.Lock(o.Out, strings.TrimSuffix(manifestName, ".json"))
 	if err != nil {
 		return nil, fmt.Errorf("infer: %w", err)
 	}
 	defer unlock()
-	if err := claim(o.Out, o.Shard, o.Replace); err != nil {
-		return nil, err
-	}
 	writeManifest := func() error {
 		b, err := json.MarshalIndent(m, "", "  ")
 		if err != nil {
 			return fmt.Errorf("infer: manifest: %w", err)
 		}
 		return fsutil.WriteFileAtomic(filepath.Join(o.Out, manifestName), append(b, '\n'))
+	}
+	// Claiming the directory and stating this run's plan in its manifest is
+	// one step for shards starting side by side: a later shard sees the
+	// plan of every earlier one and refuses to mix with a different plan.
+	unplan, err := fsutil.LockWait(o.Out, "plan")
+	if err != nil {
+		return nil, fmt.Errorf("infer: %w", err)
+	}
+	err = claim(o.Out, o.Shard, o.Replace, m)
+	if err == nil && !o.Shard.Whole() {
+		err = writeManifest()
+	}
+	unplan()
+	if err != nil {
+		return nil, err
 	}
 	batches := (len(indices) + o.Batch - 1) / o.Batch
 	bar := progress.New(o.Progress, batches*len(ts), fmt.Sprintf("sample %d images, %s×%d", len(indices), o.Sampler.Name(), len(ts)))

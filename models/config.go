@@ -1,9 +1,10 @@
 package models
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
+
+	"github.com/condiff/condiff/internal/strictjson"
 
 	"github.com/condiff/condiff/contract"
 )
@@ -155,9 +156,7 @@ func (c Config) widths() []int {
 // ParseConfig decodes a JSON config; unknown fields are errors.
 func ParseConfig(b []byte) (Config, error) {
 	var c Config
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
+	if err := strictjson.Decode(b, &c, true); err != nil {
 		return c, fmt.Errorf("config: %w", err)
 	}
 	return c, c.Validate()

@@ -63,6 +63,10 @@ type Options struct {
 	Context context.Context
 }
 
+// MaxBatch bounds Options.Batch: the activations of a step grow with it
+// (a 32×32 U-Net of base 32 holds about 2 MB per image).
+const MaxBatch = 4096
+
 // ErrInterrupted is returned when Options.Context was cancelled; the
 // checkpoint holds the last completed step and Resume continues from it.
 var ErrInterrupted = errors.New("interrupted")
@@ -79,8 +83,8 @@ func Run(o Options) (*checkpoint.Checkpoint, error) {
 	if o.Steps < 1 && !(o.Resume && o.Steps == 0) {
 		return nil, bad("Steps", o.Steps, "must be >= 1")
 	}
-	if o.Batch < 2 {
-		return nil, bad("Batch", o.Batch, "must be >= 2 (batch statistics need two samples)")
+	if o.Batch < 2 || o.Batch > MaxBatch {
+		return nil, bad("Batch", o.Batch, "out of 2..%d (batch statistics need two samples)", MaxBatch)
 	}
 	if !(o.LR > 0 && o.LR < 1e3) {
 		return nil, bad("LR", o.LR, "out of (0, 1000)")
@@ -121,6 +125,9 @@ func Run(o Options) (*checkpoint.Checkpoint, error) {
 		if err := checkpoint.TruncateLog(filepath.Join(o.Out, checkpoint.LogFile), ck.Step); err != nil {
 			return nil, err
 		}
+		if o.Steps > 0 && o.Steps < ck.Step {
+			return nil, bad("Steps", o.Steps, "is below the step the checkpoint holds (%d); a resumed run can only go on", ck.Step)
+		}
 		if o.Steps > 0 {
 			ck.Info.Steps = o.Steps // a resumed run may be extended
 		}
@@ -136,6 +143,7 @@ func Run(o Options) (*checkpoint.Checkpoint, error) {
 	if ck != nil {
 		dsOpt.Name, dsOpt.Classes, dsOpt.Size, dsOpt.Channels = ck.Info.Dataset, ck.Info.Classes, ck.Config.ImageSize, ck.Config.Channels
 		dsOpt.Seed = ck.Info.Seed
+		dsOpt.PerClass, dsOpt.Dir, dsOpt.SkipBad = ck.Info.PerClass, ck.Info.DataDir, ck.Info.SkipBad
 	}
 	if ds = o.Set; ds == nil {
 		if ds, err = data.Load(dsOpt); err != nil {
@@ -177,6 +185,7 @@ func newCheckpoint(o Options, ds *data.Set) (*checkpoint.Checkpoint, error) {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	ck := &checkpoint.Checkpoint{Config: cfg, Info: checkpoint.TrainInfo{Dataset: o.Data.Name, Classes: o.Data.Classes, Steps: o.Steps, Batch: o.Batch,
+		PerClass: o.Data.PerClass, DataDir: o.Data.Dir, SkipBad: o.Data.SkipBad,
 		LR: o.LR, Seed: o.Seed, Norm: cfg.Norm, CFGDrop: o.CFGDrop, Schedule: o.Schedule, EMADecay: o.EMADecay, GradClip: o.GradClip}}
 	ck.Params = models.InitParams(cfg, o.Seed)
 	ck.Stats = models.InitNormStats(cfg)
@@ -294,6 +303,14 @@ func loop(o Options, ck *checkpoint.Checkpoint, ds *data.Set, ckPath string) (*c
 		saved = ck.Step
 		return nil
 	}
+	if saved < 0 {
+		// A fresh run checkpoints its starting point, so that a kill at any
+		// moment (even before the first --save-every) leaves a checkpoint to
+		// resume; resuming truncates the log to it.
+		if err := save(); err != nil {
+			return nil, err
+		}
+	}
 	start := time.Now()
 	segStart, segSteps := time.Now(), 0
 	done := 0
@@ -339,7 +356,7 @@ func loop(o Options, ck *checkpoint.Checkpoint, ds *data.Set, ckPath string) (*c
 	}
 	bar.Finish()
 	if interrupted {
-		return ck, fmt.Errorf("train: %w at step %d of %d; checkpoint %s holds it; a run with Resume continues from it", ErrInterrupted, ck.Step, ck.Info.Steps, ckPath)
+		return ck, fmt.Errorf("train: %w at step %d of %d; checkpoint %s holds it; resuming the run continues from it", ErrInterrupted, ck.Step, ck.Info.Steps, ckPath)
 	}
 	if o.Log != nil {
 		fmt.Fprintf(o.Log, "train: %s: step %d/%d in %s (%.1f img/s), checkpoint %s\n", cfg.Kind, ck.Step, ck.Info.Steps,

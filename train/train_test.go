@@ -252,7 +252,7 @@ func TestInterruptKeepsStep(t *testing.T) {
 	}
 	cancel()
 	r := <-res
-	if !errors.Is(r.err, ErrInterrupted) || !strings.Contains(r.err.Error(), "Resume continues") {
+	if !errors.Is(r.err, ErrInterrupted) || !strings.Contains(r.err.Error(), "resuming the run continues") {
 		t.Fatalf("err = %v, want ErrInterrupted telling how to continue", r.err)
 	}
 	k := r.ck.Step

@@ -51,8 +51,16 @@ func cmdCAS(args []string) error {
 	if err := o.Check(); err != nil {
 		return fs.Flagged(err)
 	}
+	if st, err := os.Stat(*dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("--eval %s: not an evaluation directory", *dir)
+	}
+	unlock, err := fsutil.Lock(*dir, eval.LockName)
+	if err != nil {
+		return fmt.Errorf("--eval: %w", err)
+	}
+	defer unlock()
 	reportPath := filepath.Join(*dir, "report.json")
-	b, err := os.ReadFile(reportPath)
+	b, err := fsutil.ReadSmallFile(reportPath, eval.MaxReportBytes)
 	if err != nil {
 		return fmt.Errorf("--eval: %w", err)
 	}

@@ -13,11 +13,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/diffusion"
+	"github.com/condiff/condiff/eval"
+	"github.com/condiff/condiff/internal/fsutil"
 	"github.com/condiff/condiff/internal/testenv"
 	"github.com/condiff/condiff/models"
 )
@@ -145,6 +148,9 @@ func TestHostileModels(t *testing.T) {
 		{"degenerate schedule", func(md map[string]string) {
 			md[contract.KeySchedule] = `{"kind":"linear","T":1000,"beta_start":0.5,"beta_end":0.999}` // ᾱ underflows to 0
 		}, 0, nil, []string{contract.KeySchedule, "degenerates"}},
+		{"schedule with data after it", func(md map[string]string) {
+			md[contract.KeySchedule] += ` {"kind":"cosine"}`
+		}, 0, nil, []string{contract.KeySchedule, "data after the JSON value"}},
 		{"NaN model", nil, nan, nil, []string{"step 1 of", "not finite", "no image of this batch"}},
 		{"NaN guidance", nil, 0, []string{"--guidance", "NaN"}, []string{"--guidance NaN"}},
 		{"Inf guidance", nil, 0, []string{"--guidance", "Inf"}, []string{"--guidance +Inf"}},
@@ -278,6 +284,7 @@ func TestHostileSamples(t *testing.T) {
 		{`{"index":0,"class":-1,"file":"a.png"}`, "negative class"},
 		{`{"index":0,"class":0,"file":"../../etc/passwd"}`, "own directory"},
 		{`{"index":0,"class":0,"file":"a.png"},{"index":0,"class":0,"file":"a.png"}`, "listed twice"},
+		{`]} {"images": [`, "data after the JSON value"},
 	} {
 		d := filepath.Join(dir, strings.ReplaceAll(c.want, " ", "-"))
 		os.MkdirAll(d, 0o755)
@@ -353,4 +360,286 @@ func TestHostileCAS(t *testing.T) {
 			t.Errorf("%v: the report was rewritten: %q", tc.args, b)
 		}
 	}
+}
+
+// TestHostileLockLinks: a lock file planted as a symbolic link is refused,
+// naming it, and nothing is written through it (class 3 of the hostile
+// round two).
+func TestHostileLockLinks(t *testing.T) {
+	testenv.ORT(t)
+	for _, c := range []struct {
+		lock string
+		args func(out string) []string
+	}{
+		{".samples.lock", func(out string) []string {
+			return []string{"sample", "--model", "../../infer/testdata/torch_cbn.onnx", "--n", "1", "--steps", "2", "--threads", "1", "--out", out}
+		}},
+		{".train.lock", func(out string) []string {
+			return []string{"train", "--out", out, "--steps", "1", "--size", "8", "--base", "8", "--mult", "1", "--synthetic-per-class", "2", "--batch", "2"}
+		}},
+	} {
+		dir := t.TempDir()
+		victim := filepath.Join(dir, "victim.txt")
+		os.WriteFile(victim, []byte("precious data\n"), 0o644)
+		out := filepath.Join(dir, "out")
+		os.MkdirAll(out, 0o755)
+		if err := os.Symlink(victim, filepath.Join(out, c.lock)); err != nil {
+			t.Fatal(err)
+		}
+		refused(t, run(t, "condiff", c.args(out)...), out, c.lock, "symbolic link")
+		if b, _ := os.ReadFile(victim); string(b) != "precious data\n" {
+			t.Errorf("%s: the link's target was written: %q", c.lock, b)
+		}
+	}
+}
+
+// TestHostileClassifier: a contract-valid classifier whose outputs are NaN
+// is refused by eval, naming the output, instead of scoring (class 5).
+func TestHostileClassifier(t *testing.T) {
+	testenv.ORT(t)
+	dir := t.TempDir()
+	cfg := models.DefaultClassifier()
+	cfg.ImageSize, cfg.BaseChannels, cfg.Groups, cfg.NumClasses, cfg.ClassNames = 8, 8, 4, 4, []string{"disc", "square", "hstripes", "vstripes"}
+	w := models.InitParams(cfg, 1)
+	nan := float32(0)
+	nan /= nan
+	for _, a := range w {
+		for i := range a.Data {
+			a.Data[i] = nan
+		}
+	}
+	clf := testenv.WriteModel(t, filepath.Join(dir, "clf.onnx"), cfg, w, models.InitNormStats(cfg), 0, cfg.Contract().Metadata())
+	samples := filepath.Join(dir, "samples")
+	os.MkdirAll(samples, 0o755)
+	var entries []string
+	for i := 0; i < 4; i++ {
+		var b bytes.Buffer
+		png.Encode(&b, image.NewGray(image.Rect(0, 0, 8, 8)))
+		name := "s" + strconv.Itoa(i) + ".png"
+		os.WriteFile(filepath.Join(samples, name), b.Bytes(), 0o644)
+		entries = append(entries, `{"index":`+strconv.Itoa(i)+`,"class":`+strconv.Itoa(i)+`,"file":"`+name+`"}`)
+	}
+	os.WriteFile(filepath.Join(samples, "manifest.json"), []byte(`{"model":"m.onnx","sampler":"ddim","steps":2,"complete":true,"images":[`+strings.Join(entries, ",")+`]}`), 0o644)
+	out := filepath.Join(dir, "eval")
+	refused(t, run(t, "condiff-run", "eval", "--samples", samples, "--classifier", clf, "--data", "synthetic", "--synthetic-per-class", "8", "--out", out, "--threads", "1"),
+		"", "clf.onnx", "not finite")
+	if _, err := os.Stat(filepath.Join(out, "report.json")); err == nil {
+		t.Error("a report was written from NaN outputs")
+	}
+}
+
+// TestHostileEvalDirShared: while one process holds an evaluation
+// directory, cas and eval on it are refused and its report is left as it
+// was (class 9).
+func TestHostileEvalDirShared(t *testing.T) {
+	dir := t.TempDir()
+	report := filepath.Join(dir, "report.json")
+	body := `{"classifier": "x.onnx", "dataset": "mnist", "accuracy": 0.9}`
+	os.WriteFile(report, []byte(body), 0o644)
+	unlock, err := fsutil.Lock(dir, eval.LockName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	refused(t, run(t, "condiff", "cas", "--eval", dir), "", "--eval", "in use by another condiff process")
+	refused(t, run(t, "condiff-run", "eval", "--samples", dir, "--classifier", "../../assets/pretrained/mnist-clf.onnx", "--data", "mnist", "--out", dir),
+		"", "in use by another condiff process")
+	if b, _ := os.ReadFile(report); string(b) != body {
+		t.Errorf("the report was rewritten: %q", b)
+	}
+}
+
+// TestHostileCounts: every count is checked with overflow-safe arithmetic
+// and refused in one line naming its flag (class 7).
+func TestHostileCounts(t *testing.T) {
+	testenv.ORT(t)
+	torch := "../../infer/testdata/torch_cbn.onnx"
+	cfg := models.DefaultDenoiser()
+	cfg.Variant, cfg.ImageSize, cfg.BaseChannels, cfg.ChannelMult = contract.Uncond, 32, 8, []int{1, 2}
+	sp, _ := diffusion.Default("linear", 20)
+	in := cfg.Contract()
+	in.Schedule, in.Prediction = sp, contract.PredictionEpsilon
+	uncond := testenv.WriteModel(t, filepath.Join(t.TempDir(), "uncond.onnx"), cfg, models.InitParams(cfg, 1), models.InitNormStats(cfg), 20, in.Metadata())
+	for _, c := range []struct {
+		bin  string
+		args []string
+		want string
+	}{
+		{"condiff-run", []string{"sample", "--model", torch, "--class", "a", "--n", "99999999999"}, "--n 99999999999"},
+		{"condiff-run", []string{"sample", "--model", torch, "--threads", "100000"}, "--threads 100000"},
+		{"condiff-run", []string{"sample", "--model", torch, "--threads", "2147483648"}, "--threads 2147483648"},
+		{"condiff-run", []string{"eval", "--model", uncond, "--classifier", "../../assets/pretrained/mnist-clf.onnx", "--data", "mnist",
+			"--n-per-class", "4611686018427387908"}, "--n-per-class 4611686018427387908"},
+		{"condiff", []string{"train", "--steps", "1", "--batch", "100000000"}, "--batch 100000000"},
+		{"condiff", []string{"cas", "--eval", t.TempDir(), "--batch", "100000000"}, "--batch 100000000"},
+	} {
+		out := filepath.Join(t.TempDir(), "out")
+		args := append(c.args, "--out", out)
+		if c.args[0] == "cas" {
+			args = c.args
+		}
+		refused(t, run(t, c.bin, args...), out, c.want)
+	}
+}
+
+// TestHostileCheckpointDowngrade: a format-2 checkpoint relabelled as
+// format 1 (which has no checksum) with a changed weight is refused
+// (class 6); a checkpoint that is a FIFO is refused at once (class 1).
+func TestHostileCheckpointDowngrade(t *testing.T) {
+	run1 := filepath.Join(t.TempDir(), "run")
+	if r := run(t, "condiff", "train", "--out", run1, "--steps", "1", "--size", "8", "--base", "8", "--mult", "1", "--synthetic-per-class", "2", "--batch", "2"); r.code != 0 {
+		t.Fatalf("train: %s", r.stderr)
+	}
+	ck := filepath.Join(run1, "checkpoint.gob")
+	b, err := os.ReadFile(ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, []byte("condiff-checkpoint-2"))
+	if i < 0 {
+		t.Fatal("no format tag in the checkpoint")
+	}
+	b[i+len("condiff-checkpoint-")] = '1'
+	b[len(b)/2] ^= 1 // a byte of the weights
+	os.WriteFile(ck, b, 0o644)
+	out := filepath.Join(t.TempDir(), "m.onnx")
+	refused(t, run(t, "condiff", "export", "--run", run1, "--out", out), "", "checkpoint.gob")
+	if _, err := os.Stat(out); err == nil {
+		t.Error("an altered checkpoint was exported")
+	}
+	fifo := filepath.Join(t.TempDir(), "run")
+	os.MkdirAll(fifo, 0o755)
+	if err := syscall.Mkfifo(filepath.Join(fifo, "checkpoint.gob"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	refused(t, run(t, "condiff", "export", "--run", fifo, "--out", out), "", "not a regular file")
+}
+
+// TestHostileCompare: compare refuses reports whose figures are out of
+// range, naming the report and the figure, and a frontier of two models;
+// class names cannot break its Markdown tables (class 11).
+func TestHostileCompare(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(body), 0o644)
+		return p
+	}
+	a := write("a.json", `{"model": "a.onnx", "sampler": "ddim", "steps": 10, "accuracy": 0.9, "frechet_distance": 1, "real_vs_real_frechet_distance": 0.5, "images_per_second": 10, "samples": 4}`)
+	b := write("b.json", `{"model": "b.onnx", "sampler": "ddim", "steps": 20, "accuracy": 0.9, "frechet_distance": 1, "real_vs_real_frechet_distance": 0.5, "images_per_second": 5, "samples": 4}`)
+	huge := write("huge.json", `{"model": "a.onnx", "accuracy": 1e307}`)
+	out := filepath.Join(dir, "out")
+	refused(t, run(t, "condiff-run", "compare", "--out", out, a, huge), out, "huge.json", "accuracy")
+	refused(t, run(t, "condiff-run", "compare", "--frontier", "--out", out, a, b), out, "two models", "a.onnx", "b.onnx")
+	pipe := write("pipe.json", `{"model": "a|b\nc.onnx", "label": "x|y", "accuracy": 0.5, "samples": 1}`)
+	r := run(t, "condiff-run", "compare", pipe)
+	if r.code != 0 {
+		t.Fatalf("compare: %s", r.stderr)
+	}
+	fifo := filepath.Join(dir, "fifo.json")
+	syscall.Mkfifo(fifo, 0o644)
+	refused(t, run(t, "condiff-run", "compare", fifo), "", "fifo.json", "not a regular file")
+}
+
+// TestHostileReplace: --replace removes only the .png files a valid
+// manifest lists; a manifest that lists anything else is refused and
+// nothing is removed (class 4).
+func TestHostileReplace(t *testing.T) {
+	testenv.ORT(t)
+	out := t.TempDir()
+	notes := filepath.Join(out, "notes.txt")
+	os.WriteFile(notes, []byte("mine\n"), 0o644)
+	os.WriteFile(filepath.Join(out, "manifest.json"), []byte(`{"model":"m.onnx","sampler":"ddim","steps":2,"complete":true,"images":[{"index":0,"class":0,"file":"notes.txt"}]}`), 0o644)
+	r := run(t, "condiff-run", "sample", "--model", "../../infer/testdata/torch_cbn.onnx", "--n", "1", "--steps", "2", "--threads", "1", "--out", out, "--replace")
+	if r.code != 1 || !strings.Contains(r.stderr, "not a valid sample manifest") {
+		t.Errorf("status %d: %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(notes); err != nil {
+		t.Errorf("--replace deleted a file that is not a sample: %v", err)
+	}
+}
+
+// TestHostileSharedSampleDir: two runs of different plans never mix in
+// one sample directory; a whole run or a --replace has it to itself while
+// it runs; eval refuses a directory holding both kinds of manifest
+// (class 2).
+func TestHostileSharedSampleDir(t *testing.T) {
+	testenv.ORT(t)
+	model := "../../infer/testdata/torch_cbn.onnx"
+	sample := func(out string, args ...string) result {
+		return run(t, "condiff-run", append([]string{"sample", "--model", model, "--threads", "1", "--steps", "2", "--out", out}, args...)...)
+	}
+	out := t.TempDir()
+	if r := sample(out, "--n", "2", "--class", "all", "--shard", "0/2"); r.code != 0 {
+		t.Fatalf("shard 0/2: %s", r.stderr)
+	}
+	r := sample(out, "--n", "30", "--class", "a", "--shard", "1/2")
+	if r.code != 1 || !strings.Contains(r.stderr, "manifest.shard-0-of-2.json") {
+		t.Errorf("a shard of another plan: status %d %s", r.code, r.stderr)
+	}
+	if r := sample(out, "--n", "2", "--class", "all", "--shard", "1/2"); r.code != 0 {
+		t.Errorf("the other shard of the same plan: %s", r.stderr)
+	}
+	// A whole run holds the directory: a shard and a --replace are refused.
+	busy := t.TempDir()
+	cmd := exec.Command(filepath.Join(binDir, "condiff-run"), "sample", "--model", model, "--threads", "1", "--n", "20", "--steps", "1000", "--out", busy)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	for i := 0; i < 100; i++ { // until it holds the lock
+		if _, err := os.Stat(filepath.Join(busy, ".samples.lock")); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, args := range [][]string{{"--n", "2", "--shard", "1/2"}, {"--n", "2", "--shard", "1/2", "--replace"}, {"--n", "2", "--replace"}} {
+		r := sample(busy, args...)
+		if r.code != 1 || !strings.Contains(r.stderr, "another run is writing there") {
+			t.Errorf("%v while a whole run writes: status %d %s", args, r.code, r.stderr)
+		}
+	}
+	// Both kinds of manifest in one directory: eval refuses it.
+	both := t.TempDir()
+	for _, name := range []string{"manifest.json", "manifest.shard-0-of-2.json"} {
+		os.WriteFile(filepath.Join(both, name), []byte(`{"model":"m.onnx","sampler":"ddim","steps":2,"complete":true,"images":[]}`), 0o644)
+	}
+	refused(t, run(t, "condiff-run", "eval", "--samples", both, "--classifier", "../../assets/pretrained/mnist-clf.onnx", "--data", "mnist", "--out", filepath.Join(t.TempDir(), "e")),
+		"", "both manifest.json and shard manifests")
+}
+
+// TestHostileResume: a kill -9 before the first --save-every leaves a
+// checkpoint to resume (class 13); --resume refuses data options that
+// contradict the checkpoint and a target below its step (classes 8, 12),
+// and resumes on the data the run began with.
+func TestHostileResume(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "run")
+	args := []string{"train", "--out", out, "--size", "8", "--base", "8", "--mult", "1", "--synthetic-per-class", "5", "--batch", "2"}
+	cmd := exec.Command(filepath.Join(binDir, "condiff"), append(args, "--steps", "1000000", "--save-every", "1000000")...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ { // until a few steps are logged
+		b, _ := os.ReadFile(filepath.Join(out, "log.jsonl"))
+		if bytes.Count(b, []byte("\n")) >= 3 {
+			break
+		}
+		if i > 600 {
+			cmd.Process.Kill()
+			t.Fatal("no steps logged within 30 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if r := run(t, "condiff", "train", "--resume", "--out", out, "--steps", "4"); r.code != 0 {
+		t.Fatalf("resume after a kill before the first save: status %d\n%s", r.code, r.stderr)
+	}
+	b, _ := os.ReadFile(filepath.Join(out, "log.jsonl"))
+	if n := bytes.Count(b, []byte("\n")); n != 4 {
+		t.Errorf("the log holds %d steps after resuming to step 4", n)
+	}
+	refused(t, run(t, "condiff", "train", "--resume", "--out", out, "--steps", "2"), "", "--steps 2", "below the step the checkpoint holds (4)")
+	refused(t, run(t, "condiff", "train", "--resume", "--out", out, "--synthetic-per-class", "7"), "", "--synthetic-per-class 7")
+	refused(t, run(t, "condiff", "train", "--resume", "--out", out, "--data-dir", "/tmp"), "", "--data-dir /tmp")
 }

@@ -55,6 +55,10 @@ func resumeConflicts(fs *flag.FlagSet, out string) error {
 		"batch": strconv.Itoa(in.Batch), "lr": f(in.LR), "seed": strconv.FormatUint(in.Seed, 10),
 		"schedule": in.Schedule.Kind, "T": strconv.Itoa(in.Schedule.T), "cfg-drop": f(in.CFGDrop),
 		"ac-weight": f(in.ACWeight), "ema": f(in.EMADecay), "grad-clip": f(in.GradClip), "ac-classifier": "",
+		"data-dir": in.DataDir, "skip-bad": strconv.FormatBool(in.SkipBad), "synthetic-per-class": strconv.Itoa(in.PerClass),
+	}
+	if in.PerClass == 0 { // a checkpoint from before the data options were recorded: the default then
+		kept["synthetic-per-class"] = "1000"
 	}
 	var bad []string
 	fs.Visit(func(fl *flag.Flag) {
@@ -64,7 +68,7 @@ func resumeConflicts(fs *flag.FlagSet, out string) error {
 		}
 	})
 	if len(bad) > 0 {
-		return fmt.Errorf("--resume continues %s with its own config and hyper-parameters; these flags contradict it: %s (only --steps and --save-every may change)",
+		return fmt.Errorf("--resume continues %s with its own config and hyper-parameters; these flags contradict it: %s (only --steps, above the checkpoint's step, and --save-every may change)",
 			out, strings.Join(bad, "; "))
 	}
 	return nil

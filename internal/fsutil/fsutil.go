@@ -49,21 +49,51 @@ var ErrLocked = errors.New("in use by another condiff process")
 // Lock takes an exclusive, advisory lock named name in dir (the file
 // dir/.name.lock), so that two processes never write the same outputs. The
 // lock ends with the process (even with kill -9) or when the returned
-// function is called.
+// function is called. Another holder makes it fail at once with ErrLocked.
+//
+// The lock file is opened without following a symbolic link (a link planted
+// there would have the PID written through it into its target) and must be
+// a regular file.
 func Lock(dir, name string) (unlock func(), err error) {
+	return lock(dir, name, syscall.LOCK_EX|syscall.LOCK_NB)
+}
+
+// LockShared is Lock for holders that may work side by side (shards of one
+// sampling plan): it fails only while an exclusive holder has the lock.
+func LockShared(dir, name string) (unlock func(), err error) {
+	return lock(dir, name, syscall.LOCK_SH|syscall.LOCK_NB)
+}
+
+// LockWait is Lock that waits for the other holder to let go: for short
+// critical sections only.
+func LockWait(dir, name string) (unlock func(), err error) {
+	return lock(dir, name, syscall.LOCK_EX)
+}
+
+func lock(dir, name string, how int) (unlock func(), err error) {
 	path := filepath.Join(dir, "."+name+".lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0o644)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("lock %s: is a symbolic link; remove it (condiff does not write through links)", path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: not a regular file; remove it", path)
+	}
+	if err := syscall.Flock(int(f.Fd()), how); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, fmt.Errorf("%s is %w (lock %s)", dir, ErrLocked, path)
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	fmt.Fprintf(f, "%d\n", os.Getpid())
+	if how&syscall.LOCK_EX != 0 { // one holder: it says who it is
+		f.Truncate(0)
+		fmt.Fprintf(f, "%d\n", os.Getpid())
+	}
 	return func() { f.Close() }, nil
 }
 

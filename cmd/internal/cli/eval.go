@@ -49,6 +49,9 @@ func Eval(args []string) error {
 	ctx, stop := Interruptible()
 	defer stop()
 	r, err := eval.Evaluate(ctx, o)
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("interrupted: %s/report.json and report.md are as they were (the samples written so far are listed in their manifest)", o.Out)
+	}
 	if err != nil {
 		return fs.Flagged(err)
 	}
