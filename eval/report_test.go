@@ -65,7 +65,7 @@ func TestCompare(t *testing.T) {
 // the plots leave out untimed reports and need at least one timed one.
 func TestFrontier(t *testing.T) {
 	r := func(smp string, steps int, w float64, acc, fd, ips float64) Report {
-		return Report{Sampler: smp, Steps: steps, Guidance: w, Accuracy: Num(acc), FD: Num(fd), RealFD: 0.1, ImagesPerSecond: Num(ips)}
+		return Report{Model: "m.onnx", Sampler: smp, Steps: steps, Guidance: w, Accuracy: Num(acc), FD: Num(fd), RealFD: 0.1, ImagesPerSecond: Num(ips)}
 	}
 	reps := []Report{r("ddim", 50, 1, 0.99, 0.15, 20), r("ddim", 10, 1, 0.97, 0.3, 100), r("dpm++2m", 10, 1, 0.98, 0.2, 98),
 		r("ddim", 10, 0, 0.9, 0.2, 190), r("ddpm", 1000, 1, 0.99, 0.14, math.NaN())}
@@ -74,7 +74,11 @@ func TestFrontier(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows := strings.Split(strings.TrimSpace(table), "\n")[2:]
+	lines := strings.Split(strings.TrimSpace(table), "\n")
+	if lines[0] != "Model: m.onnx" {
+		t.Errorf("the table does not name its model: %q", lines[0])
+	}
+	rows := lines[4:] // the model, a blank line, the header and its rule
 	want := []string{
 		"| 0 | ddim | 10 | 90.0% | 2.00× | 190.0 |",
 		"| 1 | ddim | 10 | 97.0% | 3.00× | 100.0 |",

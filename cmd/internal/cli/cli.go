@@ -73,7 +73,10 @@ func Interruptible() (context.Context, context.CancelFunc) {
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		select {
-		case <-ch:
+		case _, ok := <-ch:
+			if !ok { // stop closed it: the command ended, no signal came
+				return
+			}
 		case <-ctx.Done():
 			return
 		}
