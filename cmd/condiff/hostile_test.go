@@ -643,3 +643,57 @@ func TestHostileResume(t *testing.T) {
 	refused(t, run(t, "condiff", "train", "--resume", "--out", out, "--synthetic-per-class", "7"), "", "--synthetic-per-class 7")
 	refused(t, run(t, "condiff", "train", "--resume", "--out", out, "--data-dir", "/tmp"), "", "--data-dir /tmp")
 }
+
+// interrupt starts bin with args, sends SIGINT after wait, and returns the
+// exit status and the last line of stderr.
+func interrupt(t *testing.T, wait time.Duration, bin string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, bin), args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(wait)
+	cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("%s %v: still running 60 s after SIGINT", bin, args)
+	}
+	lines := strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n")
+	return cmd.ProcessState.ExitCode(), lines[len(lines)-1]
+}
+
+// TestHostileInterruptMessages: Ctrl-C during eval and cas says what is
+// true, in one line: eval's report is as it was, cas adds nothing and does
+// not resume (class 12); a FIFO listed as a sample is refused at once
+// instead of hanging eval (class 1).
+func TestHostileInterruptMessages(t *testing.T) {
+	testenv.ORT(t)
+	out := filepath.Join(t.TempDir(), "eval")
+	code, last := interrupt(t, 4*time.Second, "condiff-run", "eval", "--model", "../../assets/pretrained/mnist-cbn.onnx",
+		"--classifier", "../../assets/pretrained/mnist-clf.onnx", "--data", "mnist", "--n-per-class", "50", "--steps", "500", "--threads", "1", "--out", out)
+	if code != 1 || !strings.Contains(last, "interrupted: "+out+"/report.json and report.md are as they were") {
+		t.Errorf("eval after Ctrl-C: status %d, %q", code, last)
+	}
+	ev := tinyEval(t)
+	report, _ := os.ReadFile(filepath.Join(ev, "report.json"))
+	code, last = interrupt(t, 3*time.Second, "condiff", "cas", "--eval", ev, "--steps", "1000000", "--repeats", "1", "--subsets", "1", "--batch", "4", "--synthetic-per-class", "4")
+	if code != 1 || !strings.Contains(last, "interrupted; the report is unchanged (cas does not resume") {
+		t.Errorf("cas after Ctrl-C: status %d, %q", code, last)
+	}
+	if b, _ := os.ReadFile(filepath.Join(ev, "report.json")); !bytes.Equal(b, report) {
+		t.Error("cas changed the report although interrupted")
+	}
+	fifo := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(fifo, "a.png"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(fifo, "manifest.json"), []byte(`{"model":"m.onnx","sampler":"ddim","steps":2,"complete":true,"images":[{"index":0,"class":0,"file":"a.png"}]}`), 0o644)
+	refused(t, run(t, "condiff-run", "eval", "--samples", fifo, "--classifier", "../../assets/pretrained/mnist-clf.onnx", "--data", "mnist",
+		"--out", filepath.Join(t.TempDir(), "e")), "", "a.png", "not a regular file")
+}

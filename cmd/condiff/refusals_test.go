@@ -67,32 +67,7 @@ func TestRefusalsNameOwnFlags(t *testing.T) {
 		mnist = "../../assets/pretrained/mnist-cbn.onnx"
 		clf   = "../../assets/pretrained/mnist-clf.onnx"
 	)
-	// An evaluation for cas, all of it tiny so that a value cas accepts
-	// runs in seconds: a classifier of the synthetic set at 8×8 and two
-	// sample PNGs of each class.
-	ev := filepath.Join(dir, "ev")
-	clfRun, clf8 := filepath.Join(dir, "clf"), filepath.Join(dir, "clf.onnx")
-	for _, args := range [][]string{
-		{"train-classifier", "--out", clfRun, "--data", "synthetic", "--size", "8", "--base", "8", "--steps", "1", "--batch", "4", "--synthetic-per-class", "4"},
-		{"export", "--run", clfRun, "--out", clf8},
-	} {
-		if r := run(t, "condiff", args...); r.code != 0 {
-			t.Fatalf("%v: %s", args, r.stderr)
-		}
-	}
-	os.MkdirAll(filepath.Join(ev, "samples"), 0o755)
-	var entries []string
-	for i := 0; i < 8; i++ {
-		name := fmt.Sprintf("%06d.png", i)
-		img := image.NewGray(image.Rect(0, 0, 8, 8))
-		img.Pix[i] = 255
-		var b bytes.Buffer
-		png.Encode(&b, img)
-		os.WriteFile(filepath.Join(ev, "samples", name), b.Bytes(), 0o644)
-		entries = append(entries, fmt.Sprintf(`{"index": %d, "class": %d, "file": %q}`, i, i/2, name))
-	}
-	os.WriteFile(filepath.Join(ev, "samples", "manifest.json"), []byte(`{"model": "m.onnx", "sampler": "ddim", "steps": 2, "complete": true, "images": [`+strings.Join(entries, ",")+`]}`), 0o644)
-	os.WriteFile(filepath.Join(ev, "report.json"), []byte(`{"classifier": "`+clf8+`", "dataset": "synthetic", "accuracy": 1}`), 0o644)
+	ev := tinyEval(t)
 
 	train := []string{"--steps", "1", "--size", "8", "--base", "8", "--synthetic-per-class", "2", "--batch", "2", "--save-every", "0"}
 	bases := map[string]func(out string) []string{
@@ -189,4 +164,37 @@ func TestRefusalsNameOwnFlags(t *testing.T) {
 			}
 		}
 	})
+}
+
+// tinyEval writes an evaluation directory for cas, all of it tiny so that
+// cas runs in seconds: a classifier of the synthetic set at 8×8 (trained
+// one step) and two sample PNGs of each class.
+func tinyEval(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	ev := filepath.Join(dir, "ev")
+	clfRun, clf8 := filepath.Join(dir, "clf"), filepath.Join(dir, "clf.onnx")
+	for _, args := range [][]string{
+		{"train-classifier", "--out", clfRun, "--data", "synthetic", "--size", "8", "--base", "8", "--steps", "1", "--batch", "4", "--synthetic-per-class", "4"},
+		{"export", "--run", clfRun, "--out", clf8},
+	} {
+		if r := run(t, "condiff", args...); r.code != 0 {
+			t.Fatalf("%v: %s", args, r.stderr)
+		}
+	}
+	os.MkdirAll(filepath.Join(ev, "samples"), 0o755)
+	var entries []string
+	for i := 0; i < 8; i++ {
+		name := fmt.Sprintf("%06d.png", i)
+		img := image.NewGray(image.Rect(0, 0, 8, 8))
+		img.Pix[i] = 255
+		var b bytes.Buffer
+		png.Encode(&b, img)
+		os.WriteFile(filepath.Join(ev, "samples", name), b.Bytes(), 0o644)
+		entries = append(entries, fmt.Sprintf(`{"index": %d, "class": %d, "file": %q}`, i, i/2, name))
+	}
+	os.WriteFile(filepath.Join(ev, "samples", "manifest.json"), []byte(`{"model": "m.onnx", "sampler": "ddim", "steps": 2, "complete": true, "images": [`+strings.Join(entries, ",")+`]}`), 0o644)
+	os.WriteFile(filepath.Join(ev, "report.json"), []byte(`{"classifier": "`+clf8+`", "dataset": "synthetic", "accuracy": 1}`), 0o644)
+
+	return ev
 }
