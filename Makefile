@@ -26,7 +26,7 @@ ort: setup
 # inputs (3000x): a time limit can end the run mid-input, which Go reports as
 # a failure ("context deadline exceeded").
 FUZZ := contract:FuzzParse infer:FuzzDecodeONNX infer:FuzzManifest infer:FuzzParseShard \
-	data:FuzzIDX data:FuzzImage checkpoint:FuzzLoad eval:FuzzReport
+	data:FuzzIDX data:FuzzImage checkpoint:FuzzLoad eval:FuzzReport infer:FuzzClassifierOutputs
 FUZZTIME ?= 2m
 
 test: setup

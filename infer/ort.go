@@ -374,19 +374,35 @@ func (s *Session) Classify(x []float32, n int) (logits, features []float32, dim 
 	if !ok {
 		return nil, nil, 0, fmt.Errorf("infer: %s: output features is not float32", s.Path)
 	}
-	shape := ft.GetShape()
-	if len(shape) != 2 || shape[0] != int64(n) || shape[1] < 1 || shape[1] > MaxFeatures {
-		return nil, nil, 0, fmt.Errorf("infer: %s: output features has shape %v; want [%d D] with D in 1..%d (the evaluation's D×D covariance)", s.Path, shape, n, MaxFeatures)
-	}
 	logits, features = slices.Clone(b.out[0].(*ort.Tensor[float32]).GetData()), slices.Clone(ft.GetData())
-	for name, v := range map[string][]float32{contract.OutputLogits: logits, contract.OutputFeatures: features} {
-		for i, x := range v {
+	dim, err = checkClassifierOutputs(logits, features, ft.GetShape(), n, s.Info.NumClasses)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("infer: %s: %w", s.Path, err)
+	}
+	return logits, features, dim, nil
+}
+
+// checkClassifierOutputs checks what a classifier returned for n images:
+// logits [n K] and features [n D] with D in 1..MaxFeatures, all finite. It
+// returns D.
+func checkClassifierOutputs(logits, features []float32, shape []int64, n, k int) (int, error) {
+	if len(shape) != 2 || shape[0] != int64(n) || shape[1] < 1 || shape[1] > MaxFeatures || int64(len(features)) != shape[0]*shape[1] {
+		return 0, fmt.Errorf("output %s has shape %v; want [%d D] with D in 1..%d (the evaluation's D×D covariance)", contract.OutputFeatures, shape, n, MaxFeatures)
+	}
+	if len(logits) != n*k {
+		return 0, fmt.Errorf("output %s holds %d values; want [%d %d]", contract.OutputLogits, len(logits), n, k)
+	}
+	for _, o := range []struct {
+		name string
+		v    []float32
+	}{{contract.OutputLogits, logits}, {contract.OutputFeatures, features}} {
+		for i, x := range o.v {
 			if x-x != 0 { // NaN or ±Inf
-				return nil, nil, 0, fmt.Errorf("infer: %s: output %s is not finite (%v at value %d of %d images): the classifier cannot judge them", s.Path, name, x, i, n)
+				return 0, fmt.Errorf("output %s is not finite (%v at value %d of %d images): the classifier cannot judge them", o.name, x, i, n)
 			}
 		}
 	}
-	return logits, features, int(shape[1]), nil
+	return int(shape[1]), nil
 }
 
 // MaxFeatures bounds a classifier's feature width: evaluation fits a D×D
