@@ -34,6 +34,8 @@ func (r *Report) check() error {
 		{"inception_score", r.IS, 0, 1e6}, {"real_inception_score", r.RealIS, 0, 1e6},
 		{"frechet_distance", r.FD, 0, 1e12}, {"real_vs_real_frechet_distance", r.RealFD, 0, 1e12},
 		{"images_per_second", r.ImagesPerSecond, 0, 1e12},
+		{"precision", r.Precision, 0, 1}, {"recall", r.Recall, 0, 1},
+		{"real_precision", r.RealPrecision, 0, 1}, {"real_recall", r.RealRecall, 0, 1},
 	} {
 		if v := float64(f.v); !math.IsNaN(v) && !(v >= f.lo && v <= f.hi) {
 			return fmt.Errorf("%s %g is out of [%g, %g]", f.name, v, f.lo, f.hi)

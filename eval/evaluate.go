@@ -139,6 +139,9 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	report.IS, report.RealIS = Num(InceptionScore(sp, K)), Num(InceptionScore(ap, K))
 	report.FD = Num(FrechetDistance(Fit(sf, dim), Fit(af, dim)))
 	report.RealFD = Num(FrechetDistance(Fit(bf, dim), Fit(af, dim)))
+	if err := report.distribution(clf, real, perm, n, o, sf, af, bf, dim); err != nil {
+		return nil, err
+	}
 	counts := make([]int, K)
 	for _, l := range samples.Labels {
 		counts[l]++
@@ -180,6 +183,50 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	return &report, nil
+}
+
+// Draws is the most disjoint real subsets of the samples' size an
+// evaluation draws (as many as the held-out split holds, up to this).
+const Draws = 6
+
+// distribution measures the samples' distribution against several
+// disjoint real draws of their size: FD against each draw (mean ± sd), the
+// real-vs-real floor over disjoint pairs of draws (mean ± sd), their ratio
+// with its interval, KID (samples vs draw 0, and draw 1 vs draw 0 as the
+// real reference) and precision/recall (k = 3, likewise). Draws 0 and 1
+// are the subsets A and B the other figures use.
+func (r *Report) distribution(clf *infer.Session, real *data.Set, perm []int, n int, o Options, sf, af, bf []float32, dim int) error {
+	feats := [][]float32{af, bf}
+	D := real.C * real.Size * real.Size
+	for j := 2; j < Draws && (j+1)*n <= real.N; j++ {
+		x := make([]float32, 0, n*D)
+		for _, i := range perm[j*n : (j+1)*n] {
+			x = append(x, real.Image(i)...)
+		}
+		_, f, _, err := classify(clf, x)
+		if err != nil {
+			return err
+		}
+		feats = append(feats, f)
+	}
+	s := Fit(sf, dim)
+	var fds, floor []float64
+	for j, f := range feats {
+		g := Fit(f, dim)
+		fds = append(fds, FrechetDistance(s, g))
+		if j%2 == 1 {
+			floor = append(floor, FrechetDistance(Fit(feats[j-1], dim), g))
+		}
+	}
+	r.RealDraws = len(feats)
+	r.FDDraws, r.FloorDraws = interval(fds), interval(floor)
+	r.FDRatio = RatioOf(r.FDDraws, r.FloorDraws)
+	m := min(n/2, 1000) // subsets of half the images, so that they differ
+	r.KID, r.RealKID = KID(sf, af, dim, 10, m, o.Seed), KID(bf, af, dim, 10, m, o.Seed)
+	p, rc := PrecisionRecall(af, sf, dim, 3)
+	rp, rr := PrecisionRecall(af, bf, dim, 3)
+	r.Precision, r.Recall, r.RealPrecision, r.RealRecall = Num(p), Num(rc), Num(rp), Num(rr)
+	return nil
 }
 
 // loadReal loads the held-out split of the real dataset, shaped for the

@@ -51,23 +51,37 @@ type Report struct {
 	Eta        float64 `json:"eta"`
 	Device     string  `json:"device,omitempty"`
 	// The sampling's wall time (files written included), when eval sampled.
-	SampleSeconds   float64           `json:"sample_seconds,omitempty"`
-	ImagesPerSecond Num               `json:"images_per_second"`
-	Accuracy        Num               `json:"accuracy"`
-	RealAccuracy    Num               `json:"real_accuracy"`
-	IS              Num               `json:"inception_score"`
-	RealIS          Num               `json:"real_inception_score"`
-	FD              Num               `json:"frechet_distance"`
-	RealFD          Num               `json:"real_vs_real_frechet_distance"`
-	KNN             Num               `json:"tsne_knn_separability"`
-	RealKNN         Num               `json:"real_tsne_knn_separability"`
-	Classes         []ClassResult     `json:"classes"`
-	Train           json.RawMessage   `json:"train,omitempty"`
-	TrainedSteps    int               `json:"trained_steps,omitempty"`     // optimiser steps behind the exported weights
-	Complete        bool              `json:"complete"`                    // false: the sampling run was interrupted or shards are missing
-	RealNotHeldOut  bool              `json:"real_not_held_out,omitempty"` // the real images are the classifier's training images (a folder dataset)
-	CAS             *CAS              `json:"cas,omitempty"`               // added by condiff cas
-	Files           map[string]string `json:"files"`
+	SampleSeconds   float64 `json:"sample_seconds,omitempty"`
+	ImagesPerSecond Num     `json:"images_per_second"`
+	Accuracy        Num     `json:"accuracy"`
+	RealAccuracy    Num     `json:"real_accuracy"`
+	IS              Num     `json:"inception_score"`
+	RealIS          Num     `json:"real_inception_score"`
+	FD              Num     `json:"frechet_distance"`
+	RealFD          Num     `json:"real_vs_real_frechet_distance"`
+	KNN             Num     `json:"tsne_knn_separability"`
+	RealKNN         Num     `json:"real_tsne_knn_separability"`
+	// The distribution against several disjoint real draws of the samples'
+	// size (see Draws): FD to each draw, the real-vs-real floor over
+	// disjoint pairs, their ratio with its interval, KID and
+	// precision/recall with the real reference (draw 1 against draw 0).
+	RealDraws      int               `json:"real_draws,omitempty"`
+	FDDraws        Interval          `json:"fd_over_draws"`
+	FloorDraws     Interval          `json:"floor_over_pairs"`
+	FDRatio        Ratio             `json:"fd_ratio"`
+	KID            Interval          `json:"kid"`
+	RealKID        Interval          `json:"real_kid"`
+	Precision      Num               `json:"precision"`
+	Recall         Num               `json:"recall"`
+	RealPrecision  Num               `json:"real_precision"`
+	RealRecall     Num               `json:"real_recall"`
+	Classes        []ClassResult     `json:"classes"`
+	Train          json.RawMessage   `json:"train,omitempty"`
+	TrainedSteps   int               `json:"trained_steps,omitempty"`     // optimiser steps behind the exported weights
+	Complete       bool              `json:"complete"`                    // false: the sampling run was interrupted or shards are missing
+	RealNotHeldOut bool              `json:"real_not_held_out,omitempty"` // the real images are the classifier's training images (a folder dataset)
+	CAS            *CAS              `json:"cas,omitempty"`               // added by condiff cas
+	Files          map[string]string `json:"files"`
 }
 
 // Percent formats a share as a percentage, "–" when it does not apply.
@@ -109,6 +123,9 @@ func (r Report) Markdown() string {
 	fmt.Fprintf(&b, "| classifier Inception Score | %.3f | %.3f (ceiling) |\n", r.IS, r.RealIS)
 	fmt.Fprintf(&b, "| Fréchet distance (classifier features) | %.3f (%s the floor) | %.3f (real vs real floor) |\n", r.FD, ratio(r.FD, r.RealFD), r.RealFD)
 	fmt.Fprintf(&b, "| t-SNE 5-NN class separability | %s | %s |\n\n", pct(r.KNN), pct(r.RealKNN))
+	if r.RealDraws > 0 {
+		b.WriteString(r.distributionMarkdown())
+	}
 	if math.IsNaN(float64(r.Accuracy)) {
 		b.WriteString("The model is unconditional: its samples have no label to follow; the table counts the samples the classifier assigns to each class.\n\n")
 	}
@@ -140,4 +157,39 @@ func speed(n Num) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.1f", float64(n))
+}
+
+// distributionMarkdown renders the figures measured against several real
+// draws, each with its spread; a ratio whose interval is wider than itself
+// is flagged, not printed bare.
+func (r Report) distributionMarkdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Distribution, against %d disjoint real draws of %d images (mean ± sd):\n\n", r.RealDraws, r.Samples)
+	fmt.Fprintf(&b, "| measure | samples | real vs real |\n|---|---|---|\n")
+	fmt.Fprintf(&b, "| Fréchet distance | %s (over %d draws) | %s (floor, over %d disjoint pairs) |\n", pm(r.FDDraws, 3), r.FDDraws.N, pm(r.FloorDraws, 3), r.FloorDraws.N)
+	ratio := fmt.Sprintf("%.2f× [%.2f, %s]", float64(r.FDRatio.Value), float64(r.FDRatio.Lo), hiStr(r.FDRatio.Hi))
+	if r.FDRatio.Wide() {
+		ratio += " — **not measured: the interval is wider than the ratio**; evaluate more samples"
+	}
+	fmt.Fprintf(&b, "| FD / floor | %s | 1 |\n", ratio)
+	fmt.Fprintf(&b, "| KID (×10³, 10 subsets of half the images) | %s | %s |\n", pm(scale(r.KID, 1e3), 2), pm(scale(r.RealKID, 1e3), 2))
+	fmt.Fprintf(&b, "| precision (fidelity) | %s | %s |\n", pct(r.Precision), pct(r.RealPrecision))
+	fmt.Fprintf(&b, "| recall (diversity) | %s | %s |\n\n", pct(r.Recall), pct(r.RealRecall))
+	return b.String()
+}
+
+func pm(v Interval, digits int) string {
+	if math.IsNaN(float64(v.Mean)) {
+		return "–"
+	}
+	return fmt.Sprintf("%.*f ± %.*f", digits, float64(v.Mean), digits, float64(v.SD))
+}
+
+func scale(v Interval, k float64) Interval { return Interval{Mean: v.Mean * Num(k), SD: v.SD * Num(k), N: v.N} }
+
+func hiStr(h Num) string {
+	if math.IsInf(float64(h), 0) || math.IsNaN(float64(h)) {
+		return "∞"
+	}
+	return fmt.Sprintf("%.2f", float64(h))
 }

@@ -57,6 +57,11 @@ func Eval(args []string) error {
 	}
 	fmt.Printf("eval: accuracy %s (real %s), IS %.2f (real %.2f), FD %.3f (real floor %.3f), t-SNE 5-NN %s\n",
 		eval.Percent(r.Accuracy), eval.Percent(r.RealAccuracy), r.IS, r.RealIS, r.FD, r.RealFD, eval.Percent(r.KNN))
+	if r.RealDraws > 0 {
+		fmt.Printf("eval: over %d real draws: FD %.3f ± %.3f, floor %.3f ± %.3f, FD/floor %.2f× [%.2f, %.2f]; KID %.2g ± %.2g (real %.2g ± %.2g); precision %s, recall %s (real %s, %s)\n",
+			r.RealDraws, r.FDDraws.Mean, r.FDDraws.SD, r.FloorDraws.Mean, r.FloorDraws.SD, r.FDRatio.Value, r.FDRatio.Lo, r.FDRatio.Hi,
+			r.KID.Mean, r.KID.SD, r.RealKID.Mean, r.RealKID.SD, eval.Percent(r.Precision), eval.Percent(r.Recall), eval.Percent(r.RealPrecision), eval.Percent(r.RealRecall))
+	}
 	if !r.Complete {
 		fmt.Fprintf(os.Stderr, "eval: warning: the sampling run did not finish; the figures are for its %d images\n", r.Samples)
 	}
