@@ -185,7 +185,9 @@ func pm(v Interval, digits int) string {
 	return fmt.Sprintf("%.*f ± %.*f", digits, float64(v.Mean), digits, float64(v.SD))
 }
 
-func scale(v Interval, k float64) Interval { return Interval{Mean: v.Mean * Num(k), SD: v.SD * Num(k), N: v.N} }
+func scale(v Interval, k float64) Interval {
+	return Interval{Mean: v.Mean * Num(k), SD: v.SD * Num(k), N: v.N}
+}
 
 func hiStr(h Num) string {
 	if math.IsInf(float64(h), 0) || math.IsNaN(float64(h)) {
