@@ -96,7 +96,7 @@ func Compare(paths []string, out string) (string, error) {
 			smp = fmt.Sprintf("%s %d", r.Sampler, r.Steps)
 		}
 		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %.2f (%.2f) | %.3f (%.3f) | %s | %s | %s |\n", cell(r.Label), trained, r.Samples, smp,
-			pct(r.Accuracy), r.IS, r.RealIS, r.FD, r.RealFD, ratio(r.FD, r.RealFD), pct(r.KNN), speed(r.ImagesPerSecond))
+			pct(r.Accuracy), r.IS, r.RealIS, r.FD, r.RealFD, r.fdRatio(), pct(r.KNN), speed(r.ImagesPerSecond))
 		withCAS = withCAS || r.CAS != nil
 	}
 	if withCAS {

@@ -68,7 +68,7 @@ func Frontier(reps []Report, out string) (string, error) {
 	b.WriteString("| guidance | sampler | steps | accuracy | FD / floor | images/s |\n|---|---|---|---|---|---|\n")
 	for _, s := range ss {
 		for _, r := range s.reps {
-			fmt.Fprintf(&b, "| %g | %s | %d | %s | %s | %s |\n", r.Guidance, r.Sampler, r.Steps, pct(r.Accuracy), ratio(r.FD, r.RealFD), speed(r.ImagesPerSecond))
+			fmt.Fprintf(&b, "| %g | %s | %d | %s | %s | %s |\n", r.Guidance, r.Sampler, r.Steps, pct(r.Accuracy), r.fdRatio(), speed(r.ImagesPerSecond))
 		}
 	}
 	if out == "" {
@@ -82,10 +82,14 @@ func Frontier(reps []Report, out string) (string, error) {
 		legendTop bool // where the curves are not: distances fall, accuracies rise
 		v         func(Report) float64
 	}{
-		{"frontier.png", "Fréchet distance / real floor", true, func(r Report) float64 { return float64(r.FD / r.RealFD) }},
+		{"frontier.png", "Fréchet distance / real floor", true, fdOrRatio},
 		{"frontier_acc.png", "conditioning accuracy (%)", false, func(r Report) float64 { return 100 * float64(r.Accuracy) }},
 	} {
-		if err := plotFrontier(filepath.Join(out, f.file), ss, f.y, f.legendTop, f.v); err != nil {
+		var bars func(Report) (lo, hi float64)
+		if f.file == "frontier.png" {
+			bars = fdBars
+		}
+		if err := plotFrontier(filepath.Join(out, f.file), ss, f.y, f.legendTop, f.v, bars); err != nil {
 			return "", fmt.Errorf("frontier: %s: %w", f.file, err)
 		}
 	}
@@ -99,7 +103,7 @@ func Frontier(reps []Report, out string) (string, error) {
 // plotFrontier draws one line per series through its step counts, x =
 // images/s on a log axis, each point labelled with its steps. Reports
 // without a timing or a finite value are left out.
-func plotFrontier(path string, ss []series, ylabel string, legendTop bool, v func(Report) float64) error {
+func plotFrontier(path string, ss []series, ylabel string, legendTop bool, v func(Report) float64, bars func(Report) (lo, hi float64)) error {
 	p := plot.New()
 	p.X.Label.Text = "images/s (log scale)"
 	p.Y.Label.Text = ylabel
@@ -142,6 +146,22 @@ func plotFrontier(path string, ss []series, ylabel string, legendTop bool, v fun
 		}
 		lb.Offset = vg.Point{Y: vg.Points(5)}
 		p.Add(l, sc, lb)
+		if bars != nil {
+			var eb errBars
+			for _, r := range s.reps {
+				y := v(r)
+				if !(r.ImagesPerSecond > 0) || math.IsNaN(y) || math.IsInf(y, 0) {
+					continue
+				}
+				lo, hi := bars(r)
+				eb.XYs = append(eb.XYs, plotter.XY{X: float64(r.ImagesPerSecond), Y: y})
+				eb.YErrors = append(eb.YErrors, struct{ Low, High float64 }{y - lo, hi - y})
+			}
+			if e, err := plotter.NewYErrorBars(eb); err == nil {
+				e.Color = c
+				p.Add(e)
+			}
+		}
 		p.Legend.Add(s.name(), l, sc)
 		drawn++
 	}
@@ -168,3 +188,35 @@ func (ticks125) Ticks(lo, hi float64) []plot.Tick {
 	}
 	return ts
 }
+
+// fdOrRatio is the FD / floor a frontier plots: the mean over real draws
+// where the report has them, else the single-draw ratio.
+func fdOrRatio(r Report) float64 {
+	if r.RealDraws > 0 {
+		return float64(r.FDRatio.Value)
+	}
+	return float64(r.FD / r.RealFD)
+}
+
+// fdBars is the FD ratio's interval, for error bars (the point itself where
+// it was measured once; an unbounded top is drawn at twice the value).
+func fdBars(r Report) (lo, hi float64) {
+	v := fdOrRatio(r)
+	if r.RealDraws == 0 {
+		return v, v
+	}
+	lo, hi = float64(r.FDRatio.Lo), float64(r.FDRatio.Hi)
+	if math.IsNaN(hi) || math.IsInf(hi, 0) {
+		hi = 2 * v
+	}
+	return lo, hi
+}
+
+// errBars holds points and their vertical error bars for plotter.
+type errBars struct {
+	plotter.XYs
+	YErrors []struct{ Low, High float64 }
+}
+
+// YError gives the bar below and above point i.
+func (e errBars) YError(i int) (float64, float64) { return e.YErrors[i].Low, e.YErrors[i].High }

@@ -88,6 +88,20 @@ type Report struct {
 func Percent(n Num) string { return pct(n) }
 
 // ratio is a/b to two decimals with a × sign, or – where either is missing.
+// fdRatio is the report's FD / floor: with its interval where it was
+// measured over several real draws (flagged "(wide)" when the interval is
+// wider than the ratio), else the single-draw ratio.
+func (r Report) fdRatio() string {
+	if r.RealDraws == 0 {
+		return ratio(r.FD, r.RealFD)
+	}
+	s := fmt.Sprintf("%.2f× [%.2f, %s]", float64(r.FDRatio.Value), float64(r.FDRatio.Lo), hiStr(r.FDRatio.Hi))
+	if r.FDRatio.Wide() {
+		s += " (wide)"
+	}
+	return s
+}
+
 func ratio(a, b Num) string {
 	if math.IsNaN(float64(a)) || math.IsNaN(float64(b)) || b <= 0 {
 		return "–"

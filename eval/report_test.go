@@ -112,3 +112,29 @@ func TestMarkdownCells(t *testing.T) {
 		t.Errorf("the class name is not escaped:\n%s", r.Markdown())
 	}
 }
+
+// TestFrontierIntervals: reports measured over real draws show FD / floor
+// with its interval in compare's and the frontier's tables, flagged when
+// the interval is wider than the ratio, and the frontier plot gets error
+// bars.
+func TestFrontierIntervals(t *testing.T) {
+	mk := func(steps int, ips, v, lo, hi float64) Report {
+		return Report{Model: "m.onnx", Sampler: "ddim", Steps: steps, Guidance: 1, Accuracy: 0.9, FD: 1, RealFD: 0.5, ImagesPerSecond: Num(ips),
+			RealDraws: 6, FDRatio: Ratio{Value: Num(v), Lo: Num(lo), Hi: Num(hi)}}
+	}
+	reps := []Report{mk(10, 50, 2, 1.8, 2.3), mk(20, 25, 3, 1, 6)}
+	out := filepath.Join(t.TempDir(), "f")
+	table, err := Frontier(reps, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table, "| 2.00× [1.80, 2.30] |") || !strings.Contains(table, "3.00× [1.00, 6.00] (wide)") {
+		t.Errorf("frontier table:\n%s", table)
+	}
+	if st, err := os.Stat(filepath.Join(out, "frontier.png")); err != nil || st.Size() == 0 {
+		t.Errorf("frontier.png: %v", err)
+	}
+	if lo, hi := fdBars(reps[0]); lo != 1.8 || hi != 2.3 {
+		t.Errorf("error bar %g..%g", lo, hi)
+	}
+}
