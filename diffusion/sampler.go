@@ -104,6 +104,13 @@ func ParseSampler(name string) (Sampler, error) {
 	return nil, field.Errorf("diffusion", "Sampler", name, "not %s", SamplerNames())
 }
 
+// DefaultGuidance is the classifier-free guidance weight of a model trained
+// with label dropout when none is asked for: at 1 the shipped models'
+// samples follow their class 10–16 points more often than at 0 (MNIST
+// 99.7% vs 89.5%, Fashion-MNIST 95.3% vs 79.4%, 100 per class) with higher
+// precision and lower recall (README, Evaluate).
+const DefaultGuidance = 1.0
+
 // DefaultSteps is the chain length of samplers that take any number of
 // steps when none is asked for (capped at T): on the shipped models 20 DDIM
 // steps are as good as 50 (docs/frontier).

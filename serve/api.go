@@ -118,6 +118,9 @@ type params struct {
 
 func (s *Server) newPlan(p params, choices []infer.ClassChoice, n int) (*plan, error) {
 	pl := &plan{sampler: diffusion.DDIM, seed: 1}
+	if s.info.HasNull {
+		pl.guidance = diffusion.DefaultGuidance // sample's default for a guidance-ready model
+	}
 	if p.sampler != nil {
 		var err error
 		if pl.sampler, err = diffusion.ParseSampler(*p.sampler); err != nil {

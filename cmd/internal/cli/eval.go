@@ -44,6 +44,7 @@ func Eval(args []string) error {
 		if err := withDefaultModel(&o.Sample.Model); err != nil {
 			return err
 		}
+		smp.guidanceFor(o.Sample.Model)
 	}
 	o.Sample.Session, o.Sample.Progress = *so, os.Stderr
 	ctx, stop := Interruptible()
