@@ -368,41 +368,52 @@ func (s *Server) failed(w http.ResponseWriter, ctx context.Context, err error) {
 	}
 }
 
-func (s *Server) samples(w http.ResponseWriter, r *http.Request) int {
-	var req SamplesRequest
+// accept decodes a request body into a T, plans it and submits it to the
+// scheduler; false: the request was answered already (400, 413, 429).
+// cancel ends the job's time.
+func accept[T any](s *Server, w http.ResponseWriter, r *http.Request, planOf func(*T) (*plan, error)) (j *job, p *plan, cancel context.CancelFunc, ok bool) {
+	var req T
 	if err := decode(r.Body, &req); err != nil {
 		s.refuse(w, err)
-		return 0
+		return nil, nil, nil, false
 	}
-	p, err := s.samplesPlan(&req)
+	p, err := planOf(&req)
 	if err != nil {
 		s.refuse(w, err)
-		return 0
+		return nil, nil, nil, false
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.o.RequestTimeout)
-	defer cancel()
-	j, ok := s.submit(w, ctx, p)
+	if j, ok = s.submit(w, ctx, p); !ok {
+		cancel()
+		return nil, nil, nil, false
+	}
+	return j, p, cancel, true
+}
+
+func (s *Server) samples(w http.ResponseWriter, r *http.Request) int {
+	j, p, cancel, ok := accept(s, w, r, s.samplesPlan)
 	if !ok {
 		return 0
 	}
+	defer cancel()
 	resp := SamplesResponse{Model: s.o.Model, Sampler: p.sampler.Name(), Steps: len(p.ts), Eta: p.eta, Guidance: p.guidance, Seed: p.seed}
-	accept := r.Header.Get("Accept")
-	if strings.Contains(accept, "text/event-stream") {
+	acceptHdr := r.Header.Get("Accept")
+	if strings.Contains(acceptHdr, "text/event-stream") {
 		return s.stream(w, j, p, resp)
 	}
 	var images []Image
-	err = j.wait(func(f finished) {
+	err := j.wait(func(f finished) {
 		if im, err := s.image(p, f); err == nil {
 			images = append(images, im)
 		}
 	}, nil)
 	if err != nil {
-		s.failed(w, ctx, err)
+		s.failed(w, j.ctx, err)
 		return 0
 	}
 	sort.Slice(images, func(a, b int) bool { return images[a].Index < images[b].Index })
 	resp.Images = images
-	if r.URL.Query().Get("format") == "zip" || strings.Contains(accept, "application/zip") {
+	if r.URL.Query().Get("format") == "zip" || strings.Contains(acceptHdr, "application/zip") {
 		return s.zip(w, resp)
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -493,30 +504,19 @@ type OpenAIResponse struct {
 }
 
 func (s *Server) generations(w http.ResponseWriter, r *http.Request) int {
-	var req OpenAIRequest
-	if err := decode(r.Body, &req); err != nil {
-		s.refuse(w, err)
-		return 0
-	}
-	p, err := s.openAIPlan(&req)
-	if err != nil {
-		s.refuse(w, err)
-		return 0
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.o.RequestTimeout)
-	defer cancel()
-	j, ok := s.submit(w, ctx, p)
+	j, p, cancel, ok := accept(s, w, r, s.openAIPlan)
 	if !ok {
 		return 0
 	}
+	defer cancel()
 	pngs := make([][]byte, len(p.indices))
-	err = j.wait(func(f finished) {
+	err := j.wait(func(f finished) {
 		if im, err := s.image(p, f); err == nil {
 			pngs[f.pos] = im.PNG
 		}
 	}, nil)
 	if err != nil {
-		s.failed(w, ctx, err)
+		s.failed(w, j.ctx, err)
 		return 0
 	}
 	resp := OpenAIResponse{Created: time.Now().Unix()}
