@@ -24,7 +24,7 @@ mkdir -p "$docs"
 "$bin" export --run "$p/$name-cbn.run" --out "$p/$name-cbn.onnx"
 "$bin" export --run "$p/$name-clf.run" --out "$p/$name-clf.onnx"
 for w in 0 1 2; do
-  "$bin" eval --model "$p/$name-cbn.onnx" --classifier "$p/$name-clf.onnx" --data "$data" --n-per-class "${N_PER_CLASS:-50}" \
+  "$bin" eval --model "$p/$name-cbn.onnx" --classifier "$p/$name-clf.onnx" --data "$data" --n-per-class "${N_PER_CLASS:-100}" \
     --sampler ddim --steps 25 --guidance "$w" --run "$p/$name-cbn.run" --out "out/pretrained-$name-w$w"
 done
 "$bin" compare --out "$docs" out/pretrained-$name-w{0,1,2}/report.json

@@ -14,7 +14,7 @@ func Eval(args []string) error {
 	fs.StringVar(&o.Sample.Model, "model", "", "denoiser .onnx to sample (default: the shipped "+DefaultModel+")")
 	fs.StringVar(&o.Classifier, "classifier", "", "independent classifier .onnx (condiff train-classifier + export) (required)")
 	ds := DataFlags(fs, &o.Data, DataName|DataClasses|DataSeed, "", "real dataset the classifier was trained on (its test split is the reference) (required)")
-	fs.IntVar(&o.Sample.N, "n-per-class", 50, "samples per class")
+	fs.IntVar(&o.Sample.N, "n-per-class", 100, "samples per class (fewer make the distribution figures noise: README, Evaluate)")
 	fs.StringVar(&o.Out, "out", "eval", "output directory (report.md, report.json, pictures)")
 	fs.StringVar(&o.Samples, "samples", "", "evaluate an existing sample directory instead of sampling")
 	fs.StringVar(&o.Run, "run", "", "training run directory, for the loss curve")
