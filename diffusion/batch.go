@@ -35,15 +35,20 @@ func (im *Image) Done() bool { return im.pos >= len(im.chain.Timesteps) }
 // Progress is the number of denoiser calls made and the chain's length.
 func (im *Image) Progress() (done, steps int) { return im.pos, len(im.chain.Timesteps) }
 
-// Rows is the number of denoiser rows a call over images takes: one per
-// image, two for a guided one (its null row).
+// RowsPerImage is the denoiser rows one image takes in a call: one, two
+// when guided (its null row).
+func RowsPerImage(guidance float64) int {
+	if guidance != 0 {
+		return 2
+	}
+	return 1
+}
+
+// Rows is the number of denoiser rows a call over images takes.
 func Rows(images []*Image) int {
 	n := 0
 	for _, im := range images {
-		n++
-		if im.Guidance != 0 {
-			n++
-		}
+		n += RowsPerImage(im.Guidance)
 	}
 	return n
 }

@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"sort"
@@ -48,6 +49,15 @@ func RatioOf(a, b Interval) Ratio {
 		r.Hi = Num((am + as) / (bm - bs))
 	}
 	return r
+}
+
+// String is "2.00× [1.80, 2.30]" (∞ for an unbounded top).
+func (r Ratio) String() string {
+	hi := "∞"
+	if h := float64(r.Hi); !math.IsInf(h, 0) && !math.IsNaN(h) {
+		hi = fmt.Sprintf("%.2f", h)
+	}
+	return fmt.Sprintf("%.2f× [%.2f, %s]", float64(r.Value), float64(r.Lo), hi)
 }
 
 // Wide reports whether the interval is wider than the figure itself: such

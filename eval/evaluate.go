@@ -137,8 +137,6 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	realAcc, _ := Accuracy(Argmax(ap, K), labA, K)
 	report.Accuracy, report.RealAccuracy = Num(acc), Num(realAcc)
 	report.IS, report.RealIS = Num(InceptionScore(sp, K)), Num(InceptionScore(ap, K))
-	report.FD = Num(FrechetDistance(Fit(sf, dim), Fit(af, dim)))
-	report.RealFD = Num(FrechetDistance(Fit(bf, dim), Fit(af, dim)))
 	if err := report.distribution(clf, real, perm, n, o, sf, af, bf, dim); err != nil {
 		return nil, err
 	}
@@ -194,7 +192,8 @@ const Draws = 6
 // real-vs-real floor over disjoint pairs of draws (mean ± sd), their ratio
 // with its interval, KID (samples vs draw 0, and draw 1 vs draw 0 as the
 // real reference) and precision/recall (k = 3, likewise). Draws 0 and 1
-// are the subsets A and B the other figures use.
+// are the subsets A and B the other figures use; FD and RealFD are their
+// single-draw figures.
 func (r *Report) distribution(clf *infer.Session, real *data.Set, perm []int, n int, o Options, sf, af, bf []float32, dim int) error {
 	feats := [][]float32{af, bf}
 	D := real.C * real.Size * real.Size
@@ -211,13 +210,17 @@ func (r *Report) distribution(clf *infer.Session, real *data.Set, perm []int, n 
 	}
 	s := Fit(sf, dim)
 	var fds, floor []float64
+	var prev Gaussian
 	for j, f := range feats {
-		g := Fit(f, dim)
+		g := Fit(f, dim) // each draw fitted once
 		fds = append(fds, FrechetDistance(s, g))
 		if j%2 == 1 {
-			floor = append(floor, FrechetDistance(Fit(feats[j-1], dim), g))
+			floor = append(floor, FrechetDistance(g, prev))
 		}
+		prev = g
 	}
+	// FD and the floor of draw A (and A, B): the single-draw figures.
+	r.FD, r.RealFD = Num(fds[0]), Num(floor[0])
 	r.RealDraws = len(feats)
 	r.FDDraws, r.FloorDraws = interval(fds), interval(floor)
 	r.FDRatio = RatioOf(r.FDDraws, r.FloorDraws)

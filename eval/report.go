@@ -95,7 +95,7 @@ func (r Report) fdRatio() string {
 	if r.RealDraws == 0 {
 		return ratio(r.FD, r.RealFD)
 	}
-	s := fmt.Sprintf("%.2f× [%.2f, %s]", float64(r.FDRatio.Value), float64(r.FDRatio.Lo), hiStr(r.FDRatio.Hi))
+	s := r.FDRatio.String()
 	if r.FDRatio.Wide() {
 		s += " (wide)"
 	}
@@ -181,7 +181,7 @@ func (r Report) distributionMarkdown() string {
 	fmt.Fprintf(&b, "Distribution, against %d disjoint real draws of %d images (mean ± sd):\n\n", r.RealDraws, r.Samples)
 	fmt.Fprintf(&b, "| measure | samples | real vs real |\n|---|---|---|\n")
 	fmt.Fprintf(&b, "| Fréchet distance | %s (over %d draws) | %s (floor, over %d disjoint pairs) |\n", pm(r.FDDraws, 3), r.FDDraws.N, pm(r.FloorDraws, 3), r.FloorDraws.N)
-	ratio := fmt.Sprintf("%.2f× [%.2f, %s]", float64(r.FDRatio.Value), float64(r.FDRatio.Lo), hiStr(r.FDRatio.Hi))
+	ratio := r.FDRatio.String()
 	if r.FDRatio.Wide() {
 		ratio += " — **not measured: the interval is wider than the ratio**; evaluate more samples"
 	}
@@ -201,11 +201,4 @@ func pm(v Interval, digits int) string {
 
 func scale(v Interval, k float64) Interval {
 	return Interval{Mean: v.Mean * Num(k), SD: v.SD * Num(k), N: v.N}
-}
-
-func hiStr(h Num) string {
-	if math.IsInf(float64(h), 0) || math.IsNaN(float64(h)) {
-		return "∞"
-	}
-	return fmt.Sprintf("%.2f", float64(h))
 }

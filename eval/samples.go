@@ -10,10 +10,6 @@ import (
 	"github.com/condiff/condiff/internal/fsutil"
 )
 
-// MaxSampleBytes bounds one sample PNG (a regular file; anything else is
-// refused before it is read).
-const MaxSampleBytes = 64 << 20
-
 // SampleSet is images [N C S S] in [-1, 1] with their class labels, read
 // from a sample directory.
 type SampleSet struct {
@@ -34,7 +30,7 @@ func ReadSamples(dir string, c, size, k int) (*SampleSet, *infer.Manifest, error
 		if e.Class < 0 || e.Class >= k {
 			return nil, nil, fmt.Errorf("eval: %s has class %d; the classifier knows %d classes", e.File, e.Class, k)
 		}
-		f, err := fsutil.ReadSmallFile(filepath.Join(dir, e.File), MaxSampleBytes)
+		f, err := fsutil.ReadSmallFile(filepath.Join(dir, e.File), infer.MaxSampleBytes)
 		if err != nil {
 			return nil, nil, fmt.Errorf("eval: %w", err)
 		}

@@ -114,7 +114,7 @@ func WriteGrids(dir, suffix string, m *Manifest, info contract.Info, c, size int
 		if len(byClass[e.Class]) >= 64 {
 			continue
 		}
-		f, err := fsutil.ReadSmallFile(filepath.Join(dir, e.File), 64<<20)
+		f, err := fsutil.ReadSmallFile(filepath.Join(dir, e.File), MaxSampleBytes)
 		if err != nil {
 			return fmt.Errorf("infer: grid: %w", err)
 		}

@@ -70,6 +70,10 @@ func ReadSampleDir(dir string) (*Manifest, error) {
 	return out, checkEntries(filepath.Join(dir, "manifest.shard-*.json"), out.Images)
 }
 
+// MaxSampleBytes bounds one sample PNG that grids and eval read back (a
+// regular file; anything else is refused before it is read).
+const MaxSampleBytes = 64 << 20
+
 // MaxManifestBytes bounds a manifest file (a regular file; anything else
 // is refused before it is read): MaxImages entries of about 100 bytes.
 const MaxManifestBytes = 1 << 30

@@ -19,30 +19,32 @@ import (
 // SamplesRequest is the body of POST /v1/samples. Absent fields take
 // sample's defaults.
 type SamplesRequest struct {
-	Class    json.RawMessage   `json:"class,omitempty"`   // a name or an index, or "all"
-	Classes  []json.RawMessage `json:"classes,omitempty"` // several classes, n images each
-	N        *int              `json:"n,omitempty"`       // images (per class, for several)
-	Guidance *float64          `json:"guidance,omitempty"`
-	Sampler  *string           `json:"sampler,omitempty"`
-	Steps    *int              `json:"steps,omitempty"`
-	Eta      *float64          `json:"eta,omitempty"`
-	Seed     *uint64           `json:"seed,omitempty"`
+	Class   json.RawMessage   `json:"class,omitempty"`   // a name or an index, or "all"
+	Classes []json.RawMessage `json:"classes,omitempty"` // several classes, n images each
+	N       *int              `json:"n,omitempty"`       // images (per class, for several)
+	Sampling
+}
+
+// Sampling is the sampling fields both endpoints take; absent ones take
+// sample's defaults.
+type Sampling struct {
+	Guidance *float64 `json:"guidance,omitempty"`
+	Sampler  *string  `json:"sampler,omitempty"`
+	Steps    *int     `json:"steps,omitempty"`
+	Eta      *float64 `json:"eta,omitempty"`
+	Seed     *uint64  `json:"seed,omitempty"`
 }
 
 // OpenAIRequest is the body of POST /v1/images/generations: OpenAI's image
 // API, with condiff's sampling fields allowed beside it.
 type OpenAIRequest struct {
-	Prompt         string   `json:"prompt"` // a class name, exactly
-	N              *int     `json:"n,omitempty"`
-	ResponseFormat string   `json:"response_format,omitempty"` // b64_json (the only one)
-	Size           string   `json:"size,omitempty"`            // WxH; must be the model's
-	Model          string   `json:"model,omitempty"`           // ignored: the server has one
-	User           string   `json:"user,omitempty"`            // ignored
-	Guidance       *float64 `json:"guidance,omitempty"`
-	Sampler        *string  `json:"sampler,omitempty"`
-	Steps          *int     `json:"steps,omitempty"`
-	Eta            *float64 `json:"eta,omitempty"`
-	Seed           *uint64  `json:"seed,omitempty"`
+	Prompt         string `json:"prompt"` // a class name, exactly
+	N              *int   `json:"n,omitempty"`
+	ResponseFormat string `json:"response_format,omitempty"` // b64_json (the only one)
+	Size           string `json:"size,omitempty"`            // WxH; must be the model's
+	Model          string `json:"model,omitempty"`           // ignored: the server has one
+	User           string `json:"user,omitempty"`            // ignored
+	Sampling
 }
 
 // Image is one image of an answer.
@@ -107,38 +109,29 @@ type plan struct {
 	labels   []int
 }
 
-// params are the sampling fields both endpoints share, with defaults.
-type params struct {
-	guidance *float64
-	sampler  *string
-	steps    *int
-	eta      *float64
-	seed     *uint64
-}
-
-func (s *Server) newPlan(p params, choices []infer.ClassChoice, n int) (*plan, error) {
+func (s *Server) newPlan(p Sampling, choices []infer.ClassChoice, n int) (*plan, error) {
 	pl := &plan{sampler: diffusion.DDIM, seed: 1}
 	if s.info.HasNull {
 		pl.guidance = diffusion.DefaultGuidance // sample's default for a guidance-ready model
 	}
-	if p.sampler != nil {
+	if p.Sampler != nil {
 		var err error
-		if pl.sampler, err = diffusion.ParseSampler(*p.sampler); err != nil {
+		if pl.sampler, err = diffusion.ParseSampler(*p.Sampler); err != nil {
 			return nil, bad("%v", field.Rename(err, jsonFields))
 		}
 	}
-	if p.guidance != nil {
-		pl.guidance = *p.guidance
+	if p.Guidance != nil {
+		pl.guidance = *p.Guidance
 	}
-	if p.eta != nil {
-		pl.eta = *p.eta
+	if p.Eta != nil {
+		pl.eta = *p.Eta
 	}
-	if p.seed != nil {
-		pl.seed = *p.seed
+	if p.Seed != nil {
+		pl.seed = *p.Seed
 	}
 	steps := 0
-	if p.steps != nil {
-		steps = *p.steps
+	if p.Steps != nil {
+		steps = *p.Steps
 	}
 	if n < 1 || n > s.o.MaxN {
 		return nil, bad("n %d: out of 1..%d (--max-n)", n, s.o.MaxN)
@@ -231,7 +224,7 @@ func (s *Server) samplesPlan(r *SamplesRequest) (*plan, error) {
 	default:
 		choices = []infer.ClassChoice{{}}
 	}
-	return s.newPlan(params{r.Guidance, r.Sampler, r.Steps, r.Eta, r.Seed}, choices, n)
+	return s.newPlan(r.Sampling, choices, n)
 }
 
 func (s *Server) openAIPlan(r *OpenAIRequest) (*plan, error) {
@@ -252,7 +245,7 @@ func (s *Server) openAIPlan(r *OpenAIRequest) (*plan, error) {
 	if r.N != nil {
 		n = *r.N
 	}
-	return s.newPlan(params{r.Guidance, r.Sampler, r.Steps, r.Eta, r.Seed}, []infer.ClassChoice{infer.OneClass(c)}, n)
+	return s.newPlan(r.Sampling, []infer.ClassChoice{infer.OneClass(c)}, n)
 }
 
 func classNames(in contract.Info) []string {

@@ -129,29 +129,39 @@ func (s *scheduler) run(ctx context.Context) {
 // dropCancelled removes the jobs whose client left or whose time ran out,
 // and their images.
 func (s *scheduler) dropCancelled() {
-	gone := func(j *job) bool {
-		if j.ctx.Err() == nil {
-			return false
-		}
-		s.waiting.Add(-int64(len(j.indices) - j.started))
-		j.started = len(j.indices)
-		j.fail(j.ctx.Err())
-		return true
-	}
-	s.queue = slices.DeleteFunc(s.queue, gone)
-	s.removeImages(func(j *job) bool { return j.ctx.Err() != nil })
+	s.abandon(func(j *job) error { return j.ctx.Err() })
 }
 
-// removeImages takes out of flight the images of the jobs drop says.
-func (s *scheduler) removeImages(drop func(*job) bool) {
-	k := 0
-	for i, im := range s.images {
-		if drop(s.owner[i]) {
-			s.owner[i].active--
+// abandon ends the jobs, queued or in flight, for which why gives an
+// error: each fails with it, its images stop waiting and leave the batch.
+func (s *scheduler) abandon(why func(*job) error) {
+	gone := map[*job]bool{}
+	for _, j := range append(slices.Clone(s.queue), s.owner...) {
+		if gone[j] {
 			continue
 		}
-		s.images[k], s.owner[k], s.pos[k] = im, s.owner[i], s.pos[i]
-		k++
+		if err := why(j); err != nil {
+			gone[j] = true
+			s.waiting.Add(-int64(len(j.indices) - j.started))
+			j.started = len(j.indices)
+			j.fail(err)
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	s.queue = slices.DeleteFunc(s.queue, func(j *job) bool { return gone[j] })
+	s.keep(func(i int) bool { return !gone[s.owner[i]] })
+}
+
+// keep keeps in flight the images for whose index ok holds.
+func (s *scheduler) keep(ok func(i int) bool) {
+	k := 0
+	for i := range s.images {
+		if ok(i) {
+			s.images[k], s.owner[k], s.pos[k] = s.images[i], s.owner[i], s.pos[i]
+			k++
+		}
 	}
 	s.images, s.owner, s.pos = s.images[:k], s.owner[:k], s.pos[:k]
 }
@@ -183,7 +193,7 @@ func (s *scheduler) admit() {
 			if j.active == 0 {
 				limit = s.maxRows
 			}
-			if rows+1+btoi(j.guidance != 0) > limit {
+			if rows+diffusion.RowsPerImage(j.guidance) > limit {
 				continue
 			}
 			if s.maxRequests > 0 { // a few requests at a time: the oldest first
@@ -202,18 +212,11 @@ func (s *scheduler) admit() {
 		s.images, s.owner, s.pos = append(s.images, im), append(s.owner, j), append(s.pos, p)
 		j.started++
 		j.active++
-		rows += 1 + btoi(j.guidance != 0)
+		rows += diffusion.RowsPerImage(j.guidance)
 		sharing[j] = true
 		s.waiting.Add(-1)
 	}
 	s.queue = slices.DeleteFunc(s.queue, func(j *job) bool { return j.started == len(j.indices) })
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // step makes one denoiser call over every image in flight and hands the
@@ -232,17 +235,16 @@ func (s *scheduler) step() {
 	s.metrics.rows.Observe(float64(rows))
 	if err != nil {
 		s.metrics.errors.WithLabelValues("denoiser").Inc()
-		failed := map[*job]bool{}
+		inCall := map[*job]bool{}
 		for _, j := range s.owner {
-			failed[j] = true
+			inCall[j] = true
 		}
-		for j := range failed {
-			j.fail(fmt.Errorf("denoiser call of %d rows: %w", rows, err))
-			s.waiting.Add(-int64(len(j.indices) - j.started))
-			j.started = len(j.indices)
-		}
-		s.queue = slices.DeleteFunc(s.queue, func(j *job) bool { return failed[j] })
-		s.removeImages(func(j *job) bool { return failed[j] })
+		s.abandon(func(j *job) error {
+			if inCall[j] {
+				return fmt.Errorf("denoiser call of %d rows: %w", rows, err)
+			}
+			return nil
+		})
 		return
 	}
 	touched := map[*job]bool{}
@@ -261,12 +263,5 @@ func (s *scheduler) step() {
 	for j := range touched {
 		j.wake()
 	}
-	k := 0
-	for i, im := range s.images {
-		if !im.Done() {
-			s.images[k], s.owner[k], s.pos[k] = im, s.owner[i], s.pos[i]
-			k++
-		}
-	}
-	s.images, s.owner, s.pos = s.images[:k], s.owner[:k], s.pos[:k]
+	s.keep(func(i int) bool { return !s.images[i].Done() })
 }
