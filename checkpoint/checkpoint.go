@@ -52,17 +52,22 @@ type TrainInfo struct {
 	LR      float64  `json:"lr"`
 	Seed    uint64   `json:"seed"`
 	// The data options a resumed run must load the same set with.
-	PerClass  int             `json:"synthetic_per_class,omitempty"`
-	DataDir   string          `json:"data_dir,omitempty"`
-	SkipBad   bool            `json:"skip_bad,omitempty"`
-	Norm      models.NormKind `json:"norm"`
-	CFGDrop   float64         `json:"cfg_drop"`
-	ACWeight  float64         `json:"ac_weight,omitempty"`
-	ACMode    ACMode          `json:"ac_mode,omitempty"`
-	Schedule  diffusion.Spec  `json:"-"`
-	EMADecay  float64         `json:"ema_decay"`
-	GradClip  float64         `json:"grad_clip"`
-	ClfConfig *models.Config  `json:"-"` // the M_AC classifier's architecture
+	PerClass int             `json:"synthetic_per_class,omitempty"`
+	DataDir  string          `json:"data_dir,omitempty"`
+	SkipBad  bool            `json:"skip_bad,omitempty"`
+	Norm     models.NormKind `json:"norm"`
+	CFGDrop  float64         `json:"cfg_drop"`
+	ACWeight float64         `json:"ac_weight,omitempty"`
+	ACMode   ACMode          `json:"ac_mode,omitempty"`
+	Schedule diffusion.Spec  `json:"-"`
+	EMADecay float64         `json:"ema_decay"`
+	GradClip float64         `json:"grad_clip"`
+	// The learning rate's course: a linear warm-up over LRWarmup steps,
+	// then constant ("" or "constant") or a cosine decay to 0 at Steps.
+	LRSchedule     string         `json:"lr_schedule,omitempty"`
+	LRWarmup       int            `json:"lr_warmup,omitempty"`
+	ClfConfig      *models.Config `json:"-"` // the M_AC classifier's architecture
+	*models.Config `json:"-"`     // the M_AC classifier's architecture
 }
 
 // Checkpoint is everything a run needs to continue, and everything export

@@ -20,6 +20,7 @@ type LogEntry struct {
 	Loss    float64 `json:"loss"`
 	MSE     float64 `json:"mse,omitempty"`
 	Aux     float64 `json:"aux,omitempty"`
+	LR      float64 `json:"lr,omitempty"` // the step's learning rate
 	ImgPerS float64 `json:"img_per_s"`
 }
 

@@ -47,6 +47,18 @@ func (r *Report) check() error {
 	return nil
 }
 
+// precision and recall format the report's figures, "–" in a report from
+// before they were measured.
+func (r Report) precision() string { return pct(r.measured(r.Precision)) }
+func (r Report) recall() string    { return pct(r.measured(r.Recall)) }
+
+func (r Report) measured(n Num) Num {
+	if r.RealDraws == 0 {
+		return Num(math.NaN())
+	}
+	return n
+}
+
 // cell makes text safe in a Markdown table cell: a '|' would end the cell
 // and a line break the row.
 func cell(s string) string {
@@ -84,7 +96,7 @@ func Compare(paths []string, out string) (string, error) {
 		return "", err
 	}
 	var b strings.Builder
-	b.WriteString("| model | trained steps | samples | sampler | accuracy | IS (real) | FD (real floor) | FD / floor | t-SNE 5-NN | images/s |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| model | trained steps | samples | sampler | accuracy | IS (real) | FD (real floor) | FD / floor | KID ×10³ (real) | precision / recall | stray (real) | t-SNE 5-NN | images/s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	withCAS := false
 	for _, r := range reps {
 		trained := "–"
@@ -95,8 +107,9 @@ func Compare(paths []string, out string) (string, error) {
 		if r.Sampler != "" {
 			smp = fmt.Sprintf("%s %d", r.Sampler, r.Steps)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %.2f (%.2f) | %.3f (%.3f) | %s | %s | %s |\n", cell(r.Label), trained, r.Samples, smp,
-			pct(r.Accuracy), r.IS, r.RealIS, r.FD, r.RealFD, r.fdRatio(), pct(r.KNN), speed(r.ImagesPerSecond))
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %.2f (%.2f) | %.3f (%.3f) | %s | %s (%s) | %s / %s | %s (%s) | %s | %s |\n", cell(r.Label), trained, r.Samples, smp,
+			pct(r.Accuracy), r.IS, r.RealIS, r.FD, r.RealFD, r.fdRatio(), pm(scale(r.KID, 1e3), 1), pm(scale(r.RealKID, 1e3), 1),
+			r.precision(), r.recall(), pctPM(r.Stray), pctPM(r.RealStray), pct(r.KNN), speed(r.ImagesPerSecond))
 		withCAS = withCAS || r.CAS != nil
 	}
 	if withCAS {

@@ -137,6 +137,7 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	realAcc, _ := Accuracy(Argmax(ap, K), labA, K)
 	report.Accuracy, report.RealAccuracy = Num(acc), Num(realAcc)
 	report.IS, report.RealIS = Num(InceptionScore(sp, K)), Num(InceptionScore(ap, K))
+	report.Stray, report.RealStray = StrayRate(samples.X, C, S), StrayRate(append(realA, realB...), C, S)
 	if err := report.distribution(clf, real, perm, n, o, sf, af, bf, dim); err != nil {
 		return nil, err
 	}

@@ -65,16 +65,20 @@ type Report struct {
 	// size (see Draws): FD to each draw, the real-vs-real floor over
 	// disjoint pairs, their ratio with its interval, KID and
 	// precision/recall with the real reference (draw 1 against draw 0).
-	RealDraws      int               `json:"real_draws,omitempty"`
-	FDDraws        Interval          `json:"fd_over_draws"`
-	FloorDraws     Interval          `json:"floor_over_pairs"`
-	FDRatio        Ratio             `json:"fd_ratio"`
-	KID            Interval          `json:"kid"`
-	RealKID        Interval          `json:"real_kid"`
-	Precision      Num               `json:"precision"`
-	Recall         Num               `json:"recall"`
-	RealPrecision  Num               `json:"real_precision"`
-	RealRecall     Num               `json:"real_recall"`
+	RealDraws     int      `json:"real_draws,omitempty"`
+	FDDraws       Interval `json:"fd_over_draws"`
+	FloorDraws    Interval `json:"floor_over_pairs"`
+	FDRatio       Ratio    `json:"fd_ratio"`
+	KID           Interval `json:"kid"`
+	RealKID       Interval `json:"real_kid"`
+	Precision     Num      `json:"precision"`
+	Recall        Num      `json:"recall"`
+	RealPrecision Num      `json:"real_precision"`
+	RealRecall    Num      `json:"real_recall"`
+	// The share of images with a stray component (see HasStray), ± its
+	// binomial standard error; the real reference from draws A and B.
+	Stray          Interval          `json:"stray"`
+	RealStray      Interval          `json:"real_stray"`
 	Classes        []ClassResult     `json:"classes"`
 	Train          json.RawMessage   `json:"train,omitempty"`
 	TrainedSteps   int               `json:"trained_steps,omitempty"`     // optimiser steps behind the exported weights
@@ -136,7 +140,11 @@ func (r Report) Markdown() string {
 	fmt.Fprintf(&b, "| conditioning accuracy | %s | %s (classifier on real) |\n", pct(r.Accuracy), pct(r.RealAccuracy))
 	fmt.Fprintf(&b, "| classifier Inception Score | %.3f | %.3f (ceiling) |\n", r.IS, r.RealIS)
 	fmt.Fprintf(&b, "| Fréchet distance (classifier features) | %.3f (%s the floor) | %.3f (real vs real floor) |\n", r.FD, ratio(r.FD, r.RealFD), r.RealFD)
-	fmt.Fprintf(&b, "| t-SNE 5-NN class separability | %s | %s |\n\n", pct(r.KNN), pct(r.RealKNN))
+	fmt.Fprintf(&b, "| t-SNE 5-NN class separability | %s | %s |\n", pct(r.KNN), pct(r.RealKNN))
+	if r.Stray.N > 0 {
+		fmt.Fprintf(&b, "| images with a stray component | %s | %s |\n", pctPM(r.Stray), pctPM(r.RealStray))
+	}
+	b.WriteString("\n")
 	if r.RealDraws > 0 {
 		b.WriteString(r.distributionMarkdown())
 	}
@@ -192,11 +200,21 @@ func (r Report) distributionMarkdown() string {
 	return b.String()
 }
 
+// pm is "mean ± sd", "–" where not measured (NaN, or absent from an
+// older report: N is 0).
 func pm(v Interval, digits int) string {
-	if math.IsNaN(float64(v.Mean)) {
+	if math.IsNaN(float64(v.Mean)) || v.N == 0 {
 		return "–"
 	}
 	return fmt.Sprintf("%.*f ± %.*f", digits, float64(v.Mean), digits, float64(v.SD))
+}
+
+// pctPM is a share with its standard error in percent, "–" where missing.
+func pctPM(v Interval) string {
+	if math.IsNaN(float64(v.Mean)) || v.N == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f ± %.1f%%", 100*float64(v.Mean), 100*float64(v.SD))
 }
 
 func scale(v Interval, k float64) Interval {

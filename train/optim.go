@@ -7,6 +7,27 @@ import (
 	"github.com/condiff/condiff/models"
 )
 
+// LR schedules (checkpoint.TrainInfo.LRSchedule).
+const (
+	LRConstant = "constant"
+	LRCosine   = "cosine"
+)
+
+// learningRate is the rate of optimisation step `step` (1-based) of a run
+// of `steps` steps: base·step/warmup during the warm-up, then base
+// (constant) or base·½(1 + cos(π·(step−warmup)/(steps−warmup))) (cosine,
+// reaching 0 at the last step).
+func learningRate(in checkpoint.TrainInfo, step int) float64 {
+	if step <= in.LRWarmup {
+		return in.LR * float64(step) / float64(in.LRWarmup)
+	}
+	if in.LRSchedule != LRCosine || in.Steps <= in.LRWarmup {
+		return in.LR
+	}
+	f := math.Min(1, float64(step-in.LRWarmup)/float64(in.Steps-in.LRWarmup))
+	return in.LR * 0.5 * (1 + math.Cos(math.Pi*f))
+}
+
 // emaDecay warms the EMA up: min(decay, (1+step)/(10+step)).
 func emaDecay(decay float64, step int) float64 {
 	return math.Min(decay, (1+float64(step))/(10+float64(step)))

@@ -105,7 +105,7 @@ func (tr *trainer) step(rng *rand.Rand, ds *data.Set) (checkpoint.LogEntry, erro
 	if err := tr.update(); err != nil {
 		return checkpoint.LogEntry{}, fmt.Errorf("step %d: %w", ck.Step+1, err)
 	}
-	e := checkpoint.LogEntry{Step: ck.Step, Loss: loss}
+	e := checkpoint.LogEntry{Step: ck.Step, Loss: loss, LR: tr.opt.lr}
 	if gr.mse != nil {
 		e.MSE = scalar(gr.mse)
 	}
@@ -126,6 +126,7 @@ func (tr *trainer) update() error {
 	}
 	clipGlobalNorm(grads, ck.Info.GradClip)
 	ck.Step++
+	tr.opt.lr = learningRate(ck.Info, ck.Step)
 	for i, name := range tr.names {
 		w := values(gr.learn[i])
 		tr.opt.step(name, w, grads[i], ck.Step)

@@ -41,20 +41,24 @@ type Options struct {
 	Data   data.Options
 	// Set, if not nil, is the training data, in memory, instead of loading
 	// Data (whose Name is still recorded as the dataset).
-	Set       *data.Set
-	Steps     int // total optimisation steps; 0 on Resume keeps the checkpoint's target
-	Batch     int
-	LR        float64
-	Seed      uint64
-	Schedule  diffusion.Spec
-	CFGDrop   float64
-	ACWeight  float64
-	ACClf     string // frozen classifier run or checkpoint; empty: train jointly
-	EMADecay  float64
-	GradClip  float64
-	SaveEvery int
-	Progress  io.Writer // progress display; nil for none
-	Log       io.Writer // one-line messages; nil for none
+	Set      *data.Set
+	Steps    int // total optimisation steps; 0 on Resume keeps the checkpoint's target
+	Batch    int
+	LR       float64
+	Seed     uint64
+	Schedule diffusion.Spec
+	CFGDrop  float64
+	ACWeight float64
+	ACClf    string // frozen classifier run or checkpoint; empty: train jointly
+	EMADecay float64
+	GradClip float64
+	// LRSchedule is LRConstant (or "") or LRCosine, after a linear warm-up
+	// of LRWarmup steps.
+	LRSchedule string
+	LRWarmup   int
+	SaveEvery  int
+	Progress   io.Writer // progress display; nil for none
+	Log        io.Writer // one-line messages; nil for none
 	// StopAfter, if > 0, ends the run after this many steps of this call
 	// (the checkpoint is written as at the end); for resume tests.
 	StopAfter int
@@ -94,6 +98,14 @@ func Run(o Options) (*checkpoint.Checkpoint, error) {
 	}
 	if !(o.GradClip >= 0) || math.IsInf(o.GradClip, 0) {
 		return nil, bad("GradClip", o.GradClip, "must be a finite number >= 0 (0: off)")
+	}
+	switch o.LRSchedule {
+	case "", LRConstant, LRCosine:
+	default:
+		return nil, bad("LRSchedule", o.LRSchedule, "is not %s or %s", LRConstant, LRCosine)
+	}
+	if o.LRWarmup < 0 || (!o.Resume && o.LRWarmup >= o.Steps) {
+		return nil, bad("LRWarmup", o.LRWarmup, "out of 0..%d (below --steps)", max(o.Steps-1, 0))
 	}
 	if o.SaveEvery < 0 {
 		return nil, bad("SaveEvery", o.SaveEvery, "must be >= 0")
@@ -186,7 +198,8 @@ func newCheckpoint(o Options, ds *data.Set) (*checkpoint.Checkpoint, error) {
 	}
 	ck := &checkpoint.Checkpoint{Config: cfg, Info: checkpoint.TrainInfo{Dataset: o.Data.Name, Classes: o.Data.Classes, Steps: o.Steps, Batch: o.Batch,
 		PerClass: o.Data.PerClass, DataDir: o.Data.Dir, SkipBad: o.Data.SkipBad,
-		LR: o.LR, Seed: o.Seed, Norm: cfg.Norm, CFGDrop: o.CFGDrop, Schedule: o.Schedule, EMADecay: o.EMADecay, GradClip: o.GradClip}}
+		LR: o.LR, Seed: o.Seed, Norm: cfg.Norm, CFGDrop: o.CFGDrop, Schedule: o.Schedule, EMADecay: o.EMADecay, GradClip: o.GradClip,
+		LRSchedule: o.LRSchedule, LRWarmup: o.LRWarmup}}
 	ck.Params = models.InitParams(cfg, o.Seed)
 	ck.Stats = models.InitNormStats(cfg)
 	if cfg.Variant == contract.AC && cfg.Kind == contract.Denoiser && o.ACWeight > 0 {

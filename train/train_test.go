@@ -79,6 +79,8 @@ func TestResumeEquivalence(t *testing.T) {
 			straight.Steps, straight.CFGDrop = 12, 0.2
 			if variant == contract.AC {
 				straight.ACWeight = 0.1
+				// The learning rate's course resumes too (warm-up over the split).
+				straight.LRSchedule, straight.LRWarmup = LRCosine, 7
 			}
 			a, err := Run(straight)
 			if err != nil {
@@ -283,5 +285,26 @@ func TestInterruptKeepsStep(t *testing.T) {
 		if !slicesEqual(arr.Data, b.Params[name].Data) {
 			t.Fatalf("param %q differs between the straight run and the interrupted-then-resumed one", name)
 		}
+	}
+}
+
+func TestLearningRate(t *testing.T) {
+	in := checkpoint.TrainInfo{LR: 1e-3, Steps: 110, LRWarmup: 10}
+	for _, c := range []struct {
+		schedule string
+		step     int
+		want     float64
+	}{
+		{LRConstant, 1, 1e-4}, {LRConstant, 5, 5e-4}, {LRConstant, 10, 1e-3}, {LRConstant, 110, 1e-3},
+		{"", 60, 1e-3}, // checkpoints from before the schedule was recorded
+		{LRCosine, 10, 1e-3}, {LRCosine, 60, 0.5e-3}, {LRCosine, 35, 1e-3 * (0.5 + 0.5*math.Cos(math.Pi/4))}, {LRCosine, 110, 0},
+	} {
+		in.LRSchedule = c.schedule
+		if got := learningRate(in, c.step); math.Abs(got-c.want) > 1e-15 {
+			t.Errorf("%q step %d: lr %g, want %g", c.schedule, c.step, got, c.want)
+		}
+	}
+	if got := learningRate(checkpoint.TrainInfo{LR: 2e-4, Steps: 5}, 1); got != 2e-4 {
+		t.Errorf("no warm-up: step 1 lr %g, want 2e-4", got)
 	}
 }

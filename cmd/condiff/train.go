@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -55,6 +56,7 @@ func resumeConflicts(fs *flag.FlagSet, out string) error {
 		"batch": strconv.Itoa(in.Batch), "lr": f(in.LR), "seed": strconv.FormatUint(in.Seed, 10),
 		"schedule": in.Schedule.Kind, "T": strconv.Itoa(in.Schedule.T), "cfg-drop": f(in.CFGDrop),
 		"ac-weight": f(in.ACWeight), "ema": f(in.EMADecay), "grad-clip": f(in.GradClip), "ac-classifier": "",
+		"lr-schedule": cmp.Or(in.LRSchedule, train.LRConstant), "lr-warmup": strconv.Itoa(in.LRWarmup),
 		"data-dir": in.DataDir, "skip-bad": strconv.FormatBool(in.SkipBad), "synthetic-per-class": strconv.Itoa(in.PerClass),
 	}
 	if in.PerClass == 0 { // a checkpoint from before the data options were recorded: the default then
@@ -98,7 +100,9 @@ func cmdTrain(args []string, classifier bool) error {
 	norm := fs.String("norm", "", "batch or group (default: batch for denoisers, group for classifiers)")
 	groups := fs.Int("groups", 8, "groups of --norm group")
 	saveEvery := fs.Int("save-every", 100, "write a checkpoint every N steps (and at the end)")
-	emaDecay := fs.Float64("ema", 0.999, "EMA decay of the weights")
+	lrSchedule := fs.String("lr-schedule", train.LRConstant, "learning rate after the warm-up: constant, or cosine (decays to 0 at --steps; extending a run with --resume stretches the rest of the curve)")
+	lrWarmup := fs.Int("lr-warmup", 0, "steps of linear learning-rate warm-up from 0")
+	emaDecay := fs.Float64("ema", 0.999, "EMA decay of the weights (warmed up: min(decay, (1+step)/(10+step)))")
 	clip := fs.Float64("grad-clip", 1, "clip the global gradient norm to this (0: off)")
 	var variant, sched, acClf, mult *string
 	var T, resBlocks *int
@@ -114,7 +118,8 @@ func cmdTrain(args []string, classifier bool) error {
 		acClf = fs.String("ac-classifier", "", "pretrained classifier run to keep frozen (variant ac); default: train one jointly")
 	}
 	fs.Sets(map[string]string{"out": "Out", "resume": "Resume", "size": "data.Size", "skip-bad": "data.SkipBad",
-		"steps": "Steps", "batch": "Batch", "lr": "LR", "seed": "Seed", "save-every": "SaveEvery", "ema": "EMADecay", "grad-clip": "GradClip"})
+		"steps": "Steps", "batch": "Batch", "lr": "LR", "seed": "Seed", "save-every": "SaveEvery", "ema": "EMADecay", "grad-clip": "GradClip",
+		"lr-schedule": "LRSchedule", "lr-warmup": "LRWarmup"})
 	if !classifier {
 		fs.Sets(map[string]string{
 			"cfg-drop":      "CFGDrop",
@@ -131,7 +136,7 @@ func cmdTrain(args []string, classifier bool) error {
 	ds.Finish()
 	dopt.Seed = *seed
 	o := train.Options{Out: *out, Resume: *resume, Steps: *steps, Batch: *batch, LR: *lr, Seed: *seed,
-		SaveEvery: *saveEvery, EMADecay: *emaDecay, GradClip: *clip, Progress: os.Stderr, Log: os.Stderr, Data: dopt}
+		SaveEvery: *saveEvery, EMADecay: *emaDecay, LRSchedule: *lrSchedule, LRWarmup: *lrWarmup, GradClip: *clip, Progress: os.Stderr, Log: os.Stderr, Data: dopt}
 	if *resume {
 		if !fs.IsSet("steps") {
 			o.Steps = 0 // keep the checkpoint's target
