@@ -25,7 +25,7 @@ ort: setup
 # `make fuzz` longer (FUZZTIME=10m make fuzz for a soak). The short run counts
 # inputs (3000x): a time limit can end the run mid-input, which Go reports as
 # a failure ("context deadline exceeded").
-FUZZ := contract:FuzzParse infer:FuzzDecodeONNX infer:FuzzManifest infer:FuzzParseShard \
+FUZZ := contract:FuzzParse internal/onnxwire:FuzzDecode infer:FuzzManifest infer:FuzzParseShard \
 	data:FuzzIDX data:FuzzImage checkpoint:FuzzLoad eval:FuzzReport infer:FuzzClassifierOutputs
 FUZZTIME ?= 2m
 

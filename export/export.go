@@ -10,7 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"google.golang.org/protobuf/proto"
+	"github.com/condiff/condiff/internal/onnxwire"
 
 	"github.com/condiff/condiff/checkpoint"
 	"github.com/condiff/condiff/contract"
@@ -54,10 +54,7 @@ func Export(run, out string, o Options) error {
 	if err != nil {
 		return fmt.Errorf("export: %s: %w", run, err)
 	}
-	b, err := proto.Marshal(m)
-	if err != nil {
-		return fmt.Errorf("export: encode: %w", err)
-	}
+	b := onnxwire.Encode(m)
 	if err := notInput(run, out); err != nil {
 		return err
 	}

@@ -1,17 +1,17 @@
 // Package graphs lowers condiff's networks (models/) to ONNX graphs: the same
 // definition that train/ lowers to gorgonia, written out as ONNX operators
-// with the weights as initializers under their parameter names.
+// with the weights as initializers under their parameter names. The model
+// is written through internal/onnxwire, which registers no protobuf
+// messages (see its package comment: onnx-go, linked into the same
+// binaries, registers the ONNX names).
 package graphs
 
 import (
-	"encoding/binary"
 	"fmt"
-	"math"
 	"slices"
 
-	pb "github.com/advancedclimatesystems/gonnx/onnx"
-
 	"github.com/condiff/condiff/contract"
+	"github.com/condiff/condiff/internal/onnxwire"
 	"github.com/condiff/condiff/models"
 )
 
@@ -29,7 +29,7 @@ type value struct {
 
 // builder is the ONNX backend of models.Ops.
 type builder struct {
-	g       *pb.GraphProto
+	g       *onnxwire.Graph
 	weights map[string]models.Array
 	stats   map[string]models.Array
 	T       int // timesteps covered by the time-embedding table
@@ -44,63 +44,42 @@ func (b *builder) fresh(op string) string {
 	return fmt.Sprintf("%s_%d", op, b.n)
 }
 
-func attrInts(name string, v ...int) *pb.AttributeProto {
-	a := &pb.AttributeProto{Name: name, Type: pb.AttributeProto_INTS}
+func attrInts(name string, v ...int) onnxwire.Attr {
+	a := onnxwire.Attr{Name: name, Type: onnxwire.AttrInts}
 	for _, x := range v {
 		a.Ints = append(a.Ints, int64(x))
 	}
 	return a
 }
 
-func attrInt(name string, v int) *pb.AttributeProto {
-	return &pb.AttributeProto{Name: name, Type: pb.AttributeProto_INT, I: int64(v)}
+func attrInt(name string, v int) onnxwire.Attr {
+	return onnxwire.Attr{Name: name, Type: onnxwire.AttrInt, I: int64(v)}
 }
 
-func attrFloat(name string, v float32) *pb.AttributeProto {
-	return &pb.AttributeProto{Name: name, Type: pb.AttributeProto_FLOAT, F: v}
+func attrFloat(name string, v float32) onnxwire.Attr {
+	return onnxwire.Attr{Name: name, Type: onnxwire.AttrFloat, F: v}
 }
 
-func attrString(name, v string) *pb.AttributeProto {
-	return &pb.AttributeProto{Name: name, Type: pb.AttributeProto_STRING, S: []byte(v)}
+func attrString(name, v string) onnxwire.Attr {
+	return onnxwire.Attr{Name: name, Type: onnxwire.AttrString, S: v}
 }
 
 // node appends an operator and returns its output value.
-func (b *builder) node(op string, shape []int, inputs []string, attrs ...*pb.AttributeProto) value {
+func (b *builder) node(op string, shape []int, inputs []string, attrs ...onnxwire.Attr) value {
 	out := b.fresh(op)
-	b.g.Node = append(b.g.Node, &pb.NodeProto{Name: out, OpType: op, Input: inputs, Output: []string{out}, Attribute: attrs})
+	b.g.Nodes = append(b.g.Nodes, onnxwire.Node{Name: out, OpType: op, Inputs: inputs, Outputs: []string{out}, Attrs: attrs})
 	return value{out, slices.Clone(shape)}
-}
-
-// FloatTensor makes a float32 initializer.
-func FloatTensor(name string, a models.Array) *pb.TensorProto {
-	raw := make([]byte, 4*len(a.Data))
-	for i, f := range a.Data {
-		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(f))
-	}
-	t := &pb.TensorProto{Name: name, DataType: int32(pb.TensorProto_FLOAT), RawData: raw}
-	for _, d := range a.Shape {
-		t.Dims = append(t.Dims, int64(d))
-	}
-	return t
-}
-
-func int64Tensor(name string, vals ...int) *pb.TensorProto {
-	raw := make([]byte, 8*len(vals))
-	for i, x := range vals {
-		binary.LittleEndian.PutUint64(raw[8*i:], uint64(int64(x)))
-	}
-	return &pb.TensorProto{Name: name, DataType: int32(pb.TensorProto_INT64), RawData: raw, Dims: []int64{int64(len(vals))}}
 }
 
 func (b *builder) constFloat(a models.Array) value {
 	name := b.fresh("const")
-	b.g.Initializer = append(b.g.Initializer, FloatTensor(name, a))
+	b.g.Inits = append(b.g.Inits, onnxwire.FloatTensor(name, a.Shape, a.Data))
 	return value{name, slices.Clone(a.Shape)}
 }
 
 func (b *builder) constInts(vals ...int) string {
 	name := b.fresh("shape")
-	b.g.Initializer = append(b.g.Initializer, int64Tensor(name, vals...))
+	b.g.Inits = append(b.g.Inits, onnxwire.Int64Tensor(name, vals...))
 	return name
 }
 
@@ -114,7 +93,7 @@ func (b *builder) Param(name string, shape []int, init models.Init) models.T {
 	}
 	if !b.used[name] {
 		b.used[name] = true
-		b.g.Initializer = append(b.g.Initializer, FloatTensor(name, a))
+		b.g.Inits = append(b.g.Inits, onnxwire.FloatTensor(name, a.Shape, a.Data))
 	}
 	return value{name, slices.Clone(shape)}
 }
@@ -220,7 +199,7 @@ func (b *builder) TimeEmbedding(t models.T, dim int) models.T {
 	name := "time_embedding.table"
 	if !b.used[name] {
 		b.used[name] = true
-		b.g.Initializer = append(b.g.Initializer, FloatTensor(name, models.Array{Shape: []int{b.T, dim}, Data: models.Sinusoid(steps, dim)}))
+		b.g.Inits = append(b.g.Inits, onnxwire.FloatTensor(name, []int{b.T, dim}, models.Sinusoid(steps, dim)))
 	}
 	return b.node("Gather", []int{v(t).shape[0], dim}, []string{name, v(t).name}, attrInt("axis", 0))
 }
@@ -235,71 +214,59 @@ func (b *builder) GlobalMean(x models.T) models.T {
 	return b.node("Flatten", []int{xs[0], xs[1]}, []string{p.name}, attrInt("axis", 1))
 }
 
-func valueInfo(name string, elem pb.TensorProto_DataType, dims ...any) *pb.ValueInfoProto {
-	shape := &pb.TensorShapeProto{}
-	for _, d := range dims {
-		dim := &pb.TensorShapeProto_Dimension{}
-		switch d := d.(type) {
-		case string:
-			dim.Value = &pb.TensorShapeProto_Dimension_DimParam{DimParam: d}
-		case int:
-			dim.Value = &pb.TensorShapeProto_Dimension_DimValue{DimValue: int64(d)}
-		}
-		shape.Dim = append(shape.Dim, dim)
-	}
-	return &pb.ValueInfoProto{Name: name, Type: &pb.TypeProto{Value: &pb.TypeProto_TensorType{
-		TensorType: &pb.TypeProto_Tensor{ElemType: int32(elem), Shape: shape}}}}
+func valueInfo(name string, elem int, dims ...any) onnxwire.Value {
+	return onnxwire.Value{Name: name, ElemType: elem, Dims: dims}
 }
 
 // Build lowers the network of cfg with the given weights (and batch-norm
 // running statistics) to an ONNX model with metadata. T is the number of
 // diffusion steps (the range of t) for a denoiser.
-func Build(cfg models.Config, weights, stats map[string]models.Array, T int, metadata map[string]string) (m *pb.ModelProto, err error) {
+func Build(cfg models.Config, weights, stats map[string]models.Array, T int, metadata map[string]string) (m *onnxwire.Model, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("graphs: %w", err)
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%v", r)
+			m, err = nil, fmt.Errorf("%v", r)
 		}
 	}()
-	g := &pb.GraphProto{Name: "condiff_" + string(cfg.Kind)}
+	m = &onnxwire.Model{IRVersion: IRVersion, Producer: "condiff", Opsets: []onnxwire.Opset{{Domain: "", Version: Opset}}}
+	g := &m.Graph
+	g.Name = "condiff_" + string(cfg.Kind)
 	b := &builder{g: g, weights: weights, stats: stats, T: T, used: map[string]bool{}}
 	c, s := cfg.Channels, cfg.ImageSize
 	x := value{contract.InputX, []int{-1, c, s, s}}
-	g.Input = append(g.Input, valueInfo(contract.InputX, pb.TensorProto_FLOAT, "N", c, s, s))
+	g.Inputs = append(g.Inputs, valueInfo(contract.InputX, onnxwire.Float, "N", c, s, s))
 	identity := func(from value, to string) {
-		g.Node = append(g.Node, &pb.NodeProto{Name: to, OpType: "Identity", Input: []string{from.name}, Output: []string{to}})
+		g.Nodes = append(g.Nodes, onnxwire.Node{Name: to, OpType: "Identity", Inputs: []string{from.name}, Outputs: []string{to}})
 	}
 	if cfg.Kind == contract.Classifier {
 		logits, feat := models.Classifier{Cfg: cfg}.Forward(b, x)
 		identity(v(logits), contract.OutputLogits)
 		identity(v(feat), contract.OutputFeatures)
-		g.Output = append(g.Output, valueInfo(contract.OutputLogits, pb.TensorProto_FLOAT, "N", cfg.NumClasses),
-			valueInfo(contract.OutputFeatures, pb.TensorProto_FLOAT, "N", v(feat).shape[1]))
+		g.Outputs = append(g.Outputs, valueInfo(contract.OutputLogits, onnxwire.Float, "N", cfg.NumClasses),
+			valueInfo(contract.OutputFeatures, onnxwire.Float, "N", v(feat).shape[1]))
 	} else {
 		if T < 1 {
 			return nil, fmt.Errorf("graphs: T=%d < 1", T)
 		}
 		t := value{contract.InputT, []int{-1}}
 		y := value{contract.InputY, []int{-1}}
-		g.Input = append(g.Input, valueInfo(contract.InputT, pb.TensorProto_INT64, "N"))
+		g.Inputs = append(g.Inputs, valueInfo(contract.InputT, onnxwire.Int64, "N"))
 		if cfg.Conditional() {
-			g.Input = append(g.Input, valueInfo(contract.InputY, pb.TensorProto_INT64, "N"))
+			g.Inputs = append(g.Inputs, valueInfo(contract.InputY, onnxwire.Int64, "N"))
 		}
 		eps := models.Denoiser{Cfg: cfg}.Forward(b, x, t, y)
 		identity(v(eps), contract.OutputEps)
-		g.Output = append(g.Output, valueInfo(contract.OutputEps, pb.TensorProto_FLOAT, "N", c, s, s))
+		g.Outputs = append(g.Outputs, valueInfo(contract.OutputEps, onnxwire.Float, "N", c, s, s))
 	}
-	m = &pb.ModelProto{IrVersion: IRVersion, ProducerName: "condiff", Graph: g,
-		OpsetImport: []*pb.OperatorSetIdProto{{Domain: "", Version: Opset}}}
 	keys := make([]string, 0, len(metadata))
 	for k := range metadata {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		m.MetadataProps = append(m.MetadataProps, &pb.StringStringEntryProto{Key: k, Value: metadata[k]})
+		m.Metadata = append(m.Metadata, [2]string{k, metadata[k]})
 	}
 	return m, nil
 }

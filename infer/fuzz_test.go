@@ -8,22 +8,6 @@ import (
 	"testing"
 )
 
-// FuzzDecodeONNX: any bytes decode or fail; nothing panics.
-func FuzzDecodeONNX(f *testing.F) {
-	b, err := os.ReadFile("testdata/torch_cbn.onnx")
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(b[:min(len(b), 4096)])
-	f.Add([]byte{0x08, 0x07, 0x3a, 0x00})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := decodeONNX(b)
-		if err == nil && m == nil {
-			t.Fatal("nil model without an error")
-		}
-	})
-}
-
 // FuzzManifest: any manifest bytes are read or refused; what is accepted
 // names only plain .png files, each index once.
 func FuzzManifest(f *testing.F) {

@@ -6,6 +6,8 @@ import (
 	"os"
 	"sort"
 
+	"github.com/condiff/condiff/internal/onnxwire"
+
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/models"
 )
@@ -14,7 +16,7 @@ import (
 const MaxModelBytes = 1 << 31
 
 // readModel decodes an .onnx file (pure Go; no ONNX Runtime needed).
-func readModel(path string) (*onnxFile, error) {
+func readModel(path string) (*onnxwire.File, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("infer: model: %w", err)
@@ -29,7 +31,7 @@ func readModel(path string) (*onnxFile, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("infer: %s is empty, not an ONNX model", path)
 	}
-	m, err := decodeONNX(b)
+	m, err := onnxwire.Decode(b)
 	if err != nil {
 		return nil, fmt.Errorf("infer: %s is not an ONNX model: %w", path, err)
 	}
@@ -39,7 +41,7 @@ func readModel(path string) (*onnxFile, error) {
 	return m, nil
 }
 
-func metadata(m *onnxFile) map[string]string {
+func metadata(m *onnxwire.File) map[string]string {
 	md := map[string]string{}
 	for _, kv := range m.Metadata {
 		md[kv[0]] = kv[1]
@@ -59,7 +61,7 @@ func ReadMetadata(path string) (map[string]string, error) {
 
 // info parses a decoded model's metadata and, when it carries the
 // architecture, rebuilds the config and checks it against the rest.
-func info(path string, m *onnxFile) (contract.Info, error) {
+func info(path string, m *onnxwire.File) (contract.Info, error) {
 	in, err := contract.Parse(path, metadata(m))
 	if err != nil {
 		return in, err
@@ -81,7 +83,7 @@ func ReadInfo(path string) (contract.Info, error) {
 }
 
 // graphTensors lists the graph inputs or outputs that are not initializers.
-func graphTensors(vs []valueInfo, inits map[string]bool) []contract.Tensor {
+func graphTensors(vs []onnxwire.ValueInfo, inits map[string]bool) []contract.Tensor {
 	var out []contract.Tensor
 	for _, v := range vs {
 		if inits[v.Name] {
@@ -89,7 +91,7 @@ func graphTensors(vs []valueInfo, inits map[string]bool) []contract.Tensor {
 		}
 		t := contract.Tensor{Name: v.Name, Type: "?", Dims: v.Dims}
 		if v.HasType {
-			t.Type = elemTypeName(v.ElemType)
+			t.Type = onnxwire.ElemTypeName(v.ElemType)
 		}
 		out = append(out, t)
 	}
@@ -142,8 +144,8 @@ func Inspect(path string, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "parameters: %d (%d initializers, %.2f MB)\n", params, len(m.Inits), float64(4*params)/1e6)
 	hist := map[string]int{}
-	for _, op := range m.OpTypes {
-		hist[op]++
+	for _, n := range m.Nodes {
+		hist[n.OpType]++
 	}
 	ops := make([]string, 0, len(hist))
 	for k := range hist {
@@ -152,7 +154,7 @@ func Inspect(path string, w io.Writer) error {
 	sort.Slice(ops, func(i, j int) bool {
 		return hist[ops[i]] > hist[ops[j]] || hist[ops[i]] == hist[ops[j]] && ops[i] < ops[j]
 	})
-	fmt.Fprintf(w, "ops (%d nodes):", len(m.OpTypes))
+	fmt.Fprintf(w, "ops (%d nodes):", len(m.Nodes))
 	for _, k := range ops {
 		fmt.Fprintf(w, " %s×%d", k, hist[k])
 	}

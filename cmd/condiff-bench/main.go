@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/proto"
+	"github.com/condiff/condiff/internal/onnxwire"
 
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/diffusion"
@@ -136,11 +136,7 @@ func exportRandom(path string) error {
 	if err != nil {
 		return err
 	}
-	b, err := proto.Marshal(m)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, b, 0o644)
+	return os.WriteFile(path, onnxwire.Encode(m), 0o644)
 }
 
 func benchSample() (any, error) {

@@ -8,7 +8,7 @@ import (
 	"os/exec"
 	"testing"
 
-	"google.golang.org/protobuf/proto"
+	"github.com/condiff/condiff/internal/onnxwire"
 
 	"github.com/condiff/condiff/graphs"
 	"github.com/condiff/condiff/infer"
@@ -68,11 +68,7 @@ func WriteModel(t testing.TB, path string, cfg models.Config, weights, stats map
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := proto.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
+	if err := os.WriteFile(path, onnxwire.Encode(m), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path

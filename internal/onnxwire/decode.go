@@ -1,4 +1,17 @@
-package infer
+// Package onnxwire reads and writes the ONNX protobuf wire format with
+// protowire alone: the reader takes what inspect, the model contract and
+// the Go backend's checks need, the writer what graphs/ emits.
+//
+// It registers no protobuf messages, on purpose. onnx-go (the Go backend's
+// decoder) registers the ONNX messages in protobuf's global registry under
+// their names ("onnx.ModelProto", ...); any generated ONNX package linked
+// into the same binary registers the same names, and protobuf panics at
+// start-up on the clash unless the conflict policy is relaxed (an
+// environment variable or a linker flag). With the exporter writing through
+// this package, onnx-go is the only package that registers ONNX messages
+// in any condiff binary. Generated ONNX types appear only in this package's
+// tests, as the reference the wire code is checked against.
+package onnxwire
 
 import (
 	"fmt"
@@ -6,34 +19,44 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// onnxFile is the part of an ONNX ModelProto that inspect and the contract
-// read, decoded straight from the protobuf wire format (onnx.proto3 field
-// numbers in the comments). Initializer data, attributes and everything else
-// are skipped without being copied. A hand-written reader keeps the sampler
-// free of any ONNX library that would pull a tensor package into it.
-type onnxFile struct {
+// File is the part of an ONNX ModelProto that Decode reads, straight from
+// the wire format (onnx.proto3 field numbers in the comments). Initializer
+// data, attributes and everything else are skipped without being copied.
+type File struct {
 	IRVersion int64         // ModelProto.ir_version = 1
 	Producer  string        // ModelProto.producer_name = 2
-	Opsets    []opset       // ModelProto.opset_import = 8
+	Opsets    []Opset       // ModelProto.opset_import = 8
 	Metadata  [][2]string   // ModelProto.metadata_props = 14, in file order
 	HasGraph  bool          // ModelProto.graph = 7
-	OpTypes   []string      // GraphProto.node = 1 → NodeProto.op_type = 4
-	Inits     []initializer // GraphProto.initializer = 5
-	Inputs    []valueInfo   // GraphProto.input = 11
-	Outputs   []valueInfo   // GraphProto.output = 12
+	Nodes     []NodeInfo    // GraphProto.node = 1
+	Inits     []Initializer // GraphProto.initializer = 5
+	Inputs    []ValueInfo   // GraphProto.input = 11
+	Outputs   []ValueInfo   // GraphProto.output = 12
 }
 
-type opset struct {
+// NodeInfo is a node's name, operator and wiring.
+type NodeInfo struct {
+	Name    string   // NodeProto.name = 3
+	OpType  string   // NodeProto.op_type = 4
+	Domain  string   // NodeProto.domain = 7
+	Inputs  []string // NodeProto.input = 1 ("" for an omitted optional input)
+	Outputs []string // NodeProto.output = 2
+}
+
+// Opset is one operator set the model imports.
+type Opset struct {
 	Domain  string // OperatorSetIdProto.domain = 1
 	Version int64  // OperatorSetIdProto.version = 2
 }
 
-type initializer struct {
+// Initializer is a weight's name and shape.
+type Initializer struct {
 	Name string  // TensorProto.name = 8
 	Dims []int64 // TensorProto.dims = 1
 }
 
-type valueInfo struct {
+// ValueInfo is a graph input's or output's name, element type and shape.
+type ValueInfo struct {
 	Name     string  // ValueInfoProto.name = 1
 	HasType  bool    // ValueInfoProto.type = 2 → TypeProto.tensor_type = 1
 	ElemType int64   // TypeProto.Tensor.elem_type = 1
@@ -95,9 +118,9 @@ func varint(typ protowire.Type, v []byte, dst *int64) int {
 	return n
 }
 
-// decodeONNX reads the ModelProto fields of onnxFile from b.
-func decodeONNX(b []byte) (*onnxFile, error) {
-	m := &onnxFile{}
+// Decode reads the ModelProto fields of File from b.
+func Decode(b []byte) (*File, error) {
+	m := &File{}
 	var err error
 	keep := func(e error) {
 		if err == nil {
@@ -110,8 +133,8 @@ func decodeONNX(b []byte) (*onnxFile, error) {
 		keep(e)
 		return n
 	}
-	valueInfoOf := func(typ protowire.Type, v []byte, dst *[]valueInfo) int {
-		var vi valueInfo
+	valueInfoOf := func(typ protowire.Type, v []byte, dst *[]ValueInfo) int {
+		var vi ValueInfo
 		n := one(typ, v, func(num protowire.Number, typ protowire.Type, v []byte) int {
 			switch num {
 			case 1:
@@ -159,7 +182,7 @@ func decodeONNX(b []byte) (*onnxFile, error) {
 		case 2:
 			return str(typ, v, &m.Producer)
 		case 8:
-			var o opset
+			var o Opset
 			n := one(typ, v, func(num protowire.Number, typ protowire.Type, v []byte) int {
 				switch num {
 				case 1:
@@ -186,17 +209,34 @@ func decodeONNX(b []byte) (*onnxFile, error) {
 			return one(typ, v, func(num protowire.Number, typ protowire.Type, v []byte) int {
 				switch num {
 				case 1:
-					var op string
+					var nd NodeInfo
 					n := one(typ, v, func(num protowire.Number, typ protowire.Type, v []byte) int {
-						if num == 4 {
-							return str(typ, v, &op)
+						var s string
+						var k int
+						switch num {
+						case 1:
+							if k = str(typ, v, &s); k >= 0 {
+								nd.Inputs = append(nd.Inputs, s)
+							}
+						case 2:
+							if k = str(typ, v, &s); k >= 0 {
+								nd.Outputs = append(nd.Outputs, s)
+							}
+						case 3:
+							k = str(typ, v, &nd.Name)
+						case 4:
+							k = str(typ, v, &nd.OpType)
+						case 7:
+							k = str(typ, v, &nd.Domain)
+						default:
+							k = -1
 						}
-						return -1
+						return k
 					})
-					m.OpTypes = append(m.OpTypes, op)
+					m.Nodes = append(m.Nodes, nd)
 					return n
 				case 5:
-					var in initializer
+					var in Initializer
 					n := one(typ, v, func(num protowire.Number, typ protowire.Type, v []byte) int {
 						switch {
 						case num == 8:
@@ -240,8 +280,8 @@ func decodeONNX(b []byte) (*onnxFile, error) {
 	return m, nil
 }
 
-// elemTypeName names an ONNX TensorProto.DataType as the contract does.
-func elemTypeName(t int64) string {
+// ElemTypeName names an ONNX TensorProto.DataType as the contract does.
+func ElemTypeName(t int64) string {
 	switch t {
 	case 1:
 		return "float32"

@@ -1,4 +1,4 @@
-package infer
+package onnxwire
 
 import (
 	"os"
@@ -13,7 +13,7 @@ import (
 // the generated protobuf decoder on every field it reads, for a PyTorch
 // export (packed dims, named dynamic axes) and condiff's shipped model.
 func TestDecodeONNXAgainstProtobuf(t *testing.T) {
-	for _, path := range []string{"testdata/torch_cbn.onnx", "../assets/pretrained/mnist-clf.onnx"} {
+	for _, path := range []string{"../../infer/testdata/torch_cbn.onnx", "../../assets/pretrained/mnist-clf.onnx", "../../assets/pretrained/mnist-cbn.onnx"} {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
@@ -22,7 +22,7 @@ func TestDecodeONNXAgainstProtobuf(t *testing.T) {
 		if err := proto.Unmarshal(b, &want); err != nil {
 			t.Fatal(err)
 		}
-		got, err := decodeONNX(b)
+		got, err := Decode(b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,12 +39,13 @@ func TestDecodeONNXAgainstProtobuf(t *testing.T) {
 				t.Fatalf("%s: metadata %d: %v", path, i, got.Metadata[i])
 			}
 		}
-		if len(got.OpTypes) != len(g.Node) || len(got.Inits) != len(g.Initializer) {
-			t.Fatalf("%s: %d nodes, %d initializers; want %d, %d", path, len(got.OpTypes), len(got.Inits), len(g.Node), len(g.Initializer))
+		if len(got.Nodes) != len(g.Node) || len(got.Inits) != len(g.Initializer) {
+			t.Fatalf("%s: %d nodes, %d initializers; want %d, %d", path, len(got.Nodes), len(got.Inits), len(g.Node), len(g.Initializer))
 		}
 		for i, n := range g.Node {
-			if got.OpTypes[i] != n.OpType {
-				t.Fatalf("%s: node %d is %s, want %s", path, i, got.OpTypes[i], n.OpType)
+			gn := got.Nodes[i]
+			if gn.OpType != n.OpType || gn.Name != n.Name || gn.Domain != n.Domain || !slices.Equal(gn.Inputs, n.Input) || !slices.Equal(gn.Outputs, n.Output) {
+				t.Fatalf("%s: node %d is %+v, want %s %q %q in %q out %q", path, i, gn, n.OpType, n.Name, n.Domain, n.Input, n.Output)
 			}
 		}
 		for i, in := range g.Initializer {
@@ -53,7 +54,7 @@ func TestDecodeONNXAgainstProtobuf(t *testing.T) {
 			}
 		}
 		for _, set := range []struct {
-			got  []valueInfo
+			got  []ValueInfo
 			want []*pb.ValueInfoProto
 		}{{got.Inputs, g.Input}, {got.Outputs, g.Output}} {
 			if len(set.got) != len(set.want) {
@@ -77,8 +78,8 @@ func TestDecodeONNXAgainstProtobuf(t *testing.T) {
 		}
 	}
 	for _, bad := range [][]byte{{0xff}, {0x3a, 0x05, 0x0a}} { // a bad tag; a graph field longer than the file
-		if _, err := decodeONNX(bad); err == nil {
-			t.Errorf("decodeONNX(%x) accepted garbage", bad)
+		if _, err := Decode(bad); err == nil {
+			t.Errorf("Decode(%x) accepted garbage", bad)
 		}
 	}
 }
