@@ -1,0 +1,194 @@
+// Package goexec is condiff's pure-Go ONNX executor: the Go backend of
+// sampling and evaluation, for machines without the ONNX Runtime library
+// (and for CGO_ENABLED=0, cross-compiled and WebAssembly builds).
+//
+// A model is decoded by onnx-go (github.com/owulveryck/onnx-go) into this
+// package's graph (onnx.Backend: one node per value, an edge per input
+// weighted by its position, operators on their outputs); condiff's own
+// wire reader (internal/onnxwire) checks the file before onnx-go sees it
+// and checks onnx-go's graph against the file after, so that a model onnx-go
+// cannot represent faithfully (a node that reads one tensor twice loses an
+// input there) is refused, naming the node, instead of computed wrongly.
+// The executor then runs the nodes in file order (ONNX requires a
+// topologically sorted graph; precheck verifies it has no cycle).
+//
+// Supported: the operators in Supported, float32 and int64 tensors,
+// opsets MinOpset..MaxOpset. Anything else is refused when the model is
+// opened, naming the node.
+package goexec
+
+import (
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+
+	"github.com/condiff/condiff/internal/onnxwire"
+)
+
+// Model is a decoded, compiled ONNX model. Run is not safe for concurrent
+// use (the value buffers are the model's).
+type Model struct {
+	Inputs  []string // graph inputs that are not initializers, in file order
+	Outputs []string
+	steps   []step
+	slots   []tensor
+	in, out []int // slots of the inputs and outputs
+	threads int
+	scratch [][]float32 // per worker: im2col columns
+}
+
+// step is one node: its kernel, input slots (-1: an omitted optional
+// input) and output slot.
+type step struct {
+	name, op string
+	in       []int
+	out      int
+	run      kernel
+	args     []*tensor // reused argument list
+}
+
+type kernel func(m *Model, in []*tensor, out *tensor) error
+
+// Load decodes and compiles an ONNX model. threads bounds the goroutines a
+// run uses (0: one per CPU).
+func Load(b []byte, threads int) (*Model, error) {
+	g, f, err := decode(b)
+	if err != nil {
+		return nil, err
+	}
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	m := &Model{threads: threads, scratch: make([][]float32, threads)}
+	slot := map[string]int{}
+	get := func(name string) int {
+		if i, ok := slot[name]; ok {
+			return i
+		}
+		slot[name] = len(m.slots)
+		m.slots = append(m.slots, tensor{})
+		return slot[name]
+	}
+	inits := map[string]bool{}
+	for _, t := range f.Inits {
+		inits[t.Name] = true
+	}
+	byName := map[string]*vnode{}
+	for _, v := range g.byID {
+		if inits[v.name] && v.tensor != nil {
+			byName[v.name] = v
+		}
+	}
+	for _, t := range f.Inits {
+		v := byName[t.Name]
+		if v == nil {
+			return nil, fmt.Errorf("initializer %q: onnx-go's graph holds no data for it", t.Name)
+		}
+		ct, err := fromGorgonia(v.tensor)
+		if err != nil {
+			return nil, fmt.Errorf("initializer %q: %w", t.Name, err)
+		}
+		m.slots[get(t.Name)] = *ct
+	}
+	for _, in := range f.Inputs {
+		if inits[in.Name] {
+			continue
+		}
+		if in.HasType && in.ElemType != onnxwire.Float && in.ElemType != onnxwire.Int64 {
+			return nil, fmt.Errorf("input %q: element type %s; the Go backend takes float32 and int64 inputs", in.Name, onnxwire.ElemTypeName(in.ElemType))
+		}
+		m.Inputs = append(m.Inputs, in.Name)
+		m.in = append(m.in, get(in.Name))
+	}
+	ops := map[string]*vnode{}
+	for _, v := range g.byID {
+		if v.op != nil {
+			ops[v.name] = v
+		}
+	}
+	for i, n := range f.Nodes {
+		if len(n.Outputs) != 1 {
+			return nil, fmt.Errorf("node %s (%s): %d outputs; the Go backend runs single-output operators", nodeName(n, i), n.OpType, len(n.Outputs))
+		}
+		op := ops[n.Outputs[0]].op // decode checked that it is there, with this type
+		c, ok := compilers[n.OpType]
+		if !ok {
+			return nil, fmt.Errorf("node %s: operator %s is not supported by the Go backend (it runs %s; use --backend ort)", nodeName(n, i), n.OpType, strings.Join(Supported(), ", "))
+		}
+		k, err := c(attrs{op.Attributes, map[string]bool{}}, len(n.Inputs))
+		if err != nil {
+			return nil, fmt.Errorf("node %s (%s): %w", nodeName(n, i), n.OpType, err)
+		}
+		s := step{name: nodeName(n, i), op: n.OpType, out: get(n.Outputs[0]), run: k}
+		for _, in := range n.Inputs {
+			if in == "" {
+				s.in = append(s.in, -1)
+				continue
+			}
+			s.in = append(s.in, get(in))
+		}
+		s.args = make([]*tensor, len(s.in))
+		m.steps = append(m.steps, s)
+	}
+	for _, o := range f.Outputs {
+		m.Outputs = append(m.Outputs, o.Name)
+		m.out = append(m.out, get(o.Name))
+	}
+	return m, nil
+}
+
+// Input is one graph input's value: F for float32, I for int64, with its
+// shape.
+type Input struct {
+	Shape []int
+	F     []float32
+	I     []int64
+}
+
+// Run computes the graph's outputs for these inputs (in Inputs' order).
+// The returned tensors' data is the model's and valid until the next Run:
+// copy what is kept.
+func (m *Model) Run(inputs []Input) ([]Output, error) {
+	if len(inputs) != len(m.in) {
+		return nil, fmt.Errorf("%d inputs given, the model takes %d (%s)", len(inputs), len(m.in), strings.Join(m.Inputs, ", "))
+	}
+	for k, in := range inputs {
+		t := &m.slots[m.in[k]]
+		t.view = true
+		t.shape = append(t.shape[:0], in.Shape...)
+		t.f, t.i = in.F, in.I
+		t.dt = f32
+		if in.F == nil {
+			t.dt = i64
+		}
+		if n := t.size(); n != len(in.F)+len(in.I) {
+			return nil, fmt.Errorf("input %s: shape %v holds %d values, %d given", m.Inputs[k], in.Shape, n, len(in.F)+len(in.I))
+		}
+	}
+	for si := range m.steps {
+		s := &m.steps[si]
+		for k, j := range s.in {
+			s.args[k] = nil
+			if j >= 0 {
+				s.args[k] = &m.slots[j]
+			}
+		}
+		if err := s.run(m, s.args, &m.slots[s.out]); err != nil {
+			return nil, fmt.Errorf("node %s (%s): %w", s.name, s.op, err)
+		}
+	}
+	outs := make([]Output, len(m.out))
+	for k, j := range m.out {
+		t := &m.slots[j]
+		outs[k] = Output{Shape: slices.Clone(t.shape), F: t.f, I: t.i}
+	}
+	return outs, nil
+}
+
+// Output is one graph output.
+type Output struct {
+	Shape []int
+	F     []float32
+	I     []int64
+}

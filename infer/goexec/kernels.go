@@ -1,0 +1,540 @@
+package goexec
+
+import (
+	"fmt"
+	"math"
+)
+
+func compileConv(a attrs, nin int) (kernel, error) {
+	if err := inputs(nin, 2, 3); err != nil {
+		return nil, err
+	}
+	if _, err := a.oneOf("auto_pad", "NOTSET", "NOTSET"); err != nil {
+		return nil, err
+	}
+	group, err := a.int("group", 1)
+	if err != nil {
+		return nil, err
+	}
+	if group != 1 {
+		return nil, fmt.Errorf("attribute group = %d; the Go backend runs group 1", group)
+	}
+	kernelShape, _, err := a.ints("kernel_shape")
+	if err != nil {
+		return nil, err
+	}
+	pads, hasPads, err := a.ints("pads")
+	if err != nil {
+		return nil, err
+	}
+	strides, hasStrides, err := a.ints("strides")
+	if err != nil {
+		return nil, err
+	}
+	dil, hasDil, err := a.ints("dilations")
+	if err != nil {
+		return nil, err
+	}
+	if !hasPads {
+		pads = []int{0, 0, 0, 0}
+	}
+	if !hasStrides {
+		strides = []int{1, 1}
+	}
+	if hasDil && (len(dil) != 2 || dil[0] != 1 || dil[1] != 1) {
+		return nil, fmt.Errorf("attribute dilations = %v; the Go backend runs dilation 1", dil)
+	}
+	if len(pads) != 4 || len(strides) != 2 || strides[0] < 1 || strides[1] < 1 || (kernelShape != nil && len(kernelShape) != 2) {
+		return nil, fmt.Errorf("pads %v, strides %v, kernel_shape %v: the Go backend runs 2-D convolutions", pads, strides, kernelShape)
+	}
+	for _, p := range pads {
+		if p < 0 || p > 64 {
+			return nil, fmt.Errorf("pads %v out of 0..64", pads)
+		}
+	}
+	c := conv{pt: pads[0], pl: pads[1], pb: pads[2], pr: pads[3], sh: strides[0], sw: strides[1]}
+	return func(m *Model, in []*tensor, out *tensor) error {
+		if err := need(in, 0, f32, "X"); err != nil {
+			return err
+		}
+		if err := need(in, 1, f32, "W"); err != nil {
+			return err
+		}
+		x, w := in[0], in[1]
+		if len(x.shape) != 4 || len(w.shape) != 4 || x.shape[1] != w.shape[1] {
+			return fmt.Errorf("X %v and W %v: want [N C H W] and [M C kH kW]", x.shape, w.shape)
+		}
+		if kernelShape != nil && (kernelShape[0] != w.shape[2] || kernelShape[1] != w.shape[3]) {
+			return fmt.Errorf("kernel_shape %v, W %v", kernelShape, w.shape)
+		}
+		var bias []float32
+		if len(in) > 2 && in[2] != nil {
+			if in[2].dt != f32 || len(in[2].f) != w.shape[0] {
+				return fmt.Errorf("B %v for %d output channels", in[2].shape, w.shape[0])
+			}
+			bias = in[2].f
+		}
+		return c.run(m, x, w, bias, out)
+	}, a.check()
+}
+
+// conv is a 2-D convolution: per image, the input patches as columns
+// (im2col, skipped for 1×1 stride 1 unpadded) and one matrix product
+// W [M C·kH·kW] × cols [C·kH·kW oH·oW]; images in parallel.
+type conv struct{ pt, pl, pb, pr, sh, sw int }
+
+func (c conv) run(m *Model, x, w *tensor, bias []float32, out *tensor) error {
+	n, ci, h, wd := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+	co, kh, kw := w.shape[0], w.shape[2], w.shape[3]
+	oh := (h+c.pt+c.pb-kh)/c.sh + 1
+	ow := (wd+c.pl+c.pr-kw)/c.sw + 1
+	if oh < 1 || ow < 1 {
+		return fmt.Errorf("a %d×%d kernel does not fit a padded %d×%d input", kh, kw, h, wd)
+	}
+	if err := out.resize(f32, n, co, oh, ow); err != nil {
+		return err
+	}
+	K, P := ci*kh*kw, oh*ow
+	direct := kh == 1 && kw == 1 && c.sh == 1 && c.sw == 1 && c.pt+c.pl+c.pb+c.pr == 0
+	workers := min(m.threads, n)
+	if !direct {
+		for k := 0; k < workers; k++ {
+			if cap(m.scratch[k]) < K*P {
+				m.scratch[k] = make([]float32, K*P)
+			}
+		}
+	}
+	errs := make(chan error, workers)
+	for k := 0; k < workers; k++ {
+		go func(k int) {
+			for img := k; img < n; img += workers {
+				src := x.f[img*ci*h*wd : (img+1)*ci*h*wd]
+				cols := src
+				if !direct {
+					cols = m.scratch[k][:K*P]
+					c.im2col(src, ci, h, wd, kh, kw, oh, ow, cols)
+				}
+				dst := out.f[img*co*P : (img+1)*co*P]
+				for o := 0; o < co; o++ {
+					b := float32(0)
+					if bias != nil {
+						b = bias[o]
+					}
+					row := dst[o*P : (o+1)*P]
+					for p := range row {
+						row[p] = b
+					}
+				}
+				sgemm(co, P, K, w.f, cols, dst)
+			}
+			errs <- nil
+		}(k)
+	}
+	for k := 0; k < workers; k++ {
+		<-errs
+	}
+	return nil
+}
+
+// im2col writes the patches of one image [C H W] as rows (c, i, j) of
+// columns (y, x): cols[(c·kH + i)·kW + j][y·oW + x] = x[c][y·sh + i − pt][x·sw + j − pl]
+// (0 outside).
+func (c conv) im2col(src []float32, ci, h, w, kh, kw, oh, ow int, cols []float32) {
+	P := oh * ow
+	for ch := 0; ch < ci; ch++ {
+		plane := src[ch*h*w : (ch+1)*h*w]
+		for i := 0; i < kh; i++ {
+			for j := 0; j < kw; j++ {
+				row := cols[((ch*kh+i)*kw+j)*P : ((ch*kh+i)*kw+j+1)*P]
+				for y := 0; y < oh; y++ {
+					sy := y*c.sh + i - c.pt
+					r := row[y*ow : (y+1)*ow]
+					if sy < 0 || sy >= h {
+						clear(r)
+						continue
+					}
+					line := plane[sy*w : (sy+1)*w]
+					if c.sw == 1 {
+						// x − pl + j in range for x in [x0, x1)
+						x0, x1 := max(0, c.pl-j), min(ow, w+c.pl-j)
+						clear(r[:max(x0, 0)])
+						if x1 > x0 {
+							copy(r[x0:x1], line[x0-c.pl+j:x1-c.pl+j])
+						}
+						if x1 < ow {
+							clear(r[max(x1, 0):])
+						}
+						continue
+					}
+					for x := 0; x < ow; x++ {
+						sx := x*c.sw + j - c.pl
+						if sx < 0 || sx >= w {
+							r[x] = 0
+						} else {
+							r[x] = line[sx]
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func compileMatMul(a attrs, nin int) (kernel, error) {
+	if err := inputs(nin, 2, 2); err != nil {
+		return nil, err
+	}
+	return func(m *Model, in []*tensor, out *tensor) error {
+		if err := need(in, 0, f32, "A"); err != nil {
+			return err
+		}
+		if err := need(in, 1, f32, "B"); err != nil {
+			return err
+		}
+		x, y := in[0], in[1]
+		if len(x.shape) != 2 || len(y.shape) != 2 || x.shape[1] != y.shape[0] {
+			return fmt.Errorf("A %v and B %v: the Go backend multiplies [M K] by [K N]", x.shape, y.shape)
+		}
+		M, K, N := x.shape[0], x.shape[1], y.shape[1]
+		if err := out.resize(f32, M, N); err != nil {
+			return err
+		}
+		clear(out.f)
+		sgemm(M, N, K, x.f, y.f, out.f)
+		return nil
+	}, a.check()
+}
+
+func compileGemm(a attrs, nin int) (kernel, error) {
+	if err := inputs(nin, 2, 3); err != nil {
+		return nil, err
+	}
+	alpha, err := a.float("alpha", 1)
+	if err != nil {
+		return nil, err
+	}
+	beta, err := a.float("beta", 1)
+	if err != nil {
+		return nil, err
+	}
+	ta, err := a.int("transA", 0)
+	if err != nil {
+		return nil, err
+	}
+	tb, err := a.int("transB", 0)
+	if err != nil {
+		return nil, err
+	}
+	var at, bt []float32
+	return func(m *Model, in []*tensor, out *tensor) error {
+		if err := need(in, 0, f32, "A"); err != nil {
+			return err
+		}
+		if err := need(in, 1, f32, "B"); err != nil {
+			return err
+		}
+		x, y := in[0], in[1]
+		if len(x.shape) != 2 || len(y.shape) != 2 {
+			return fmt.Errorf("A %v and B %v are not matrices", x.shape, y.shape)
+		}
+		M, K := x.shape[0], x.shape[1]
+		xa := x.f
+		if ta != 0 {
+			M, K = K, M
+			at = transpose(x.f, x.shape[0], x.shape[1], at)
+			xa = at
+		}
+		K2, N := y.shape[0], y.shape[1]
+		yb := y.f
+		if tb != 0 {
+			K2, N = N, K2
+			bt = transpose(y.f, y.shape[0], y.shape[1], bt)
+			yb = bt
+		}
+		if K != K2 {
+			return fmt.Errorf("A %v and B %v (transA %d, transB %d) do not multiply", x.shape, y.shape, ta, tb)
+		}
+		if err := out.resize(f32, M, N); err != nil {
+			return err
+		}
+		clear(out.f)
+		if len(in) > 2 && in[2] != nil && beta != 0 {
+			cv := in[2]
+			if cv.dt != f32 {
+				return fmt.Errorf("C is %s", cv.dt)
+			}
+			sh, err := broadcastShape([]int{M, N}, cv.shape)
+			if err != nil || sh[0] != M || sh[1] != N {
+				return fmt.Errorf("C %v does not broadcast to [%d %d]", cv.shape, M, N)
+			}
+			st := bstrides(cv.shape, 2, nil)
+			for i := 0; i < M; i++ {
+				for j := 0; j < N; j++ {
+					out.f[i*N+j] = beta * cv.f[i*st[0]+j*st[1]]
+				}
+			}
+		}
+		if alpha != 1 {
+			xa = scaled(xa, alpha)
+		}
+		sgemm(M, N, K, xa, yb, out.f)
+		return nil
+	}, a.check()
+}
+
+func scaled(x []float32, s float32) []float32 {
+	out := make([]float32, len(x))
+	for i, v := range x {
+		out[i] = v * s
+	}
+	return out
+}
+
+func transpose(x []float32, r, c int, buf []float32) []float32 {
+	if cap(buf) < r*c {
+		buf = make([]float32, r*c)
+	}
+	buf = buf[:r*c]
+	for i := 0; i < r; i++ {
+		for j := 0; j < c; j++ {
+			buf[j*r+i] = x[i*c+j]
+		}
+	}
+	return buf
+}
+
+func compileInstanceNorm(a attrs, nin int) (kernel, error) {
+	if err := inputs(nin, 3, 3); err != nil {
+		return nil, err
+	}
+	eps, err := a.float("epsilon", 1e-5)
+	if err != nil {
+		return nil, err
+	}
+	return func(m *Model, in []*tensor, out *tensor) error {
+		for k, what := range []string{"input", "scale", "B"} {
+			if err := need(in, k, f32, what); err != nil {
+				return err
+			}
+		}
+		x := in[0]
+		if len(x.shape) < 3 {
+			return fmt.Errorf("input of rank %d, want [N C ...]", len(x.shape))
+		}
+		n, ch := x.shape[0], x.shape[1]
+		if len(in[1].f) != ch || len(in[2].f) != ch {
+			return fmt.Errorf("scale %v and B %v for %d channels", in[1].shape, in[2].shape, ch)
+		}
+		if err := out.resize(f32, x.shape...); err != nil {
+			return err
+		}
+		l := x.size() / max(n*ch, 1)
+		m.parallel(n*ch, 1, func(lo, hi int) {
+			for k := lo; k < hi; k++ {
+				c := k % ch
+				src, dst := x.f[k*l:(k+1)*l], out.f[k*l:(k+1)*l]
+				var s float64
+				for _, v := range src {
+					s += float64(v)
+				}
+				mean := s / float64(l)
+				var ss float64
+				for _, v := range src {
+					d := float64(v) - mean
+					ss += d * d
+				}
+				r := 1 / math.Sqrt(ss/float64(l)+float64(eps))
+				g, b := float64(in[1].f[c])*r, float64(in[2].f[c])
+				sc, sh := float32(g), float32(b-mean*g)
+				for i, v := range src {
+					dst[i] = v*sc + sh
+				}
+			}
+		})
+		return nil
+	}, a.check()
+}
+
+func compileBatchNorm(a attrs, nin int) (kernel, error) {
+	if err := inputs(nin, 5, 5); err != nil {
+		return nil, err
+	}
+	eps, err := a.float("epsilon", 1e-5)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := a.float("momentum", 0.9); err != nil {
+		return nil, err
+	}
+	if tm, err := a.int("training_mode", 0); err != nil || tm != 0 {
+		return nil, fmt.Errorf("training_mode %d: the Go backend runs inference (%v)", tm, err)
+	}
+	return func(m *Model, in []*tensor, out *tensor) error {
+		for k, what := range []string{"X", "scale", "B", "mean", "var"} {
+			if err := need(in, k, f32, what); err != nil {
+				return err
+			}
+		}
+		x := in[0]
+		if len(x.shape) < 2 {
+			return fmt.Errorf("input of rank %d, want [N C ...]", len(x.shape))
+		}
+		n, ch := x.shape[0], x.shape[1]
+		for k := 1; k < 5; k++ {
+			if len(in[k].f) != ch {
+				return fmt.Errorf("input %d has %d values for %d channels", k, len(in[k].f), ch)
+			}
+		}
+		if err := out.resize(f32, x.shape...); err != nil {
+			return err
+		}
+		l := x.size() / max(n*ch, 1)
+		for k := 0; k < n*ch; k++ {
+			c := k % ch
+			r := float64(in[1].f[c]) / math.Sqrt(float64(in[4].f[c])+float64(eps))
+			sc, sh := float32(r), float32(float64(in[2].f[c])-float64(in[3].f[c])*r)
+			src, dst := x.f[k*l:(k+1)*l], out.f[k*l:(k+1)*l]
+			for i, v := range src {
+				dst[i] = v*sc + sh
+			}
+		}
+		return nil
+	}, a.check()
+}
+
+func compileResize(a attrs, nin int) (kernel, error) {
+	if err := inputs(nin, 1, 4); err != nil {
+		return nil, err
+	}
+	if _, err := a.oneOf("mode", "nearest", "nearest"); err != nil {
+		return nil, err
+	}
+	ctm, err := a.oneOf("coordinate_transformation_mode", "half_pixel", "asymmetric", "half_pixel", "pytorch_half_pixel", "align_corners")
+	if err != nil {
+		return nil, err
+	}
+	nm, err := a.oneOf("nearest_mode", "round_prefer_floor", "floor", "ceil", "round_prefer_floor", "round_prefer_ceil")
+	if err != nil {
+		return nil, err
+	}
+	if v, err := a.float("cubic_coeff_a", -0.75); err != nil || v != -0.75 {
+		return nil, fmt.Errorf("cubic_coeff_a %g (%v)", v, err)
+	}
+	if v, err := a.int("exclude_outside", 0); err != nil || v != 0 {
+		return nil, fmt.Errorf("exclude_outside %d (%v)", v, err)
+	}
+	if v, err := a.int("antialias", 0); err != nil || v != 0 {
+		return nil, fmt.Errorf("antialias %d (%v)", v, err)
+	}
+	if _, err := a.float("extrapolation_value", 0); err != nil {
+		return nil, err
+	}
+	if _, ok, _ := a.ints("axes"); ok {
+		return nil, fmt.Errorf("attribute axes is not supported by the Go backend")
+	}
+	if v, err := a.oneOf("keep_aspect_ratio_policy", "stretch", "stretch"); err != nil {
+		return nil, fmt.Errorf("keep_aspect_ratio_policy %q: %v", v, err)
+	}
+	var maps [][]int
+	return func(m *Model, in []*tensor, out *tensor) error {
+		if err := need(in, 0, f32, "X"); err != nil {
+			return err
+		}
+		x := in[0]
+		r := len(x.shape)
+		shape := make([]int, r)
+		scales := make([]float64, r)
+		switch {
+		case len(in) > 3 && in[3] != nil && len(in[3].i) > 0:
+			if in[3].dt != i64 || len(in[3].i) != r {
+				return fmt.Errorf("sizes %v for rank %d", in[3].shape, r)
+			}
+			for d := range shape {
+				shape[d] = int(in[3].i[d])
+				if shape[d] < 1 || shape[d] > MaxElements {
+					return fmt.Errorf("sizes %v", in[3].i)
+				}
+				scales[d] = float64(shape[d]) / float64(x.shape[d])
+			}
+		case len(in) > 2 && in[2] != nil && len(in[2].f) > 0:
+			if in[2].dt != f32 || len(in[2].f) != r {
+				return fmt.Errorf("scales %v for rank %d", in[2].shape, r)
+			}
+			for d := range shape {
+				scales[d] = float64(in[2].f[d])
+				if !(scales[d] > 0) || scales[d]*float64(x.shape[d]) > MaxElements {
+					return fmt.Errorf("scales %v", in[2].f)
+				}
+				shape[d] = int(math.Floor(float64(x.shape[d]) * scales[d]))
+			}
+		default:
+			return fmt.Errorf("neither scales nor sizes given")
+		}
+		if err := out.resize(f32, shape...); err != nil {
+			return err
+		}
+		// Per axis, the source index of each output index.
+		maps = maps[:0]
+		for d := 0; d < r; d++ {
+			mp := make([]int, shape[d])
+			for i := range mp {
+				mp[i] = nearest(i, x.shape[d], shape[d], scales[d], ctm, nm)
+			}
+			maps = append(maps, mp)
+		}
+		idx := make([]int, r)
+		src := make([]int, r)
+		stride := make([]int, r)
+		s := 1
+		for d := r - 1; d >= 0; d-- {
+			stride[d] = s
+			s *= x.shape[d]
+		}
+		for o := range out.f {
+			rem := o
+			for d := r - 1; d >= 0; d-- {
+				idx[d] = rem % shape[d]
+				rem /= shape[d]
+				src[d] = maps[d][idx[d]]
+			}
+			off := 0
+			for d := range src {
+				off += src[d] * stride[d]
+			}
+			out.f[o] = x.f[off]
+		}
+		return nil
+	}, a.check()
+}
+
+// nearest is the input index Resize (mode nearest) reads for output index
+// i along an axis of in → out elements at this scale.
+func nearest(i, in, out int, scale float64, ctm, nm string) int {
+	var x float64
+	switch ctm {
+	case "asymmetric":
+		x = float64(i) / scale
+	case "half_pixel":
+		x = (float64(i)+0.5)/scale - 0.5
+	case "pytorch_half_pixel":
+		if out > 1 {
+			x = (float64(i)+0.5)/scale - 0.5
+		}
+	case "align_corners":
+		if out > 1 {
+			x = float64(i) * float64(in-1) / float64(out-1)
+		}
+	}
+	var k float64
+	switch nm {
+	case "floor":
+		k = math.Floor(x)
+	case "ceil":
+		k = math.Ceil(x)
+	case "round_prefer_floor":
+		k = math.Ceil(x - 0.5)
+	case "round_prefer_ceil":
+		k = math.Floor(x + 0.5)
+	}
+	return min(max(int(k), 0), in-1)
+}
