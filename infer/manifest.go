@@ -140,6 +140,7 @@ type Manifest struct {
 	Class     string          `json:"class,omitempty"` // the class choice: "all" or an index
 	Shard     string          `json:"shard,omitempty"`
 	Device    string          `json:"device"`
+	Backend   string          `json:"backend,omitempty"` // ort or go
 	Complete  bool            `json:"complete"`
 	Images    []ManifestEntry `json:"images"`
 }

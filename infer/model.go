@@ -17,6 +17,28 @@ const MaxModelBytes = 1 << 31
 
 // readModel decodes an .onnx file (pure Go; no ONNX Runtime needed).
 func readModel(path string) (*onnxwire.File, error) {
+	_, m, err := readModelBytes(path)
+	return m, err
+}
+
+// readModelBytes reads and decodes an .onnx file, returning its bytes too.
+func readModelBytes(path string) ([]byte, *onnxwire.File, error) {
+	b, err := readFileBounded(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := onnxwire.Decode(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("infer: %s is not an ONNX model: %w", path, err)
+	}
+	if !m.HasGraph {
+		return nil, nil, fmt.Errorf("infer: %s is not an ONNX model: it has no graph", path)
+	}
+	return b, m, nil
+}
+
+// readFileBounded reads a regular file of 1..MaxModelBytes bytes.
+func readFileBounded(path string) ([]byte, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("infer: model: %w", err)
@@ -31,14 +53,7 @@ func readModel(path string) (*onnxwire.File, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("infer: %s is empty, not an ONNX model", path)
 	}
-	m, err := onnxwire.Decode(b)
-	if err != nil {
-		return nil, fmt.Errorf("infer: %s is not an ONNX model: %w", path, err)
-	}
-	if !m.HasGraph {
-		return nil, fmt.Errorf("infer: %s is not an ONNX model: it has no graph", path)
-	}
-	return m, nil
+	return b, nil
 }
 
 func metadata(m *onnxwire.File) map[string]string {

@@ -99,7 +99,7 @@ func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 		return nil, err
 	}
 	m := &Manifest{Model: o.Model, ModelHash: hash, Sampler: o.Sampler.Name(), Steps: len(ts), Eta: o.Eta, Guidance: o.Guidance,
-		Seed: o.Seed, N: o.N, Class: o.Class.String(), Shard: o.Shard.String(), Device: s.Device, Images: []ManifestEntry{}}
+		Seed: o.Seed, N: o.N, Class: o.Class.String(), Shard: o.Shard.String(), Device: s.Device, Backend: s.Backend, Images: []ManifestEntry{}}
 	manifestName, suffix := OutputNames(o.Shard)
 	// The directory's lock, held for the whole run: a whole run and a
 	// --replace have it to themselves; shards share it (and each holds its

@@ -18,10 +18,12 @@
 package goexec
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/condiff/condiff/internal/onnxwire"
 )
@@ -36,7 +38,15 @@ type Model struct {
 	in, out []int // slots of the inputs and outputs
 	threads int
 	scratch [][]float32 // per worker: im2col columns
+	stop    atomic.Bool
 }
+
+// ErrStopped is returned by Run after Stop.
+var ErrStopped = errors.New("stopped")
+
+// Stop makes the run in progress end after its current node, and every
+// later run fail, with ErrStopped. It may be called from any goroutine.
+func (m *Model) Stop() { m.stop.Store(true) }
 
 // step is one node: its kernel, input slots (-1: an omitted optional
 // input) and output slot.
@@ -135,6 +145,7 @@ func Load(b []byte, threads int) (*Model, error) {
 		m.Outputs = append(m.Outputs, o.Name)
 		m.out = append(m.out, get(o.Name))
 	}
+	m.fuse()
 	return m, nil
 }
 
@@ -167,6 +178,9 @@ func (m *Model) Run(inputs []Input) ([]Output, error) {
 		}
 	}
 	for si := range m.steps {
+		if m.stop.Load() {
+			return nil, ErrStopped
+		}
 		s := &m.steps[si]
 		for k, j := range s.in {
 			s.args[k] = nil

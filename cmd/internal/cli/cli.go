@@ -113,14 +113,17 @@ func IsSet(fs *flag.FlagSet, name string) bool {
 	return set
 }
 
-// Session registers the ONNX Runtime flags.
+// Session registers the backend flags. Which backend auto chose is said
+// on stderr.
 func Session(f *Flags) *infer.Options {
-	o := &infer.Options{}
-	f.StringVar(&o.Device, "device", "cpu", "execution provider: cpu, cuda, cuda:ID or auto (CUDA if it loads, else CPU)")
+	o := &infer.Options{Note: func(s string) { fmt.Fprintf(os.Stderr, "%s: backend: %s\n", f.Name(), s) }}
+	f.StringVar(&o.Backend, "backend", infer.BackendAuto, "what runs the model: ort (ONNX Runtime), go (pure Go, no native library) or auto (ONNX Runtime where its library loads, else Go)")
+	f.StringVar(&o.Device, "device", "cpu", "execution provider: cpu, cuda, cuda:ID or auto (CUDA if it loads, else CPU); CUDA needs --backend ort or auto")
 	f.IntVar(&o.Threads, "threads", 0, "intra-op threads (0: all CPUs)")
 	// Back-quotes in a usage string name the flag's value in -h: `path`.
 	f.StringVar(&o.Lib, "ort-lib", "", "`path` of the ONNX Runtime shared library (default: $CONDIFF_ORT_LIB, then the cache that make ort fills)")
 	f.Sets(map[string]string{
+		"backend": "Backend",
 		"device":  "Device",
 		"threads": "Threads",
 		"ort-lib": "Lib",
