@@ -55,24 +55,35 @@ var ErrLocked = errors.New("in use by another condiff process")
 // there would have the PID written through it into its target) and must be
 // a regular file.
 func Lock(dir, name string) (unlock func(), err error) {
-	return lock(dir, name, syscall.LOCK_EX|syscall.LOCK_NB)
+	return lock(dir, name, lockExclusive)
 }
 
 // LockShared is Lock for holders that may work side by side (shards of one
 // sampling plan): it fails only while an exclusive holder has the lock.
 func LockShared(dir, name string) (unlock func(), err error) {
-	return lock(dir, name, syscall.LOCK_SH|syscall.LOCK_NB)
+	return lock(dir, name, lockShared)
 }
 
 // LockWait is Lock that waits for the other holder to let go: for short
 // critical sections only.
 func LockWait(dir, name string) (unlock func(), err error) {
-	return lock(dir, name, syscall.LOCK_EX)
+	return lock(dir, name, lockExclusive|lockWait)
 }
 
-func lock(dir, name string, how int) (unlock func(), err error) {
+type lockHow int
+
+const (
+	lockExclusive lockHow = 1 << iota
+	lockShared
+	lockWait
+)
+
+func lock(dir, name string, how lockHow) (unlock func(), err error) {
 	path := filepath.Join(dir, "."+name+".lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0o644)
+	if st, err := os.Lstat(path); err == nil && st.Mode()&os.ModeSymlink != 0 {
+		return nil, fmt.Errorf("lock %s: is a symbolic link; remove it (condiff does not write through links)", path)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|openNoFollow, 0o644)
 	if errors.Is(err, syscall.ELOOP) {
 		return nil, fmt.Errorf("lock %s: is a symbolic link; remove it (condiff does not write through links)", path)
 	}
@@ -83,14 +94,14 @@ func lock(dir, name string, how int) (unlock func(), err error) {
 		f.Close()
 		return nil, fmt.Errorf("lock %s: not a regular file; remove it", path)
 	}
-	if err := syscall.Flock(int(f.Fd()), how); err != nil {
+	if err := lockFile(f, how); err != nil {
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if errors.Is(err, errWouldBlock) {
 			return nil, fmt.Errorf("%s is %w (lock %s)", dir, ErrLocked, path)
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	if how&syscall.LOCK_EX != 0 { // one holder: it says who it is
+	if how&lockExclusive != 0 { // one holder: it says who it is
 		f.Truncate(0)
 		fmt.Fprintf(f, "%d\n", os.Getpid())
 	}
@@ -112,7 +123,7 @@ func RemoveStaleTemps(path string) {
 // read, so a file that lies about its size cannot hang or exhaust the
 // process.
 func ReadSmallFile(path string, max int64) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, err := os.OpenFile(path, os.O_RDONLY|openNonBlock, 0)
 	if err != nil {
 		return nil, err
 	}
