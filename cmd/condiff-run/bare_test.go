@@ -19,16 +19,6 @@ import (
 // must work there. It needs root (or passwordless sudo) for chroot.
 func TestBareMachine(t *testing.T) {
 	testenv.ORT(t)
-	chroot := []string{"chroot"}
-	if os.Geteuid() != 0 {
-		if exec.Command("sudo", "-n", "true").Run() != nil {
-			if testenv.CI() {
-				t.Fatal("chroot needs root or passwordless sudo, and CI has neither")
-			}
-			t.Skip("chroot needs root or passwordless sudo")
-		}
-		chroot = []string{"sudo", "-n", "chroot"}
-	}
 	lib, _ := infer.LibraryPath("")
 	root := t.TempDir()
 	work := filepath.Join(root, "work")
@@ -53,8 +43,30 @@ func TestBareMachine(t *testing.T) {
 	for _, l := range libs {
 		copyFile(t, l, filepath.Join(root, l))
 	}
-	cmd := exec.Command(chroot[0], append(chroot[1:], root, "/work/condiff-run", "sample", "--ort-lib", "/work/libonnxruntime.so.1",
-		"--model", "/work/mnist-cbn.onnx", "--class", "3", "--n", "2", "--steps", "4", "--threads", "1", "--out", "/work/threes")...)
+	out := sampleInChroot(t, root, "--backend", "ort", "--ort-lib", "/work/libonnxruntime.so.1")
+	if strings.Contains(out, "Go backend") {
+		t.Errorf("--backend ort sampled with the Go backend:\n%s", out)
+	}
+}
+
+// sampleInChroot runs root/work/condiff-run sample (two threes, 4 steps)
+// with root as / and only PATH in the environment, and checks the files.
+// It needs root (or passwordless sudo) for chroot.
+func sampleInChroot(t *testing.T, root string, args ...string) string {
+	t.Helper()
+	chroot := []string{"chroot"}
+	if os.Geteuid() != 0 {
+		if exec.Command("sudo", "-n", "true").Run() != nil {
+			if testenv.CI() {
+				t.Fatal("chroot needs root or passwordless sudo, and CI has neither")
+			}
+			t.Skip("chroot needs root or passwordless sudo")
+		}
+		chroot = []string{"sudo", "-n", "chroot"}
+	}
+	work := filepath.Join(root, "work")
+	cmd := exec.Command(chroot[0], append(append(chroot[1:], root, "/work/condiff-run", "sample"), append(args,
+		"--model", "/work/mnist-cbn.onnx", "--class", "3", "--n", "2", "--steps", "4", "--threads", "1", "--out", "/work/threes")...)...)
 	cmd.Env = []string{"PATH=/work"}
 	out, err := cmd.CombinedOutput()
 	if err != nil && (strings.Contains(string(out), "Operation not permitted") || strings.Contains(string(out), "cannot change root directory")) {
@@ -67,7 +79,7 @@ func TestBareMachine(t *testing.T) {
 		t.Skipf("chroot is not permitted here: %s", out)
 	}
 	if err != nil {
-		t.Fatalf("sampling in a root holding only %d system libraries (%s): %v\n%s", len(libs), strings.Join(libs, " "), err, out)
+		t.Fatalf("sampling in the bare root %s: %v\n%s", root, err, out)
 	}
 	for _, f := range []string{"000000_3.png", "000001_3.png", "grid.png", "manifest.json"} {
 		if _, err := os.Stat(filepath.Join(work, "threes", f)); err != nil {
@@ -77,6 +89,7 @@ func TestBareMachine(t *testing.T) {
 	if os.Geteuid() != 0 { // files written by root under sudo
 		exec.Command("sudo", "-n", "rm", "-rf", filepath.Join(work, "threes")).Run()
 	}
+	return string(out)
 }
 
 func copyFile(t *testing.T, from, to string) {

@@ -189,6 +189,9 @@ func precheck(f *onnxwire.File) error {
 	}
 	for _, vs := range [][]onnxwire.ValueInfo{f.Inputs, f.Outputs, f.Values} {
 		for _, v := range vs {
+			if v.NegativeDim {
+				return fmt.Errorf("value %q: shape %v has a negative dimension", v.Name, v.Dims)
+			}
 			if _, err := elements(v.Dims, true); err != nil {
 				return fmt.Errorf("value %q: %w", v.Name, err)
 			}

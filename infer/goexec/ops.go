@@ -265,7 +265,7 @@ var (
 
 // run applies f to the rows of a broadcast: row r of the output (inner
 // elements) reads x from offX(r) stepping ix and y from offY(r) stepping iy.
-func run[T number](m *Model, f func(x, y T) T, x, y, out []T, rows, inner, ix, iy int, off func(r int, idx []int) (int, int), rank int) {
+func runRows[T number](m *Model, f func(x, y T) T, x, y, out []T, rows, inner, ix, iy int, off func(r int, idx []int) (int, int), rank int) {
 	if rows == 1 && ix == 1 && iy == 1 {
 		m.parallel(len(out), 4096, func(lo, hi int) {
 			for i := lo; i < hi; i++ {
@@ -353,11 +353,11 @@ func binary(op binOp) compiler {
 			}
 			switch x.dt {
 			case f32:
-				run(m, op.f, x.f, y.f, out.f, rows, inner, ix, iy, off, len(outer))
+				runRows(m, op.f, x.f, y.f, out.f, rows, inner, ix, iy, off, len(outer))
 			case f64:
-				run(m, op.d, x.d, y.d, out.d, rows, inner, ix, iy, off, len(outer))
+				runRows(m, op.d, x.d, y.d, out.d, rows, inner, ix, iy, off, len(outer))
 			case i64:
-				run(m, op.i, x.i, y.i, out.i, rows, inner, ix, iy, off, len(outer))
+				runRows(m, op.i, x.i, y.i, out.i, rows, inner, ix, iy, off, len(outer))
 			}
 			return nil
 		}, a.check()

@@ -32,6 +32,7 @@ type File struct {
 	Inits     []Initializer // GraphProto.initializer = 5
 	Inputs    []ValueInfo   // GraphProto.input = 11
 	Outputs   []ValueInfo   // GraphProto.output = 12
+	Values    []ValueInfo   // GraphProto.value_info = 13
 }
 
 // NodeInfo is a node's name, operator and wiring.
@@ -49,10 +50,57 @@ type Opset struct {
 	Version int64  // OperatorSetIdProto.version = 2
 }
 
-// Initializer is a weight's name and shape.
+// Initializer is a weight's name, shape, element type and how many
+// elements its data holds (whichever data field carries them; -1 when raw
+// data is not a whole number of elements of a known size).
 type Initializer struct {
-	Name string  // TensorProto.name = 8
-	Dims []int64 // TensorProto.dims = 1
+	Name     string  // TensorProto.name = 8
+	Dims     []int64 // TensorProto.dims = 1
+	DataType int64   // TensorProto.data_type = 2
+	DataLen  int     // raw_data = 9, float_data = 4, int32_data = 5, int64_data = 7, double_data = 10
+}
+
+// elemSize is the byte size of an element type's raw data (0: unknown).
+func elemSize(t int64) int {
+	switch t {
+	case 1, 6: // float, int32
+		return 4
+	case 7, 11: // int64, double
+		return 8
+	case 2, 3, 9: // uint8, int8, bool
+		return 1
+	case 10, 16: // float16, bfloat16
+		return 2
+	}
+	return 0
+}
+
+// count is the number of elements of a repeated numeric field, packed or
+// not (fixed: their byte size; 0 for varints).
+func count(typ protowire.Type, v []byte, fixed int, dst *int) int {
+	switch typ {
+	case protowire.BytesType:
+		b, n := protowire.ConsumeBytes(v)
+		if n < 0 {
+			return n
+		}
+		if fixed > 0 {
+			*dst += len(b) / fixed
+			return n
+		}
+		for len(b) > 0 {
+			_, k := protowire.ConsumeVarint(b)
+			if k < 0 {
+				return k
+			}
+			b = b[k:]
+			*dst++
+		}
+		return n
+	case protowire.VarintType, protowire.Fixed32Type, protowire.Fixed64Type:
+		*dst++
+	}
+	return -1
 }
 
 // ValueInfo is a graph input's or output's name, element type and shape.
@@ -61,6 +109,8 @@ type ValueInfo struct {
 	HasType  bool    // ValueInfoProto.type = 2 → TypeProto.tensor_type = 1
 	ElemType int64   // TypeProto.Tensor.elem_type = 1
 	Dims     []int64 // TypeProto.Tensor.shape = 2 → dim = 1: dim_value = 1, or -1 (dim_param = 2, or unknown)
+	// NegativeDim: a dim_value below 0 (malformed; Dims holds it as read).
+	NegativeDim bool
 }
 
 // fields calls f with each field of message b; f returns the bytes it
@@ -158,7 +208,11 @@ func Decode(b []byte) (*File, error) {
 								d := int64(-1)
 								n := one(typ, v, func(num protowire.Number, typ protowire.Type, v []byte) int {
 									if num == 1 {
-										return varint(typ, v, &d)
+										k := varint(typ, v, &d)
+										if k >= 0 && d < 0 {
+											vi.NegativeDim = true
+										}
+										return k
 									}
 									return -1
 								})
@@ -237,10 +291,23 @@ func Decode(b []byte) (*File, error) {
 					return n
 				case 5:
 					var in Initializer
+					raw := -1
 					n := one(typ, v, func(num protowire.Number, typ protowire.Type, v []byte) int {
 						switch {
 						case num == 8:
 							return str(typ, v, &in.Name)
+						case num == 2:
+							return varint(typ, v, &in.DataType)
+						case num == 9 && typ == protowire.BytesType:
+							b, n := protowire.ConsumeBytes(v)
+							raw = len(b)
+							return n
+						case num == 4 || num == 5:
+							return count(typ, v, map[protowire.Number]int{4: 4, 5: 0}[num], &in.DataLen)
+						case num == 7:
+							return count(typ, v, 0, &in.DataLen)
+						case num == 10:
+							return count(typ, v, 8, &in.DataLen)
 						case num == 1 && typ == protowire.VarintType:
 							var d int64
 							n := varint(typ, v, &d)
@@ -261,12 +328,21 @@ func Decode(b []byte) (*File, error) {
 						}
 						return -1
 					})
+					if raw >= 0 {
+						if sz := elemSize(in.DataType); sz > 0 && raw%sz == 0 {
+							in.DataLen = raw / sz
+						} else {
+							in.DataLen = -1
+						}
+					}
 					m.Inits = append(m.Inits, in)
 					return n
 				case 11:
 					return valueInfoOf(typ, v, &m.Inputs)
 				case 12:
 					return valueInfoOf(typ, v, &m.Outputs)
+				case 13:
+					return valueInfoOf(typ, v, &m.Values)
 				}
 				return -1
 			})

@@ -49,6 +49,13 @@ func TestDecodeONNXAgainstProtobuf(t *testing.T) {
 			}
 		}
 		for i, in := range g.Initializer {
+			n := len(in.FloatData) + len(in.Int64Data) + len(in.Int32Data) + len(in.DoubleData)
+			if in.RawData != nil {
+				n = len(in.RawData) / map[int32]int{1: 4, 7: 8, 6: 4, 11: 8}[in.DataType]
+			}
+			if got.Inits[i].DataType != int64(in.DataType) || got.Inits[i].DataLen != n {
+				t.Fatalf("%s: initializer %s: type %d with %d values, want %d with %d", path, in.Name, got.Inits[i].DataType, got.Inits[i].DataLen, in.DataType, n)
+			}
 			if got.Inits[i].Name != in.Name || !slices.Equal(got.Inits[i].Dims, in.Dims) {
 				t.Fatalf("%s: initializer %d: %+v, want %s %v", path, i, got.Inits[i], in.Name, in.Dims)
 			}

@@ -1,0 +1,27 @@
+package main
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestMainsStart: every binary starts in an empty environment. onnx-go
+// registers the ONNX protobuf messages; a second registration of the same
+// names (a generated ONNX package linked beside it) would panic at start-up.
+func TestMainsStart(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct{ pkg, arg string }{{"../condiff", "help"}, {".", "help"}, {"../condiff-bench", "-h"}} {
+		bin := filepath.Join(dir, filepath.Base(filepath.Clean(c.pkg)))
+		if b, err := exec.Command("go", "build", "-o", bin, c.pkg).CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", c.pkg, err, b)
+		}
+		cmd := exec.Command(bin, c.arg)
+		cmd.Env = []string{}
+		out, err := cmd.CombinedOutput()
+		if err != nil || strings.Contains(string(out), "already registered") || strings.Contains(string(out), "panic") {
+			t.Errorf("%s %s in an empty environment: %v\n%s", filepath.Base(bin), c.arg, err, out)
+		}
+	}
+}

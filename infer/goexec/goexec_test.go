@@ -1,0 +1,261 @@
+package goexec
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/condiff/condiff/internal/onnxwire"
+)
+
+// model writes a one-graph model: float32 inputs of these shapes (-1 for a
+// dynamic dimension), the nodes, the initializers and one output.
+func model(opset int64, inputs map[string][]any, nodes []onnxwire.Node, inits []onnxwire.Tensor, outputs ...string) []byte {
+	m := &onnxwire.Model{IRVersion: 8, Producer: "test", Opsets: []onnxwire.Opset{{Version: opset}}}
+	names := make([]string, 0, len(inputs))
+	for k := range inputs {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		dims := slices.Clone(inputs[k])
+		for i, d := range dims {
+			if d == -1 {
+				dims[i] = "N"
+			}
+		}
+		m.Graph.Inputs = append(m.Graph.Inputs, onnxwire.Value{Name: k, ElemType: onnxwire.Float, Dims: dims})
+	}
+	for _, o := range outputs {
+		m.Graph.Outputs = append(m.Graph.Outputs, onnxwire.Value{Name: o, ElemType: onnxwire.Float})
+	}
+	m.Graph.Nodes, m.Graph.Inits = nodes, inits
+	return onnxwire.Encode(m)
+}
+
+func node(name, op string, in []string, out string, attrs ...onnxwire.Attr) onnxwire.Node {
+	return onnxwire.Node{Name: name, OpType: op, Inputs: in, Outputs: []string{out}, Attrs: attrs}
+}
+
+func ints(name string, v ...int64) onnxwire.Attr {
+	return onnxwire.Attr{Name: name, Type: onnxwire.AttrInts, Ints: v}
+}
+
+// TestRefusals: what the Go backend cannot run faithfully is refused when
+// the model is opened, with the node and the reason.
+func TestRefusals(t *testing.T) {
+	x := map[string][]any{"X": {-1, 4}}
+	w := onnxwire.FloatTensor("W", []int{4}, []float32{1, 2, 3, 4})
+	for _, c := range []struct {
+		name string
+		b    []byte
+		want []string
+	}{
+		{"a node reading one tensor twice (onnx-go keeps one edge)",
+			model(17, x, []onnxwire.Node{node("square", "Mul", []string{"X", "X"}, "Y")}, nil, "Y"),
+			[]string{`node "square" (Mul)`, `reads "X" twice`}},
+		{"an operator outside the supported set",
+			model(17, x, []onnxwire.Node{node("sm", "Softmax", []string{"X"}, "Y")}, nil, "Y"),
+			[]string{`node "sm": operator Softmax is not supported`, "Add, BatchNormalization"}},
+		{"an attribute the executor would ignore",
+			model(17, x, []onnxwire.Node{node("c", "Concat", []string{"X", "X2"}, "Y", onnxwire.Attr{Name: "axis", Type: onnxwire.AttrInt, I: 1}, onnxwire.Attr{Name: "extra", Type: onnxwire.AttrInt, I: 1})}, nil, "Y"),
+			[]string{`node "c"`}},
+		{"an opset outside the implemented range",
+			model(11, x, []onnxwire.Node{node("a", "Add", []string{"X", "W"}, "Y")}, []onnxwire.Tensor{w}, "Y"),
+			[]string{"opset 11", "13 to 21"}},
+		{"a cycle",
+			model(17, x, []onnxwire.Node{node("a", "Add", []string{"X", "Z"}, "Y"), node("b", "Add", []string{"Y", "W"}, "Z")}, []onnxwire.Tensor{w}, "Y"),
+			[]string{"cycle"}},
+		{"an input nothing makes",
+			model(17, x, []onnxwire.Node{node("a", "Add", []string{"X", "ghost"}, "Y")}, nil, "Y"),
+			[]string{`input "ghost"`}},
+		{"an initializer whose data does not fill its shape",
+			model(17, x, []onnxwire.Node{node("a", "Add", []string{"X", "W"}, "Y")}, []onnxwire.Tensor{{Name: "W", Dims: []int64{1 << 20}, DataType: onnxwire.Float, Raw: make([]byte, 16)}}, "Y"),
+			[]string{`initializer "W"`, "holds 1048576 values, its data 4"}},
+		{"a huge declared input shape (onnx-go would allocate it)",
+			model(17, map[string][]any{"X": {1 << 20, 1 << 20}}, []onnxwire.Node{node("a", "Add", []string{"X", "W"}, "Y")}, []onnxwire.Tensor{w}, "Y"),
+			[]string{`value "X"`, "over"}},
+		{"a value made twice",
+			model(17, x, []onnxwire.Node{node("a", "Add", []string{"X", "W"}, "Y"), node("b", "Add", []string{"X", "W"}, "Y")}, []onnxwire.Tensor{w}, "Y"),
+			[]string{`output "Y" is also made by node "a"`}},
+		{"a grouped convolution",
+			model(17, map[string][]any{"X": {1, 2, 4, 4}}, []onnxwire.Node{node("g", "Conv", []string{"X", "W"}, "Y", onnxwire.Attr{Name: "group", Type: onnxwire.AttrInt, I: 2})},
+				[]onnxwire.Tensor{onnxwire.FloatTensor("W", []int{2, 1, 1, 1}, []float32{1, 1})}, "Y"),
+			[]string{`node "g" (Conv)`, "group = 2"}},
+		{"a negative dimension",
+			model(17, map[string][]any{"X": {-5, 4}}, []onnxwire.Node{node("a", "Add", []string{"X", "W"}, "Y")}, []onnxwire.Tensor{w}, "Y"),
+			[]string{`value "X"`, "negative dimension"}},
+		{"not ONNX", []byte("hello, world"), []string{"protobuf"}},
+	} {
+		_, err := Load(c.b, 1)
+		if err == nil {
+			t.Errorf("%s: loaded", c.name)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q does not say %q", c.name, err, w)
+			}
+		}
+	}
+}
+
+// run loads a model and runs it on float32 inputs (in the inputs' sorted
+// name order).
+func run(t *testing.T, b []byte, in ...Input) []Output {
+	t.Helper()
+	m, err := Load(b, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := m.Run(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func near(t *testing.T, what string, got, want []float32, tol float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	for i := range got {
+		if math.Abs(float64(got[i]-want[i])) > tol {
+			t.Fatalf("%s: value %d is %g, want %g", what, i, got[i], want[i])
+		}
+	}
+}
+
+// TestOperators checks operators against hand-computed answers, and the
+// convolution against a direct loop (stride, padding, rectangular sizes).
+func TestOperators(t *testing.T) {
+	i64 := func(name string, v ...int) onnxwire.Tensor { return onnxwire.Int64Tensor(name, v...) }
+	f := func(name string, dims []int, v ...float32) onnxwire.Tensor { return onnxwire.FloatTensor(name, dims, v) }
+	x := Input{Shape: []int{2, 3}, F: []float32{1, 2, 3, 4, 5, 6}}
+	cases := []struct {
+		name  string
+		nodes []onnxwire.Node
+		inits []onnxwire.Tensor
+		want  []float32
+		shape []int
+	}{
+		{"Add broadcasting a row", []onnxwire.Node{node("n", "Add", []string{"X", "B"}, "Y")}, []onnxwire.Tensor{f("B", []int{3}, 10, 20, 30)},
+			[]float32{11, 22, 33, 14, 25, 36}, []int{2, 3}},
+		{"Mul broadcasting a column", []onnxwire.Node{node("n", "Mul", []string{"B", "X"}, "Y")}, []onnxwire.Tensor{f("B", []int{2, 1}, 2, -1)},
+			[]float32{2, 4, 6, -4, -5, -6}, []int{2, 3}},
+		{"Gather with a negative index", []onnxwire.Node{node("n", "Gather", []string{"X", "I"}, "Y", onnxwire.Attr{Name: "axis", Type: onnxwire.AttrInt, I: 1})}, []onnxwire.Tensor{i64("I", -1, 0)},
+			[]float32{3, 1, 6, 4}, []int{2, 2}},
+		{"Reshape with 0 and -1", []onnxwire.Node{node("n", "Reshape", []string{"X", "S"}, "Y")}, []onnxwire.Tensor{i64("S", 0, -1, 1)},
+			[]float32{1, 2, 3, 4, 5, 6}, []int{2, 3, 1}},
+		{"Concat of a tensor with itself along axis 0 (two names)", []onnxwire.Node{node("i", "Identity", []string{"X"}, "X2"), node("n", "Concat", []string{"X", "X2"}, "Y", onnxwire.Attr{Name: "axis", Type: onnxwire.AttrInt, I: 0})}, nil,
+			[]float32{1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6}, []int{4, 3}},
+		{"Gemm with transB and a broadcast C", []onnxwire.Node{node("n", "Gemm", []string{"X", "W", "C"}, "Y", onnxwire.Attr{Name: "transB", Type: onnxwire.AttrInt, I: 1}, onnxwire.Attr{Name: "alpha", Type: onnxwire.AttrFloat, F: 2})},
+			[]onnxwire.Tensor{f("W", []int{1, 3}, 1, 0, -1), f("C", []int{1}, 0.5)}, []float32{2*(1-3) + 0.5, 2*(4-6) + 0.5}, []int{2, 1}},
+		{"MatMul", []onnxwire.Node{node("n", "MatMul", []string{"X", "W"}, "Y")}, []onnxwire.Tensor{f("W", []int{3, 2}, 1, 0, 0, 1, 1, 1)},
+			[]float32{4, 5, 10, 11}, []int{2, 2}},
+		{"Sigmoid", []onnxwire.Node{node("n", "Sigmoid", []string{"X"}, "Y")}, nil,
+			[]float32{0.7310586, 0.8807971, 0.95257413, 0.98201376, 0.9933072, 0.99752736}, []int{2, 3}},
+		{"SiLU (fused)", []onnxwire.Node{node("s", "Sigmoid", []string{"X"}, "S"), node("n", "Mul", []string{"S", "X"}, "Y")}, nil,
+			[]float32{0.7310586, 2 * 0.8807971, 3 * 0.95257413, 4 * 0.98201376, 5 * 0.9933072, 6 * 0.99752736}, []int{2, 3}},
+		{"Unsqueeze then Flatten", []onnxwire.Node{node("u", "Unsqueeze", []string{"X", "A"}, "U"), node("n", "Flatten", []string{"U"}, "Y", onnxwire.Attr{Name: "axis", Type: onnxwire.AttrInt, I: 2})}, []onnxwire.Tensor{i64("A", 1)},
+			[]float32{1, 2, 3, 4, 5, 6}, []int{2, 3}},
+		{"Shape, Cast to float", []onnxwire.Node{node("s", "Shape", []string{"X"}, "S"), node("n", "Cast", []string{"S"}, "Y", onnxwire.Attr{Name: "to", Type: onnxwire.AttrInt, I: 1})}, nil,
+			[]float32{2, 3}, []int{2}},
+		{"Cos and Sin in float64", []onnxwire.Node{node("d", "Cast", []string{"X"}, "D", onnxwire.Attr{Name: "to", Type: onnxwire.AttrInt, I: 11}), node("c", "Cos", []string{"D"}, "C"), node("s", "Sin", []string{"D"}, "S"),
+			node("a", "Add", []string{"C", "S"}, "A"), node("n", "Cast", []string{"A"}, "Y", onnxwire.Attr{Name: "to", Type: onnxwire.AttrInt, I: 1})}, nil,
+			[]float32{float32(math.Cos(1) + math.Sin(1)), float32(math.Cos(2) + math.Sin(2)), float32(math.Cos(3) + math.Sin(3)), float32(math.Cos(4) + math.Sin(4)), float32(math.Cos(5) + math.Sin(5)), float32(math.Cos(6) + math.Sin(6))}, []int{2, 3}},
+	}
+	for _, c := range cases {
+		out := run(t, model(17, map[string][]any{"X": {2, 3}}, c.nodes, c.inits, "Y"), x)
+		near(t, c.name, out[0].F, c.want, 2e-6)
+		if !slices.Equal(out[0].Shape, c.shape) {
+			t.Errorf("%s: shape %v, want %v", c.name, out[0].Shape, c.shape)
+		}
+	}
+
+	// Resize: nearest 2× (asymmetric, floor), as the exporters write it.
+	img := Input{Shape: []int{1, 1, 2, 2}, F: []float32{1, 2, 3, 4}}
+	out := run(t, model(17, map[string][]any{"X": {1, 1, 2, 2}}, []onnxwire.Node{node("n", "Resize", []string{"X", "", "S"}, "Y",
+		onnxwire.Attr{Name: "mode", Type: onnxwire.AttrString, S: "nearest"}, onnxwire.Attr{Name: "coordinate_transformation_mode", Type: onnxwire.AttrString, S: "asymmetric"},
+		onnxwire.Attr{Name: "nearest_mode", Type: onnxwire.AttrString, S: "floor"})}, []onnxwire.Tensor{f("S", []int{4}, 1, 1, 2, 2)}, "Y"), img)
+	near(t, "Resize", out[0].F, []float32{1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4}, 0)
+
+	// InstanceNormalization and GlobalAveragePool.
+	out = run(t, model(17, map[string][]any{"X": {1, 1, 2, 2}}, []onnxwire.Node{node("n", "InstanceNormalization", []string{"X", "G", "B"}, "N", onnxwire.Attr{Name: "epsilon", Type: onnxwire.AttrFloat, F: 1e-5}),
+		node("p", "GlobalAveragePool", []string{"N"}, "Y")}, []onnxwire.Tensor{f("G", []int{1}, 2), f("B", []int{1}, 3)}, "Y", "N"), img)
+	sd := math.Sqrt(1.25 + 1e-5)
+	near(t, "InstanceNormalization", out[1].F, []float32{float32(3 - 2*1.5/sd), float32(3 - 2*0.5/sd), float32(3 + 2*0.5/sd), float32(3 + 2*1.5/sd)}, 1e-6)
+	near(t, "GlobalAveragePool", out[0].F, []float32{3}, 1e-6)
+
+	// Conv against a direct loop, with stride 2, padding, bias and sizes
+	// that leave remainders of the 4×16 tile.
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, c := range []struct{ n, ci, h, w, co, k, s, p int }{{3, 5, 9, 7, 6, 3, 1, 1}, {2, 4, 8, 8, 8, 3, 2, 1}, {1, 3, 5, 5, 5, 1, 1, 0}, {2, 16, 8, 8, 17, 3, 1, 1}} {
+		xv := make([]float32, c.n*c.ci*c.h*c.w)
+		wv := make([]float32, c.co*c.ci*c.k*c.k)
+		bv := make([]float32, c.co)
+		for _, s := range [][]float32{xv, wv, bv} {
+			for i := range s {
+				s[i] = float32(r.NormFloat64())
+			}
+		}
+		oh, ow := (c.h+2*c.p-c.k)/c.s+1, (c.w+2*c.p-c.k)/c.s+1
+		want := make([]float32, c.n*c.co*oh*ow)
+		for n := 0; n < c.n; n++ {
+			for o := 0; o < c.co; o++ {
+				for y := 0; y < oh; y++ {
+					for xx := 0; xx < ow; xx++ {
+						v := float64(bv[o])
+						for ch := 0; ch < c.ci; ch++ {
+							for i := 0; i < c.k; i++ {
+								for j := 0; j < c.k; j++ {
+									sy, sx := y*c.s+i-c.p, xx*c.s+j-c.p
+									if sy >= 0 && sy < c.h && sx >= 0 && sx < c.w {
+										v += float64(xv[((n*c.ci+ch)*c.h+sy)*c.w+sx]) * float64(wv[((o*c.ci+ch)*c.k+i)*c.k+j])
+									}
+								}
+							}
+						}
+						want[((n*c.co+o)*oh+y)*ow+xx] = float32(v)
+					}
+				}
+			}
+		}
+		b := model(17, map[string][]any{"X": {-1, c.ci, c.h, c.w}}, []onnxwire.Node{node("n", "Conv", []string{"X", "W", "B"}, "Y",
+			ints("kernel_shape", int64(c.k), int64(c.k)), ints("pads", int64(c.p), int64(c.p), int64(c.p), int64(c.p)), ints("strides", int64(c.s), int64(c.s)))},
+			[]onnxwire.Tensor{f("W", []int{c.co, c.ci, c.k, c.k}, wv...), f("B", []int{c.co}, bv...)}, "Y")
+		out := run(t, b, Input{Shape: []int{c.n, c.ci, c.h, c.w}, F: xv})
+		// float32 sums of ci·k² products of unit normals.
+		near(t, "Conv", out[0].F, want, 2e-5*math.Sqrt(float64(c.ci*c.k*c.k)))
+	}
+}
+
+// TestRunAllocations: a model run again at a batch size it has seen
+// allocates (almost) nothing: the value buffers are kept.
+func TestRunAllocations(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 1))
+	wv := make([]float32, 8*4*9)
+	for i := range wv {
+		wv[i] = float32(r.NormFloat64())
+	}
+	b := model(17, map[string][]any{"X": {-1, 4, 8, 8}}, []onnxwire.Node{
+		node("c", "Conv", []string{"X", "W"}, "C", ints("kernel_shape", 3, 3), ints("pads", 1, 1, 1, 1)),
+		node("s", "Sigmoid", []string{"C"}, "S"), node("m", "Mul", []string{"C", "S"}, "Y")},
+		[]onnxwire.Tensor{onnxwire.FloatTensor("W", []int{8, 4, 3, 3}, wv)}, "Y")
+	m, err := Load(b, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := []Input{{Shape: []int{4, 4, 8, 8}, F: make([]float32, 4*4*8*8)}}
+	if _, err := m.Run(in); err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(10, func() { m.Run(in) })
+	// The output list and its shape copies: a handful, none of tensor size.
+	if allocs > 8 {
+		t.Errorf("%.0f allocations per run at a seen batch size", allocs)
+	}
+}
