@@ -214,4 +214,3 @@ func TestCrossBuilds(t *testing.T) {
 		}
 	}
 }
-

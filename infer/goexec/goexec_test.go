@@ -133,7 +133,9 @@ func near(t *testing.T, what string, got, want []float32, tol float64) {
 // convolution against a direct loop (stride, padding, rectangular sizes).
 func TestOperators(t *testing.T) {
 	i64 := func(name string, v ...int) onnxwire.Tensor { return onnxwire.Int64Tensor(name, v...) }
-	f := func(name string, dims []int, v ...float32) onnxwire.Tensor { return onnxwire.FloatTensor(name, dims, v) }
+	f := func(name string, dims []int, v ...float32) onnxwire.Tensor {
+		return onnxwire.FloatTensor(name, dims, v)
+	}
 	x := Input{Shape: []int{2, 3}, F: []float32{1, 2, 3, 4, 5, 6}}
 	cases := []struct {
 		name  string
