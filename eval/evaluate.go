@@ -271,7 +271,7 @@ func sampleInto(ctx context.Context, so infer.SampleOptions, dir string, k int) 
 func (r *Report) describe(m *infer.Manifest, classifier string, n int) (conditional bool) {
 	r.Model, r.Sampler, r.Steps, r.Guidance = m.Model, m.Sampler, m.Steps, m.Guidance
 	r.Classifier, r.Samples, r.Complete = classifier, n, m.Complete
-	r.Device, r.Eta = m.Device, m.Eta
+	r.Device, r.Backend, r.Eta = m.Device, m.Backend, m.Eta
 	if r.SampleSeconds > 0 {
 		r.ImagesPerSecond = Num(float64(n) / r.SampleSeconds)
 	} else {

@@ -50,6 +50,7 @@ type Report struct {
 	Guidance   float64 `json:"guidance"`
 	Eta        float64 `json:"eta"`
 	Device     string  `json:"device,omitempty"`
+	Backend    string  `json:"backend,omitempty"` // what ran the model: ort or go
 	// The sampling's wall time (files written included), when eval sampled.
 	SampleSeconds   float64 `json:"sample_seconds,omitempty"`
 	ImagesPerSecond Num     `json:"images_per_second"`
@@ -131,7 +132,11 @@ func (r Report) Markdown() string {
 	fmt.Fprintf(&b, "%d samples (%s, %d steps, guidance %g), judged by the classifier %s; real images: the %s test split.\n\n",
 		r.Samples, r.Sampler, r.Steps, r.Guidance, r.Classifier, r.Dataset)
 	if r.SampleSeconds > 0 {
-		fmt.Fprintf(&b, "Sampling took %.1f s: %.1f images/s on %s.\n\n", r.SampleSeconds, float64(r.ImagesPerSecond), r.Device)
+		on := r.Device
+		if r.Backend != "" {
+			on += " (" + r.Backend + " backend)"
+		}
+		fmt.Fprintf(&b, "Sampling took %.1f s: %.1f images/s on %s.\n\n", r.SampleSeconds, float64(r.ImagesPerSecond), on)
 	}
 	if !r.Complete {
 		fmt.Fprintf(&b, "**Incomplete:** the sampling run behind these samples did not finish (interrupted, or shards missing); the figures are for the %d images it wrote.\n\n", r.Samples)

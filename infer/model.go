@@ -6,6 +6,8 @@ import (
 	"os"
 	"sort"
 
+	"github.com/condiff/condiff/infer/goexec"
+
 	"github.com/condiff/condiff/internal/onnxwire"
 
 	"github.com/condiff/condiff/contract"
@@ -202,6 +204,15 @@ func Inspect(path string, w io.Writer) error {
 		fmt.Fprintf(w, "config: rebuilds the %s; every parameter of its network present with its shape (%d)\n", what, n)
 	}
 	fmt.Fprintln(w, "contract: yes (condiff can sample/evaluate with it)")
+	// The Go backend: whether it runs the model, or why not (any backend
+	// runs a model that follows the contract through ONNX Runtime).
+	if b, err := readFileBounded(path); err == nil {
+		if _, err := goexec.Load(b, 1); err != nil {
+			fmt.Fprintf(w, "go backend: no: %v (sample it with --backend ort)\n", err)
+		} else {
+			fmt.Fprintln(w, "go backend: yes (runs without ONNX Runtime)")
+		}
+	}
 	return nil
 }
 

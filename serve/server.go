@@ -425,7 +425,7 @@ func (s *Server) samples(w http.ResponseWriter, r *http.Request) int {
 // unpacked answer is a sample directory eval reads.
 func (s *Server) zip(w http.ResponseWriter, resp SamplesResponse) int {
 	m := infer.Manifest{Model: s.o.Model, ModelHash: s.hash, Sampler: resp.Sampler, Steps: resp.Steps, Eta: resp.Eta,
-		Guidance: resp.Guidance, Seed: resp.Seed, Device: s.session.Device, Complete: true, Images: []infer.ManifestEntry{}}
+		Guidance: resp.Guidance, Seed: resp.Seed, Device: s.session.Device, Backend: s.session.Backend, Complete: true, Images: []infer.ManifestEntry{}}
 	var b bytes.Buffer
 	z := zip.NewWriter(&b)
 	for _, im := range resp.Images {
