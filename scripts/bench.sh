@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # make bench: training throughput (OpenBLAS and pure-Go BLAS builds), sampling
-# throughput and memory, the sampling service under load (throughput against
+# throughput and memory, the Go backend against ONNX Runtime (and the
+# WebAssembly build under Node, the static binary's size), the sampling
+# service under load (throughput against
 # offline sampling, latency against one request at a time, RSS over 10
 # minutes), and the PyTorch CPU reference, measured in one run on
 # this machine; prints one JSON object with the ratios (also in out/bench.json),
@@ -27,6 +29,18 @@ fi
 echo "bench: training, pure Go" >&2;    out/bench/bench-purego -mode train > out/bench/train-purego.json
 echo "bench: training memory over 500 steps" >&2; out/bench/bench-openblas -mode train-rss > out/bench/train-rss.json
 echo "bench: sampling (ONNX Runtime)" >&2; out/bench/bench-openblas -mode sample > out/bench/sample.json
+echo "bench: the Go backend against ONNX Runtime (shipped MNIST, DDIM 20, batch 64 and 1)" >&2
+out/bench/bench-openblas -mode backends > out/bench/backends.json
+echo "bench: the static and WebAssembly builds" >&2
+CGO_ENABLED=0 go build -o out/bench/condiff-run-static ./cmd/condiff-run
+GOOS=js GOARCH=wasm go build -o out/bench/condiff-run.wasm ./cmd/condiff-run
+wasm_exec="$(go env GOROOT)/lib/wasm/wasm_exec_node.js"
+rm -rf out/bench/wasm-samples
+wasm_start=$(date +%s.%N)
+node "$wasm_exec" out/bench/condiff-run.wasm sample --backend go --class 3 --n 4 --steps 20 --seed 1 \
+  --model "$PWD/assets/pretrained/mnist-cbn.onnx" --out "$PWD/out/bench/wasm-samples" 2>/dev/null
+wasm_end=$(date +%s.%N)
+python3 -c "import json,os,subprocess,sys; s=float(sys.argv[2])-float(sys.argv[1]); l=subprocess.run(['ldd','out/bench/condiff-run-static'],capture_output=True,text=True); json.dump({'wasm_seconds_per_image': s/4, 'wasm_images': 4, 'static_bytes': os.path.getsize('out/bench/condiff-run-static'), 'wasm_bytes': os.path.getsize('out/bench/condiff-run.wasm'), 'static_ldd': (l.stdout+l.stderr).strip()}, open('out/bench/portable.json','w'))" "$wasm_start" "$wasm_end"
 echo "bench: serve (condiff-run serve under load, about 15 minutes)" >&2
 out/bench/bench-openblas -mode serve -serve-bin bin/condiff-run > out/bench/serve.json
 echo "bench: per-op profile of a training step (cbn, batch norm)" >&2
@@ -62,6 +76,8 @@ for b in (1, 16, 64):
         "torch_evals_per_s": round(t["denoiser_evals_per_s"], 1), "ort_vs_torch": round(s["denoiser_evals_per_s"] / t["denoiser_evals_per_s"], 3)}
 out["sample"]["peak_rss_mb"] = {"n64": round(sa["peak_rss_mb_n64"], 1), "n4096": round(sa["peak_rss_mb_n4096"], 1)}
 out["serve"] = ld("serve")
+out["backends"] = ld("backends")
+out["backends"]["portable"] = ld("portable")
 json.dump(out, open("out/bench.json", "w"), indent=2)
 print(json.dumps(out, indent=2))
 PY

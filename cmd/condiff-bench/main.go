@@ -34,9 +34,10 @@ func benchConfig(variant contract.Variant, norm models.NormKind) models.Config {
 }
 
 func main() {
-	mode := flag.String("mode", "train", "train, train-rss, sample, rss or serve")
+	mode := flag.String("mode", "train", "train, train-rss, sample, rss, serve or backends")
+	threads := flag.Int("threads", 0, "backends: threads of both backends (0: all CPUs)")
 	serveBin := flag.String("serve-bin", "bin/condiff-run", "serve: the condiff-run binary to load-test")
-	serveModel := flag.String("serve-model", "assets/pretrained/mnist-cbn.onnx", "serve: the model to serve")
+	serveModel := flag.String("serve-model", "assets/pretrained/mnist-cbn.onnx", "serve: the model to serve; backends: the model to time")
 	serveFor := flag.Duration("serve-for", 60*time.Second, "serve: how long the throughput load runs")
 	latencyFor := flag.Duration("latency-for", 30*time.Second, "serve: how long each latency comparison runs")
 	rssFor := flag.Duration("rss-for", 10*time.Minute, "serve: how long the memory load runs (RSS every minute)")
@@ -69,6 +70,8 @@ func main() {
 		out, err = trainRSS()
 	case "serve":
 		out, err = benchServe(*serveBin, *serveModel, *serveFor, *latencyFor, *rssFor)
+	case "backends":
+		out, err = benchBackends(*serveModel, *threads)
 	default:
 		err = fmt.Errorf("unknown --mode %q", *mode)
 	}
