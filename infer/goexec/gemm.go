@@ -1,38 +1,39 @@
 package goexec
 
-// sgemm adds A [M K] × B [K N] to C [M N], all row-major and contiguous.
-// With AVX2+FMA, tiles of 4 rows × 16 columns run in the assembly kernel
-// (sgemm4x16); the rest, and other CPUs, take sgemmGo.
-func sgemm(M, N, K int, a, b, c []float32) {
+// sgemm adds A [M K] × B [K N] to C [M N], row-major with leading
+// dimensions lda, ldb, ldc (elements between rows). With AVX2+FMA, tiles
+// of 4 rows × 16 columns run in the assembly kernel (sgemm4x16); the rest,
+// and other CPUs, take sgemmGo.
+func sgemm(M, N, K int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
 	if !haveFMA || K == 0 || M < 4 || N < 16 {
-		sgemmGo(M, N, K, 0, N, a, b, c)
+		sgemmGo(M, K, 0, N, a, lda, b, ldb, c, ldc)
 		return
 	}
 	m4, n16 := M&^3, N&^15
 	for i := 0; i < m4; i += 4 {
 		for j := 0; j < n16; j += 16 {
-			sgemm4x16(K, &a[i*K], K, &b[j], N, &c[i*N+j], N)
+			sgemm4x16(K, &a[i*lda], lda, &b[j], ldb, &c[i*ldc+j], ldc)
 		}
 	}
 	if n16 < N {
-		sgemmGo(m4, N, K, n16, N, a, b, c)
+		sgemmGo(m4, K, n16, N, a, lda, b, ldb, c, ldc)
 	}
 	if m4 < M {
-		sgemmGo(M-m4, N, K, 0, N, a[m4*K:], b, c[m4*N:])
+		sgemmGo(M-m4, K, 0, N, a[m4*lda:], lda, b, ldb, c[m4*ldc:], ldc)
 	}
 }
 
-// sgemmGo adds columns [j0, j1) of A [M K] × B [K N] to C [M N]: rows of C
-// four at a time, so that each row of B loaded is used four times; the
+// sgemmGo adds columns [j0, j1) of A [M K] × B [K ·] to C [M ·]: rows of
+// C four at a time, so that each row of B loaded is used four times; the
 // inner loop runs along a row (contiguous in B and C).
-func sgemmGo(M, N, K, j0, j1 int, a, b, c []float32) {
+func sgemmGo(M, K, j0, j1 int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
 	i := 0
 	for ; i+4 <= M; i += 4 {
-		c0, c1, c2, c3 := c[i*N+j0:i*N+j1], c[(i+1)*N+j0:(i+1)*N+j1], c[(i+2)*N+j0:(i+2)*N+j1], c[(i+3)*N+j0:(i+3)*N+j1]
-		a0, a1, a2, a3 := a[i*K:(i+1)*K], a[(i+1)*K:(i+2)*K], a[(i+2)*K:(i+3)*K], a[(i+3)*K:(i+4)*K]
+		c0, c1, c2, c3 := c[i*ldc+j0:i*ldc+j1], c[(i+1)*ldc+j0:(i+1)*ldc+j1], c[(i+2)*ldc+j0:(i+2)*ldc+j1], c[(i+3)*ldc+j0:(i+3)*ldc+j1]
+		a0, a1, a2, a3 := a[i*lda:i*lda+K], a[(i+1)*lda:(i+1)*lda+K], a[(i+2)*lda:(i+2)*lda+K], a[(i+3)*lda:(i+3)*lda+K]
 		for k := 0; k < K; k++ {
 			v0, v1, v2, v3 := a0[k], a1[k], a2[k], a3[k]
-			row := b[k*N+j0 : k*N+j1]
+			row := b[k*ldb+j0 : k*ldb+j1]
 			c0, c1, c2, c3 := c0[:len(row)], c1[:len(row)], c2[:len(row)], c3[:len(row)]
 			for j, bv := range row {
 				c0[j] += v0 * bv
@@ -43,10 +44,10 @@ func sgemmGo(M, N, K, j0, j1 int, a, b, c []float32) {
 		}
 	}
 	for ; i < M; i++ {
-		ci := c[i*N+j0 : i*N+j1]
+		ci := c[i*ldc+j0 : i*ldc+j1]
 		for k := 0; k < K; k++ {
-			v := a[i*K+k]
-			row := b[k*N+j0 : k*N+j1]
+			v := a[i*lda+k]
+			row := b[k*ldb+j0 : k*ldb+j1]
 			ci := ci[:len(row)]
 			for j, bv := range row {
 				ci[j] += v * bv

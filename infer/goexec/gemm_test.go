@@ -39,7 +39,7 @@ func TestSgemm(t *testing.T) {
 			saved := haveFMA
 			haveFMA = simd
 			got := append([]float32(nil), c...)
-			sgemm(M, N, K, a, b, got)
+			sgemm(M, N, K, a, K, b, N, got, N)
 			haveFMA = saved
 			for i := range got {
 				// float32 accumulation of K products of unit normals: error

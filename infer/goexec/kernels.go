@@ -3,6 +3,8 @@ package goexec
 import (
 	"fmt"
 	"math"
+
+	simd "github.com/condiff/condiff/train/kernel"
 )
 
 func compileConv(a attrs, nin int) (kernel, error) {
@@ -96,59 +98,64 @@ func (c conv) run(m *Model, x, w *tensor, bias []float32, out *tensor) error {
 	}
 	K, P := ci*kh*kw, oh*ow
 	direct := kh == 1 && kw == 1 && c.sh == 1 && c.sw == 1 && c.pt+c.pl+c.pb+c.pr == 0
+	// The columns of a block of output rows at a time, about 256 KB, so
+	// that they stay in the cache while the product reads them.
+	rowsPer := max(1, min(oh, (1<<16)/max(K*ow, 1)))
 	workers := min(m.threads, n)
 	if !direct {
 		for k := 0; k < workers; k++ {
-			if cap(m.scratch[k]) < K*P {
-				m.scratch[k] = make([]float32, K*P)
+			if cap(m.scratch[k]) < K*rowsPer*ow {
+				m.scratch[k] = make([]float32, K*rowsPer*ow)
 			}
 		}
 	}
-	errs := make(chan error, workers)
+	done := make(chan struct{}, workers)
 	for k := 0; k < workers; k++ {
 		go func(k int) {
 			for img := k; img < n; img += workers {
 				src := x.f[img*ci*h*wd : (img+1)*ci*h*wd]
-				cols := src
-				if !direct {
-					cols = m.scratch[k][:K*P]
-					c.im2col(src, ci, h, wd, kh, kw, oh, ow, cols)
-				}
 				dst := out.f[img*co*P : (img+1)*co*P]
 				for o := 0; o < co; o++ {
 					b := float32(0)
 					if bias != nil {
 						b = bias[o]
 					}
-					row := dst[o*P : (o+1)*P]
-					for p := range row {
-						row[p] = b
-					}
+					simd.Fill(dst[o*P:(o+1)*P], b)
 				}
-				sgemm(co, P, K, w.f, cols, dst)
+				if direct {
+					sgemm(co, P, K, w.f, K, src, P, dst, P)
+					continue
+				}
+				for y0 := 0; y0 < oh; y0 += rowsPer {
+					y1 := min(oh, y0+rowsPer)
+					cols := m.scratch[k][:K*(y1-y0)*ow]
+					c.im2col(src, ci, h, wd, kh, kw, y0, y1, ow, cols)
+					sgemm(co, (y1-y0)*ow, K, w.f, K, cols, (y1-y0)*ow, dst[y0*ow:], P)
+				}
 			}
-			errs <- nil
+			done <- struct{}{}
 		}(k)
 	}
 	for k := 0; k < workers; k++ {
-		<-errs
+		<-done
 	}
 	return nil
 }
 
-// im2col writes the patches of one image [C H W] as rows (c, i, j) of
-// columns (y, x): cols[(c·kH + i)·kW + j][y·oW + x] = x[c][y·sh + i − pt][x·sw + j − pl]
+// im2col writes the patches of output rows [y0, y1) of one image [C H W]
+// as rows (c, i, j) of columns (y − y0, x):
+// cols[(c·kH + i)·kW + j][(y − y0)·oW + x] = x[c][y·sh + i − pt][x·sw + j − pl]
 // (0 outside).
-func (c conv) im2col(src []float32, ci, h, w, kh, kw, oh, ow int, cols []float32) {
-	P := oh * ow
+func (c conv) im2col(src []float32, ci, h, w, kh, kw, y0, y1, ow int, cols []float32) {
+	P := (y1 - y0) * ow
 	for ch := 0; ch < ci; ch++ {
 		plane := src[ch*h*w : (ch+1)*h*w]
 		for i := 0; i < kh; i++ {
 			for j := 0; j < kw; j++ {
 				row := cols[((ch*kh+i)*kw+j)*P : ((ch*kh+i)*kw+j+1)*P]
-				for y := 0; y < oh; y++ {
+				for y := y0; y < y1; y++ {
 					sy := y*c.sh + i - c.pt
-					r := row[y*ow : (y+1)*ow]
+					r := row[(y-y0)*ow : (y-y0+1)*ow]
 					if sy < 0 || sy >= h {
 						clear(r)
 						continue
@@ -200,7 +207,7 @@ func compileMatMul(a attrs, nin int) (kernel, error) {
 			return err
 		}
 		clear(out.f)
-		sgemm(M, N, K, x.f, y.f, out.f)
+		sgemm(M, N, K, x.f, K, y.f, N, out.f, N)
 		return nil
 	}, a.check()
 }
@@ -277,7 +284,7 @@ func compileGemm(a attrs, nin int) (kernel, error) {
 		if alpha != 1 {
 			xa = scaled(xa, alpha)
 		}
-		sgemm(M, N, K, xa, yb, out.f)
+		sgemm(M, N, K, xa, K, yb, N, out.f, N)
 		return nil
 	}, a.check()
 }
@@ -333,17 +340,8 @@ func compileInstanceNorm(a attrs, nin int) (kernel, error) {
 			for k := lo; k < hi; k++ {
 				c := k % ch
 				src, dst := x.f[k*l:(k+1)*l], out.f[k*l:(k+1)*l]
-				var s float64
-				for _, v := range src {
-					s += float64(v)
-				}
-				mean := s / float64(l)
-				var ss float64
-				for _, v := range src {
-					d := float64(v) - mean
-					ss += d * d
-				}
-				r := 1 / math.Sqrt(ss/float64(l)+float64(eps))
+				mean, vr := meanVar(src)
+				r := 1 / math.Sqrt(vr+float64(eps))
 				g, b := float64(in[1].f[c])*r, float64(in[2].f[c])
 				sc, sh := float32(g), float32(b-mean*g)
 				for i, v := range src {
@@ -474,13 +472,31 @@ func compileResize(a attrs, nin int) (kernel, error) {
 			return err
 		}
 		// Per axis, the source index of each output index.
-		maps = maps[:0]
+		for len(maps) < r {
+			maps = append(maps, nil)
+		}
 		for d := 0; d < r; d++ {
-			mp := make([]int, shape[d])
+			mp := grow(maps[d], shape[d])
 			for i := range mp {
 				mp[i] = nearest(i, x.shape[d], shape[d], scales[d], ctm, nm)
 			}
-			maps = append(maps, mp)
+			maps[d] = mp
+		}
+		if r == 4 { // [N C H W]: whole output rows from one input row
+			xs := x.shape
+			for n := 0; n < shape[0]; n++ {
+				for ch := 0; ch < shape[1]; ch++ {
+					plane := x.f[((maps[0][n]*xs[1])+maps[1][ch])*xs[2]*xs[3]:]
+					for y := 0; y < shape[2]; y++ {
+						line := plane[maps[2][y]*xs[3]:]
+						o := out.f[((n*shape[1]+ch)*shape[2]+y)*shape[3]:][:shape[3]]
+						for xx, sx := range maps[3] {
+							o[xx] = line[sx]
+						}
+					}
+				}
+			}
+			return nil
 		}
 		idx := make([]int, r)
 		src := make([]int, r)
@@ -537,4 +553,24 @@ func nearest(i, in, out int, scale float64, ctm, nm string) int {
 		k = math.Floor(x + 0.5)
 	}
 	return min(max(int(k), 0), in-1)
+}
+
+// meanVar is the mean and the (biased) variance of x, in one pass with
+// four float64 accumulators of Σx and Σx² (float32 inputs leave float64's
+// E[x²] − E[x]² far from cancelling).
+func meanVar(x []float32) (mean, variance float64) {
+	var s0, s1, s2, s3, q0, q1, q2, q3 float64
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		a, b, c, d := float64(x[i]), float64(x[i+1]), float64(x[i+2]), float64(x[i+3])
+		s0, s1, s2, s3 = s0+a, s1+b, s2+c, s3+d
+		q0, q1, q2, q3 = q0+a*a, q1+b*b, q2+c*c, q3+d*d
+	}
+	for ; i < len(x); i++ {
+		a := float64(x[i])
+		s0, q0 = s0+a, q0+a*a
+	}
+	n := float64(len(x))
+	mean = (s0 + s1 + s2 + s3) / n
+	return mean, max(0, (q0+q1+q2+q3)/n-mean*mean)
 }

@@ -1,6 +1,8 @@
 // Package kernel holds training's elementwise hot loops, with SIMD kernels
 // in Go assembly where the CPU has them (train uses cgo, and a cgo package
-// cannot hold Go assembly).
+// cannot hold Go assembly). The Go backend (infer/goexec) runs its fused
+// norm-affine-SiLU and fills through them too: pure Go and assembly, no
+// cgo, so the deployment binary may link it.
 package kernel
 
 import "math"
