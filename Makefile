@@ -38,9 +38,10 @@ test: setup
 # The portable builds: condiff-run without cgo for linux/amd64 (static,
 # also sampled in a chroot holding nothing else), linux/arm64 (sampled under
 # qemu-user), darwin/arm64, windows/amd64 and js/wasm (sampled under Node);
-# the samples must match this machine's within one grey level.
+# the in-browser page (docs/web, cmd/condiff-web) in headless Chromium; the
+# samples must match this machine's within one grey level.
 test-portable: setup
-	$(GO) test -tags portable -count=1 -timeout 40m -v -run 'TestStaticBinary|TestArm64UnderQemu|TestWasmUnderNode|TestCrossBuilds' ./cmd/condiff-run
+	$(GO) test -tags portable -count=1 -timeout 40m -v -run 'TestStaticBinary|TestArm64UnderQemu|TestWasmUnderNode|TestCrossBuilds|TestWebPageInBrowser' ./cmd/condiff-run
 
 # condiff-run for every platform, without cgo (the Go backend; no native
 # library needed), into dist/.

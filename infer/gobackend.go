@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/condiff/condiff/internal/field"
+	"github.com/condiff/condiff/internal/onnxwire"
+
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/infer/goexec"
 )
@@ -18,9 +21,26 @@ type goRunner struct {
 // openGo opens the model in the Go backend: the contract is checked on
 // condiff's own reading of the file, then onnx-go decodes it into goexec.
 func openGo(path string, o Options) (*Session, error) {
-	b, f, err := readModelBytes(path)
+	b, _, err := readModelBytes(path)
 	if err != nil {
 		return nil, err
+	}
+	return OpenGoBytes(path, b, o)
+}
+
+// OpenGoBytes opens a model held in memory (named name in errors) in the Go
+// backend: for a browser, which has no files.
+func OpenGoBytes(name string, b []byte, o Options) (*Session, error) {
+	if o.Threads < 0 || o.Threads > MaxThreads {
+		return nil, field.Errorf("infer", "Threads", o.Threads, "out of 0..%d (0: one per CPU)", MaxThreads)
+	}
+	path := name
+	f, err := onnxwire.Decode(b)
+	if err != nil {
+		return nil, fmt.Errorf("infer: %s is not an ONNX model: %w", path, err)
+	}
+	if !f.HasGraph {
+		return nil, fmt.Errorf("infer: %s is not an ONNX model: it has no graph", path)
 	}
 	info, err := info(path, f)
 	if err != nil {

@@ -54,6 +54,7 @@ func benchBackends(model string, threads int) (any, error) {
 			runtime.ReadMemStats(&ms1)
 			row[backend+"_images_per_s"] = float64(n) / wall
 			row[backend+"_allocs_per_call"] = float64(ms1.Mallocs-ms0.Mallocs) / float64(max(s.Calls, 1))
+			row[backend+"_kb_alloc_per_call"] = float64(ms1.TotalAlloc-ms0.TotalAlloc) / 1024 / float64(max(s.Calls, 1))
 			s.Close()
 		}
 		row["go_vs_ort_time"] = row["ort_images_per_s"] / row["go_images_per_s"]

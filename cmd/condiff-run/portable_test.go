@@ -8,9 +8,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"debug/elf"
+	"encoding/base64"
+	"fmt"
 	"image"
 	"image/png"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +23,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/condiff/condiff/internal/testenv"
 )
@@ -213,4 +221,82 @@ func TestCrossBuilds(t *testing.T) {
 			t.Errorf("%s/%s: %v", p[0], p[1], err)
 		}
 	}
+}
+
+// TestWebPageInBrowser serves the in-browser sampler (docs/web/index.html,
+// cmd/condiff-web built for js/wasm, the shipped MNIST model) as static
+// files, has headless Chromium sample four threes on it, and compares the
+// images with this machine's Go backend.
+func TestWebPageInBrowser(t *testing.T) {
+	browser := chromium(t)
+	dir := t.TempDir()
+	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "condiff.wasm"), "../condiff-web")
+	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("GOOS=js GOARCH=wasm go build ../condiff-web: %v\n%s", err, b)
+	}
+	goroot, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, "../../docs/web/index.html", filepath.Join(dir, "index.html"))
+	copyFile(t, filepath.Join(strings.TrimSpace(string(goroot)), "lib", "wasm", "wasm_exec.js"), filepath.Join(dir, "wasm_exec.js"))
+	copyFile(t, "../../assets/pretrained/mnist-cbn.onnx", filepath.Join(dir, "mnist-cbn.onnx"))
+	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	defer srv.Close()
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.Headless,
+		chromedp.Flag("disable-gpu", true))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/index.html"),
+		chromedp.WaitEnabled(chromedp.ID("go")),
+		chromedp.SetValue(chromedp.ID("class"), "3"),
+		chromedp.SetValue(chromedp.ID("n"), "4"),
+		chromedp.SetValue(chromedp.ID("steps"), "4"),
+		chromedp.SetValue(chromedp.ID("seed"), "5"),
+		chromedp.Click(chromedp.ID("go")),
+		chromedp.WaitVisible(chromedp.CSS(`body[data-done="1"]`)),
+	)
+	status, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("status")))
+	if err != nil {
+		t.Fatalf("the page in Chromium: %v (status %q)", err, status)
+	}
+	srcs, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#images img")].map(i => i.src)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(srcs) != 4 {
+		t.Fatalf("the page shows %d images, want 4 (status %q)", len(srcs), status)
+	}
+	// The same four threes from this machine's Go backend (guidance 1, the
+	// model's default, as the page's).
+	ref := filepath.Join(t.TempDir(), "ref")
+	args := sampleArgs(ref)
+	for i, a := range args {
+		if a == "2" && args[i-1] == "--n" {
+			args[i] = "4"
+		}
+	}
+	if out, err := exec.Command(build(t, "linux", runtime.GOARCH), args...).CombinedOutput(); err != nil {
+		t.Fatalf("reference sample: %v\n%s", err, out)
+	}
+	page := filepath.Join(t.TempDir(), "page")
+	os.MkdirAll(page, 0o755)
+	for i, src := range srcs {
+		b, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(src, "data:image/png;base64,"))
+		if err != nil {
+			t.Fatalf("image %d: %v", i, err)
+		}
+		if err := os.WriteFile(filepath.Join(page, fmt.Sprintf("%06d_3.png", i)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	samePNGs(t, "the page in Chromium", page, ref)
+	t.Logf("page status: %s", status)
 }

@@ -1,0 +1,154 @@
+//go:build js && wasm
+
+// Command condiff-web is condiff's sampler in a browser tab: built for
+// GOOS=js GOARCH=wasm, it runs the Go backend (no ONNX Runtime, no server)
+// and gives the page two functions,
+//
+//	condiffInfo(model: Uint8Array) → Promise<{classes: string[], guidance, size}>
+//	condiffSample(model: Uint8Array, opts: {class, n, steps, guidance, seed},
+//	              onStep: (done, total) => void) → Promise<{pngs: string[]}>
+//
+// condiffSample samples n images of one class with DDIM (the model's null class and
+// guidance as `sample` uses them) and resolves to PNG data URLs. The page is
+// docs/web/index.html; `make release` puts both, with Go's wasm_exec.js and
+// the shipped model, in dist/web/.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"image/png"
+	"syscall/js"
+	"time"
+
+	"github.com/condiff/condiff/diffusion"
+	"github.com/condiff/condiff/infer"
+)
+
+func main() {
+	js.Global().Set("condiffSample", js.FuncOf(func(this js.Value, args []js.Value) any {
+		return promise(func() (any, error) { return sample(args) })
+	}))
+	js.Global().Set("condiffInfo", js.FuncOf(func(this js.Value, args []js.Value) any {
+		return promise(func() (any, error) { return modelInfo(args) })
+	}))
+	js.Global().Set("condiffReady", true)
+	select {}
+}
+
+// promise runs f off the event loop and settles a JS Promise with it.
+func promise(f func() (any, error)) js.Value {
+	return js.Global().Get("Promise").New(js.FuncOf(func(this js.Value, args []js.Value) any {
+		resolve, reject := args[0], args[1]
+		go func() {
+			v, err := f()
+			if err != nil {
+				reject.Invoke(js.Global().Get("Error").New(err.Error()))
+				return
+			}
+			resolve.Invoke(v)
+		}()
+		return nil
+	}))
+}
+
+// modelInfo(model) → {classes, guidance, size}: what the page's controls offer.
+func modelInfo(args []js.Value) (any, error) {
+	if len(args) < 1 {
+		return nil, fmt.Errorf("condiffInfo(model)")
+	}
+	b := make([]byte, args[0].Get("length").Int())
+	js.CopyBytesToGo(b, args[0])
+	s, err := infer.OpenGoBytes("model.onnx", b, infer.Options{Threads: 1})
+	if err != nil {
+		return nil, err
+	}
+	names := make([]any, s.Info.NumClasses)
+	for c := range names {
+		names[c] = s.Info.ClassName(c)
+	}
+	g := 0.0
+	if s.Info.HasNull {
+		g = diffusion.DefaultGuidance
+	}
+	return map[string]any{"classes": names, "guidance": g, "size": s.Info.ImageSize}, nil
+}
+
+func sample(args []js.Value) (any, error) {
+	if len(args) < 2 {
+		return nil, fmt.Errorf("condiffSample(model, opts[, onStep])")
+	}
+	b := make([]byte, args[0].Get("length").Int())
+	js.CopyBytesToGo(b, args[0])
+	opt := func(name string, def float64) float64 {
+		if v := args[1].Get(name); v.Type() == js.TypeNumber {
+			return v.Float()
+		}
+		return def
+	}
+	s, err := infer.OpenGoBytes("model.onnx", b, infer.Options{Threads: 1})
+	if err != nil {
+		return nil, err
+	}
+	info := s.Info
+	guidance := 0.0
+	if info.HasNull {
+		guidance = diffusion.DefaultGuidance
+	}
+	guidance = opt("guidance", guidance)
+	sch, err := info.Schedule.Build()
+	if err != nil {
+		return nil, err
+	}
+	n := int(opt("n", 4))
+	if n < 1 || n > 64 {
+		return nil, fmt.Errorf("n %d: out of 1..64", n)
+	}
+	choice := infer.ClassChoice{}
+	if info.Conditional() {
+		choice = infer.OneClass(int(opt("class", 0)))
+	}
+	indices, labels, err := infer.Plan(info, choice, n, infer.Shard{})
+	if err != nil {
+		return nil, err
+	}
+	req := diffusion.Request{Sampler: diffusion.DDIM, Steps: int(opt("steps", diffusion.DefaultSteps)), Guidance: guidance, Null: info.Null(),
+		Seed: uint64(opt("seed", 1)), Batch: n, Values: info.Channels * info.ImageSize * info.ImageSize, Indices: indices, Labels: labels}
+	ts, err := req.Check(sch.Spec.T)
+	if err != nil {
+		return nil, err
+	}
+	onStep := js.Undefined()
+	if len(args) > 2 && args[2].Type() == js.TypeFunction {
+		onStep = args[2]
+	}
+	step := 0
+	pngs := make([]any, n)
+	pos := map[int]int{}
+	for k, i := range indices {
+		pos[i] = k
+	}
+	err = diffusion.Sample(context.Background(), s, sch, req, func() {
+		step++
+		if onStep.Truthy() {
+			onStep.Invoke(step, len(ts))
+		}
+		time.Sleep(time.Millisecond) // back to the event loop: the page repaints its progress
+	}, func(idx []int, x []float32) error {
+		d := req.Values
+		for k, i := range idx {
+			var buf bytes.Buffer
+			if err := png.Encode(&buf, infer.ToImage(x[k*d:(k+1)*d], info.Channels, info.ImageSize)); err != nil {
+				return err
+			}
+			pngs[pos[i]] = "data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes())
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"pngs": pngs}, nil
+}
