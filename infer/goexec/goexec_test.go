@@ -192,6 +192,11 @@ func TestOperators(t *testing.T) {
 	near(t, "InstanceNormalization", out[1].F, []float32{float32(3 - 2*1.5/sd), float32(3 - 2*0.5/sd), float32(3 + 2*0.5/sd), float32(3 + 2*1.5/sd)}, 1e-6)
 	near(t, "GlobalAveragePool", out[0].F, []float32{3}, 1e-6)
 
+	// BatchNormalization (inference): (x − mean)/√(var + ε)·scale + B.
+	out = run(t, model(17, map[string][]any{"X": {1, 1, 2, 2}}, []onnxwire.Node{node("n", "BatchNormalization", []string{"X", "G", "B", "M", "V"}, "Y")},
+		[]onnxwire.Tensor{f("G", []int{1}, 2), f("B", []int{1}, 1), f("M", []int{1}, 2.5), f("V", []int{1}, 1.25)}, "Y"), img)
+	near(t, "BatchNormalization", out[0].F, []float32{float32(1 - 2*1.5/sd), float32(1 - 2*0.5/sd), float32(1 + 2*0.5/sd), float32(1 + 2*1.5/sd)}, 1e-6)
+
 	// Conv against a direct loop, with stride 2, padding, bias and sizes
 	// that leave remainders of the 4×16 tile.
 	r := rand.New(rand.NewPCG(7, 8))

@@ -335,19 +335,12 @@ func compileInstanceNorm(a attrs, nin int) (kernel, error) {
 		if err := out.resize(f32, x.shape...); err != nil {
 			return err
 		}
-		l := x.size() / max(n*ch, 1)
-		m.parallel(n*ch, 1, func(lo, hi int) {
-			for k := lo; k < hi; k++ {
-				c := k % ch
-				src, dst := x.f[k*l:(k+1)*l], out.f[k*l:(k+1)*l]
-				mean, vr := meanVar(src)
-				r := 1 / math.Sqrt(vr+float64(eps))
-				g, b := float64(in[1].f[c])*r, float64(in[2].f[c])
-				sc, sh := float32(g), float32(b-mean*g)
-				for i, v := range src {
-					dst[i] = v*sc + sh
-				}
-			}
+		planes(m, x, out, n*ch, func(k int, src []float32) (float32, float32) {
+			c := k % ch
+			mean, vr := meanVar(src)
+			r := 1 / math.Sqrt(vr+float64(eps))
+			g, b := float64(in[1].f[c])*r, float64(in[2].f[c])
+			return float32(g), float32(b - mean*g)
 		})
 		return nil
 	}, a.check()
@@ -386,16 +379,11 @@ func compileBatchNorm(a attrs, nin int) (kernel, error) {
 		if err := out.resize(f32, x.shape...); err != nil {
 			return err
 		}
-		l := x.size() / max(n*ch, 1)
-		for k := 0; k < n*ch; k++ {
+		planes(m, x, out, n*ch, func(k int, _ []float32) (float32, float32) {
 			c := k % ch
 			r := float64(in[1].f[c]) / math.Sqrt(float64(in[4].f[c])+float64(eps))
-			sc, sh := float32(r), float32(float64(in[2].f[c])-float64(in[3].f[c])*r)
-			src, dst := x.f[k*l:(k+1)*l], out.f[k*l:(k+1)*l]
-			for i, v := range src {
-				dst[i] = v*sc + sh
-			}
-		}
+			return float32(r), float32(float64(in[2].f[c]) - float64(in[3].f[c])*r)
+		})
 		return nil
 	}, a.check()
 }
@@ -573,4 +561,19 @@ func meanVar(x []float32) (mean, variance float64) {
 	n := float64(len(x))
 	mean = (s0 + s1 + s2 + s3) / n
 	return mean, max(0, (q0+q1+q2+q3)/n-mean*mean)
+}
+
+// planes sets each of the p planes of x (the values of one image and
+// channel) to x·scale + shift with the plane's affine, in parallel.
+func planes(m *Model, x, out *tensor, p int, affine func(k int, plane []float32) (scale, shift float32)) {
+	l := x.size() / max(p, 1)
+	m.parallel(p, 1, func(lo, hi int) {
+		for k := lo; k < hi; k++ {
+			src, dst := x.f[k*l:(k+1)*l], out.f[k*l:(k+1)*l]
+			sc, sh := affine(k, src)
+			for i, v := range src {
+				dst[i] = v*sc + sh
+			}
+		}
+	})
 }
