@@ -8,6 +8,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/png"
 	"io"
 	"net/http"
 	"os"
@@ -367,5 +369,55 @@ func TestServeDrain(t *testing.T) {
 	}
 	if _, err := http.Get(s.url + "/healthz"); err == nil {
 		t.Error("the server still accepts after draining")
+	}
+}
+
+// TestServeGoBackend: serve on the Go backend answers the images sample
+// makes through ONNX Runtime (within one grey level), and its manifest
+// says which backend made them.
+func TestServeGoBackend(t *testing.T) {
+	s := startServer(t, "--backend", "go")
+	code, body, _ := s.post(t, "/v1/samples?format=zip", `{"class": "3", "n": 4, "guidance": 1, "steps": 6, "seed": 4}`)
+	if code != 200 {
+		t.Fatalf("status %d: %s", code, body)
+	}
+	z, err := zip.NewReader(bytes.NewReader(body), int64(len(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]byte{}
+	for _, f := range z.File {
+		r, _ := f.Open()
+		got[f.Name], _ = io.ReadAll(r)
+		r.Close()
+	}
+	var m struct {
+		Backend string                  `json:"backend"`
+		Images  []struct{ File string } `json:"images"`
+	}
+	if err := json.Unmarshal(got["manifest.json"], &m); err != nil || len(m.Images) != 4 || m.Backend != "go" {
+		t.Fatalf("the zip's manifest (backend %q, %d images): %v", m.Backend, len(m.Images), err)
+	}
+	dir := sampleDir(t, "--backend", "ort", "--class", "3", "--n", "4", "--guidance", "1", "--steps", "6", "--seed", "4")
+	for _, e := range m.Images {
+		want, err := os.ReadFile(filepath.Join(dir, e.File))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := png.Decode(bytes.NewReader(got[e.File]))
+		if err != nil {
+			t.Fatalf("%s: %v", e.File, err)
+		}
+		b, _ := png.Decode(bytes.NewReader(want))
+		px := func(img image.Image, i int) int {
+			w := img.Bounds().Dx()
+			r, _, _, _ := img.At(i%w, i/w).RGBA()
+			return int(r >> 8)
+		}
+		for i := 0; i < a.Bounds().Dx()*a.Bounds().Dy(); i++ {
+			if d := px(a, i) - px(b, i); d > 1 || d < -1 {
+				t.Fatalf("%s pixel %d: Go backend %d, ONNX Runtime %d", e.File, i, px(a, i), px(b, i))
+			}
+		}
 	}
 }
