@@ -148,6 +148,10 @@ func (c conv) run(m *Model, x, w *tensor, bias []float32, out *tensor) error {
 // (0 outside).
 func (c conv) im2col(src []float32, ci, h, w, kh, kw, y0, y1, ow int, cols []float32) {
 	P := (y1 - y0) * ow
+	if c.sh == 1 && c.sw == 1 && ow == w && c.pl < w && kw-1-c.pl < w {
+		c.im2colSame(src, ci, h, w, kh, kw, y0, y1, cols)
+		return
+	}
 	for ch := 0; ch < ci; ch++ {
 		plane := src[ch*h*w : (ch+1)*h*w]
 		for i := 0; i < kh; i++ {
@@ -180,6 +184,44 @@ func (c conv) im2col(src []float32, ci, h, w, kh, kw, y0, y1, ow int, cols []flo
 						} else {
 							r[x] = line[sx]
 						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// im2colSame is im2col for a stride-1 convolution whose output is as wide
+// as its input (padding pl + pr = kW − 1): along the rows of a block, tap
+// (i, j)'s row of columns is the input plane shifted by (i − pt)·W + j − pl,
+// so it is one contiguous copy, then zeros where the shift wrapped around a
+// row's end and where the rows fall outside the image.
+func (c conv) im2colSame(src []float32, ci, h, w, kh, kw, y0, y1 int, cols []float32) {
+	P := (y1 - y0) * w
+	for ch := 0; ch < ci; ch++ {
+		plane := src[ch*h*w : (ch+1)*h*w]
+		for i := 0; i < kh; i++ {
+			ya, yb := max(y0, c.pt-i), min(y1, h+c.pt-i) // rows whose source row is in the image
+			for j := 0; j < kw; j++ {
+				row := cols[((ch*kh+i)*kw+j)*P : ((ch*kh+i)*kw+j+1)*P]
+				if yb <= ya {
+					clear(row)
+					continue
+				}
+				dx := j - c.pl
+				d0, n := (ya-y0)*w, (yb-ya)*w
+				s0 := (ya+i-c.pt)*w + dx
+				lo, hi := max(0, -s0), min(n, len(plane)-s0)
+				clear(row[:d0+lo])
+				copy(row[d0+lo:d0+hi], plane[s0+lo:s0+hi])
+				clear(row[d0+hi:])
+				// The columns the shift carried across a row's end.
+				for y := ya; y < yb; y++ {
+					r := row[(y-y0)*w : (y-y0+1)*w]
+					if dx < 0 {
+						clear(r[:-dx])
+					} else if dx > 0 {
+						clear(r[w-dx:])
 					}
 				}
 			}
