@@ -56,10 +56,7 @@ func compileConv(a attrs, nin int) (kernel, error) {
 	}
 	c := conv{pt: pads[0], pl: pads[1], pb: pads[2], pr: pads[3], sh: strides[0], sw: strides[1]}
 	return func(m *Model, in []*tensor, out *tensor) error {
-		if err := need(in, 0, f32, "X"); err != nil {
-			return err
-		}
-		if err := need(in, 1, f32, "W"); err != nil {
+		if err := needs(in, f32, "X", "W"); err != nil {
 			return err
 		}
 		x, w := in[0], in[1]
@@ -234,10 +231,7 @@ func compileMatMul(a attrs, nin int) (kernel, error) {
 		return nil, err
 	}
 	return func(m *Model, in []*tensor, out *tensor) error {
-		if err := need(in, 0, f32, "A"); err != nil {
-			return err
-		}
-		if err := need(in, 1, f32, "B"); err != nil {
+		if err := needs(in, f32, "A", "B"); err != nil {
 			return err
 		}
 		x, y := in[0], in[1]
@@ -276,10 +270,7 @@ func compileGemm(a attrs, nin int) (kernel, error) {
 	}
 	var at, bt []float32
 	return func(m *Model, in []*tensor, out *tensor) error {
-		if err := need(in, 0, f32, "A"); err != nil {
-			return err
-		}
-		if err := need(in, 1, f32, "B"); err != nil {
+		if err := needs(in, f32, "A", "B"); err != nil {
 			return err
 		}
 		x, y := in[0], in[1]
@@ -361,10 +352,8 @@ func compileInstanceNorm(a attrs, nin int) (kernel, error) {
 		return nil, err
 	}
 	return func(m *Model, in []*tensor, out *tensor) error {
-		for k, what := range []string{"input", "scale", "B"} {
-			if err := need(in, k, f32, what); err != nil {
-				return err
-			}
+		if err := needs(in, f32, "input", "scale", "B"); err != nil {
+			return err
 		}
 		x := in[0]
 		if len(x.shape) < 3 {
@@ -403,10 +392,8 @@ func compileBatchNorm(a attrs, nin int) (kernel, error) {
 		return nil, fmt.Errorf("training_mode %d: the Go backend runs inference (%v)", tm, err)
 	}
 	return func(m *Model, in []*tensor, out *tensor) error {
-		for k, what := range []string{"X", "scale", "B", "mean", "var"} {
-			if err := need(in, k, f32, what); err != nil {
-				return err
-			}
+		if err := needs(in, f32, "X", "scale", "B", "mean", "var"); err != nil {
+			return err
 		}
 		x := in[0]
 		if len(x.shape) < 2 {

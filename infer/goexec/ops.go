@@ -161,6 +161,16 @@ func need(in []*tensor, k int, dt dtype, what string) error {
 	return nil
 }
 
+// needs is need for inputs 0, 1, … of one type, named in order.
+func needs(in []*tensor, dt dtype, names ...string) error {
+	for k, what := range names {
+		if err := need(in, k, dt, what); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func sigmoid32(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))) }
 
 func unary(f func(float32) float32, d func(float64) float64) compiler {
