@@ -288,9 +288,8 @@ func loop(o Options, ck *checkpoint.Checkpoint, ds *data.Set, ckPath string) (*c
 	}
 	defer logf.Close()
 
-	bar := progress.New(o.Progress, ck.Info.Steps, "train")
+	bar := progress.NewFrom(o.Progress, ck.Step, ck.Info.Steps, "train")
 	defer bar.Close()
-	bar.Set(ck.Step)
 	saved := -1 // the step the checkpoint on disk holds; -1: none
 	if o.Resume {
 		saved = ck.Step

@@ -26,6 +26,7 @@ type Bar struct {
 	bar      *progressbar.ProgressBar // terminal only
 	total    int
 	n        int
+	from     int // units done before this display started (a resumed run)
 	desc     string
 	start    time.Time
 	last     time.Time
@@ -41,17 +42,36 @@ func IsTerminal(w io.Writer) bool {
 
 // New starts a display of total units described by desc on w (nil: none).
 func New(w io.Writer, total int, desc string) *Bar {
+	return NewFrom(w, 0, total, desc)
+}
+
+// NewFrom starts a display of total units of which from were done before it
+// started (a resumed run): the rate and the time left count only the units
+// done since, so a run resumed at 54% does not promise to end in seconds.
+// The plain lines count from 0 to total; the terminal bar counts the units
+// left, and its description says where it resumed.
+func NewFrom(w io.Writer, from, total int, desc string) *Bar {
 	if w == nil {
 		return nil
 	}
-	b := &Bar{w: w, total: total, desc: desc, start: time.Now(), shown: -1}
+	from = max(0, min(from, total))
+	b := &Bar{w: w, total: total, n: from, from: from, desc: desc, start: time.Now(), shown: -1}
 	b.last = b.start
 	if IsTerminal(w) {
-		b.bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(w),
-			progressbar.OptionSetDescription(desc), progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true),
+		b.bar = progressbar.NewOptions(total-from, progressbar.OptionSetWriter(w),
+			progressbar.OptionSetDescription(b.termDesc()), progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true),
 			progressbar.OptionSetWidth(24), progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish())
 	}
 	return b
+}
+
+// termDesc is the terminal bar's description: desc, and where a resumed
+// display started.
+func (b *Bar) termDesc() string {
+	if b.from == 0 {
+		return b.desc
+	}
+	return fmt.Sprintf("%s (resumed at %d/%d)", b.desc, b.from, b.total)
 }
 
 // Describe changes the description.
@@ -63,7 +83,7 @@ func (b *Bar) Describe(desc string) {
 	defer b.mu.Unlock()
 	b.desc = desc
 	if b.bar != nil {
-		b.bar.Describe(desc)
+		b.bar.Describe(b.termDesc())
 	}
 }
 
@@ -88,7 +108,7 @@ func (b *Bar) Set(n int) {
 	defer b.mu.Unlock()
 	b.n = n
 	if b.bar != nil {
-		_ = b.bar.Set(n)
+		_ = b.bar.Set(max(0, n-b.from))
 		return
 	}
 	if now := time.Now(); now.Sub(b.last) >= Interval {
@@ -105,8 +125,8 @@ func (b *Bar) line() {
 		pct = 100 * float64(b.n) / float64(b.total)
 	}
 	eta := ""
-	if b.n > 0 && b.n < b.total {
-		eta = fmt.Sprintf(", %s left", (time.Duration(float64(el) / float64(b.n) * float64(b.total-b.n))).Round(time.Second))
+	if done := b.n - b.from; done > 0 && b.n < b.total {
+		eta = fmt.Sprintf(", %s left", (time.Duration(float64(el) / float64(done) * float64(b.total-b.n))).Round(time.Second))
 	}
 	fmt.Fprintf(b.w, "%s: %d/%d (%.0f%%) in %s%s\n", b.desc, b.n, b.total, pct, el.Round(time.Second), eta)
 	b.shown = b.n

@@ -56,3 +56,29 @@ func TestPlainLines(t *testing.T) {
 		t.Fatal("a nil writer should give the nil (silent) bar")
 	}
 }
+
+// TestResumedETA: a display that starts at 54% of the work counts its rate
+// from the units done since it started, so the time left is that of the
+// remaining 46% at the new rate, not the few seconds a rate inflated by the
+// units done before would give.
+func TestResumedETA(t *testing.T) {
+	old := Interval
+	Interval = 0
+	defer func() { Interval = old }()
+	var buf bytes.Buffer
+	b := NewFrom(&buf, 5400, 10000, "train")
+	start := b.start
+	// Pretend 10 s passed in which 100 units were done: 46 s per 460 units
+	// at that rate means 4600/10 = 460 s left.
+	b.mu.Lock()
+	b.start = start.Add(-10 * time.Second)
+	b.mu.Unlock()
+	b.Add(100)
+	line := buf.String()
+	if !strings.HasPrefix(line, "train: 5500/10000 (55%) in 10s, 7m30s left") {
+		t.Fatalf("resumed line %q; want 5500/10000 and 4500 units at 10 units/s left (7m30s)", line)
+	}
+	if nb := NewFrom(&buf, 20, 10, "x"); nb.n != 10 || nb.from != 10 {
+		t.Fatalf("a start beyond the total is clamped to it: n %d, from %d", nb.n, nb.from)
+	}
+}
