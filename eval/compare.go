@@ -84,6 +84,12 @@ func ReadReports(paths []string) ([]Report, error) {
 		if r.Label == "" {
 			r.Label = p
 		}
+		if r.RealDraws > 0 && r.FDDraws.N > 0 && r.FloorDraws.N > 0 {
+			// The interval from the draws themselves, as RatioOf gives it
+			// now: a report written when it was ±1 sd reads the same as
+			// one written today.
+			r.FDRatio = RatioOf(r.FDDraws, r.FloorDraws)
+		}
 		reps = append(reps, r)
 	}
 	return reps, nil

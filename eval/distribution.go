@@ -33,17 +33,27 @@ func interval(v []float64) Interval {
 	return Interval{Mean: Num(m), SD: Num(sd), N: len(v)}
 }
 
-// Ratio is a/b for two intervals, with the range the two give at ±1 sd:
-// [(a−sa)/(b+sb), (a+sa)/(b−sb)] (unbounded when b−sb ≤ 0).
+// SE is the standard error of the interval's mean: sd/√N (sd itself for
+// N ≤ 1).
+func (v Interval) SE() float64 {
+	return float64(v.SD) / math.Sqrt(float64(max(v.N, 1)))
+}
+
+// Ratio is a/b for two intervals' means, with the range the two give at
+// ±1 standard error of each mean: [(a−ea)/(b+eb), (a+ea)/(b−eb)]
+// (unbounded when b−eb ≤ 0). The interval is the uncertainty of the ratio
+// of the means, which is the figure reported: how far another set of real
+// draws would move it. (The sd of the draws is the spread of one draw's
+// figure; each mean's is smaller by √N.)
 type Ratio struct {
 	Value Num `json:"value"`
 	Lo    Num `json:"lo"`
 	Hi    Num `json:"hi"` // +Inf (the divisor's interval reaches 0) is written as null
 }
 
-// RatioOf divides two intervals.
+// RatioOf divides two intervals' means.
 func RatioOf(a, b Interval) Ratio {
-	am, as, bm, bs := float64(a.Mean), float64(a.SD), float64(b.Mean), float64(b.SD)
+	am, as, bm, bs := float64(a.Mean), a.SE(), float64(b.Mean), b.SE()
 	r := Ratio{Value: Num(am / bm), Lo: Num(math.Max(0, am-as) / (bm + bs)), Hi: Num(math.Inf(1))}
 	if bm-bs > 0 {
 		r.Hi = Num((am + as) / (bm - bs))

@@ -51,8 +51,8 @@ func TestProtocolKnownAnswers(t *testing.T) {
 	}
 	r := RatioOf(fdTo(same), floor)
 	t.Logf("FD ratio, same distribution: %.2f [%.2f, %.2f]; floor %.3f ± %.3f", r.Value, r.Lo, r.Hi, floor.Mean, floor.SD)
-	if r.Value < 0.5 || r.Value > 2 {
-		t.Errorf("same distribution: FD ratio %.2f, want about 1", r.Value)
+	if r.Value < 0.5 || r.Value > 2 || !(r.Lo <= 1 && 1 <= r.Hi) {
+		t.Errorf("same distribution: FD ratio %.2f [%.2f, %.2f], want about 1 and an interval that covers 1", r.Value, r.Lo, r.Hi)
 	}
 	kid := KID(same, realA, d, 20, 200, 1)
 	t.Logf("KID same %.4f ± %.4f", kid.Mean, kid.SD)
@@ -84,5 +84,11 @@ func TestProtocolKnownAnswers(t *testing.T) {
 	}
 	if nw := RatioOf(Interval{Mean: 2, SD: 0.1}, Interval{Mean: 1, SD: 0.05}); nw.Wide() || math.Abs(float64(nw.Value)-2) > 1e-12 {
 		t.Errorf("ratio %+v", nw)
+	}
+	// The interval is ±1 standard error of each mean: sd 0.4 over 4 draws
+	// is 0.2, sd 0.2 over 4 pairs 0.1: [1.8/1.1, 2.2/0.9].
+	means := RatioOf(Interval{Mean: 2, SD: 0.4, N: 4}, Interval{Mean: 1, SD: 0.2, N: 4})
+	if math.Abs(float64(means.Lo)-1.8/1.1) > 1e-12 || math.Abs(float64(means.Hi)-2.2/0.9) > 1e-12 {
+		t.Errorf("ratio of means over 4 draws: [%v, %v], want [%v, %v]", means.Lo, means.Hi, 1.8/1.1, 2.2/0.9)
 	}
 }

@@ -191,7 +191,7 @@ func speed(n Num) string {
 // is flagged, not printed bare.
 func (r Report) distributionMarkdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Distribution, against %d disjoint real draws of %d images (mean ± sd):\n\n", r.RealDraws, r.Samples)
+	fmt.Fprintf(&b, "Distribution, against %d disjoint real draws of %d images (mean ± sd over the draws; FD / floor is the ratio of the means, its interval ±1 standard error of each mean):\n\n", r.RealDraws, r.Samples)
 	fmt.Fprintf(&b, "| measure | samples | real vs real |\n|---|---|---|\n")
 	fmt.Fprintf(&b, "| Fréchet distance | %s (over %d draws) | %s (floor, over %d disjoint pairs) |\n", pm(r.FDDraws, 3), r.FDDraws.N, pm(r.FloorDraws, 3), r.FloorDraws.N)
 	ratio := r.FDRatio.String()

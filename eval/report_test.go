@@ -142,3 +142,28 @@ func TestFrontierIntervals(t *testing.T) {
 		t.Errorf("error bar %g..%g", lo, hi)
 	}
 }
+
+// TestReadReportsInterval: a report written when the FD ratio's interval
+// was ±1 sd of the draws reads with the interval RatioOf gives now (±1
+// standard error of each mean), computed from the draws it recorded.
+func TestReadReportsInterval(t *testing.T) {
+	fd, floor := Interval{Mean: 0.2, SD: 0.04, N: 4}, Interval{Mean: 0.1, SD: 0.02, N: 4}
+	old := Report{Label: "old", Samples: 100, RealDraws: 4, FDDraws: fd, FloorDraws: floor,
+		FDRatio: Ratio{Value: 2, Lo: 0.16 / 0.12, Hi: 0.24 / 0.08}}
+	b, err := json.Marshal(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "report.json")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reps, err := ReadReports([]string{p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want := reps[0].FDRatio, RatioOf(fd, floor)
+	if got != want || math.Abs(float64(got.Lo)-0.18/0.11) > 1e-12 {
+		t.Errorf("read interval %+v, want %+v ([0.18/0.11, 0.22/0.09])", got, want)
+	}
+}
