@@ -33,6 +33,18 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
+// headless starts the browser at path headless (no sandbox, no GPU) and
+// gives a tab's context that ends at the timeout or with the test.
+func headless(t *testing.T, path string, timeout time.Duration) context.Context {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.Headless,
+		chromedp.Flag("disable-gpu", true))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelTab := chromedp.NewContext(actx)
+	ctx, cancelTime := context.WithTimeout(ctx, timeout)
+	t.Cleanup(func() { cancelTime(); cancelTab(); cancelAlloc() })
+	return ctx
+}
+
 // TestServePageInBrowser loads the server's page in headless Chromium, asks
 // for 8 images of class 3 of the shipped MNIST model with guidance 1, waits
 // for them to appear, and has the shipped classifier judge them: at least
@@ -40,14 +52,7 @@ func chromium(t *testing.T) string {
 func TestServePageInBrowser(t *testing.T) {
 	browser := chromium(t)
 	s := startServer(t)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.Headless,
-		chromedp.Flag("disable-gpu", true))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
+	ctx := headless(t, browser, 90*time.Second)
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(s.url+"/"),
 		chromedp.WaitReady(chromedp.CSS(`#class option[value="3"]`)), // options have no box: ready, not visible

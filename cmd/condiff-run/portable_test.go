@@ -8,7 +8,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"debug/elf"
 	"encoding/base64"
 	"fmt"
@@ -245,14 +244,7 @@ func TestWebPageInBrowser(t *testing.T) {
 	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
 	defer srv.Close()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.Headless,
-		chromedp.Flag("disable-gpu", true))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
+	ctx := headless(t, browser, 5*time.Minute)
 	err = chromedp.Do(ctx,
 		chromedp.Navigate(srv.URL+"/index.html"),
 		chromedp.WaitEnabled(chromedp.ID("go")),
