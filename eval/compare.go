@@ -59,6 +59,14 @@ func (r Report) measured(n Num) Num {
 	return n
 }
 
+// seed is a recorded seed, "–" where the report predates it.
+func seed(s *uint64) string {
+	if s == nil {
+		return "–"
+	}
+	return strconv.FormatUint(*s, 10)
+}
+
 // cell makes text safe in a Markdown table cell: a '|' would end the cell
 // and a line break the row.
 func cell(s string) string {
@@ -66,10 +74,17 @@ func cell(s string) string {
 }
 
 // ReadReports reads eval reports (report.json files); a report without a
-// label is labelled by its path.
+// label is labelled by its path. An argument LABEL=PATH (where the whole
+// argument names no file) gives the report at PATH the label LABEL.
 func ReadReports(paths []string) ([]Report, error) {
 	var reps []Report
 	for _, p := range paths {
+		label := ""
+		if i := strings.IndexByte(p, '='); i > 0 {
+			if _, err := os.Stat(p); err != nil {
+				label, p = p[:i], p[i+1:]
+			}
+		}
 		b, err := fsutil.ReadSmallFile(p, MaxReportBytes)
 		if err != nil {
 			return nil, fmt.Errorf("compare: %w", err)
@@ -80,6 +95,9 @@ func ReadReports(paths []string) ([]Report, error) {
 		}
 		if err := r.check(); err != nil {
 			return nil, fmt.Errorf("compare: %s: %w", p, err)
+		}
+		if label != "" {
+			r.Label = label
 		}
 		if r.Label == "" {
 			r.Label = p
@@ -102,7 +120,7 @@ func Compare(paths []string, out string) (string, error) {
 		return "", err
 	}
 	var b strings.Builder
-	b.WriteString("| model | trained steps | samples | sampler | accuracy | IS (real) | FD (real floor) | FD / floor | KID ×10³ (real) | precision / recall | stray (real) | t-SNE 5-NN | images/s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| model | trained steps | samples | sampler | judge | seeds (samples / real) | accuracy | IS (real) | FD (real floor) | FD / floor | KID ×10³ (real) | precision / recall | stray (real) | t-SNE 5-NN | images/s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	withCAS := false
 	for _, r := range reps {
 		trained := "–"
@@ -113,8 +131,17 @@ func Compare(paths []string, out string) (string, error) {
 		if r.Sampler != "" {
 			smp = fmt.Sprintf("%s %d", r.Sampler, r.Steps)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %.2f (%.2f) | %.3f (%.3f) | %s | %s (%s) | %s / %s | %s (%s) | %s | %s |\n", cell(r.Label), trained, r.Samples, smp,
-			pct(r.Accuracy), r.IS, r.RealIS, r.FD, r.RealFD, r.fdRatio(), pm(scale(r.KID, 1e3), 1), pm(scale(r.RealKID, 1e3), 1),
+		fd, floor := r.FD, r.RealFD
+		if r.RealDraws > 0 && r.FDDraws.N > 0 { // the means over the draws the ratio divides
+			fd, floor = r.FDDraws.Mean, r.FloorDraws.Mean
+		}
+		judge := "–"
+		if r.Classifier != "" {
+			judge = strings.TrimSuffix(filepath.Base(r.Classifier), filepath.Ext(r.Classifier))
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s / %s | %s | %.2f (%.2f) | %.3f (%.3f) | %s | %s (%s) | %s / %s | %s (%s) | %s | %s |\n", cell(r.Label), trained, r.Samples, smp,
+			cell(judge), seed(r.SampleSeed), seed(r.EvalSeed),
+			pct(r.Accuracy), r.IS, r.RealIS, fd, floor, r.fdRatio(), pm(scale(r.KID, 1e3), 1), pm(scale(r.RealKID, 1e3), 1),
 			r.precision(), r.recall(), pctPM(r.Stray), pctPM(r.RealStray), pct(r.KNN), speed(r.ImagesPerSecond))
 		withCAS = withCAS || r.CAS != nil
 	}

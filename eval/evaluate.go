@@ -91,7 +91,8 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	}
 	K, C, S := clf.Info.NumClasses, clf.Info.Channels, clf.Info.ImageSize
 
-	report := Report{Files: map[string]string{}, Dataset: real.Name, RealNotHeldOut: real.NotHeldOut}
+	evalSeed := o.Seed
+	report := Report{Files: map[string]string{}, Dataset: real.Name, RealNotHeldOut: real.NotHeldOut, EvalSeed: &evalSeed}
 	samplesDir := o.Samples
 	if samplesDir == "" {
 		samplesDir = filepath.Join(o.Out, "samples")
@@ -274,6 +275,7 @@ func (r *Report) describe(m *infer.Manifest, classifier string, n int) (conditio
 	r.Model, r.Sampler, r.Steps, r.Guidance = m.Model, m.Sampler, m.Steps, m.Guidance
 	r.Classifier, r.Samples, r.Complete = classifier, n, m.Complete
 	r.Device, r.Backend, r.Eta = m.Device, m.Backend, m.Eta
+	r.SampleSeed = &m.Seed
 	if r.SampleSeconds > 0 {
 		r.ImagesPerSecond = Num(float64(n) / r.SampleSeconds)
 	} else {

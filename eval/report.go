@@ -49,6 +49,11 @@ type Report struct {
 	Steps      int     `json:"steps"`
 	Guidance   float64 `json:"guidance"`
 	Eta        float64 `json:"eta"`
+	// SampleSeed is the samples' noise seed (from their manifest), EvalSeed
+	// the seed of the real draws and the t-SNE (--eval-seed). Reports from
+	// before they were recorded have neither.
+	SampleSeed *uint64 `json:"sample_seed,omitempty"`
+	EvalSeed   *uint64 `json:"eval_seed,omitempty"`
 	Device     string  `json:"device,omitempty"`
 	Backend    string  `json:"backend,omitempty"` // what ran the model: ort or go
 	// The sampling's wall time (files written included), when eval sampled.

@@ -13,10 +13,12 @@ import (
 // one whose accuracy does not apply — and checks the table's rows and files.
 func TestCompare(t *testing.T) {
 	dir := t.TempDir()
+	one, three := uint64(1), uint64(3)
 	reps := []Report{
-		{Label: "cbn w=1", Samples: 20, Accuracy: 0.95, IS: 1.9, RealIS: 2, FD: 0.5, RealFD: 0.25, KNN: 0.9, TrainedSteps: 300,
+		{Label: "cbn w=1", Classifier: "assets/pretrained/mnist-judge.onnx", SampleSeed: &one, EvalSeed: &three, Samples: 20, Accuracy: 0.95, IS: 1.9, RealIS: 2, FD: 0.5, RealFD: 0.25, KNN: 0.9, TrainedSteps: 300,
 			Sampler: "ddim", Steps: 25, ImagesPerSecond: 41.25,
 			RealDraws: 6, FDRatio: Ratio{Value: 2, Lo: 1.5, Hi: 2.5}, KID: Interval{Mean: 0.0021, SD: 0.0005, N: 10}, RealKID: Interval{Mean: -0.0001, SD: 0.0004, N: 10},
+			FDDraws: Interval{Mean: 0.52, SD: 0.1, N: 4}, FloorDraws: Interval{Mean: 0.26, SD: 0.05, N: 4},
 			Precision: 0.8, Recall: 0.7, Stray: Interval{Mean: 0.05, SD: 0.01, N: 20}, RealStray: Interval{Mean: 0.02, SD: 0.005, N: 40},
 			CAS: &CAS{
 				Generated: CASCell{Generated: 50, Mean: 0.9, SD: 0.01}, Real: CASCell{Real: 50, Mean: 0.95, SD: 0.02}, Ratio: 0.9 / 0.95,
@@ -36,6 +38,7 @@ func TestCompare(t *testing.T) {
 		paths = append(paths, p)
 	}
 	out := filepath.Join(dir, "cmp")
+	paths[1] = "baseline=" + paths[1] // LABEL=PATH relabels
 	table, err := Compare(paths, out)
 	if err != nil {
 		t.Fatal(err)
@@ -44,11 +47,14 @@ func TestCompare(t *testing.T) {
 	if len(rows) != 8 {
 		t.Fatalf("table has %d lines, want header, rule and 2 rows, a blank line, then the CAS header, rule and 1 row:\n%s", len(rows), table)
 	}
-	if want := "| cbn w=1 | 300 | 20 | ddim 25 | 95.0% | 1.90 (2.00) | 0.500 (0.250) | 2.00× [1.50, 2.50] | 2.1 ± 0.5 (-0.1 ± 0.4) | 80.0% / 70.0% | 5.0 ± 1.0% (2.0 ± 0.5%) | 90.0% | 41.2 |"; rows[2] != want {
+	// The FD columns of a report measured over several draws are the means
+	// the ratio divides, its interval recomputed from them (±1 standard
+	// error: [0.47/0.285, 0.57/0.235]).
+	if want := "| cbn w=1 | 300 | 20 | ddim 25 | mnist-judge | 1 / 3 | 95.0% | 1.90 (2.00) | 0.520 (0.260) | 2.00× [1.65, 2.43] | 2.1 ± 0.5 (-0.1 ± 0.4) | 80.0% / 70.0% | 5.0 ± 1.0% (2.0 ± 0.5%) | 90.0% | 41.2 |"; rows[2] != want {
 		t.Errorf("row 1 = %q, want %q", rows[2], want)
 	}
 	// A report from before the distribution protocol: its missing figures are dashes, not zeros.
-	if want := "| uncond | – | 20 | – | – | 1.20 (2.00) | 1.500 (NaN) | – | – (–) | – / – | – (–) | – | – |"; rows[3] != want {
+	if want := "| baseline | – | 20 | – | – | – / – | – | 1.20 (2.00) | 1.500 (NaN) | – | – (–) | – / – | – (–) | – | – |"; rows[3] != want {
 		t.Errorf("row 2 = %q, want %q", rows[3], want)
 	}
 	// Only the report with a CAS measurement gets a CAS row.

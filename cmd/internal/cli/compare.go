@@ -15,7 +15,7 @@ func Compare(args []string) error {
 		return err
 	}
 	if fs.NArg() == 0 {
-		return fmt.Errorf("usage: compare [--out DIR] [--frontier] REPORT.json...")
+		return fmt.Errorf("usage: compare [--out DIR] [--frontier] [LABEL=]REPORT.json... (LABEL names the report's row)")
 	}
 	var table string
 	var err error
