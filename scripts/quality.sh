@@ -16,7 +16,9 @@
 #   (OUTDIR/w1-eval-seed<S>.json), and new samples, seed 2
 #   (OUTDIR/w1-seed2.json);
 # - OUTDIR/compare.md and compare.png of them all.
-# The samples and full reports stay in out/quality/<basename of OUTDIR>.
+# The samples and full reports stay in out/quality/<basename of OUTDIR>;
+# REUSE_SAMPLES=1 evaluates the samples found there again instead of
+# sampling (the same figures, bit for bit; no images/s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -eq 5 ] || { sed -n 2,20p "$0" >&2; exit 2; }
@@ -31,9 +33,20 @@ ev() { # ev OUT ARGS...: one evaluation, its log beside it; stops the script on 
   "$bin" eval --data "$data" --n-per-class "$n" --out "$d" "$@" >"$d.log" 2>&1 || { cat "$d.log" >&2; exit 1; }
   grep '^eval: over' "$d.log" | sed "s|^|$(basename "$d"): |"
 }
+sampled() { # sampled DIR ARGS...: eval that samples into DIR, or reads the samples DIR held
+  local d=$1
+  shift
+  if [ "${REUSE_SAMPLES:-0}" = 1 ] && [ -f "$d/samples/manifest.json" ]; then
+    rm -rf "$d.samples" && mv "$d/samples" "$d.samples"
+    ev "$d" --samples "$d.samples" --classifier "$clf" --eval-seed 1
+    rm -rf "$d/samples" && mv "$d.samples" "$d/samples"
+  else
+    ev "$d" --model "$model" --classifier "$clf" --eval-seed 1 "$@"
+  fi
+}
 reports=()
 for w in 0 0.5 1 2; do
-  ev "$work/w$w" --model "$model" --classifier "$clf" --guidance "$w" --eval-seed 1
+  sampled "$work/w$w" --guidance "$w"
   cp "$work/w$w/report.json" "$docs/w$w.json"
   cp "$work/w$w/samples/grid.png" "$docs/grid_w$w.png"
   ev "$work/w$w-judge" --samples "$work/w$w/samples" --classifier "$judge" --eval-seed 1
@@ -45,7 +58,7 @@ for s in 2 3 4; do
   cp "$work/w1-eval-seed$s/report.json" "$docs/w1-eval-seed$s.json"
   reports+=("$docs/w1-eval-seed$s.json")
 done
-ev "$work/w1-seed2" --model "$model" --classifier "$clf" --guidance 1 --seed 2 --eval-seed 1
+sampled "$work/w1-seed2" --guidance 1 --seed 2
 cp "$work/w1-seed2/report.json" "$docs/w1-seed2.json"
 reports+=("$docs/w1-seed2.json")
 "$bin" compare --out "$docs" "${reports[@]}" >/dev/null
