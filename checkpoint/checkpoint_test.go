@@ -14,7 +14,7 @@ import (
 // before the format's Go types moved here) load, with their config, step,
 // schedule and training record.
 func TestShippedCheckpointLoads(t *testing.T) {
-	ck, err := Load("../assets/pretrained/mnist-cbn.run")
+	ck, err := Load("../assets/pretrained/mnist-cbn-v1.run")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,7 +22,7 @@ func TestShippedCheckpointLoads(t *testing.T) {
 		ck.Info.Schedule.T != 1000 || ck.Info.Dataset != "mnist" || len(ck.EMA) != len(ck.Params) || len(ck.AdamM) != len(ck.Params) {
 		t.Fatalf("loaded %+v step %d", ck.Config, ck.Step)
 	}
-	log, err := ReadLog("../assets/pretrained/mnist-cbn.run")
+	log, err := ReadLog("../assets/pretrained/mnist-cbn-v1.run")
 	if err != nil || len(log) != ck.Step || log[len(log)-1].Step != ck.Step {
 		t.Fatalf("log: %d entries (err %v) for step %d", len(log), err, ck.Step)
 	}
