@@ -4,7 +4,8 @@
 # e.g. scripts/frontier.sh mnist assets/pretrained/mnist-cbn.onnx assets/pretrained/mnist-clf.onnx mnist docs/frontier/mnist
 #
 # eval at every sampler × steps × guidance (GUIDANCE, default "0 1"): ddim
-# and dpm++2m at 5, 10, 20 and 50 steps with N_PER_CLASS (default 50)
+# and dpm++2m at 5, 10, 20 and 50 steps with N_PER_CLASS (default 100, the
+# protocol's: fewer make the distribution figures noise)
 # samples per class; ddpm at all T steps at the last guidance weight with
 # DDPM_PER_CLASS (default 20) per class, its chain being T long; then
 # compare --frontier: OUTDIR/frontier.md, frontier.png, frontier_acc.png
@@ -16,7 +17,7 @@ cd "$(dirname "$0")/.."
 name=$1 model=$2 clf=$3 data=$4 out=$5
 bin="${CONDIFF_BIN:-bin/condiff}"
 guidance=(${GUIDANCE:-0 1})
-n=${N_PER_CLASS:-50}
+n=${N_PER_CLASS:-100}
 work=out/frontier-$name
 mkdir -p "$work" "$out"
 reports=()
