@@ -92,3 +92,48 @@ func TestProtocolKnownAnswers(t *testing.T) {
 		t.Errorf("ratio of means over 4 draws: [%v, %v], want [%v, %v]", means.Lo, means.Hi, 1.8/1.1, 2.2/0.9)
 	}
 }
+
+// TestIntervalHolds: the FD ratio's interval says how far other real draws
+// move the figure. One fixed set of samples (a noisier copy of the real
+// distribution) is measured against 12 independent sets of ten disjoint
+// real draws: the spread (sd) of the 12 ratios must match the intervals'
+// mean half-width within a factor of two either way (±1 standard error of
+// each mean; the sd of the draws themselves, √N wider, fails this), and at
+// least half of the intervals must cover the ratios' mean (±1 se covers
+// about two thirds). (Evaluations with other --eval-seed values partition
+// one test set anew, so their draws overlap and their ratios spread less.)
+func TestIntervalHolds(t *testing.T) {
+	const d, K, n, draws, seeds = 8, 5, 400, 10, 12
+	rng := rand.New(rand.NewPCG(3, 4))
+	samples := gaussianMixture(rng, n, d, K, nil, 0.5)
+	var vals, half []float64
+	var reps []Report
+	for s := uint64(1); s <= seeds; s++ {
+		var feats [][]float32
+		for j := 0; j < draws; j++ {
+			feats = append(feats, gaussianMixture(rng, n, d, K, nil, 0))
+		}
+		var r Report
+		r.figures(samples, feats, d, s)
+		vals = append(vals, float64(r.FDRatio.Value))
+		half = append(half, float64(r.FDRatio.Hi-r.FDRatio.Lo)/2)
+		reps = append(reps, r)
+	}
+	spread, width := interval(vals), interval(half)
+	t.Logf("ratios %.2f ± %.2f over %d sets of real draws; mean half-width of the intervals %.2f", spread.Mean, spread.SD, seeds, width.Mean)
+	if q := float64(spread.SD / width.Mean); q < 0.5 || q > 2 {
+		t.Errorf("the ratios spread by %.3f, the intervals' half-width is %.3f: ratio %.2f, want within [0.5, 2]", spread.SD, width.Mean, q)
+	}
+	covered := 0
+	for _, r := range reps {
+		if float64(r.FDRatio.Lo) <= float64(spread.Mean) && float64(spread.Mean) <= float64(r.FDRatio.Hi) {
+			covered++
+		}
+	}
+	if covered < seeds/2 {
+		t.Errorf("%d of %d intervals cover the ratios' mean %.2f, want at least half", covered, seeds, spread.Mean)
+	}
+	if spread.Mean < 1.5 {
+		t.Errorf("the noisier samples sit %.2f× the floor; the test needs them clearly apart from real", spread.Mean)
+	}
+}

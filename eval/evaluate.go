@@ -194,8 +194,9 @@ const Draws = 10
 // distribution measures the samples' distribution against several
 // disjoint real draws of their size: FD against each draw (mean ± sd), the
 // real-vs-real floor over disjoint pairs of draws (mean ± sd), the ratio of
-// the means with its interval (±1 standard error of each; see Ratio), KID (samples vs draw 0, and draw 1 vs draw 0 as the
-// real reference) and precision/recall (k = 3, likewise). Draws 0 and 1
+// the means with its interval (±1 standard error of each; see Ratio), KID
+// (samples vs draw 0, and draw 1 vs draw 0 as the real reference) and
+// precision/recall (k = 3, likewise). Draws 0 and 1
 // are the subsets A and B the other figures use; FD and RealFD are their
 // single-draw figures.
 func (r *Report) distribution(clf *infer.Session, real *data.Set, perm []int, n int, o Options, sf, af, bf []float32, dim int) error {
@@ -212,6 +213,17 @@ func (r *Report) distribution(clf *infer.Session, real *data.Set, perm []int, n 
 		}
 		feats = append(feats, f)
 	}
+	r.figures(sf, feats, dim, o.Seed)
+	return nil
+}
+
+// figures computes the distribution figures from the samples' features sf
+// and those of disjoint real draws of their size (feats; draws 0 and 1 are
+// A and B), each dim wide: FD to every draw, the floor over the disjoint
+// pairs (0,1), (2,3), …, their ratio with its interval, KID and
+// precision/recall against draw 0 with draw 1 as the real reference.
+func (r *Report) figures(sf []float32, feats [][]float32, dim int, seed uint64) {
+	n := len(feats[0]) / dim // the draws' size
 	s := Fit(sf, dim)
 	var fds, floor []float64
 	var prev Gaussian
@@ -229,11 +241,11 @@ func (r *Report) distribution(clf *infer.Session, real *data.Set, perm []int, n 
 	r.FDDraws, r.FloorDraws = interval(fds), interval(floor)
 	r.FDRatio = RatioOf(r.FDDraws, r.FloorDraws)
 	m := min(n/2, 1000) // subsets of half the images, so that they differ
-	r.KID, r.RealKID = KID(sf, af, dim, 10, m, o.Seed), KID(bf, af, dim, 10, m, o.Seed)
+	af, bf := feats[0], feats[1]
+	r.KID, r.RealKID = KID(sf, af, dim, 10, m, seed), KID(bf, af, dim, 10, m, seed)
 	p, rc := PrecisionRecall(af, sf, dim, 3)
 	rp, rr := PrecisionRecall(af, bf, dim, 3)
 	r.Precision, r.Recall, r.RealPrecision, r.RealRecall = Num(p), Num(rc), Num(rp), Num(rr)
-	return nil
 }
 
 // loadReal loads the held-out split of the real dataset, shaped for the
