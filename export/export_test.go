@@ -59,8 +59,8 @@ func tinyDenoiser(variant contract.Variant, norm models.NormKind, null bool) mod
 	return c
 }
 
-// TestParity: gorgonia's inference forward and ONNX Runtime agree on the same
-// weights. Tolerance 1e-4 absolute: both compute in float32 with different
+// TestParity: gorgonia's inference forward, ONNX Runtime and the Go
+// backend agree on the same weights. Tolerance 1e-4 absolute: both compute in float32 with different
 // summation orders (im2col GEMM vs ORT's conv kernels, fused vs unfused
 // normalisation); over ~15 layers of O(1) activations the rounding differences
 // stay around 1e-6..1e-5, so 1e-4 catches any real lowering error (a wrong
@@ -73,6 +73,9 @@ func TestParity(t *testing.T) {
 			cases = append(cases, tinyDenoiser(v, n, true))
 		}
 	}
+	attn := tinyDenoiser(contract.CBN, models.GroupNorm, true)
+	attn.AttnRes = []int{16, 8} // both levels and the middle
+	cases = append(cases, attn)
 	clf := models.DefaultClassifier()
 	clf.BaseChannels, clf.ImageSize, clf.NumClasses, clf.Groups = 8, 16, 3, 4
 	cases = append(cases, clf)
@@ -82,6 +85,9 @@ func TestParity(t *testing.T) {
 	}
 	for ci, cfg := range cases {
 		name := string(cfg.Kind) + "-" + string(cfg.Variant) + "-" + string(cfg.Norm)
+		if len(cfg.AttnRes) > 0 {
+			name += "-attention"
+		}
 		t.Run(name, func(t *testing.T) {
 			ck := randomCheckpoint(cfg, uint64(ci+1))
 			dir := t.TempDir()
@@ -93,11 +99,16 @@ func TestParity(t *testing.T) {
 				t.Fatal(err)
 			}
 			testenv.CheckONNX(t, path)
-			s, err := infer.Open(path, infer.Options{Threads: 1})
+			s, err := infer.Open(path, infer.Options{Threads: 1, Backend: infer.BackendORT})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer s.Close()
+			gs, err := infer.Open(path, infer.Options{Threads: 1, Backend: infer.BackendGo})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer gs.Close()
 			rng := rand.New(rand.NewPCG(3, uint64(ci)))
 			for _, n := range batches {
 				d := cfg.Channels * cfg.ImageSize * cfg.ImageSize
@@ -115,23 +126,25 @@ func TestParity(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				var got, gotFeat []float32
-				if cfg.Kind == "classifier" {
-					got, gotFeat, _, err = s.Classify(x, n)
-				} else {
-					got = make([]float32, n*d)
-					err = s.Eps(x, t64, y64, got)
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				diff := maxAbsDiff(want, got)
-				if gotFeat != nil {
-					diff = math.Max(diff, maxAbsDiff(wantFeat, gotFeat))
-				}
-				t.Logf("batch %d: max |gorgonia - ORT| = %.2g (max |out| %.3g)", n, diff, maxAbs(want))
-				if diff > 1e-4 || math.IsNaN(diff) {
-					t.Fatalf("batch %d: max abs difference %g > 1e-4", n, diff)
+				for _, sess := range []*infer.Session{s, gs} {
+					var got, gotFeat []float32
+					if cfg.Kind == "classifier" {
+						got, gotFeat, _, err = sess.Classify(x, n)
+					} else {
+						got = make([]float32, n*d)
+						err = sess.Eps(x, t64, y64, got)
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					diff := maxAbsDiff(want, got)
+					if gotFeat != nil {
+						diff = math.Max(diff, maxAbsDiff(wantFeat, gotFeat))
+					}
+					t.Logf("batch %d: max |gorgonia - %s| = %.2g (max |out| %.3g)", n, sess.Backend, diff, maxAbs(want))
+					if diff > 1e-4 || math.IsNaN(diff) {
+						t.Fatalf("batch %d, %s backend: max abs difference %g > 1e-4", n, sess.Backend, diff)
+					}
 				}
 			}
 		})

@@ -8,6 +8,7 @@ package graphs
 
 import (
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/condiff/condiff/contract"
@@ -269,4 +270,25 @@ func Build(cfg models.Config, weights, stats map[string]models.Array, T int, met
 		m.Metadata = append(m.Metadata, [2]string{k, metadata[k]})
 	}
 	return m, nil
+}
+
+// Attend is single-head attention over the H·W positions: q, k, v
+// reshaped to [N C L], S = qᵀ·k/√C [N L L], P = Softmax(S) over the last
+// axis, out = v·Pᵀ reshaped back to [N C H W].
+func (b *builder) Attend(q, k, vv models.T) models.T {
+	s := v(q).shape
+	c, l := s[1], s[2]*s[3]
+	flat := b.constInts(0, c, l)
+	q3 := b.node("Reshape", []int{s[0], c, l}, []string{v(q).name, flat})
+	k3 := b.node("Reshape", []int{s[0], c, l}, []string{v(k).name, flat})
+	v3 := b.node("Reshape", []int{s[0], c, l}, []string{v(vv).name, flat})
+	qt := b.node("Transpose", []int{s[0], l, c}, []string{q3.name}, attrInts("perm", 0, 2, 1))
+	dot := b.node("MatMul", []int{s[0], l, l}, []string{qt.name, k3.name})
+	scale := models.NewArray(1)
+	scale.Data[0] = float32(1 / math.Sqrt(float64(c)))
+	scaled := b.node("Mul", dot.shape, []string{dot.name, b.constFloat(scale).name})
+	p := b.node("Softmax", dot.shape, []string{scaled.name}, attrInt("axis", -1))
+	pt := b.node("Transpose", dot.shape, []string{p.name}, attrInts("perm", 0, 2, 1))
+	o := b.node("MatMul", []int{s[0], c, l}, []string{v3.name, pt.name})
+	return b.node("Reshape", s, []string{o.name, b.constInts(0, c, s[2], s[3])})
 }

@@ -3,6 +3,7 @@ package models
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/condiff/condiff/internal/strictjson"
 
@@ -24,6 +25,11 @@ type Config struct {
 	NumClasses   int              `json:"num_classes"`
 	ClassNames   []string         `json:"class_names"`
 	NullClass    bool             `json:"null_class"` // a learned "no label" row at contract.NullLabel(NumClasses)
+	// AttnRes lists the resolutions (image sizes, e.g. 16) whose residual
+	// blocks are followed by a self-attention block, as in the DDPM U-Net;
+	// with any, the middle gets one between its two residual blocks too.
+	// Empty: no attention.
+	AttnRes []int `json:"attention_resolutions,omitempty"`
 }
 
 // DefaultDenoiser is the U-Net used when no architecture flag is given.
@@ -80,6 +86,11 @@ func (c Config) Validate() error {
 		}
 		if c.NullClass && c.Variant == contract.Uncond {
 			return bad("null_class", "an unconditional model has no labels to drop")
+		}
+		for i, r := range c.AttnRes {
+			if !slices.Contains(c.resolutions(), r) || slices.Contains(c.AttnRes[:i], r) {
+				return bad("attention_resolutions", "%v: each entry must be one of the U-Net's resolutions %v, once", c.AttnRes, c.resolutions())
+			}
 		}
 	case contract.Classifier:
 		if c.Norm != GroupNorm {
@@ -139,6 +150,15 @@ func (c Config) Validate() error {
 		return bad("class_names", "%d names for %d classes", len(c.ClassNames), c.NumClasses)
 	}
 	return nil
+}
+
+// resolutions lists the image sizes of the U-Net's levels, finest first.
+func (c Config) resolutions() []int {
+	var r []int
+	for i := range c.ChannelMult {
+		r = append(r, c.ImageSize>>i)
+	}
+	return r
 }
 
 // widths lists every channel count a normalised layer can have.

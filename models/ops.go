@@ -61,6 +61,10 @@ type Ops interface {
 	ToMap(x T, h, w int) T
 	// GlobalMean averages [N C H W] over H and W -> [N C].
 	GlobalMean(x T) T
+	// Attend is single-head dot-product attention over the H·W positions of
+	// q, k, v [N C H W]: out[n,:,i] = Σ_j softmax_j(q[n,:,i]·k[n,:,j]/√C)·v[n,:,j],
+	// shaped [N C H W].
+	Attend(q, k, v T) T
 }
 
 // Sinusoid is the timestep embedding both lowerings use: for i < dim/2,

@@ -99,6 +99,12 @@ func (s *Shapes) Gather(table, y T) T          { return []int{shp(y)[0], shp(tab
 func (s *Shapes) TimeEmbedding(t T, dim int) T { return []int{shp(t)[0], dim} }
 func (s *Shapes) ToMap(x T, h, w int) T        { return []int{shp(x)[0], 1, h, w} }
 func (s *Shapes) GlobalMean(x T) T             { return shp(x)[:2] }
+func (s *Shapes) Attend(q, k, v T) T {
+	if !slices.Equal(shp(q), shp(k)) || !slices.Equal(shp(q), shp(v)) {
+		panic(fmt.Sprintf("models: Attend of q %v, k %v, v %v", shp(q), shp(k), shp(v)))
+	}
+	return q
+}
 
 // Trace runs the network of cfg on the Shapes backend with batch n and returns
 // it with the shape of the output (logits for a classifier).

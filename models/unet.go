@@ -2,13 +2,16 @@ package models
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/condiff/condiff/contract"
 )
 
-// Denoiser is the DDPM U-Net of Ho et al. (2020) without attention: a
-// sinusoidal time embedding through an MLP, residual blocks that add it,
-// len(ChannelMult) resolutions, skip connections by concatenation.
+// Denoiser is the DDPM U-Net of Ho et al. (2020): a sinusoidal time
+// embedding through an MLP, residual blocks that add it, len(ChannelMult)
+// resolutions, skip connections by concatenation, and self-attention
+// blocks after the residual blocks of the resolutions in AttnRes (and in
+// the middle) when it lists any.
 //
 // Conditioning by Variant:
 //   - uncond: y is ignored (may be nil).
@@ -40,6 +43,7 @@ func (d Denoiser) Forward(o Ops, x, t, y T) T {
 		for i := 0; i < c.NumResBlocks; i++ {
 			h = d.resBlock(o, fmt.Sprintf("down.%d.res.%d", lvl, i), h, temb, y, cur, mult*ch)
 			cur = mult * ch
+			h = d.maybeAttn(o, fmt.Sprintf("down.%d.attn.%d", lvl, i), lvl, h, y, cur)
 			skips, skipCh = append(skips, h), append(skipCh, cur)
 		}
 		if lvl != len(c.ChannelMult)-1 {
@@ -48,6 +52,9 @@ func (d Denoiser) Forward(o Ops, x, t, y T) T {
 		}
 	}
 	h = d.resBlock(o, "mid.res.0", h, temb, y, cur, cur)
+	if len(c.AttnRes) > 0 {
+		h = d.attnBlock(o, "mid.attn", h, y, cur)
+	}
 	h = d.resBlock(o, "mid.res.1", h, temb, y, cur, cur)
 	for lvl := len(c.ChannelMult) - 1; lvl >= 0; lvl-- {
 		mult := c.ChannelMult[lvl]
@@ -58,6 +65,7 @@ func (d Denoiser) Forward(o Ops, x, t, y T) T {
 			h = o.Concat(h, s) // [N cur+sc H W]
 			h = d.resBlock(o, fmt.Sprintf("up.%d.res.%d", lvl, i), h, temb, y, cur+sc, mult*ch)
 			cur = mult * ch
+			h = d.maybeAttn(o, fmt.Sprintf("up.%d.attn.%d", lvl, i), lvl, h, y, cur)
 		}
 		if lvl != 0 {
 			h = o.Upsample(h) // [N cur 2H 2W]
@@ -84,6 +92,27 @@ func (d Denoiser) resBlock(o Ops, name string, x, temb, y T, in, out int) T {
 		x = conv(o, name+".skip", x, in, out, 1, 1, 0, 1)
 	}
 	return o.Add(x, h)
+}
+
+// maybeAttn is an attention block when level lvl's resolution is in
+// AttnRes, else x.
+func (d Denoiser) maybeAttn(o Ops, name string, lvl int, x, y T, ch int) T {
+	if !slices.Contains(d.Cfg.AttnRes, d.Cfg.ImageSize>>lvl) {
+		return x
+	}
+	return d.attnBlock(o, name, x, y, ch)
+}
+
+// attnBlock: norm-SiLU, 1×1 projections to q, k, v, attention over the
+// positions, a 1×1 projection out (zero init: the block starts as the
+// identity), + skip. (DDPM's block normalises without the SiLU; here every
+// norm is the fused NormAct, class-conditional for cbn.)
+func (d Denoiser) attnBlock(o Ops, name string, x, y T, ch int) T {
+	h := d.norm(o, name+".norm", x, y, ch)
+	q := conv(o, name+".q", h, ch, ch, 1, 1, 0, 1)
+	k := conv(o, name+".k", h, ch, ch, 1, 1, 0, 1)
+	v := conv(o, name+".v", h, ch, ch, 1, 1, 0, 1)
+	return o.Add(x, conv(o, name+".proj", o.Attend(q, k, v), ch, ch, 1, 1, 0, 0))
 }
 
 // norm normalises, applies the affine (class-conditional for cbn) and

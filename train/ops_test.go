@@ -39,11 +39,21 @@ func TestOpGradients(t *testing.T) {
 		},
 		"add":   func(l *lowering, x *G.Node) *G.Node { return node(l.Add(x, node(l.SiLU(x)))) },
 		"gmean": func(l *lowering, x *G.Node) *G.Node { return node(l.GlobalMean(x)) },
+		// Attention, with x as each of q, k and v in turn.
+		"attendQ": func(l *lowering, x *G.Node) *G.Node {
+			return node(l.Attend(x, l.Param("a", []int{2, 3, 4, 4}, models.Zeros), l.Param("c", []int{2, 3, 4, 4}, models.Zeros)))
+		},
+		"attendK": func(l *lowering, x *G.Node) *G.Node {
+			return node(l.Attend(l.Param("a", []int{2, 3, 4, 4}, models.Zeros), x, l.Param("c", []int{2, 3, 4, 4}, models.Zeros)))
+		},
+		"attendV": func(l *lowering, x *G.Node) *G.Node {
+			return node(l.Attend(l.Param("a", []int{2, 3, 4, 4}, models.Zeros), l.Param("c", []int{2, 3, 4, 4}, models.Zeros), x))
+		},
 	}
 	for name, op := range ops {
 		r := rand.New(rand.NewPCG(1, 2))
 		w := map[string]models.Array{}
-		for k, s := range map[string][]int{"x": {2, 3, 4, 4}, "w": {5, 3, 3, 3}, "b": {5}, "g": {3}, "v": {2, 3}, "v2": {2, 3}, "bb": {3}} {
+		for k, s := range map[string][]int{"x": {2, 3, 4, 4}, "w": {5, 3, 3, 3}, "b": {5}, "g": {3}, "v": {2, 3}, "v2": {2, 3}, "bb": {3}, "a": {2, 3, 4, 4}, "c": {2, 3, 4, 4}} {
 			a := models.NewArray(s...)
 			for i := range a.Data {
 				a.Data[i] = float32(r.NormFloat64())

@@ -51,7 +51,7 @@ func resumeConflicts(fs *flag.FlagSet, out string) error {
 	}
 	kept := map[string]string{
 		"variant": string(c.Variant), "norm": string(c.Norm), "base": strconv.Itoa(c.BaseChannels), "mult": ints(c.ChannelMult),
-		"res-blocks": strconv.Itoa(c.NumResBlocks), "groups": strconv.Itoa(c.Groups), "size": strconv.Itoa(c.ImageSize),
+		"res-blocks": strconv.Itoa(c.NumResBlocks), "attention": ints(c.AttnRes), "groups": strconv.Itoa(c.Groups), "size": strconv.Itoa(c.ImageSize),
 		"channels": strconv.Itoa(c.Channels), "data": in.Dataset, "classes": strings.Join(in.Classes, ","),
 		"batch": strconv.Itoa(in.Batch), "lr": f(in.LR), "seed": strconv.FormatUint(in.Seed, 10),
 		"schedule": in.Schedule.Kind, "T": strconv.Itoa(in.Schedule.T), "cfg-drop": f(in.CFGDrop),
@@ -104,12 +104,13 @@ func cmdTrain(args []string, classifier bool) error {
 	lrWarmup := fs.Int("lr-warmup", 0, "steps of linear learning-rate warm-up from 0")
 	emaDecay := fs.Float64("ema", 0.999, "EMA decay of the weights (warmed up: min(decay, (1+step)/(10+step)))")
 	clip := fs.Float64("grad-clip", 1, "clip the global gradient norm to this (0: off)")
-	var variant, sched, acClf, mult *string
+	var variant, sched, acClf, mult, attn *string
 	var T, resBlocks *int
 	var cfgDrop, acWeight *float64
 	if !classifier {
 		mult = fs.String("mult", "1,2,2", "channel multipliers, one per resolution")
 		resBlocks = fs.Int("res-blocks", 1, "residual blocks per resolution")
+		attn = fs.String("attention", "", "resolutions (image sizes, e.g. 16 or 16,8) whose residual blocks are followed by self-attention, as in the DDPM U-Net (and the middle gets one); empty: none")
 		variant = fs.String("variant", string(contract.CBN), "uncond (baseline), cbn (M_CBN) or ac (M_AC)")
 		sched = fs.String("schedule", "linear", "noise schedule: linear or cosine")
 		T = fs.Int("T", 1000, "diffusion steps")
@@ -155,6 +156,11 @@ func cmdTrain(args []string, classifier bool) error {
 			return err
 		}
 		o.Model.NumResBlocks = *resBlocks
+		if *attn != "" {
+			if o.Model.AttnRes, err = intList("attention", *attn); err != nil {
+				return err
+			}
+		}
 		spec, err := diffusion.Default(*sched, *T)
 		if err != nil {
 			return fmt.Errorf("--schedule: %w", err)

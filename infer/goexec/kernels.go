@@ -235,15 +235,138 @@ func compileMatMul(a attrs, nin int) (kernel, error) {
 			return err
 		}
 		x, y := in[0], in[1]
-		if len(x.shape) != 2 || len(y.shape) != 2 || x.shape[1] != y.shape[0] {
-			return fmt.Errorf("A %v and B %v: the Go backend multiplies [M K] by [K N]", x.shape, y.shape)
+		r := len(x.shape)
+		switch {
+		case r == 2 && len(y.shape) == 2 && x.shape[1] == y.shape[0]:
+			M, K, N := x.shape[0], x.shape[1], y.shape[1]
+			if err := out.resize(f32, M, N); err != nil {
+				return err
+			}
+			clear(out.f)
+			sgemm(M, N, K, x.f, K, y.f, N, out.f, N)
+		case r == 3 && len(y.shape) == 3 && x.shape[0] == y.shape[0] && x.shape[2] == y.shape[1]:
+			// A batch of products [B M K]·[B K N] (attention).
+			B, M, K, N := x.shape[0], x.shape[1], x.shape[2], y.shape[2]
+			if err := out.resize(f32, B, M, N); err != nil {
+				return err
+			}
+			clear(out.f)
+			for b := 0; b < B; b++ {
+				sgemm(M, N, K, x.f[b*M*K:], K, y.f[b*K*N:], N, out.f[b*M*N:], N)
+			}
+		default:
+			return fmt.Errorf("A %v and B %v: the Go backend multiplies [M K] by [K N], or [B M K] by [B K N]", x.shape, y.shape)
 		}
-		M, K, N := x.shape[0], x.shape[1], y.shape[1]
-		if err := out.resize(f32, M, N); err != nil {
+		return nil
+	}, a.check()
+}
+
+// compileTranspose permutes the axes of a float32 tensor of rank ≤ 4.
+func compileTranspose(a attrs, nin int) (kernel, error) {
+	if err := inputs(nin, 1, 1); err != nil {
+		return nil, err
+	}
+	perm, ok, err := a.ints("perm")
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("attribute perm: missing; the Go backend needs it")
+	}
+	if len(perm) > 4 {
+		return nil, fmt.Errorf("attribute perm %v: the Go backend transposes up to 4 axes", perm)
+	}
+	seen := make([]bool, len(perm))
+	for _, p := range perm {
+		if p < 0 || p >= len(perm) || seen[p] {
+			return nil, fmt.Errorf("attribute perm %v is not a permutation", perm)
+		}
+		seen[p] = true
+	}
+	return func(m *Model, in []*tensor, out *tensor) error {
+		if err := needs(in, f32, "data"); err != nil {
 			return err
 		}
-		clear(out.f)
-		sgemm(M, N, K, x.f, K, y.f, N, out.f, N)
+		x := in[0]
+		if len(x.shape) != len(perm) {
+			return fmt.Errorf("data %v has rank %d, perm %v has %d", x.shape, len(x.shape), perm, len(perm))
+		}
+		// Pad to rank 4 at the front: shape d, strides of the input.
+		r := len(perm)
+		d, st := [4]int{1, 1, 1, 1}, [4]int{}
+		stride := 1
+		in4 := [4]int{}
+		for i := r - 1; i >= 0; i-- {
+			in4[i] = stride
+			stride *= x.shape[i]
+		}
+		shape := make([]int, r)
+		for i, p := range perm {
+			shape[i] = x.shape[p]
+			d[4-r+i], st[4-r+i] = x.shape[p], in4[p]
+		}
+		if err := out.resize(f32, shape...); err != nil {
+			return err
+		}
+		o := 0
+		for i0 := 0; i0 < d[0]; i0++ {
+			for i1 := 0; i1 < d[1]; i1++ {
+				for i2 := 0; i2 < d[2]; i2++ {
+					base := i0*st[0] + i1*st[1] + i2*st[2]
+					for i3 := 0; i3 < d[3]; i3++ {
+						out.f[o] = x.f[base+i3*st[3]]
+						o++
+					}
+				}
+			}
+		}
+		return nil
+	}, a.check()
+}
+
+// compileSoftmax is softmax over the last axis (opset 13's default; the
+// only axis the Go backend supports).
+func compileSoftmax(a attrs, nin int) (kernel, error) {
+	if err := inputs(nin, 1, 1); err != nil {
+		return nil, err
+	}
+	axis, err := a.int("axis", -1)
+	if err != nil {
+		return nil, err
+	}
+	return func(m *Model, in []*tensor, out *tensor) error {
+		if err := needs(in, f32, "input"); err != nil {
+			return err
+		}
+		x := in[0]
+		r := len(x.shape)
+		if r == 0 || (axis != -1 && axis != r-1) {
+			return fmt.Errorf("axis %d of a rank-%d input: the Go backend takes softmax over the last axis", axis, r)
+		}
+		if err := out.resize(f32, x.shape...); err != nil {
+			return err
+		}
+		n := x.shape[r-1]
+		if n == 0 {
+			return nil
+		}
+		for o := 0; o < len(x.f); o += n {
+			row, y := x.f[o:o+n], out.f[o:o+n]
+			mx := float32(math.Inf(-1))
+			for _, v := range row {
+				mx = max(mx, v)
+			}
+			var sum float64
+			for j, v := range row {
+				e := float32(math.Exp(float64(v - mx)))
+				y[j] = e
+				sum += float64(e)
+			}
+			inv := float32(1 / sum)
+			for j := range y {
+				y[j] *= inv
+			}
+		}
 		return nil
 	}, a.check()
 }

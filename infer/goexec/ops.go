@@ -114,6 +114,8 @@ func init() {
 		"Identity":              compileIdentity,
 		"Conv":                  compileConv,
 		"MatMul":                compileMatMul,
+		"Transpose":             compileTranspose,
+		"Softmax":               compileSoftmax,
 		"Gemm":                  compileGemm,
 		"InstanceNormalization": compileInstanceNorm,
 		"BatchNormalization":    compileBatchNorm,
