@@ -20,6 +20,15 @@ func FuzzLoad(f *testing.F) {
 		node("c", "Conv", []string{"X", "W", "B"}, "C", ints("kernel_shape", 3, 3), ints("pads", 1, 1, 1, 1)),
 		node("r", "Reshape", []string{"C", "S"}, "R"), node("s", "Sigmoid", []string{"R"}, "G"), node("m", "Mul", []string{"R", "G"}, "Y")},
 		[]onnxwire.Tensor{onnxwire.FloatTensor("W", []int{2, 1, 3, 3}, w), onnxwire.FloatTensor("B", []int{2}, []float32{0.5, -0.5}), onnxwire.Int64Tensor("S", 0, -1)}, "Y"))
+	// The attention core as graphs/ writes it: [N C L] reshapes, Transpose,
+	// batched MatMul, Softmax.
+	f.Add(model(17, map[string][]any{"X": {-1, 1, 4, 4}}, []onnxwire.Node{
+		node("r", "Reshape", []string{"X", "S"}, "R"),
+		node("t", "Transpose", []string{"R"}, "T", ints("perm", 0, 2, 1)),
+		node("d", "MatMul", []string{"T", "R"}, "D"),
+		node("p", "Softmax", []string{"D"}, "P", onnxwire.Attr{Name: "axis", Type: onnxwire.AttrInt, I: -1}),
+		node("o", "MatMul", []string{"R", "P"}, "Y")},
+		[]onnxwire.Tensor{onnxwire.Int64Tensor("S", 0, 1, 16)}, "Y"))
 	if b, err := os.ReadFile("../testdata/torch_cbn.onnx"); err == nil {
 		f.Add(b[:min(len(b), 2048)])
 	}
