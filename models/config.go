@@ -93,6 +93,9 @@ func (c Config) Validate() error {
 			}
 		}
 	case contract.Classifier:
+		if len(c.AttnRes) > 0 {
+			return bad("attention_resolutions", "%v: the classifier has no attention blocks", c.AttnRes)
+		}
 		if c.Norm != GroupNorm {
 			return bad("norm", "a classifier uses group norm (it must not depend on batch statistics when it judges samples)")
 		}

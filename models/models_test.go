@@ -68,6 +68,9 @@ func TestConfigErrors(t *testing.T) {
 		{func(c *Config) { c.Norm = GroupNorm; c.Groups = 5 }, "groups"},
 		{func(c *Config) { c.Channels = 2 }, "channels"},
 		{func(c *Config) { c.NumClasses = 1 }, "num_classes"},
+		{func(c *Config) { c.AttnRes = []int{12} }, "attention_resolutions: [12]: each entry must be one of the U-Net's resolutions [32 16 8]"},
+		{func(c *Config) { c.AttnRes = []int{16, 16} }, "attention_resolutions: [16 16]"},
+		{func(c *Config) { *c = DefaultClassifier(); c.NumClasses = 2; c.AttnRes = []int{16} }, "the classifier has no attention blocks"},
 	} {
 		cc := c
 		tc.edit(&cc)
@@ -77,5 +80,10 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if _, err := ParseConfig([]byte(`{"kind":"denoiser","bogus":1}`)); err == nil || !strings.Contains(err.Error(), "bogus") {
 		t.Errorf("unknown key: %v", err)
+	}
+	ok := c
+	ok.AttnRes = []int{16, 8}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("attention at 16 and 8: %v", err)
 	}
 }
