@@ -642,6 +642,7 @@ func TestHostileResume(t *testing.T) {
 	refused(t, run(t, "condiff", "train", "--resume", "--out", out, "--steps", "2"), "", "--steps 2", "below the step the checkpoint holds (4)")
 	refused(t, run(t, "condiff", "train", "--resume", "--out", out, "--synthetic-per-class", "7"), "", "--synthetic-per-class 7")
 	refused(t, run(t, "condiff", "train", "--resume", "--out", out, "--data-dir", "/tmp"), "", "--data-dir /tmp")
+	refused(t, run(t, "condiff", "train", "--resume", "--out", out, "--attention", "8"), "", `--attention 8 (the checkpoint has "")`)
 }
 
 // interrupt starts bin with args, sends SIGINT after wait, and returns the
