@@ -11,6 +11,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/condiff/condiff/models"
+	"github.com/condiff/condiff/train/kernel"
 )
 
 // attnState is shared by an attention's forward op and its three gradient
@@ -81,7 +82,8 @@ func (op *attendOp) Do(vals ...G.Value) (G.Value, error) {
 	return tensor.New(tensor.WithShape(s.Clone()...), tensor.WithBacking(y)), nil
 }
 
-// softmaxRow replaces row with softmax(scale·row), computed stably.
+// softmaxRow replaces row with softmax(scale·row), computed stably, in
+// float32 (kernel.Expf; the sum in float64).
 func softmaxRow(row []float32, scale float32) {
 	m := float32(math.Inf(-1))
 	for _, x := range row {
@@ -89,7 +91,7 @@ func softmaxRow(row []float32, scale float32) {
 	}
 	var sum float64
 	for j, x := range row {
-		e := float32(math.Exp(float64(scale * (x - m))))
+		e := kernel.Expf(scale * (x - m))
 		row[j] = e
 		sum += float64(e)
 	}
