@@ -33,13 +33,11 @@ ev() { # ev OUT ARGS...: one evaluation, its log beside it; stops the script on 
   "$bin" eval --data "$data" --n-per-class "$n" --out "$d" "$@" >"$d.log" 2>&1 || { cat "$d.log" >&2; exit 1; }
   grep '^eval: over' "$d.log" | sed "s|^|$(basename "$d"): |"
 }
-sampled() { # sampled DIR ARGS...: eval that samples into DIR, or reads the samples DIR held
+sampled() { # sampled DIR ARGS...: eval that samples into DIR, or reads the samples DIR holds
   local d=$1
   shift
   if [ "${REUSE_SAMPLES:-0}" = 1 ] && [ -f "$d/samples/manifest.json" ]; then
-    rm -rf "$d.samples" && mv "$d/samples" "$d.samples"
-    ev "$d" --samples "$d.samples" --classifier "$clf" --eval-seed 1
-    rm -rf "$d/samples" && mv "$d.samples" "$d/samples"
+    ev "$d" --samples "$d/samples" --classifier "$clf" --eval-seed 1
   else
     ev "$d" --model "$model" --classifier "$clf" --eval-seed 1 "$@"
   fi
