@@ -59,6 +59,16 @@ func (r Report) measured(n Num) Num {
 	return n
 }
 
+// overDraws reports whether the report holds FD over several real draws
+// and the floor over pairs of them (reports from before the protocol do
+// not).
+func (r Report) overDraws() bool {
+	return r.RealDraws > 0 && r.FDDraws.N > 0 && r.FloorDraws.N > 0
+}
+
+// stem is a file's name without its directory and extension.
+func stem(path string) string { return strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)) }
+
 // seed is a recorded seed, "–" where the report predates it.
 func seed(s *uint64) string {
 	if s == nil {
@@ -102,7 +112,7 @@ func ReadReports(paths []string) ([]Report, error) {
 		if r.Label == "" {
 			r.Label = p
 		}
-		if r.RealDraws > 0 && r.FDDraws.N > 0 && r.FloorDraws.N > 0 {
+		if r.overDraws() {
 			// The interval from the draws themselves, as RatioOf gives it
 			// now: a report written when it was ±1 sd reads the same as
 			// one written today.
@@ -132,12 +142,12 @@ func Compare(paths []string, out string) (string, error) {
 			smp = fmt.Sprintf("%s %d", r.Sampler, r.Steps)
 		}
 		fd, floor := r.FD, r.RealFD
-		if r.RealDraws > 0 && r.FDDraws.N > 0 { // the means over the draws the ratio divides
+		if r.overDraws() { // the means over the draws the ratio divides
 			fd, floor = r.FDDraws.Mean, r.FloorDraws.Mean
 		}
 		judge := "–"
 		if r.Classifier != "" {
-			judge = strings.TrimSuffix(filepath.Base(r.Classifier), filepath.Ext(r.Classifier))
+			judge = stem(r.Classifier)
 		}
 		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s / %s | %s | %.2f (%.2f) | %.3f (%.3f) | %s | %s (%s) | %s / %s | %s (%s) | %s | %s |\n", cell(r.Label), trained, r.Samples, smp,
 			cell(judge), seed(r.SampleSeed), seed(r.EvalSeed),

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/condiff/condiff/checkpoint"
@@ -293,7 +292,7 @@ func (r *Report) describe(m *infer.Manifest, classifier string, n int) (conditio
 	} else {
 		r.ImagesPerSecond = Num(math.NaN()) // read, not sampled: no timing
 	}
-	r.Label = strings.TrimSuffix(filepath.Base(m.Model), filepath.Ext(m.Model))
+	r.Label = stem(m.Model)
 	conditional, guidable := true, m.Guidance != 0
 	if in, err := infer.ReadInfo(m.Model); err == nil {
 		r.Train, r.TrainedSteps = in.Train, in.Step
