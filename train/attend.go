@@ -19,17 +19,21 @@ import (
 // per-worker workspaces, and the backward's results, computed once per
 // step for dq, dk and dv (as convState does for a convolution).
 type attnState struct {
-	p      []float32   // [N L L]: softmax weights of the last forward
-	ws     [][]float32 // per worker: dP, then dS ([L L])
-	fwd    int         // forward runs
-	bwd    int         // the forward run the cached gradients belong to
-	grads  [3]tensor.Tensor
-	gbuf   [3][]float32
-	y      []float32
-	shape  tensor.Shape
-	scale  float32
-	length int // L = H·W
-	ch     int // C
+	p     []float32   // [N L L]: softmax weights of the last forward
+	ws    [][]float32 // per worker: dP, then dS ([L L])
+	fwd   int         // forward runs
+	bwd   int         // the forward run the cached gradients belong to
+	grads [3]tensor.Tensor
+	gbuf  [3][]float32
+	y     []float32
+	shape tensor.Shape // [N C H W] of the last forward
+}
+
+// dims is the last forward's batch N, channels C and positions L = H·W,
+// and the logits' scale 1/√C.
+func (st *attnState) dims() (n, c, l int, scale float32) {
+	s := st.shape
+	return s[0], s[1], s[2] * s[3], float32(1 / math.Sqrt(float64(s[1])))
 }
 
 // attendOp is models.Ops.Attend: out[n,:,i] = Σ_j softmax_j(q·k/√C)·v[n,:,j]
@@ -65,8 +69,8 @@ func (op *attendOp) Do(vals ...G.Value) (G.Value, error) {
 	st := op.st
 	s := vals[0].(tensor.Tensor).Shape()
 	q, k, v := vals[0].(tensor.Tensor).Data().([]float32), vals[1].(tensor.Tensor).Data().([]float32), vals[2].(tensor.Tensor).Data().([]float32)
-	n, c, l := s[0], s[1], s[2]*s[3]
-	st.shape, st.ch, st.length, st.scale = s.Clone(), c, l, float32(1/math.Sqrt(float64(c)))
+	st.shape = s.Clone()
+	n, c, l, scale := st.dims()
 	p := overwrite(&st.p, n*l*l)
 	y := overwrite(&st.y, n*c*l)
 	parallel(n, func(_, i int) {
@@ -74,31 +78,12 @@ func (op *attendOp) Do(vals ...G.Value) (G.Value, error) {
 		pi := p[i*l*l : (i+1)*l*l]
 		sgemm(true, false, l, l, c, qi, l, ki, l, 0, pi, l) // S = qᵀk
 		for r := 0; r < l; r++ {
-			softmaxRow(pi[r*l:(r+1)*l], st.scale)
+			kernel.SoftmaxRow(pi[r*l:(r+1)*l], scale)
 		}
 		sgemm(false, true, c, l, l, vi, l, pi, l, 0, y[i*c*l:(i+1)*c*l], l) // O = v·Pᵀ
 	})
 	st.fwd++
 	return tensor.New(tensor.WithShape(s.Clone()...), tensor.WithBacking(y)), nil
-}
-
-// softmaxRow replaces row with softmax(scale·row), computed stably, in
-// float32 (kernel.Expf; the sum in float64).
-func softmaxRow(row []float32, scale float32) {
-	m := float32(math.Inf(-1))
-	for _, x := range row {
-		m = max(m, x)
-	}
-	var sum float64
-	for j, x := range row {
-		e := kernel.Expf(scale * (x - m))
-		row[j] = e
-		sum += float64(e)
-	}
-	inv := float32(1 / sum)
-	for j := range row {
-		row[j] *= inv
-	}
 }
 
 func (op *attendOp) DiffWRT(int) []bool { return []bool{true, true, true} }
@@ -157,7 +142,7 @@ func (op *attendGradOp) Do(vals ...G.Value) (G.Value, error) {
 // dV = dO·P, dP = dOᵀ·v, dS = P⊙(dP − rowsum(P⊙dP))·scale, dq = k·dSᵀ,
 // dk = q·dS.
 func (st *attnState) backward(q, k, v, dy []float32) {
-	n, c, l := st.shape[0], st.ch, st.length
+	n, c, l, scale := st.dims()
 	dq, dk, dv := overwrite(&st.gbuf[0], n*c*l), overwrite(&st.gbuf[1], n*c*l), overwrite(&st.gbuf[2], n*c*l)
 	nw := workers(n)
 	if len(st.ws) != nw || len(st.ws[0]) != l*l {
@@ -179,7 +164,7 @@ func (st *attnState) backward(q, k, v, dy []float32) {
 				dot += x * dr[j]
 			}
 			for j, x := range pr {
-				dr[j] = x * (dr[j] - dot) * st.scale
+				dr[j] = x * (dr[j] - dot) * scale
 			}
 		}
 		sgemm(false, true, c, l, l, ki, l, ds, l, 0, dq[off:off+c*l], l)  // dq = k·dSᵀ

@@ -350,22 +350,9 @@ func compileSoftmax(a attrs, nin int) (kernel, error) {
 		if n == 0 {
 			return nil
 		}
-		for o := 0; o < len(x.f); o += n {
-			row, y := x.f[o:o+n], out.f[o:o+n]
-			mx := float32(math.Inf(-1))
-			for _, v := range row {
-				mx = max(mx, v)
-			}
-			var sum float64
-			for j, v := range row {
-				e := float32(math.Exp(float64(v - mx)))
-				y[j] = e
-				sum += float64(e)
-			}
-			inv := float32(1 / sum)
-			for j := range y {
-				y[j] *= inv
-			}
+		copy(out.f, x.f)
+		for o := 0; o < len(out.f); o += n {
+			simd.SoftmaxRow(out.f[o:o+n], 1)
 		}
 		return nil
 	}, a.check()

@@ -21,6 +21,26 @@ func Expf(x float32) float32 {
 	return y * math.Float32frombits(uint32(int32(n)+127)<<23)
 }
 
+// SoftmaxRow replaces row with softmax(scale·row), computed stably (the
+// row's maximum taken out first) with Expf, the sum in float64. Training's
+// attention and the Go backend's Softmax both use it.
+func SoftmaxRow(row []float32, scale float32) {
+	m := float32(math.Inf(-1))
+	for _, x := range row {
+		m = max(m, x)
+	}
+	var sum float64
+	for j, x := range row {
+		e := Expf(scale * (x - m))
+		row[j] = e
+		sum += float64(e)
+	}
+	inv := float32(1 / sum)
+	for j := range row {
+		row[j] *= inv
+	}
+}
+
 // ScaleShiftSiLU computes, per element, a = x·scale + shift, s = sigmoid(a)
 // and y = a·s (y = SiLU(a)), keeping s in sig unless sig is nil. On CPUs
 // with AVX2 and FMA, eight lanes at a time (kernel_amd64.s: the same Expf,
