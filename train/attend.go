@@ -3,7 +3,6 @@ package train
 import (
 	"fmt"
 	"hash"
-	"hash/fnv"
 	"math"
 
 	"github.com/chewxy/hm"
@@ -58,12 +57,8 @@ func (op *attendOp) ReturnsPtr() bool      { return false }
 func (op *attendOp) CallsExtern() bool     { return false }
 func (op *attendOp) OverwritesInput() int  { return -1 }
 func (op *attendOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "condiff:attend:%p", op.st) }
-func (op *attendOp) Hashcode() uint32 {
-	h := fnv.New32a()
-	op.WriteHash(h)
-	return h.Sum32()
-}
-func (op *attendOp) String() string { return "attend" }
+func (op *attendOp) Hashcode() uint32      { return hashOf(op) }
+func (op *attendOp) String() string        { return "attend" }
 
 func (op *attendOp) Do(vals ...G.Value) (G.Value, error) {
 	st := op.st
@@ -121,12 +116,8 @@ func (op *attendGradOp) OverwritesInput() int { return -1 }
 func (op *attendGradOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "condiff:grad.attend.%d:%p", op.which, op.st)
 }
-func (op *attendGradOp) Hashcode() uint32 {
-	h := fnv.New32a()
-	op.WriteHash(h)
-	return h.Sum32()
-}
-func (op *attendGradOp) String() string { return fmt.Sprintf("grad.attend.%d", op.which) }
+func (op *attendGradOp) Hashcode() uint32 { return hashOf(op) }
+func (op *attendGradOp) String() string   { return fmt.Sprintf("grad.attend.%d", op.which) }
 
 func (op *attendGradOp) Do(vals ...G.Value) (G.Value, error) {
 	st := op.st

@@ -3,7 +3,6 @@ package train
 import (
 	"fmt"
 	"hash"
-	"hash/fnv"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -77,12 +76,8 @@ func (op *chanOp) OverwritesInput() int { return -1 }
 func (op *chanOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "condiff:chan.%s.%v", chanNames[op.kind], op.shared)
 }
-func (op *chanOp) Hashcode() uint32 {
-	h := fnv.New32a()
-	op.WriteHash(h)
-	return h.Sum32()
-}
-func (op *chanOp) String() string { return "chan." + chanNames[op.kind] }
+func (op *chanOp) Hashcode() uint32 { return hashOf(op) }
+func (op *chanOp) String() string   { return "chan." + chanNames[op.kind] }
 
 func (op *chanOp) Do(vals ...G.Value) (G.Value, error) {
 	x, s := f32(vals[0])
@@ -248,11 +243,7 @@ func (op *catOp) OverwritesInput() int { return -1 }
 func (op *catOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "condiff:cat.%v.%d.%d", op.split, op.from, op.c)
 }
-func (op *catOp) Hashcode() uint32 {
-	h := fnv.New32a()
-	op.WriteHash(h)
-	return h.Sum32()
-}
+func (op *catOp) Hashcode() uint32 { return hashOf(op) }
 func (op *catOp) String() string {
 	if op.split {
 		return fmt.Sprintf("split[%d:%d]", op.from, op.from+op.c)
@@ -325,12 +316,8 @@ func (op *addOp) ReturnsPtr() bool      { return false }
 func (op *addOp) CallsExtern() bool     { return false }
 func (op *addOp) OverwritesInput() int  { return -1 }
 func (op *addOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "condiff:add%d", op.dims) }
-func (op *addOp) Hashcode() uint32 {
-	h := fnv.New32a()
-	op.WriteHash(h)
-	return h.Sum32()
-}
-func (op *addOp) String() string { return "add" }
+func (op *addOp) Hashcode() uint32      { return hashOf(op) }
+func (op *addOp) String() string        { return "add" }
 func (op *addOp) Do(vals ...G.Value) (G.Value, error) {
 	a, s := f32(vals[0])
 	b, _ := f32(vals[1])

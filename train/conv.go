@@ -3,7 +3,6 @@ package train
 import (
 	"fmt"
 	"hash"
-	"hash/fnv"
 	"runtime"
 	"sync"
 
@@ -401,12 +400,8 @@ func (op *convOp) OverwritesInput() int { return -1 }
 func (op *convOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "condiff:conv%d(%d,%d,%p)", op.kind, op.stride, op.pad, op.st)
 }
-func (op *convOp) Hashcode() uint32 {
-	h := fnv.New32a()
-	op.WriteHash(h)
-	return h.Sum32()
-}
-func (op *convOp) String() string { return fmt.Sprintf("Conv%d(s%d,p%d)", op.kind, op.stride, op.pad) }
+func (op *convOp) Hashcode() uint32 { return hashOf(op) }
+func (op *convOp) String() string   { return fmt.Sprintf("Conv%d(s%d,p%d)", op.kind, op.stride, op.pad) }
 
 func f32(v G.Value) ([]float32, tensor.Shape) {
 	t := v.(tensor.Tensor)

@@ -3,7 +3,6 @@ package train
 import (
 	"fmt"
 	"hash"
-	"hash/fnv"
 	"math"
 
 	"github.com/chewxy/hm"
@@ -113,12 +112,8 @@ func (op *normActOp) OverwritesInput() int { return -1 }
 func (op *normActOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "condiff:normact.%s.%d.%v", op.name, op.groups, op.shared)
 }
-func (op *normActOp) Hashcode() uint32 {
-	h := fnv.New32a()
-	op.WriteHash(h)
-	return h.Sum32()
-}
-func (op *normActOp) String() string { return "normact." + op.name }
+func (op *normActOp) Hashcode() uint32 { return hashOf(op) }
+func (op *normActOp) String() string   { return "normact." + op.name }
 
 func (op *normActOp) Do(vals ...G.Value) (G.Value, error) {
 	x, s := f32(vals[0])
@@ -266,12 +261,8 @@ func (op *normActGrad) OverwritesInput() int { return -1 }
 func (op *normActGrad) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "condiff:grad.normact.%s.%d.%v", op.f.name, op.f.groups, op.f.shared)
 }
-func (op *normActGrad) Hashcode() uint32 {
-	h := fnv.New32a()
-	op.WriteHash(h)
-	return h.Sum32()
-}
-func (op *normActGrad) String() string { return "grad.normact." + op.f.name }
+func (op *normActGrad) Hashcode() uint32 { return hashOf(op) }
+func (op *normActGrad) String() string   { return "grad.normact." + op.f.name }
 func (op *normActGrad) Do(vals ...G.Value) (G.Value, error) {
 	x, s := f32(vals[0])
 	g, _ := f32(vals[1])
@@ -311,11 +302,7 @@ func (op *normActParamGrad) OverwritesInput() int { return -1 }
 func (op *normActParamGrad) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "condiff:grad.normact.%s.%d.%v.%v", op.f.name, op.f.groups, op.f.shared, op.beta)
 }
-func (op *normActParamGrad) Hashcode() uint32 {
-	h := fnv.New32a()
-	op.WriteHash(h)
-	return h.Sum32()
-}
+func (op *normActParamGrad) Hashcode() uint32 { return hashOf(op) }
 func (op *normActParamGrad) String() string {
 	if op.beta {
 		return "grad.normact.beta." + op.f.name

@@ -12,6 +12,13 @@ import (
 	"github.com/condiff/condiff/train/kernel"
 )
 
+// hashOf is a gorgonia op's Hashcode: FNV-1a of what its WriteHash writes.
+func hashOf(op interface{ WriteHash(hash.Hash) }) uint32 {
+	h := fnv.New32a()
+	op.WriteHash(h)
+	return h.Sum32()
+}
+
 // unaryOp is a gorgonia op on one float32 tensor with a hand-written
 // forward and backward, for operations that gorgonia lacks, gets wrong, or
 // runs slowly: normalisation, SiLU, nearest upsampling.
@@ -61,12 +68,8 @@ func (op *unaryOp) ReturnsPtr() bool      { return false }
 func (op *unaryOp) CallsExtern() bool     { return false }
 func (op *unaryOp) OverwritesInput() int  { return -1 }
 func (op *unaryOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "condiff:%s", op.name) }
-func (op *unaryOp) Hashcode() uint32 {
-	h := fnv.New32a()
-	op.WriteHash(h)
-	return h.Sum32()
-}
-func (op *unaryOp) String() string { return op.name }
+func (op *unaryOp) Hashcode() uint32      { return hashOf(op) }
+func (op *unaryOp) String() string        { return op.name }
 
 func (op *unaryOp) Do(vals ...G.Value) (G.Value, error) {
 	x := vals[0].(tensor.Tensor)
@@ -104,12 +107,8 @@ func (op *unaryGradOp) ReturnsPtr() bool      { return false }
 func (op *unaryGradOp) CallsExtern() bool     { return false }
 func (op *unaryGradOp) OverwritesInput() int  { return -1 }
 func (op *unaryGradOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "condiff:grad.%s", op.fwd.name) }
-func (op *unaryGradOp) Hashcode() uint32 {
-	h := fnv.New32a()
-	op.WriteHash(h)
-	return h.Sum32()
-}
-func (op *unaryGradOp) String() string { return "grad." + op.fwd.name }
+func (op *unaryGradOp) Hashcode() uint32      { return hashOf(op) }
+func (op *unaryGradOp) String() string        { return "grad." + op.fwd.name }
 
 func (op *unaryGradOp) Do(vals ...G.Value) (G.Value, error) {
 	x, dy := vals[0].(tensor.Tensor), vals[1].(tensor.Tensor)
