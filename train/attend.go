@@ -37,7 +37,10 @@ func (st *attnState) dims() (n, c, l int, scale float32) {
 
 // attendOp is models.Ops.Attend: out[n,:,i] = Σ_j softmax_j(q·k/√C)·v[n,:,j]
 // over the H·W positions, each image one [C L] matrix per input.
-type attendOp struct{ st *attnState }
+type attendOp struct {
+	pureOp
+	st *attnState
+}
 
 func (op *attendOp) Arity() int { return 3 }
 func (op *attendOp) Type() hm.Type {
@@ -53,9 +56,6 @@ func (op *attendOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	}
 	return s.Clone(), nil
 }
-func (op *attendOp) ReturnsPtr() bool      { return false }
-func (op *attendOp) CallsExtern() bool     { return false }
-func (op *attendOp) OverwritesInput() int  { return -1 }
 func (op *attendOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "condiff:attend:%p", op.st) }
 func (op *attendOp) Hashcode() uint32      { return hashOf(op) }
 func (op *attendOp) String() string        { return "attend" }
@@ -98,6 +98,7 @@ func (op *attendOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, erro
 // attendGradOp gives one of dq, dk, dv (which: 0, 1, 2) from (q, k, v, dO);
 // the first of the three to run in a step computes all three.
 type attendGradOp struct {
+	pureOp
 	st    *attnState
 	which int
 }
@@ -110,9 +111,6 @@ func (op *attendGradOp) Type() hm.Type {
 func (op *attendGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return in[0].(tensor.Shape).Clone(), nil
 }
-func (op *attendGradOp) ReturnsPtr() bool     { return false }
-func (op *attendGradOp) CallsExtern() bool    { return false }
-func (op *attendGradOp) OverwritesInput() int { return -1 }
 func (op *attendGradOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "condiff:grad.attend.%d:%p", op.which, op.st)
 }

@@ -20,6 +20,7 @@ import (
 //	chanSum     (dy)      -> Σ over H·W (and N when shared) of dy: v's shape
 //	chanSumProd (dy, x)   -> Σ of dy·x, likewise
 type chanOp struct {
+	pureOp
 	kind   int
 	shared bool      // the operand is [C]
 	out    []float32 // reused every step (see reuse)
@@ -70,9 +71,6 @@ func (op *chanOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return s.Clone(), nil
 }
 
-func (op *chanOp) ReturnsPtr() bool     { return false }
-func (op *chanOp) CallsExtern() bool    { return false }
-func (op *chanOp) OverwritesInput() int { return -1 }
 func (op *chanOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "condiff:chan.%s.%v", chanNames[op.kind], op.shared)
 }
@@ -211,6 +209,7 @@ func (op *chanOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 // split), with one block copy per sample. gorgonia's Concat and the Slice
 // ops of its gradient copy element by element through iterators.
 type catOp struct {
+	pureOp
 	split   bool
 	from, c int       // split: the channel range taken
 	out     []float32 // reused every step (see reuse)
@@ -237,9 +236,6 @@ func (op *catOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	b := in[1].(tensor.Shape)
 	return tensor.Shape{a[0], a[1] + b[1], a[2], a[3]}, nil
 }
-func (op *catOp) ReturnsPtr() bool     { return false }
-func (op *catOp) CallsExtern() bool    { return false }
-func (op *catOp) OverwritesInput() int { return -1 }
 func (op *catOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "condiff:cat.%v.%d.%d", op.split, op.from, op.c)
 }
@@ -296,6 +292,7 @@ func (op *catOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) 
 // addOp is a + b for two tensors of one shape, into a buffer reused every
 // step, on every CPU (gorgonia's Add clones a into a fresh tensor first).
 type addOp struct {
+	pureOp
 	dims int
 	out  []float32
 }
@@ -312,9 +309,6 @@ func (op *addOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	}
 	return a.Clone(), nil
 }
-func (op *addOp) ReturnsPtr() bool      { return false }
-func (op *addOp) CallsExtern() bool     { return false }
-func (op *addOp) OverwritesInput() int  { return -1 }
 func (op *addOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "condiff:add%d", op.dims) }
 func (op *addOp) Hashcode() uint32      { return hashOf(op) }
 func (op *addOp) String() string        { return "add" }

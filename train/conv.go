@@ -359,6 +359,7 @@ func (st *convState) backward(x, w, dy []float32) {
 // transposes its output and its broadcast bias add copies the bias to full
 // size).
 type convOp struct {
+	pureOp
 	stride, pad int
 	st          *convState
 	kind        int // 0 forward (x, w, b); 1 dx (x, w, dy); 2 dw (x, w, dy); 3 db (dy)
@@ -394,9 +395,6 @@ func (op *convOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	}
 	return tensor.Shape{in[0].(tensor.Shape)[1]}, nil
 }
-func (op *convOp) ReturnsPtr() bool     { return false }
-func (op *convOp) CallsExtern() bool    { return false }
-func (op *convOp) OverwritesInput() int { return -1 }
 func (op *convOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "condiff:conv%d(%d,%d,%p)", op.kind, op.stride, op.pad, op.st)
 }
@@ -457,15 +455,15 @@ func (op *convOp) DiffWRT(int) []bool { return []bool{true, true, true} }
 
 func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	x, w := inputs[0], inputs[1]
-	dx, err := G.ApplyOp(&convOp{op.stride, op.pad, op.st, 1}, x, w, grad)
+	dx, err := G.ApplyOp(&convOp{stride: op.stride, pad: op.pad, st: op.st, kind: 1}, x, w, grad)
 	if err != nil {
 		return nil, err
 	}
-	dw, err := G.ApplyOp(&convOp{op.stride, op.pad, op.st, 2}, x, w, grad)
+	dw, err := G.ApplyOp(&convOp{stride: op.stride, pad: op.pad, st: op.st, kind: 2}, x, w, grad)
 	if err != nil {
 		return nil, err
 	}
-	db, err := G.ApplyOp(&convOp{op.stride, op.pad, op.st, 3}, grad)
+	db, err := G.ApplyOp(&convOp{stride: op.stride, pad: op.pad, st: op.st, kind: 3}, grad)
 	if err != nil {
 		return nil, err
 	}

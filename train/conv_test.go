@@ -88,7 +88,7 @@ func TestConvModes(t *testing.T) {
 				for i, v := range in {
 					vals[i] = tensor.New(tensor.WithShape(shapes[len(v)]...), tensor.WithBacking(v))
 				}
-				out, err := (&convOp{c.stride, c.pad, st, kind}).Do(vals...)
+				out, err := (&convOp{stride: c.stride, pad: c.pad, st: st, kind: kind}).Do(vals...)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -25,6 +25,7 @@ import (
 // channels) is processed whole — moments, then its planes — while it is in
 // cache; sets run in parallel.
 type normActOp struct {
+	pureOp
 	name   string
 	groups int        // 0: batch norm
 	shared bool       // γ, β are [C]
@@ -106,9 +107,6 @@ func (op *normActOp) vDims() int {
 func (op *normActOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return in[0].(tensor.Shape).Clone(), nil
 }
-func (op *normActOp) ReturnsPtr() bool     { return false }
-func (op *normActOp) CallsExtern() bool    { return false }
-func (op *normActOp) OverwritesInput() int { return -1 }
 func (op *normActOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "condiff:normact.%s.%d.%v", op.name, op.groups, op.shared)
 }
@@ -244,7 +242,10 @@ func (op *normActOp) backward(x, g, b, dy []float32, s tensor.Shape) {
 
 // normActGrad is normActOp's backward: it returns dx and leaves dγ and dβ
 // in the forward op for the two normActParamGrad ops that follow it.
-type normActGrad struct{ f *normActOp }
+type normActGrad struct {
+	pureOp
+	f *normActOp
+}
 
 func (op *normActGrad) Arity() int { return 4 }
 func (op *normActGrad) Type() hm.Type {
@@ -255,9 +256,6 @@ func (op *normActGrad) Type() hm.Type {
 func (op *normActGrad) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return in[0].(tensor.Shape).Clone(), nil
 }
-func (op *normActGrad) ReturnsPtr() bool     { return false }
-func (op *normActGrad) CallsExtern() bool    { return false }
-func (op *normActGrad) OverwritesInput() int { return -1 }
 func (op *normActGrad) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "condiff:grad.normact.%s.%d.%v", op.f.name, op.f.groups, op.f.shared)
 }
@@ -275,6 +273,7 @@ func (op *normActGrad) Do(vals ...G.Value) (G.Value, error) {
 // normActParamGrad hands on dγ (or dβ) computed by the normActGrad whose
 // output is its input: the dependency orders it after that backward.
 type normActParamGrad struct {
+	pureOp
 	f    *normActOp
 	beta bool
 }
@@ -296,9 +295,6 @@ func (op *normActParamGrad) shape(s tensor.Shape) tensor.Shape {
 	}
 	return tensor.Shape{s[0], s[1]}
 }
-func (op *normActParamGrad) ReturnsPtr() bool     { return false }
-func (op *normActParamGrad) CallsExtern() bool    { return false }
-func (op *normActParamGrad) OverwritesInput() int { return -1 }
 func (op *normActParamGrad) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "condiff:grad.normact.%s.%d.%v.%v", op.f.name, op.f.groups, op.f.shared, op.beta)
 }

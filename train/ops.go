@@ -12,6 +12,14 @@ import (
 	"github.com/condiff/condiff/train/kernel"
 )
 
+// pureOp gives a custom gorgonia op the answers every op here shares: it
+// returns a fresh value, calls nothing outside Go, and overwrites no input.
+type pureOp struct{}
+
+func (pureOp) ReturnsPtr() bool     { return false }
+func (pureOp) CallsExtern() bool    { return false }
+func (pureOp) OverwritesInput() int { return -1 }
+
 // hashOf is a gorgonia op's Hashcode: FNV-1a of what its WriteHash writes.
 func hashOf(op interface{ WriteHash(hash.Hash) }) uint32 {
 	h := fnv.New32a()
@@ -23,6 +31,7 @@ func hashOf(op interface{ WriteHash(hash.Hash) }) uint32 {
 // forward and backward, for operations that gorgonia lacks, gets wrong, or
 // runs slowly: normalisation, SiLU, nearest upsampling.
 type unaryOp struct {
+	pureOp
 	name  string
 	dims  int
 	shape func(in tensor.Shape) tensor.Shape        // output shape (nil: same)
@@ -64,9 +73,6 @@ func (op *unaryOp) Type() hm.Type {
 func (op *unaryOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return op.outShape(in[0].(tensor.Shape)), nil
 }
-func (op *unaryOp) ReturnsPtr() bool      { return false }
-func (op *unaryOp) CallsExtern() bool     { return false }
-func (op *unaryOp) OverwritesInput() int  { return -1 }
 func (op *unaryOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "condiff:%s", op.name) }
 func (op *unaryOp) Hashcode() uint32      { return hashOf(op) }
 func (op *unaryOp) String() string        { return op.name }
@@ -91,6 +97,7 @@ func (op *unaryOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error
 
 // unaryGradOp computes a unaryOp's input gradient from (x, dy).
 type unaryGradOp struct {
+	pureOp
 	fwd *unaryOp
 	out []float32 // reused every step
 }
@@ -103,9 +110,6 @@ func (op *unaryGradOp) Type() hm.Type {
 func (op *unaryGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return in[0].(tensor.Shape).Clone(), nil
 }
-func (op *unaryGradOp) ReturnsPtr() bool      { return false }
-func (op *unaryGradOp) CallsExtern() bool     { return false }
-func (op *unaryGradOp) OverwritesInput() int  { return -1 }
 func (op *unaryGradOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "condiff:grad.%s", op.fwd.name) }
 func (op *unaryGradOp) Hashcode() uint32      { return hashOf(op) }
 func (op *unaryGradOp) String() string        { return "grad." + op.fwd.name }
