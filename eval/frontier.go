@@ -50,7 +50,8 @@ func frontierSeries(reps []Report) []series {
 
 // Frontier tabulates the quality–speed trade-off of evaluations of one
 // model that differ in sampler, steps and guidance: conditioning accuracy,
-// Fréchet distance as a multiple of the real floor, and images/s. With out
+// Fréchet distance as a multiple of the real floor, KID, precision and
+// recall, and images/s. With out
 // set it writes frontier.md, frontier.png (FD / floor against images/s) and
 // frontier_acc.png (accuracy against images/s) there.
 func Frontier(reps []Report, out string) (string, error) {
@@ -65,10 +66,11 @@ func Frontier(reps []Report, out string) (string, error) {
 	ss := frontierSeries(reps)
 	var b strings.Builder
 	fmt.Fprintf(&b, "Model: %s\n\n", cell(reps[0].Model))
-	b.WriteString("| guidance | sampler | steps | accuracy | FD / floor | images/s |\n|---|---|---|---|---|---|\n")
+	b.WriteString("| guidance | sampler | steps | accuracy | FD / floor | KID ×10³ | precision / recall | images/s |\n|---|---|---|---|---|---|---|---|\n")
 	for _, s := range ss {
 		for _, r := range s.reps {
-			fmt.Fprintf(&b, "| %g | %s | %d | %s | %s | %s |\n", r.Guidance, r.Sampler, r.Steps, pct(r.Accuracy), r.fdRatio(), speed(r.ImagesPerSecond))
+			fmt.Fprintf(&b, "| %g | %s | %d | %s | %s | %s | %s / %s | %s |\n", r.Guidance, r.Sampler, r.Steps, pct(r.Accuracy), r.fdRatio(),
+				pm(scale(r.KID, 1e3), 1), r.precision(), r.recall(), speed(r.ImagesPerSecond))
 		}
 	}
 	if out == "" {

@@ -90,11 +90,11 @@ func TestFrontier(t *testing.T) {
 	}
 	rows := lines[4:] // the model, a blank line, the header and its rule
 	want := []string{
-		"| 0 | ddim | 10 | 90.0% | 2.00× | 190.0 |",
-		"| 1 | ddim | 10 | 97.0% | 3.00× | 100.0 |",
-		"| 1 | ddim | 50 | 99.0% | 1.50× | 20.0 |",
-		"| 1 | ddpm | 1000 | 99.0% | 1.40× | – |",
-		"| 1 | dpm++2m | 10 | 98.0% | 2.00× | 98.0 |",
+		"| 0 | ddim | 10 | 90.0% | 2.00× | – | – / – | 190.0 |",
+		"| 1 | ddim | 10 | 97.0% | 3.00× | – | – / – | 100.0 |",
+		"| 1 | ddim | 50 | 99.0% | 1.50× | – | – / – | 20.0 |",
+		"| 1 | ddpm | 1000 | 99.0% | 1.40× | – | – / – | – |",
+		"| 1 | dpm++2m | 10 | 98.0% | 2.00× | – | – / – | 98.0 |",
 	}
 	if strings.Join(rows, "\n") != strings.Join(want, "\n") {
 		t.Errorf("rows:\n%s\nwant:\n%s", strings.Join(rows, "\n"), strings.Join(want, "\n"))
@@ -124,13 +124,14 @@ func TestMarkdownCells(t *testing.T) {
 }
 
 // TestFrontierIntervals: reports measured over real draws show FD / floor
-// with its interval in compare's and the frontier's tables, flagged when
-// the interval is wider than the ratio, and the frontier plot gets error
-// bars.
+// with its interval (flagged when wider than the ratio), KID ×10³ and
+// precision / recall in the frontier's table, and the frontier plot gets
+// error bars.
 func TestFrontierIntervals(t *testing.T) {
 	mk := func(steps int, ips, v, lo, hi float64) Report {
 		return Report{Model: "m.onnx", Sampler: "ddim", Steps: steps, Guidance: 1, Accuracy: 0.9, FD: 1, RealFD: 0.5, ImagesPerSecond: Num(ips),
-			RealDraws: 6, FDRatio: Ratio{Value: Num(v), Lo: Num(lo), Hi: Num(hi)}}
+			RealDraws: 6, FDRatio: Ratio{Value: Num(v), Lo: Num(lo), Hi: Num(hi)},
+			KID: Interval{Mean: 0.0042, SD: 0.0013, N: 10}, Precision: 0.85, Recall: 0.7}
 	}
 	reps := []Report{mk(10, 50, 2, 1.8, 2.3), mk(20, 25, 3, 1, 6)}
 	out := filepath.Join(t.TempDir(), "f")
@@ -138,7 +139,7 @@ func TestFrontierIntervals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(table, "| 2.00× [1.80, 2.30] |") || !strings.Contains(table, "3.00× [1.00, 6.00] (wide)") {
+	if !strings.Contains(table, "| 2.00× [1.80, 2.30] | 4.2 ± 1.3 | 85.0% / 70.0% | 50.0 |") || !strings.Contains(table, "3.00× [1.00, 6.00] (wide)") {
 		t.Errorf("frontier table:\n%s", table)
 	}
 	if st, err := os.Stat(filepath.Join(out, "frontier.png")); err != nil || st.Size() == 0 {
