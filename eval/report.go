@@ -100,10 +100,14 @@ func Percent(n Num) string { return pct(n) }
 // ratio is a/b to two decimals with a × sign, or – where either is missing.
 // fdRatio is the report's FD / floor: with its interval where it was
 // measured over several real draws (flagged "(wide)" when the interval is
-// wider than the ratio), else the single-draw ratio.
+// wider than the ratio), else the single-draw ratio of a report from
+// before the protocol, flagged "(one draw)": its spread was not measured.
 func (r Report) fdRatio() string {
 	if r.RealDraws == 0 {
-		return ratio(r.FD, r.RealFD)
+		if s := ratio(r.FD, r.RealFD); s != "–" {
+			return s + " (one draw)"
+		}
+		return "–"
 	}
 	s := r.FDRatio.String()
 	if r.FDRatio.Wide() {

@@ -90,11 +90,11 @@ func TestFrontier(t *testing.T) {
 	}
 	rows := lines[4:] // the model, a blank line, the header and its rule
 	want := []string{
-		"| 0 | ddim | 10 | 90.0% | 2.00× | – | – / – | 190.0 |",
-		"| 1 | ddim | 10 | 97.0% | 3.00× | – | – / – | 100.0 |",
-		"| 1 | ddim | 50 | 99.0% | 1.50× | – | – / – | 20.0 |",
-		"| 1 | ddpm | 1000 | 99.0% | 1.40× | – | – / – | – |",
-		"| 1 | dpm++2m | 10 | 98.0% | 2.00× | – | – / – | 98.0 |",
+		"| 0 | ddim | 10 | 90.0% | 2.00× (one draw) | – | – / – | 190.0 |",
+		"| 1 | ddim | 10 | 97.0% | 3.00× (one draw) | – | – / – | 100.0 |",
+		"| 1 | ddim | 50 | 99.0% | 1.50× (one draw) | – | – / – | 20.0 |",
+		"| 1 | ddpm | 1000 | 99.0% | 1.40× (one draw) | – | – / – | – |",
+		"| 1 | dpm++2m | 10 | 98.0% | 2.00× (one draw) | – | – / – | 98.0 |",
 	}
 	if strings.Join(rows, "\n") != strings.Join(want, "\n") {
 		t.Errorf("rows:\n%s\nwant:\n%s", strings.Join(rows, "\n"), strings.Join(want, "\n"))
