@@ -14,7 +14,7 @@
 # finished (out/frontier-NAME/*/report.json) and runs the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -eq 5 ] || { sed -n 2,15p "$0" >&2; exit 2; }
+[ $# -eq 5 ] || { sed -n 2,14p "$0" >&2; exit 2; }
 name=$1 model=$2 clf=$3 data=$4 out=$5
 bin="${CONDIFF_BIN:-bin/condiff}"
 guidance=(${GUIDANCE:-0 1})
