@@ -67,9 +67,9 @@ bench: setup build
 	bash scripts/bench.sh
 
 # The quality–speed frontier (every sampler and step count) and the CAS /
-# augmentation tables of both shipped models, into docs/frontier/ (45
-# minutes on 2 cores at 50 samples per class; the default 100 roughly
-# doubles the sampling; the images/s want the machine to itself).
+# augmentation tables of both shipped models, into docs/frontier/ (50
+# minutes on 2 cores at the default 100 samples per class; the images/s
+# want the machine to itself).
 P := assets/pretrained
 frontier: setup build
 	bash scripts/frontier.sh mnist $(P)/mnist-cbn.onnx $(P)/mnist-clf.onnx mnist docs/frontier/mnist
