@@ -52,6 +52,9 @@ func (r *Report) check() error {
 func (r Report) precision() string { return pct(r.measured(r.Precision)) }
 func (r Report) recall() string    { return pct(r.measured(r.Recall)) }
 
+// kid formats a KID interval as the tables show it: ×10³, one decimal.
+func kid(v Interval) string { return pm(scale(v, 1e3), 1) }
+
 func (r Report) measured(n Num) Num {
 	if r.RealDraws == 0 {
 		return Num(math.NaN())
@@ -151,7 +154,7 @@ func Compare(paths []string, out string) (string, error) {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s / %s | %s | %.2f (%.2f) | %.3f (%.3f) | %s | %s (%s) | %s / %s | %s (%s) | %s | %s |\n", cell(r.Label), trained, r.Samples, smp,
 			cell(judge), seed(r.SampleSeed), seed(r.EvalSeed),
-			pct(r.Accuracy), r.IS, r.RealIS, fd, floor, r.fdRatio(), pm(scale(r.KID, 1e3), 1), pm(scale(r.RealKID, 1e3), 1),
+			pct(r.Accuracy), r.IS, r.RealIS, fd, floor, r.fdRatio(), kid(r.KID), kid(r.RealKID),
 			r.precision(), r.recall(), pctPM(r.Stray), pctPM(r.RealStray), pct(r.KNN), speed(r.ImagesPerSecond))
 		withCAS = withCAS || r.CAS != nil
 	}

@@ -190,14 +190,10 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 // hold all 10, so the floor is measured over 5 disjoint pairs.
 const Draws = 10
 
-// distribution measures the samples' distribution against several
-// disjoint real draws of their size: FD against each draw (mean ± sd), the
-// real-vs-real floor over disjoint pairs of draws (mean ± sd), the ratio of
-// the means with its interval (±1 standard error of each; see Ratio), KID
-// (samples vs draw 0, and draw 1 vs draw 0 as the real reference) and
-// precision/recall (k = 3, likewise). Draws 0 and 1
-// are the subsets A and B the other figures use; FD and RealFD are their
-// single-draw figures.
+// distribution measures the samples' distribution against up to Draws
+// disjoint real draws of their size: draws 0 and 1 are the subsets A and B
+// the other figures use (FD and RealFD are their single-draw figures), the
+// rest it classifies here; figures computes the figures from them.
 func (r *Report) distribution(clf *infer.Session, real *data.Set, perm []int, n int, o Options, sf, af, bf []float32, dim int) error {
 	feats := [][]float32{af, bf}
 	D := real.C * real.Size * real.Size
@@ -219,8 +215,9 @@ func (r *Report) distribution(clf *infer.Session, real *data.Set, perm []int, n 
 // figures computes the distribution figures from the samples' features sf
 // and those of disjoint real draws of their size (feats; draws 0 and 1 are
 // A and B), each dim wide: FD to every draw, the floor over the disjoint
-// pairs (0,1), (2,3), …, their ratio with its interval, KID and
-// precision/recall against draw 0 with draw 1 as the real reference.
+// pairs (0,1), (2,3), …, their ratio of means with its interval (±1
+// standard error of each; see Ratio), KID and precision/recall (k = 3)
+// against draw 0 with draw 1 as the real reference.
 func (r *Report) figures(sf []float32, feats [][]float32, dim int, seed uint64) {
 	n := len(feats[0]) / dim // the draws' size
 	s := Fit(sf, dim)

@@ -51,9 +51,9 @@ func frontierSeries(reps []Report) []series {
 // Frontier tabulates the quality–speed trade-off of evaluations of one
 // model that differ in sampler, steps and guidance: conditioning accuracy,
 // Fréchet distance as a multiple of the real floor, KID, precision and
-// recall, and images/s. With out
-// set it writes frontier.md, frontier.png (FD / floor against images/s) and
-// frontier_acc.png (accuracy against images/s) there.
+// recall, and images/s. With out set it writes frontier.md, frontier.png
+// (FD / floor against images/s) and frontier_acc.png (accuracy against
+// images/s) there.
 func Frontier(reps []Report, out string) (string, error) {
 	if len(reps) == 0 {
 		return "", fmt.Errorf("frontier: no reports")
@@ -70,7 +70,7 @@ func Frontier(reps []Report, out string) (string, error) {
 	for _, s := range ss {
 		for _, r := range s.reps {
 			fmt.Fprintf(&b, "| %g | %s | %d | %s | %s | %s | %s / %s | %s |\n", r.Guidance, r.Sampler, r.Steps, pct(r.Accuracy), r.fdRatio(),
-				pm(scale(r.KID, 1e3), 1), r.precision(), r.recall(), speed(r.ImagesPerSecond))
+				kid(r.KID), r.precision(), r.recall(), speed(r.ImagesPerSecond))
 		}
 	}
 	if out == "" {

@@ -97,7 +97,6 @@ type Report struct {
 // Percent formats a share as a percentage, "–" when it does not apply.
 func Percent(n Num) string { return pct(n) }
 
-// ratio is a/b to two decimals with a × sign, or – where either is missing.
 // fdRatio is the report's FD / floor: with its interval where it was
 // measured over several real draws (flagged "(wide)" when the interval is
 // wider than the ratio), else the single-draw ratio of a report from
@@ -116,6 +115,7 @@ func (r Report) fdRatio() string {
 	return s
 }
 
+// ratio is a/b to two decimals with a × sign, or – where either is missing.
 func ratio(a, b Num) string {
 	if math.IsNaN(float64(a)) || math.IsNaN(float64(b)) || b <= 0 {
 		return "–"

@@ -5,10 +5,11 @@
 # expressed as steps from each configuration's measured speed alone on the
 # 2-core machine (base 16: 187 img/s; base 24: 100; --res-blocks 2: 124;
 # --mult 1,2,2,2: 160; --attention 16: 140, an estimate from a 150-step
-# run: over its whole run it made 107, so it had 27% more time than base): BUDGET steps (default 2400, ~7 min) at base 16, fewer
-# for the slower ones. Then it exports the EMA weights and evaluates them at
-# guidance 1 (DDIM 20, 100 per class, --eval-seed 2: the real draws the final
-# figures do not use), copying report.json and the grid into
+# run: over its whole run it made 107, so it had 27% more time than base):
+# BUDGET steps (default 2400, ~7 min) at base 16, fewer for the slower
+# ones. Then it exports the EMA weights and evaluates them at guidance 1
+# (DDIM 20, 100 per class, --eval-seed 2: the real draws the final figures
+# do not use), copying report.json and the grid into
 # docs/ablations/<data>/<name>/; at the end `compare` writes the table.
 # Logs: out/ablate/<data>/<name>/train.log. Runs already evaluated are kept.
 set -euo pipefail
