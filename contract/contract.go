@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/condiff/condiff/diffusion"
 )
@@ -226,6 +228,16 @@ func Parse(file string, md map[string]string) (Info, error) {
 		if len(in.ClassNames) != in.NumClasses {
 			return in, bad(KeyClassNames, "%d names for %d classes", len(in.ClassNames), in.NumClasses)
 		}
+		seen := map[string]int{}
+		for i, n := range in.ClassNames {
+			if err := checkClassName(n); err != nil {
+				return in, bad(KeyClassNames, "class %d: %v", i, err)
+			}
+			if j, dup := seen[n]; dup {
+				return in, bad(KeyClassNames, "classes %d and %d are both named %q", j, i, n)
+			}
+			seen[n] = i
+		}
 	}
 	if s, ok := md[KeyStep]; ok {
 		if in.Step, err = strconv.Atoi(s); err != nil || in.Step < 0 {
@@ -275,4 +287,29 @@ func Parse(file string, md map[string]string) (Info, error) {
 		return in, bad(KeyPrediction, "%q is not supported (want %s)", in.Prediction, PredictionEpsilon)
 	}
 	return in, nil
+}
+
+// MaxClassName bounds a class name's length in bytes.
+const MaxClassName = 256
+
+// checkClassName refuses what a name cannot be shown as: empty, over
+// MaxClassName bytes, invalid UTF-8, or holding control characters (a
+// newline would split log lines and tables, an escape sequence would
+// drive the terminal). Markup is allowed and shown as text wherever
+// names appear.
+func checkClassName(n string) error {
+	switch {
+	case n == "":
+		return fmt.Errorf("empty name")
+	case len(n) > MaxClassName:
+		return fmt.Errorf("name of %d bytes, over %d", len(n), MaxClassName)
+	case !utf8.ValidString(n):
+		return fmt.Errorf("name %q is not UTF-8", n)
+	}
+	for _, r := range n {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return fmt.Errorf("name %q holds the control character %U", n, r)
+		}
+	}
+	return nil
 }

@@ -17,6 +17,7 @@ type Image struct {
 	pos      int
 	row      Row
 	noise    Noise
+	err      error // set once: a step met NaN or Inf in this image's rows
 }
 
 // NewImage starts an image's chain: x_T drawn from its noise stream, then
@@ -31,6 +32,10 @@ func NewImage(s Sampler, c Chain, label int, guidance float64, null int, noise N
 
 // Done reports whether the chain has finished.
 func (im *Image) Done() bool { return im.pos >= len(im.chain.Timesteps) }
+
+// Err is the *NonFiniteError that ended this image's chain (nil while it
+// is well). A failed image is neither stepped nor Done: its caller drops it.
+func (im *Image) Err() error { return im.err }
 
 // Progress is the number of denoiser calls made and the chain's length.
 func (im *Image) Progress() (done, steps int) { return im.pos, len(im.chain.Timesteps) }
@@ -64,12 +69,15 @@ type Batch struct {
 	owner  []int // the image of each row
 }
 
-// Step makes one denoiser call over images (none of them Done) and advances
-// each by one step of its own chain. The rows are the images in order, then
-// the null rows of the guided ones; each row carries its own timestep and
-// label, so what an image gets does not depend on what shares the call. On
-// an error the images of the call are left in an unspecified state: the
-// caller fails them all.
+// Step makes one denoiser call over images (none of them Done or failed)
+// and advances each by one step of its own chain. The rows are the images
+// in order, then the null rows of the guided ones; each row carries its own
+// timestep and label, so what an image gets does not depend on what shares
+// the call. An image whose rows or next state hold NaN or Inf fails alone
+// (Err says where) and is not advanced; the others step as if it had not
+// been there. Step's own error is the call's: the denoiser failed, and the
+// images of the call are left in an unspecified state (the caller fails
+// them all).
 func (b *Batch) Step(d Denoiser, images []*Image) error {
 	D, n, rows := b.Values, len(images), Rows(images)
 	if cap(b.t) < rows {
@@ -82,8 +90,8 @@ func (b *Batch) Step(d Denoiser, images []*Image) error {
 	in, out, t, y := b.in[:rows*D], b.out[:rows*D], b.t[:rows], b.y[:rows]
 	g := n // the next null row
 	for i, im := range images {
-		if im.Done() {
-			panic("diffusion: Batch.Step on a finished image")
+		if im.Done() || im.err != nil {
+			panic("diffusion: Batch.Step on a finished or failed image")
 		}
 		if len(im.X) != D {
 			return fmt.Errorf("diffusion: an image of %d values in a batch of %d", len(im.X), D)
@@ -101,24 +109,33 @@ func (b *Batch) Step(d Denoiser, images []*Image) error {
 	}
 	for r := 0; r < rows; r++ {
 		im := images[b.owner[r]]
+		if im.err != nil {
+			continue
+		}
 		if err := finite(out[r*D:(r+1)*D], D, im.pos, len(im.chain.Timesteps), int(t[r]), "the model output"); err != nil {
-			err.(*NonFiniteError).Row = r
-			return err
+			err.Row = r
+			im.err = err
 		}
 	}
 	g = n
 	for i, im := range images {
 		eps, x := out[i*D:(i+1)*D], im.X
 		if im.Guidance != 0 {
-			Guide(im.Guidance, eps, out[g*D:(g+1)*D])
+			if im.err == nil {
+				Guide(im.Guidance, eps, out[g*D:(g+1)*D])
+			}
 			g++
+		}
+		if im.err != nil {
+			continue
 		}
 		ts := im.chain.Timesteps[im.pos]
 		im.chain.Schedule.PredictX0(ts, x, eps, b.x0)
 		im.row.Step(im.pos, x, eps, b.x0, im.noise)
 		if err := finite(x, D, im.pos, len(im.chain.Timesteps), ts, "the sampler state"); err != nil {
-			err.(*NonFiniteError).Row = i
-			return err
+			err.Row = i
+			im.err = err
+			continue
 		}
 		im.pos++
 	}

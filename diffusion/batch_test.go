@@ -2,7 +2,10 @@ package diffusion
 
 import (
 	"context"
+	"errors"
+	"math"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -67,5 +70,105 @@ func TestMixedBatch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// nanFor answers NaN on the rows of one label and the fake denoiser's
+// values on the others.
+type nanFor struct {
+	fakeDenoiser
+	label int64
+}
+
+func (f *nanFor) Eps(x []float32, t, y []int64, out []float32) error {
+	f.fakeDenoiser.Eps(x, t, y, out)
+	d := len(x) / len(t)
+	for i := range t {
+		if y[i] == f.label {
+			out[i*d+d/2] = float32(math.NaN())
+		}
+	}
+	return nil
+}
+
+// TestNonFiniteImageFailsAlone: a row the model answers NaN on, whether
+// an image's own or its null row, fails that image only (Err names the
+// step and what was not finite); the images sharing those calls go on and
+// end bit-identical to each made alone.
+func TestNonFiniteImageFailsAlone(t *testing.T) {
+	sch := linear(t)
+	const seed, null, D, poison = 9, 3, 12, 2
+	ts, err := DDIM.Timesteps(1000, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain := Chain{Schedule: sch, Timesteps: ts, Values: D}
+	images := []*Image{
+		NewImage(DDIM, chain, 0, 1, null, ImageRNG(seed, 0)),
+		NewImage(DDIM, chain, poison, 0, null, ImageRNG(seed, 1)), // NaN from the model at step 1
+		NewImage(DDIM, chain, 1, 2, poison, ImageRNG(seed, 2)),    // NaN in its null row
+		NewImage(DDIM, chain, 1, 0, null, ImageRNG(seed, 3)),
+	}
+	b := &Batch{Values: D}
+	active := slices.Clone(images)
+	for len(active) > 0 {
+		if err := b.Step(&nanFor{fakeDenoiser{T: 1000}, poison}, active); err != nil {
+			t.Fatalf("the call failed for all: %v", err)
+		}
+		active = slices.DeleteFunc(active, func(im *Image) bool { return im.Done() || im.Err() != nil })
+	}
+	for i, want := range []string{"", "step 1 of 6 (t=", "step 1 of 6 (t=", ""} {
+		err := images[i].Err()
+		if (err == nil) != (want == "") || err != nil && !strings.Contains(err.Error(), want) {
+			t.Errorf("image %d: Err %v, want one naming %q", i, err, want)
+		}
+		var nf *NonFiniteError
+		if err != nil && !errors.As(err, &nf) {
+			t.Errorf("image %d: %T, want *NonFiniteError", i, err)
+		}
+	}
+	for _, i := range []int{0, 3} {
+		req := Request{Sampler: DDIM, Steps: 6, Guidance: images[i].Guidance, Null: null, Seed: seed, Batch: 1, Values: D,
+			Indices: []int{i}, Labels: []int{images[i].Label}}
+		err := Sample(context.Background(), &fakeDenoiser{T: 1000}, sch, req, nil, func(_ []int, x []float32) error {
+			if !slices.Equal(x, images[i].X) {
+				t.Errorf("image %d: beside failing images %v, alone %v", i, images[i].X[:3], x[:3])
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Sample still fails the whole batch (no image of it is written).
+	req := Request{Sampler: DDIM, Steps: 6, Null: null, Seed: seed, Batch: 2, Values: D, Indices: []int{0, 1}, Labels: []int{0, poison}}
+	err = Sample(context.Background(), &nanFor{fakeDenoiser{T: 1000}, poison}, sch, req, nil, func([]int, []float32) error {
+		t.Error("a batch with a failed image was written")
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "the model output is not finite") {
+		t.Errorf("Sample over a NaN row: %v", err)
+	}
+}
+
+// TestCheckPrecision: weights are checked in the precision they are used
+// in: a guidance finite as float64 and infinite as float32 is refused, and
+// η past 1 (σ over √(1−ᾱ')) too.
+func TestCheckPrecision(t *testing.T) {
+	base := Request{Sampler: DDIM, Steps: 10, Batch: 1}
+	for _, c := range []struct {
+		eta, w float64
+		want   string
+	}{{0, 1e300, "guidance 1e+300"}, {0, 4e38, "finite as float32"}, {1e300, 0, "eta 1e+300"}, {1.5, 0, "[0, 1]"}, {0, math.NaN(), "guidance"}} {
+		r := base
+		r.Eta, r.Guidance = c.eta, c.w
+		if _, err := r.Check(1000); err == nil || !strings.Contains(strings.ToLower(err.Error()), strings.ToLower(c.want)) {
+			t.Errorf("eta %g guidance %g: %v, want an error naming %q", c.eta, c.w, err, c.want)
+		}
+	}
+	r := base
+	r.Eta, r.Guidance = 1, 3e38
+	if _, err := r.Check(1000); err != nil {
+		t.Errorf("eta 1, guidance 3e38 (finite as float32): %v", err)
 	}
 }

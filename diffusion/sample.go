@@ -51,14 +51,17 @@ func (r Request) Check(T int) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !(r.Eta >= 0) || math.IsInf(r.Eta, 0) {
-		return nil, field.Errorf("diffusion", "Eta", r.Eta, "must be a finite number >= 0")
+	if !(r.Eta >= 0 && r.Eta <= 1) {
+		// σ = η·√((1−ᾱ')/(1−ᾱ))·√(1−ᾱ/ᾱ') passes √(1−ᾱ') past η = 1:
+		// more noise than the forward process holds at the next step.
+		return nil, field.Errorf("diffusion", "Eta", r.Eta, "must be a number in [0, 1]")
 	}
 	if r.Eta != 0 && !r.Sampler.TakesEta() {
 		return nil, field.Errorf("diffusion", "Eta", r.Eta, "the %s sampler is not stochastic; leave it 0 or pick one that takes it", r.Sampler.Name())
 	}
-	if !(r.Guidance >= 0) || math.IsInf(r.Guidance, 0) {
-		return nil, field.Errorf("diffusion", "Guidance", r.Guidance, "must be a finite number >= 0")
+	// Guide computes in float32: a weight finite as float64 can be Inf there.
+	if !(r.Guidance >= 0) || math.IsInf(float64(float32(r.Guidance)), 0) {
+		return nil, field.Errorf("diffusion", "Guidance", r.Guidance, "must be a number >= 0 and finite as float32 (at most %g)", math.MaxFloat32)
 	}
 	if r.Batch < 1 {
 		return nil, field.Errorf("diffusion", "Batch", r.Batch, "must be > 0")
@@ -105,6 +108,11 @@ func Sample(ctx context.Context, d Denoiser, sch *Schedule, req Request, step fu
 				}
 				return err
 			}
+			for _, im := range images {
+				if err := im.Err(); err != nil {
+					return err // no image of this batch is written
+				}
+			}
 			if step != nil {
 				step()
 			}
@@ -143,7 +151,7 @@ func (e *NonFiniteError) Error() string {
 }
 
 // finite checks v ([rows D]) for NaN and Inf.
-func finite(v []float32, D, si, steps, t int, what string) error {
+func finite(v []float32, D, si, steps, t int, what string) *NonFiniteError {
 	for k, x := range v {
 		if x-x != 0 { // NaN or ±Inf
 			return &NonFiniteError{Step: si + 1, Steps: steps, T: t, What: what, Row: k / D, Index: k % D, Value: x}

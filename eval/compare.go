@@ -81,10 +81,13 @@ func seed(s *uint64) string {
 }
 
 // cell makes text safe in a Markdown table cell: a '|' would end the cell
-// and a line break the row.
+// and a line break the row. A class name or a label is the model author's
+// or the user's text: markup is shown, never rendered.
 func cell(s string) string {
-	return strings.NewReplacer("|", `\|`, "\r", " ", "\n", " ").Replace(s)
+	return cellText.Replace(s)
 }
+
+var cellText = strings.NewReplacer("|", `\|`, "\r", " ", "\n", " ", "&", "&amp;", "<", "&lt;", ">", "&gt;", "`", "\\`", "[", `\[`, "]", `\]`)
 
 // ReadReports reads eval reports (report.json files); a report without a
 // label is labelled by its path. An argument LABEL=PATH (where the whole

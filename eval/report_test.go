@@ -174,3 +174,18 @@ func TestReadReportsInterval(t *testing.T) {
 		t.Errorf("read interval %+v, want %+v ([0.18/0.11, 0.22/0.09])", got, want)
 	}
 }
+
+// TestCellShowsMarkup: a class name holding markup or table syntax stays
+// text in a report's Markdown.
+func TestCellShowsMarkup(t *testing.T) {
+	for in, want := range map[string]string{
+		`<img src=x onerror=alert(1)>`: `&lt;img src=x onerror=alert(1)&gt;`,
+		"a|b\nc":                       `a\|b c`,
+		"[x](javascript:y) `z` & w":    "\\[x\\](javascript:y) \\`z\\` &amp; w",
+		"T-shirt/top":                  "T-shirt/top",
+	} {
+		if got := cell(in); got != want {
+			t.Errorf("cell(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -247,6 +247,19 @@ func (s *scheduler) step() {
 		})
 		return
 	}
+	// An image that met NaN or Inf fails its own request; the others in
+	// the call were stepped as if it had not been there.
+	failed := map[*job]error{}
+	for i, im := range s.images {
+		if err := im.Err(); err != nil && failed[s.owner[i]] == nil {
+			j := s.owner[i]
+			failed[j] = &imageError{index: j.indices[s.pos[i]], class: j.labels[s.pos[i]], err: err}
+		}
+	}
+	if len(failed) > 0 {
+		s.metrics.errors.WithLabelValues("non_finite").Add(float64(len(failed)))
+		s.abandon(func(j *job) error { return failed[j] })
+	}
 	touched := map[*job]bool{}
 	for i, im := range s.images {
 		j := s.owner[i]
@@ -265,3 +278,16 @@ func (s *scheduler) step() {
 	}
 	s.keep(func(i int) bool { return !s.images[i].Done() })
 }
+
+// imageError is a request's image that met NaN or Inf: the model's answer
+// for that class and noise, not the server's failure.
+type imageError struct {
+	index, class int
+	err          error
+}
+
+func (e *imageError) Error() string {
+	return fmt.Sprintf("image %d (class %d): %v", e.index, e.class, e.err)
+}
+
+func (e *imageError) Unwrap() error { return e.err }

@@ -10,6 +10,7 @@ package serve
 import (
 	"archive/zip"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/subtle"
 	_ "embed"
@@ -18,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"image/png"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -26,6 +28,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -48,7 +51,25 @@ type Options struct {
 	MaxBody          int64         // request body bytes
 	RequestTimeout   time.Duration // past it a request is answered 504 and its images leave
 	Token            string        // bearer token ("": no authentication)
+	AllowOrigins     []string      // browser origins allowed cross-origin requests ("*": any)
+	AllowHosts       []string      // Host names answered besides IP addresses, localhost and the machine's name
+	MaxConns         int           // open connections (past it: 503 and closed)
+	IdleTimeout      time.Duration // an idle keep-alive connection is closed after it
+	ReadTimeout      time.Duration // to send a request's headers, and then its body
+	WriteTimeout     time.Duration // to take an answer (each event of a stream) once it is ready
 	Log              *slog.Logger
+}
+
+// Defaults fills the zero fields that have a default.
+func (o *Options) Defaults() {
+	if o.MaxConns == 0 {
+		o.MaxConns = 512
+	}
+	for _, d := range []*time.Duration{&o.IdleTimeout, &o.ReadTimeout, &o.WriteTimeout} {
+		if *d == 0 {
+			*d = 30 * time.Second
+		}
+	}
 }
 
 // Check refuses options the server cannot run with.
@@ -66,27 +87,53 @@ func (o Options) Check() error {
 		return field.Errorf("serve", "MaxBody", o.MaxBody, "must be >= 1024 bytes")
 	case o.RequestTimeout <= 0:
 		return field.Errorf("serve", "RequestTimeout", o.RequestTimeout, "must be > 0")
+	case o.MaxConns < 1:
+		return field.Errorf("serve", "MaxConns", o.MaxConns, "must be >= 1")
+	case o.IdleTimeout <= 0:
+		return field.Errorf("serve", "IdleTimeout", o.IdleTimeout, "must be > 0")
+	case o.ReadTimeout <= 0:
+		return field.Errorf("serve", "ReadTimeout", o.ReadTimeout, "must be > 0")
+	case o.WriteTimeout <= 0:
+		return field.Errorf("serve", "WriteTimeout", o.WriteTimeout, "must be > 0")
+	}
+	if err := checkOrigins(o.AllowOrigins); err != nil {
+		return field.Errorf("serve", "AllowOrigins", strings.Join(o.AllowOrigins, ","), "%v", err)
+	}
+	for _, h := range o.AllowHosts {
+		if h == "" || strings.ContainsAny(h, "/:@ ") {
+			return field.Errorf("serve", "AllowHosts", h, "not a host name (e.g. images.example.com, .example.com for a domain, or *)")
+		}
 	}
 	return nil
 }
 
 // Server serves one model.
 type Server struct {
-	o       Options
-	session *infer.Session
-	info    contract.Info
-	sch     *diffusion.Schedule
-	hash    string
-	sched   *scheduler
-	metrics *metrics
-	log     *slog.Logger
+	o        Options
+	session  *infer.Session
+	info     contract.Info
+	sch      *diffusion.Schedule
+	hash     string
+	sched    *scheduler
+	metrics  *metrics
+	log      *slog.Logger
+	id       string // the model's name in answers: its file name without .onnx
+	hostname string
 }
 
-//go:embed page.html
-var page []byte
+var (
+	//go:embed page.html
+	page []byte
+	//go:embed page.js
+	pageJS []byte
+	//go:embed page.css
+	pageCSS []byte
+)
 
-// New opens the model and checks the options; Run serves it.
+// New opens the model and checks the options (zero ones take their
+// defaults); Run serves it.
 func New(o Options) (*Server, error) {
+	o.Defaults()
 	if err := o.Check(); err != nil {
 		return nil, err
 	}
@@ -114,24 +161,44 @@ func New(o Options) (*Server, error) {
 	m := newMetrics()
 	D := sess.Info.Channels * sess.Info.ImageSize * sess.Info.ImageSize
 	return &Server{o: o, session: sess, info: sess.Info, sch: sch, hash: hash, metrics: m, log: o.Log,
+		id: strings.TrimSuffix(filepath.Base(o.Model), ".onnx"), hostname: thisHost(),
 		sched: newScheduler(sess, D, o.MaxBatch, o.MaxBatchRequests, m)}, nil
 }
 
-// Close releases the model's session; call it after Run has returned.
+// Close releases the model's session. Call it after Run has returned: Run
+// returns only once the scheduler has left its last denoiser call.
 func (s *Server) Close() error { return s.session.Close() }
 
 // Run listens on o.Listen and serves until ctx is cancelled; it then stops
 // accepting, lets the requests in flight finish within drain, and returns.
-// ready, if not nil, gets the address it listens on.
+// ready, if not nil, gets the address it listens on. Whatever the way out,
+// Run returns only after the scheduler has stopped (its denoiser call in
+// progress cut short), so the session may be closed then.
 func (s *Server) Run(ctx context.Context, drain time.Duration, ready func(addr string)) error {
 	ln, err := net.Listen("tcp", s.o.Listen)
 	if err != nil {
 		return field.Errorf("serve", "Listen", s.o.Listen, "%v", err)
 	}
+	conns := s.o.MaxConns
+	if fds := openFiles(); fds > 0 && conns > fds-64 {
+		conns = max(1, fds-64) // the model, the listener and the runtime need a few
+		s.log.Warn("connections capped below the open-file limit", "max_conns", conns, "open_files", fds)
+	}
+	ln = newLimitListener(ln, conns, func() { s.metrics.errors.WithLabelValues("too_many_connections").Inc() })
 	schedCtx, stopSched := context.WithCancel(context.Background())
-	defer stopSched()
-	go s.sched.run(schedCtx)
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
+	stopRun := s.session.StopOn(schedCtx) // cancelling it cuts the call in progress short
+	schedDone := make(chan struct{})
+	go func() {
+		defer close(schedDone)
+		s.sched.run(schedCtx)
+	}()
+	defer func() {
+		stopSched()
+		<-schedDone
+		stopRun()
+	}()
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: s.o.ReadTimeout, IdleTimeout: s.o.IdleTimeout,
+		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext: func(net.Listener) context.Context { return context.Background() }}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -156,17 +223,39 @@ func (s *Server) Run(ctx context.Context, drain time.Duration, ready func(addr s
 // Handler is the server's HTTP API.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'")
-		w.Write(page)
-	})
+	static := func(name, typ string, b []byte) {
+		mux.HandleFunc("GET "+name, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", typ)
+			w.Header().Set("Content-Security-Policy", pageCSP)
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			w.Header().Set("X-Frame-Options", "DENY")
+			w.Header().Set("Referrer-Policy", "no-referrer")
+			w.Write(b)
+		})
+	}
+	static("/{$}", "text/html; charset=utf-8", page)
+	static("/page.js", "text/javascript; charset=utf-8", pageJS)
+	static("/page.css", "text/css; charset=utf-8", pageCSS)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("GET /metrics", s.auth(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
 	mux.Handle("GET /v1/models", s.auth(http.HandlerFunc(s.models)))
 	mux.Handle("POST /v1/samples", s.auth(s.timed("samples", s.samples)))
 	mux.Handle("POST /v1/images/generations", s.auth(s.timed("generations", s.generations)))
-	return s.recover(mux)
+	return s.recover(s.guard(s.writeDeadline(mux)))
+}
+
+// pageCSP lets the page run its own script and style files and nothing
+// inline: markup that reaches the page (a model's class names are the
+// model author's) cannot run as script.
+const pageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+
+// writeDeadline gives every answer WriteTimeout to be taken by the client;
+// the sampling endpoints move it as their answers become ready.
+func (s *Server) writeDeadline(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.o.WriteTimeout))
+		h.ServeHTTP(w, r)
+	})
 }
 
 // recover turns a panic in a handler into a logged 500.
@@ -229,12 +318,22 @@ func (w *statusWriter) Flush() {
 	}
 }
 
+// Unwrap lets http.ResponseController reach the connection's deadlines.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // timed limits the body, logs one line per request and records its
 // latency.
 func (s *Server) timed(endpoint string, h func(http.ResponseWriter, *http.Request) (images int)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		r.Body = http.MaxBytesReader(w, r.Body, s.o.MaxBody)
+		rc := http.NewResponseController(w)
+		// The body within ReadTimeout; then no read deadline, or the
+		// connection's watch for a client that leaves would end the
+		// request when it passed. The answer: by the request's own time
+		// and WriteTimeout to send it (streams: per event).
+		rc.SetReadDeadline(start.Add(s.o.ReadTimeout))
+		rc.SetWriteDeadline(start.Add(s.o.RequestTimeout + s.o.WriteTimeout))
+		r.Body = &readThen{r: http.MaxBytesReader(w, r.Body, s.o.MaxBody), done: func() { rc.SetReadDeadline(time.Time{}) }}
 		sw := &statusWriter{ResponseWriter: w}
 		images := h(sw, r)
 		d := time.Since(start)
@@ -242,6 +341,23 @@ func (s *Server) timed(endpoint string, h func(http.ResponseWriter, *http.Reques
 		s.log.Info("request", "endpoint", endpoint, "remote", r.RemoteAddr, "status", sw.code, "images", images, "seconds", d.Seconds())
 	})
 }
+
+// readThen calls done once the body has been read to its end or failed.
+type readThen struct {
+	r    io.ReadCloser
+	done func()
+	once sync.Once
+}
+
+func (b *readThen) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil {
+		b.once.Do(b.done)
+	}
+	return n, err
+}
+
+func (b *readThen) Close() error { b.once.Do(b.done); return b.r.Close() }
 
 func httpError(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
@@ -257,6 +373,10 @@ func (s *Server) refuse(w http.ResponseWriter, err error) {
 	case errors.As(err, &tooBig):
 		s.metrics.errors.WithLabelValues("bad_request").Inc()
 		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", s.o.MaxBody))
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.metrics.errors.WithLabelValues("timeout").Inc()
+		w.Header().Set("Connection", "close")
+		httpError(w, http.StatusRequestTimeout, fmt.Sprintf("the body did not arrive within %s", s.o.ReadTimeout))
 	case errors.As(err, &br):
 		s.metrics.errors.WithLabelValues("bad_request").Inc()
 		httpError(w, http.StatusBadRequest, br.msg)
@@ -281,7 +401,7 @@ type ModelInfo struct {
 }
 
 func (s *Server) models(w http.ResponseWriter, r *http.Request) {
-	m := ModelInfo{ID: strings.TrimSuffix(filepath.Base(s.o.Model), ".onnx"), Object: "model", SHA256: s.hash,
+	m := ModelInfo{ID: s.id, Object: "model", SHA256: s.hash,
 		ImageSize: s.info.ImageSize, Channels: s.info.Channels, Variant: string(s.info.Variant),
 		GuidanceReady: s.info.HasNull, Schedule: s.info.Schedule}
 	if s.info.Conditional() {
@@ -348,20 +468,28 @@ func (j *job) wait(each func(finished), progress func(done, total int)) error {
 func (s *Server) image(p *plan, f finished) (Image, error) {
 	var b bytes.Buffer
 	if err := png.Encode(&b, infer.ToImage(f.x, s.info.Channels, s.info.ImageSize)); err != nil {
-		return Image{}, err
+		return Image{}, fmt.Errorf("image %d: png: %w", p.indices[f.pos], err)
 	}
 	gi, c := p.indices[f.pos], p.labels[f.pos]
 	return Image{Index: gi, Class: c, ClassName: s.info.ClassName(c), Seed: p.seed, File: infer.FileName(s.info, gi, c), PNG: b.Bytes()}, nil
 }
 
+// statusClientClosed records a request whose client left before its
+// answer (nginx's 499): nobody reads it, the log and metrics do.
+const statusClientClosed = 499
+
 // failed answers a job that did not finish.
 func (s *Server) failed(w http.ResponseWriter, ctx context.Context, err error) {
+	var ie *imageError
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		s.metrics.errors.WithLabelValues("timeout").Inc()
 		httpError(w, http.StatusGatewayTimeout, fmt.Sprintf("not finished within --request-timeout %s", s.o.RequestTimeout))
 	case errors.Is(err, context.Canceled):
-		s.metrics.errors.WithLabelValues("cancelled").Inc() // the client left: nobody reads this
+		s.metrics.errors.WithLabelValues("cancelled").Inc()
+		w.WriteHeader(statusClientClosed)
+	case errors.As(err, &ie): // counted by the scheduler, as non_finite
+		httpError(w, http.StatusInternalServerError, err.Error())
 	default:
 		s.metrics.errors.WithLabelValues("denoiser").Inc()
 		httpError(w, http.StatusInternalServerError, err.Error())
@@ -396,21 +524,23 @@ func (s *Server) samples(w http.ResponseWriter, r *http.Request) int {
 		return 0
 	}
 	defer cancel()
-	resp := SamplesResponse{Model: s.o.Model, Sampler: p.sampler.Name(), Steps: len(p.ts), Eta: p.eta, Guidance: p.guidance, Seed: p.seed}
+	resp := SamplesResponse{Model: s.id, Sampler: p.sampler.Name(), Steps: len(p.ts), Eta: p.eta, Guidance: p.guidance, Seed: p.seed}
 	acceptHdr := r.Header.Get("Accept")
 	if strings.Contains(acceptHdr, "text/event-stream") {
 		return s.stream(w, j, p, resp)
 	}
 	var images []Image
+	var encErr error
 	err := j.wait(func(f finished) {
-		if im, err := s.image(p, f); err == nil {
-			images = append(images, im)
-		}
+		im, err := s.image(p, f)
+		encErr = cmp.Or(encErr, err)
+		images = append(images, im)
 	}, nil)
-	if err != nil {
+	if err = cmp.Or(err, encErr); err != nil {
 		s.failed(w, j.ctx, err)
 		return 0
 	}
+	s.answering(w)
 	sort.Slice(images, func(a, b int) bool { return images[a].Index < images[b].Index })
 	resp.Images = images
 	if r.URL.Query().Get("format") == "zip" || strings.Contains(acceptHdr, "application/zip") {
@@ -424,7 +554,7 @@ func (s *Server) samples(w http.ResponseWriter, r *http.Request) int {
 // zip answers a zip of the PNGs and the manifest sample writes, so that an
 // unpacked answer is a sample directory eval reads.
 func (s *Server) zip(w http.ResponseWriter, resp SamplesResponse) int {
-	m := infer.Manifest{Model: s.o.Model, ModelHash: s.hash, Sampler: resp.Sampler, Steps: resp.Steps, Eta: resp.Eta,
+	m := infer.Manifest{Model: filepath.Base(s.o.Model), ModelHash: s.hash, Sampler: resp.Sampler, Steps: resp.Steps, Eta: resp.Eta,
 		Guidance: resp.Guidance, Seed: resp.Seed, Device: s.session.Device, Backend: s.session.Backend, Complete: true, Images: []infer.ManifestEntry{}}
 	var b bytes.Buffer
 	z := zip.NewWriter(&b)
@@ -461,6 +591,7 @@ func (s *Server) stream(w http.ResponseWriter, j *job, p *plan, resp SamplesResp
 	w.WriteHeader(http.StatusOK)
 	fl, _ := w.(http.Flusher)
 	send := func(event string, v any) {
+		s.answering(w)
 		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, compact(v))
 		if fl != nil {
 			fl.Flush()
@@ -468,24 +599,34 @@ func (s *Server) stream(w http.ResponseWriter, j *job, p *plan, resp SamplesResp
 	}
 	send("start", resp)
 	count, last := 0, -1
+	var encErr error
 	err := j.wait(func(f finished) {
-		if im, err := s.image(p, f); err == nil {
-			count++
-			send("image", im)
+		im, err := s.image(p, f)
+		if err != nil {
+			encErr = cmp.Or(encErr, err)
+			return
 		}
+		count++
+		send("image", im)
 	}, func(done, total int) {
 		if done != last {
 			last = done
 			send("progress", map[string]int{"steps_done": done, "steps_total": total, "images_done": count, "images_total": len(p.indices)})
 		}
 	})
-	if err != nil {
+	if err = cmp.Or(err, encErr); err != nil {
 		s.failed(headless{w}, j.ctx, err)
 		send("error", map[string]string{"message": err.Error()})
 		return count
 	}
 	send("done", map[string]int{"images": count})
 	return count
+}
+
+// answering gives the client WriteTimeout from now to take what is
+// written next: a client that stops reading releases its handler then.
+func (s *Server) answering(w http.ResponseWriter) {
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.o.WriteTimeout))
 }
 
 // headless swallows what failed writes once a stream has begun (its status
@@ -510,15 +651,17 @@ func (s *Server) generations(w http.ResponseWriter, r *http.Request) int {
 	}
 	defer cancel()
 	pngs := make([][]byte, len(p.indices))
+	var encErr error
 	err := j.wait(func(f finished) {
-		if im, err := s.image(p, f); err == nil {
-			pngs[f.pos] = im.PNG
-		}
+		im, err := s.image(p, f)
+		encErr = cmp.Or(encErr, err)
+		pngs[f.pos] = im.PNG
 	}, nil)
-	if err != nil {
+	if err = cmp.Or(err, encErr); err != nil {
 		s.failed(w, j.ctx, err)
 		return 0
 	}
+	s.answering(w)
 	resp := OpenAIResponse{Created: time.Now().Unix()}
 	resp.Data = make([]struct {
 		B64JSON string `json:"b64_json"`
