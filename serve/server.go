@@ -179,6 +179,11 @@ func (s *Server) Run(ctx context.Context, drain time.Duration, ready func(addr s
 	if err != nil {
 		return field.Errorf("serve", "Listen", s.o.Listen, "%v", err)
 	}
+	return s.serve(ctx, ln, drain, ready)
+}
+
+// serve is Run on a listener.
+func (s *Server) serve(ctx context.Context, ln net.Listener, drain time.Duration, ready func(addr string)) error {
 	conns := s.o.MaxConns
 	if fds := openFiles(); fds > 0 && conns > fds-64 {
 		conns = max(1, fds-64) // the model, the listener and the runtime need a few
@@ -342,7 +347,9 @@ func (s *Server) timed(endpoint string, h func(http.ResponseWriter, *http.Reques
 	})
 }
 
-// readThen calls done once the body has been read to its end or failed.
+// readThen calls done once the body has been read to its end (not on an
+// error: a request refused mid-body keeps its read deadline, so the server
+// does not wait for the rest of it).
 type readThen struct {
 	r    io.ReadCloser
 	done func()
@@ -351,13 +358,13 @@ type readThen struct {
 
 func (b *readThen) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
-	if err != nil {
+	if err == io.EOF {
 		b.once.Do(b.done)
 	}
 	return n, err
 }
 
-func (b *readThen) Close() error { b.once.Do(b.done); return b.r.Close() }
+func (b *readThen) Close() error { return b.r.Close() }
 
 func httpError(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
