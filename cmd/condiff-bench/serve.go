@@ -271,6 +271,7 @@ func probeLatency(url string, sat int, d time.Duration) ([]float64, int, error) 
 			for i := 0; ctx.Err() == nil; i++ {
 				req, _ := http.NewRequestWithContext(ctx, "POST", url+"/v1/samples",
 					bytes.NewReader([]byte(fmt.Sprintf(`{"class": %d, "n": 64, "steps": 20, "seed": %d}`, c%10, i))))
+				req.Header.Set("Content-Type", "application/json")
 				if resp, err := http.DefaultClient.Do(req); err == nil {
 					io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()

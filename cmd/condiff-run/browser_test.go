@@ -7,14 +7,18 @@ import (
 	"image"
 	"image/png"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/condiff/condiff/contract"
+	"github.com/condiff/condiff/diffusion"
 	"github.com/condiff/condiff/infer"
 	"github.com/condiff/condiff/internal/testenv"
+	"github.com/condiff/condiff/models"
 )
 
 // chromium finds the browser scripts/setup.sh installs (Debian's chromium);
@@ -122,5 +126,42 @@ func TestServePageInBrowser(t *testing.T) {
 	t.Logf("the classifier calls %d of the 8 images threes", threes)
 	if threes < 7 {
 		t.Errorf("only %d of 8 images are threes", threes)
+	}
+}
+
+// TestServePageHostileClassNames: a model whose class names are markup
+// (the model author's text) gets them shown as text on the page: sampling
+// that class runs no script, and the name reads as written.
+func TestServePageHostileClassNames(t *testing.T) {
+	browser := chromium(t)
+	const evil = `<img src=x onerror="window.pwned=1">`
+	cfg := models.DefaultDenoiser()
+	cfg.Variant, cfg.ImageSize, cfg.BaseChannels, cfg.ChannelMult, cfg.NumClasses, cfg.NullClass = contract.CBN, 8, 8, []int{1, 2}, 3, true
+	sp, _ := diffusion.Default("linear", 50)
+	in := cfg.Contract()
+	in.Schedule, in.Prediction, in.ClassNames = sp, contract.PredictionEpsilon, []string{"a", evil, `"><script>window.pwned=2</script>`}
+	model := testenv.WriteModel(t, filepath.Join(t.TempDir(), "evil.onnx"), cfg, models.InitParams(cfg, 1), models.InitNormStats(cfg), 50, in.Metadata())
+	s := startServer(t, "--model", model)
+	ctx := headless(t, browser, 60*time.Second)
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(s.url+"/"),
+		chromedp.WaitReady(chromedp.CSS(`#class option:nth-child(4)`)),
+		chromedp.SetValue(chromedp.ID("class"), evil),
+		chromedp.SetValue(chromedp.ID("n"), "2"),
+		chromedp.SetValue(chromedp.ID("steps"), "3"),
+		chromedp.Click(chromedp.ID("go")),
+		chromedp.WaitVisible(chromedp.CSS(`.req[data-done="1"]`)),
+	)
+	if err != nil {
+		t.Fatalf("in the browser: %v\nserver log:\n%s", err, s.log())
+	}
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[[]any](`[window.pwned === undefined, document.querySelectorAll('img[src="x"], script:not([src])').length,
+		document.querySelector("#class option:nth-child(3)").textContent, document.querySelector(".req div").textContent]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("page: %v", got)
+	if got[0] != true || got[1] != float64(0) || got[2] != evil || !strings.Contains(got[3].(string), evil) {
+		t.Errorf("a class name of markup: no script ran %v, injected elements %v, option %q, request line %q", got[0], got[1], got[2], got[3])
 	}
 }

@@ -316,6 +316,7 @@ func TestServeHostile(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	req, _ := http.NewRequestWithContext(ctx, "POST", s.url+"/v1/samples", strings.NewReader(`{"class": 0, "n": 60, "steps": 1000}`))
 	req.Header.Set("Authorization", "Bearer s3cret")
+	req.Header.Set("Content-Type", "application/json")
 	if _, err := http.DefaultClient.Do(req); err == nil {
 		t.Error("a 60×1000-step request finished in 300 ms")
 	}
@@ -418,6 +419,46 @@ func TestServeGoBackend(t *testing.T) {
 			if d := px(a, i) - px(b, i); d > 1 || d < -1 {
 				t.Fatalf("%s pixel %d: Go backend %d, ONNX Runtime %d", e.File, i, px(a, i), px(b, i))
 			}
+		}
+	}
+}
+
+// TestServeShutdownRounds: SIGTERM while a request runs, many times over:
+// past a short --drain-timeout the server exits 1 naming the timeout, with
+// no crash (ONNX Runtime's session outlives the call the scheduler is
+// in); a clean drain where the client has just left exits 0; a second
+// signal exits 130 at once.
+func TestServeShutdownRounds(t *testing.T) {
+	for round := 0; round < 12; round++ {
+		kind := []string{"past the drain timeout", "client just left", "second signal"}[round%3]
+		s := startServer(t, "--drain-timeout", "200ms")
+		ctx, leave := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "POST", s.url+"/v1/samples", strings.NewReader(`{"class": 1, "n": 32, "steps": 1000}`))
+		req.Header.Set("Content-Type", "application/json")
+		go func() {
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}()
+		time.Sleep(300 * time.Millisecond) // the request is inside a denoiser call
+		if kind == "client just left" {
+			leave()
+			time.Sleep(time.Duration(round%4) * 5 * time.Millisecond)
+		}
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		if kind == "second signal" {
+			time.Sleep(20 * time.Millisecond)
+			s.cmd.Process.Signal(syscall.SIGTERM)
+		}
+		err := s.cmd.Wait()
+		leave()
+		code := s.cmd.ProcessState.ExitCode()
+		want := map[string]int{"past the drain timeout": 1, "client just left": 0, "second signal": 130}[kind]
+		if code != want || strings.Contains(s.log(), "SIGSEGV") || strings.Contains(s.log(), "goroutine ") {
+			t.Fatalf("round %d (%s): exit %d (%v), want %d, no crash:\n%s", round, kind, code, err, want, s.log())
+		}
+		if kind == "past the drain timeout" && !strings.Contains(s.log(), "drain timeout 200ms") {
+			t.Errorf("round %d: the error does not name the drain timeout:\n%s", round, s.log())
 		}
 	}
 }

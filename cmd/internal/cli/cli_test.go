@@ -119,6 +119,9 @@ func TestAutoShard(t *testing.T) {
 		{"auto/0", nil, "not auto/N"},
 		{"auto", map[string]string{"SLURM_ARRAY_TASK_ID": "x"}, `$SLURM_ARRAY_TASK_ID="x"`},
 		{"auto", map[string]string{"SLURM_ARRAY_TASK_ID": "1"}, "SLURM_ARRAY_TASK_COUNT is not set"},
+		{"auto", map[string]string{"SLURM_ARRAY_TASK_ID": "8", "SLURM_ARRAY_TASK_COUNT": "4"}, "$SLURM_ARRAY_TASK_ID=8 − $SLURM_ARRAY_TASK_MIN=0 is task 8, not one of the 4 tasks of $SLURM_ARRAY_TASK_COUNT=4"},
+		{"auto/4", map[string]string{"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_MIN": "3"}, "is task -1, not one of the 4 tasks of auto/4"},
+		{"auto/8", map[string]string{"JOB_COMPLETION_INDEX": "8"}, "$JOB_COMPLETION_INDEX=8 is not below the 8 completions"},
 	} {
 		got, err := AutoShard(c.spec, func(k string) string { return c.env[k] })
 		if err != nil {
@@ -138,5 +141,18 @@ func TestAutoShard(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "manifest.shard-1-of-2.json")); err != nil {
 		t.Fatalf("--shard auto with Slurm task 1 of 2 wrote no shard 1 manifest: %v", err)
+	}
+}
+
+// TestServeTokenFile: a token no client can send (two lines, a space, a
+// control character) is refused naming the file, before anything starts.
+func TestServeTokenFile(t *testing.T) {
+	for _, tok := range []string{"abc\ndef\n", "two words", "tab\there"} {
+		f := filepath.Join(t.TempDir(), "token")
+		os.WriteFile(f, []byte(tok), 0o600)
+		err := Serve([]string{"--model", torchModel, "--token-file", f, "--listen", "127.0.0.1:0"})
+		if err == nil || !strings.Contains(err.Error(), "--token-file "+f) || !strings.Contains(err.Error(), "visible ASCII") {
+			t.Errorf("token %q: %v", tok, err)
+		}
 	}
 }

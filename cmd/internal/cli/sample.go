@@ -162,6 +162,9 @@ func AutoShard(spec string, getenv func(string) string) (string, error) {
 		if n == 0 {
 			return "", fmt.Errorf("--shard auto: a Kubernetes Indexed Job's environment does not say how many completions it has; give --shard auto/N")
 		}
+		if k >= n {
+			return "", fmt.Errorf("--shard %s: $JOB_COMPLETION_INDEX=%d is not below the %d completions of auto/%d", spec, k, n, n)
+		}
 		return fmt.Sprintf("%d/%d", k, n), nil
 	}
 	id, ok, err := num("SLURM_ARRAY_TASK_ID")
@@ -175,6 +178,7 @@ func AutoShard(spec string, getenv func(string) string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	of := fmt.Sprintf("auto/%d", n)
 	if n == 0 {
 		count, ok, err := num("SLURM_ARRAY_TASK_COUNT")
 		if err != nil {
@@ -183,7 +187,10 @@ func AutoShard(spec string, getenv func(string) string) (string, error) {
 		if !ok {
 			return "", fmt.Errorf("--shard auto: $SLURM_ARRAY_TASK_COUNT is not set; give --shard auto/N")
 		}
-		n = count
+		n, of = count, fmt.Sprintf("$SLURM_ARRAY_TASK_COUNT=%d", count)
+	}
+	if k := id - lo; k < 0 || k >= n {
+		return "", fmt.Errorf("--shard %s: $SLURM_ARRAY_TASK_ID=%d − $SLURM_ARRAY_TASK_MIN=%d is task %d, not one of the %d tasks of %s", spec, id, lo, k, n, of)
 	}
 	return fmt.Sprintf("%d/%d", id-lo, n), nil
 }
