@@ -209,6 +209,9 @@ func precheck(f *onnxwire.File) error {
 		if t.DataType != onnxwire.Float && t.DataType != onnxwire.Int64 {
 			return fmt.Errorf("initializer %q: element type %s; the Go backend reads float32 and int64", t.Name, onnxwire.ElemTypeName(t.DataType))
 		}
+		if t.DataLen < 0 {
+			return fmt.Errorf("initializer %q: raw_data of %d bytes is no whole number of %s values", t.Name, t.RawBytes, onnxwire.ElemTypeName(t.DataType))
+		}
 		if t.DataLen != n {
 			return fmt.Errorf("initializer %q: shape %v holds %d values, its data %d", t.Name, t.Dims, n, t.DataLen)
 		}

@@ -58,6 +58,7 @@ type Initializer struct {
 	Dims     []int64 // TensorProto.dims = 1
 	DataType int64   // TensorProto.data_type = 2
 	DataLen  int     // raw_data = 9, float_data = 4, int32_data = 5, int64_data = 7, double_data = 10
+	RawBytes int     // raw_data's length in bytes (DataLen is -1 when it is no whole number of elements)
 }
 
 // elemSize is the byte size of an element type's raw data (0: unknown).
@@ -329,6 +330,7 @@ func Decode(b []byte) (*File, error) {
 						return -1
 					})
 					if raw >= 0 {
+						in.RawBytes = raw
 						if sz := elemSize(in.DataType); sz > 0 && raw%sz == 0 {
 							in.DataLen = raw / sz
 						} else {
