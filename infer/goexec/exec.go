@@ -44,9 +44,19 @@ type Model struct {
 // ErrStopped is returned by Run after Stop.
 var ErrStopped = errors.New("stopped")
 
-// Stop makes the run in progress end after its current node, and every
-// later run fail, with ErrStopped. It may be called from any goroutine.
+// Stop makes the run in progress end, and every later run fail, with
+// ErrStopped. It may be called from any goroutine. Kernels look at it
+// between blocks of at most StopBlock multiply-adds (or element writes),
+// so a run stops within one block's time of each of its goroutines.
 func (m *Model) Stop() { m.stop.Store(true) }
+
+// StopBlock bounds the work a kernel does between looks at Stop: 2²⁴
+// multiply-adds, a few milliseconds on one core.
+const StopBlock = 1 << 24
+
+// stopped reports whether Stop was called: kernels return early on it
+// (their output is then garbage, and Run returns ErrStopped).
+func (m *Model) stopped() bool { return m.stop.Load() }
 
 // step is one node: its kernel, input slots (-1: an omitted optional
 // input) and output slot.
@@ -188,8 +198,11 @@ func (m *Model) Run(inputs []Input) ([]Output, error) {
 				s.args[k] = &m.slots[j]
 			}
 		}
-		if err := s.run(m, s.args, &m.slots[s.out]); err != nil {
+		if err := m.runStep(s); err != nil {
 			return nil, fmt.Errorf("node %s (%s): %w", s.name, s.op, err)
+		}
+		if m.stop.Load() {
+			return nil, ErrStopped
 		}
 	}
 	outs := make([]Output, len(m.out))
@@ -198,6 +211,18 @@ func (m *Model) Run(inputs []Input) ([]Output, error) {
 		outs[k] = Output{Shape: slices.Clone(t.shape), F: t.f, I: t.i}
 	}
 	return outs, nil
+}
+
+// runStep runs one node's kernel; a panic in it, or in any of its worker
+// goroutines (which hand theirs on), becomes the node's error: a model the
+// checks at Load let through must not end the program.
+func (m *Model) runStep(s *step) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the kernel failed on this input (%v); the model is outside what the Go backend checks (try --backend ort)", r)
+		}
+	}()
+	return s.run(m, s.args, &m.slots[s.out])
 }
 
 // Output is one graph output.

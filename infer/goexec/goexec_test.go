@@ -1,11 +1,13 @@
 package goexec
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/condiff/condiff/internal/onnxwire"
 )
@@ -272,5 +274,99 @@ func TestRunAllocations(t *testing.T) {
 	// The output list and its shape copies: a handful, none of tensor size.
 	if allocs > 8 {
 		t.Errorf("%.0f allocations per run at a seen batch size", allocs)
+	}
+}
+
+// TestHostileRunsFail: what Load's checks let through and a kernel cannot
+// compute (a Concat whose first input is omitted, a Resize of an empty
+// tensor to a non-empty one) fails Run naming the node; an empty output
+// builds nothing.
+func TestHostileRunsFail(t *testing.T) {
+	x := map[string][]any{"X": {-1, 1, 2, 2}}
+	for _, c := range []struct {
+		name  string
+		b     []byte
+		shape []int
+		want  string
+	}{
+		{"Concat without its first input", model(17, x, []onnxwire.Node{node("cat", "Concat", []string{"", "X"}, "Y", onnxwire.Attr{Name: "axis", Type: onnxwire.AttrInt, I: 0})}, nil, "Y"),
+			[]int{1, 1, 2, 2}, `node "cat" (Concat): input 0 (input) is missing`},
+		{"Resize of an empty tensor to sizes", model(17, x, []onnxwire.Node{node("up", "Resize", []string{"X", "R", "", "S"}, "Y")},
+			[]onnxwire.Tensor{onnxwire.FloatTensor("R", []int{8}, make([]float32, 8)), onnxwire.Int64Tensor("S", 1, 1, 4, 4)}, "Y"),
+			[]int{0, 1, 2, 2}, `node "up" (Resize): X [0 1 2 2] is empty`},
+	} {
+		m, err := Load(c.b, 2)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		n := 1
+		for _, d := range c.shape {
+			n *= d
+		}
+		_, err = m.Run([]Input{{Shape: c.shape, F: make([]float32, n)}})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error naming %q", c.name, err, c.want)
+		}
+	}
+	// An empty output: nothing to compute, no index maps.
+	m, err := Load(model(17, x, []onnxwire.Node{node("up", "Resize", []string{"X", "", "S"}, "Y")},
+		[]onnxwire.Tensor{onnxwire.FloatTensor("S", []int{4}, []float32{1, 1, 2, 2})}, "Y"), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := m.Run([]Input{{Shape: []int{0, 1, 2, 2}, F: []float32{}}})
+	if err != nil || !slices.Equal(out[0].Shape, []int{0, 1, 4, 4}) {
+		t.Errorf("Resize of an empty batch: %v %v", out, err)
+	}
+}
+
+// TestKernelPanicIsTheNodesError: a panic on a kernel's worker goroutine
+// comes back as the node's error, not the end of the program.
+func TestKernelPanicIsTheNodesError(t *testing.T) {
+	m := &Model{threads: 4}
+	s := &step{name: "k", op: "Test", run: func(m *Model, in []*tensor, out *tensor) error {
+		m.parallel(1<<16, 1, func(lo, hi int) {
+			if lo > 0 {
+				var idx []int
+				_ = idx[lo] // index out of range on a worker
+			}
+		})
+		return nil
+	}}
+	m.slots = []tensor{{}}
+	err := m.runStep(s)
+	if err == nil || !strings.Contains(err.Error(), "index out of range") {
+		t.Fatalf("a worker's panic: %v", err)
+	}
+}
+
+// TestStopWithinABlock: Stop ends a 4096³ MatMul (68·10⁹ multiply-adds,
+// many seconds) within a second: kernels look at it between blocks of
+// StopBlock multiply-adds.
+func TestStopWithinABlock(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two 64 MB inputs")
+	}
+	const n = 4096
+	m, err := Load(model(17, map[string][]any{"A": {n, n}, "B": {n, n}}, []onnxwire.Node{node("mm", "MatMul", []string{"A", "B"}, "Y")}, nil, "Y"), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := make([]float32, n*n)
+	done := make(chan error, 1)
+	t0 := time.Now()
+	go func() {
+		_, err := m.Run([]Input{{Shape: []int{n, n}, F: a}, {Shape: []int{n, n}, F: a}})
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	stop := time.Now()
+	m.Stop()
+	err = <-done
+	if !errors.Is(err, ErrStopped) {
+		t.Fatalf("Run after Stop: %v (%s)", err, time.Since(t0))
+	}
+	if d := time.Since(stop); d > time.Second {
+		t.Errorf("Run returned %s after Stop; want within a block's time (well under a second)", d)
 	}
 }

@@ -106,36 +106,29 @@ func (c conv) run(m *Model, x, w *tensor, bias []float32, out *tensor) error {
 			}
 		}
 	}
-	done := make(chan struct{}, workers)
-	for k := 0; k < workers; k++ {
-		go func(k int) {
-			for img := k; img < n; img += workers {
-				src := x.f[img*ci*h*wd : (img+1)*ci*h*wd]
-				dst := out.f[img*co*P : (img+1)*co*P]
-				for o := 0; o < co; o++ {
-					b := float32(0)
-					if bias != nil {
-						b = bias[o]
-					}
-					simd.Fill(dst[o*P:(o+1)*P], b)
+	m.workers(workers, func(k int) {
+		for img := k; img < n && !m.stopped(); img += workers {
+			src := x.f[img*ci*h*wd : (img+1)*ci*h*wd]
+			dst := out.f[img*co*P : (img+1)*co*P]
+			for o := 0; o < co; o++ {
+				b := float32(0)
+				if bias != nil {
+					b = bias[o]
 				}
-				if direct {
-					sgemm(co, P, K, w.f, K, src, P, dst, P)
-					continue
-				}
-				for y0 := 0; y0 < oh; y0 += rowsPer {
-					y1 := min(oh, y0+rowsPer)
-					cols := m.scratch[k][:K*(y1-y0)*ow]
-					c.im2col(src, ci, h, wd, kh, kw, y0, y1, ow, cols)
-					sgemm(co, (y1-y0)*ow, K, w.f, K, cols, (y1-y0)*ow, dst[y0*ow:], P)
-				}
+				simd.Fill(dst[o*P:(o+1)*P], b)
 			}
-			done <- struct{}{}
-		}(k)
-	}
-	for k := 0; k < workers; k++ {
-		<-done
-	}
+			if direct {
+				sgemm(co, P, K, w.f, K, src, P, dst, P)
+				continue
+			}
+			for y0 := 0; y0 < oh && !m.stopped(); y0 += rowsPer {
+				y1 := min(oh, y0+rowsPer)
+				cols := m.scratch[k][:K*(y1-y0)*ow]
+				c.im2col(src, ci, h, wd, kh, kw, y0, y1, ow, cols)
+				sgemm(co, (y1-y0)*ow, K, w.f, K, cols, (y1-y0)*ow, dst[y0*ow:], P)
+			}
+		}
+	})
 	return nil
 }
 
@@ -243,7 +236,7 @@ func compileMatMul(a attrs, nin int) (kernel, error) {
 				return err
 			}
 			clear(out.f)
-			sgemm(M, N, K, x.f, K, y.f, N, out.f, N)
+			m.gemm(M, N, K, x.f, K, y.f, N, out.f, N)
 		case r == 3 && len(y.shape) == 3 && x.shape[0] == y.shape[0] && x.shape[2] == y.shape[1]:
 			// A batch of products [B M K]·[B K N] (attention).
 			B, M, K, N := x.shape[0], x.shape[1], x.shape[2], y.shape[2]
@@ -251,8 +244,8 @@ func compileMatMul(a attrs, nin int) (kernel, error) {
 				return err
 			}
 			clear(out.f)
-			for b := 0; b < B; b++ {
-				sgemm(M, N, K, x.f[b*M*K:], K, y.f[b*K*N:], N, out.f[b*M*N:], N)
+			for b := 0; b < B && !m.stopped(); b++ {
+				m.gemm(M, N, K, x.f[b*M*K:], K, y.f[b*K*N:], N, out.f[b*M*N:], N)
 			}
 		default:
 			return fmt.Errorf("A %v and B %v: the Go backend multiplies [M K] by [K N], or [B M K] by [B K N]", x.shape, y.shape)
@@ -427,7 +420,7 @@ func compileGemm(a attrs, nin int) (kernel, error) {
 		if alpha != 1 {
 			xa = scaled(xa, alpha)
 		}
-		sgemm(M, N, K, xa, K, yb, N, out.f, N)
+		m.gemm(M, N, K, xa, K, yb, N, out.f, N)
 		return nil
 	}, a.check()
 }
@@ -597,6 +590,12 @@ func compileResize(a attrs, nin int) (kernel, error) {
 		}
 		if err := out.resize(f32, shape...); err != nil {
 			return err
+		}
+		if out.size() == 0 {
+			return nil // nothing to read: no index maps either
+		}
+		if x.size() == 0 {
+			return fmt.Errorf("X %v is empty and the output %v is not: nothing to take its values from", x.shape, shape)
 		}
 		// Per axis, the source index of each output index.
 		for len(maps) < r {

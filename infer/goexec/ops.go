@@ -377,21 +377,59 @@ func binary(op binOp) compiler {
 }
 
 // parallel splits [0, n) into ranges over the model's goroutines, each at
-// least grain long; small work runs inline.
+// least grain long and cut into blocks of at most StopBlock elements
+// between which Stop is looked at; small work runs inline.
 func (m *Model) parallel(n, grain int, f func(lo, hi int)) {
 	w := min(m.threads, n/max(grain, 1))
+	blocks := func(lo, hi int) {
+		for b := lo; b < hi && !m.stopped(); b += StopBlock {
+			f(b, min(hi, b+StopBlock))
+		}
+	}
 	if w <= 1 {
-		f(0, n)
+		blocks(0, n)
 		return
 	}
-	done := make(chan struct{}, w)
-	for k := 0; k < w; k++ {
-		lo, hi := k*n/w, (k+1)*n/w
-		go func() { f(lo, hi); done <- struct{}{} }()
+	m.workers(w, func(k int) { blocks(k*n/w, (k+1)*n/w) })
+}
+
+// workers runs f(0) … f(w−1) on goroutines of their own and waits for
+// them all; a panic in one is handed on to the caller (runStep makes it
+// the node's error) instead of ending the program.
+func (m *Model) workers(w int, f func(k int)) {
+	if w == 1 {
+		f(0)
+		return
 	}
+	done := make(chan any, w)
 	for k := 0; k < w; k++ {
-		<-done
+		go func() {
+			defer func() { done <- recover() }()
+			f(k)
+		}()
 	}
+	var first any
+	for k := 0; k < w; k++ {
+		if r := <-done; r != nil && first == nil {
+			first = r
+		}
+	}
+	if first != nil {
+		panic(first)
+	}
+}
+
+// gemm is sgemm over the model's goroutines, in blocks of rows of at most
+// StopBlock multiply-adds each, looking at Stop between blocks.
+func (m *Model) gemm(M, N, K int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	rows := max(4, StopBlock/max(N*K, 1)) &^ 3 // whole 4-row tiles
+	nb := (M + rows - 1) / rows
+	m.parallel(nb, 1, func(lo, hi int) {
+		for blk := lo; blk < hi && !m.stopped(); blk++ {
+			i0, i1 := blk*rows, min(M, (blk+1)*rows)
+			sgemm(i1-i0, N, K, a[i0*lda:], lda, b, ldb, c[i0*ldc:], ldc)
+		}
+	})
 }
 
 func compileReshape(a attrs, nin int) (kernel, error) {
@@ -638,6 +676,9 @@ func compileConcat(a attrs, nin int) (kernel, error) {
 	}
 	var shape []int
 	return func(m *Model, in []*tensor, out *tensor) error {
+		if err := need(in, 0, 0, "input"); err != nil {
+			return err
+		}
 		for k := range in {
 			if err := need(in, k, in[0].dt, "input"); err != nil {
 				return err
