@@ -30,6 +30,10 @@ func Init(lib string) error {
 	}
 	envOnce.Do(func() {
 		envLib = path
+		if err := checkLibrary(path); err != nil {
+			envErr = fmt.Errorf("infer: load ONNX Runtime: %w", err)
+			return
+		}
 		ort.SetSharedLibraryPath(path)
 		// ONNX Runtime's own log would print a coloured line of its own
 		// before condiff's one-line error; its errors come back as errors.

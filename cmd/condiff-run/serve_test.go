@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/png"
@@ -21,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/condiff/condiff/infer"
 	"github.com/condiff/condiff/internal/testenv"
 )
 
@@ -460,5 +462,33 @@ func TestServeShutdownRounds(t *testing.T) {
 		if kind == "past the drain timeout" && !strings.Contains(s.log(), "drain timeout 200ms") {
 			t.Errorf("round %d: the error does not name the drain timeout:\n%s", round, s.log())
 		}
+	}
+}
+
+// TestTruncatedLibrary: an ONNX Runtime library cut short (an interrupted
+// download) is looked at before the loader maps it: --backend auto falls
+// back to the Go backend and makes the images, --backend ort refuses it in
+// one line naming the file; neither faults.
+func TestTruncatedLibrary(t *testing.T) {
+	testenv.ORT(t)
+	lib, err := infer.LibraryPath("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(t.TempDir(), "libonnxruntime.so.1")
+	os.WriteFile(cut, b[:len(b)/2], 0o644)
+	dir := filepath.Join(t.TempDir(), "s")
+	out, err := exec.Command(binary(t), "sample", "--model", shippedModel, "--backend", "auto", "--ort-lib", cut, "--n", "2", "--steps", "2", "--out", dir).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Go backend") || !strings.Contains(string(out), "truncated") {
+		t.Errorf("--backend auto with a truncated library: %v\n%s", err, out)
+	}
+	out, err = exec.Command(binary(t), "sample", "--model", shippedModel, "--backend", "ort", "--ort-lib", cut, "--n", "2", "--steps", "2", "--out", dir+"2").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), cut+" is truncated") {
+		t.Errorf("--backend ort with a truncated library: %v\n%s", err, out)
 	}
 }
