@@ -2,6 +2,8 @@ package infer
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"sync/atomic"
 
 	"github.com/condiff/condiff/internal/field"
@@ -13,6 +15,7 @@ import (
 
 // goRunner is a model in the Go backend.
 type goRunner struct {
+	outs    []int // the positions of the contract's outputs among the graph's
 	info    contract.Info
 	m       *goexec.Model
 	stopped atomic.Bool
@@ -66,7 +69,21 @@ func OpenGoBytes(name string, b []byte, o Options) (*Session, error) {
 			return nil, fmt.Errorf("infer: %s: Go backend: input %d is %q, the contract wants %q (in this order)", path, i, m.Inputs[i], w.Name)
 		}
 	}
-	return &Session{Path: path, Info: info, Device: "cpu", Backend: BackendGo, r: &goRunner{info: info, m: m}}, nil
+	r := &goRunner{info: info, m: m}
+	// Outputs by name, as ONNX Runtime takes them: the file's order is the
+	// exporter's business.
+	names := []string{contract.OutputEps}
+	if info.Kind == contract.Classifier {
+		names = []string{contract.OutputLogits, contract.OutputFeatures}
+	}
+	for _, name := range names {
+		k := slices.Index(m.Outputs, name)
+		if k < 0 {
+			return nil, fmt.Errorf("infer: %s: Go backend: the graph has no output %q (it has %q)", path, name, m.Outputs)
+		}
+		r.outs = append(r.outs, k)
+	}
+	return &Session{Path: path, Info: info, Device: "cpu", Backend: BackendGo, r: r}, nil
 }
 
 func (r *goRunner) terminate() { r.stopped.Store(true); r.m.Stop() }
@@ -86,10 +103,11 @@ func (r *goRunner) eps(x []float32, t, y []int64, out []float32) error {
 	if err != nil {
 		return err
 	}
-	if len(outs[0].F) != len(out) {
-		return fmt.Errorf("output %s has shape %v, want [%d %d %d %d]", contract.OutputEps, outs[0].Shape, n, c, s, s)
+	eps := outs[r.outs[0]]
+	if err := checkOutput(contract.OutputEps, goType(eps), eps.Shape, []int{n, c, s, s}); err != nil {
+		return err
 	}
-	copy(out, outs[0].F)
+	copy(out, eps.F)
 	return nil
 }
 
@@ -102,11 +120,51 @@ func (r *goRunner) classify(x []float32, n int) (logits, features []float32, sha
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if len(outs) != 2 {
-		return nil, nil, nil, fmt.Errorf("%d outputs, want logits and features", len(outs))
+	lg, ft := outs[r.outs[0]], outs[r.outs[1]]
+	if err := checkOutput(contract.OutputLogits, goType(lg), lg.Shape, []int{n, r.info.NumClasses}); err != nil {
+		return nil, nil, nil, err
 	}
-	for _, d := range outs[1].Shape {
+	if err := checkOutput(contract.OutputFeatures, goType(ft), ft.Shape, []int{n, -1}); err != nil {
+		return nil, nil, nil, err
+	}
+	for _, d := range ft.Shape {
 		shape = append(shape, int64(d))
 	}
-	return outs[0].F, outs[1].F, shape, nil
+	return lg.F, ft.F, shape, nil
+}
+
+func goType(o goexec.Output) string {
+	if o.F == nil && o.I != nil {
+		return "int64"
+	}
+	return "float32"
+}
+
+// checkOutput is the one check of an output against the contract, for
+// both backends: float32, of the contract's shape (-1: any size there);
+// the message says what differs.
+func checkOutput(name, typ string, shape, want []int) error {
+	if typ != "float32" {
+		return fmt.Errorf("output %q is %s, the contract wants float32", name, typ)
+	}
+	if len(shape) != len(want) {
+		return fmt.Errorf("output %q has shape %v (rank %d), the contract wants %s (rank %d)", name, shape, len(shape), wantShape(want), len(want))
+	}
+	for d := range want {
+		if want[d] >= 0 && shape[d] != want[d] || want[d] < 0 && shape[d] < 1 {
+			return fmt.Errorf("output %q has shape %v, the contract wants %s: dimension %d is %d", name, shape, wantShape(want), d, shape[d])
+		}
+	}
+	return nil
+}
+
+func wantShape(want []int) string {
+	s := make([]string, len(want))
+	for i, d := range want {
+		s[i] = fmt.Sprint(d)
+		if d < 0 {
+			s[i] = "D"
+		}
+	}
+	return "[" + strings.Join(s, " ") + "]"
 }

@@ -278,7 +278,14 @@ func (r *ortRunner) classify(x []float32, n int) (logits, features []float32, sh
 	defer out[1].Destroy()
 	ft, ok := out[1].(*ort.Tensor[float32])
 	if !ok {
-		return nil, nil, nil, fmt.Errorf("output features is not float32")
+		return nil, nil, nil, checkOutput(contract.OutputFeatures, fmt.Sprintf("%T", out[1]), nil, []int{n, -1})
+	}
+	fs := make([]int, len(ft.GetShape()))
+	for i, d := range ft.GetShape() {
+		fs[i] = int(d)
+	}
+	if err := checkOutput(contract.OutputFeatures, "float32", fs, []int{n, -1}); err != nil {
+		return nil, nil, nil, err
 	}
 	return b.out[0].(*ort.Tensor[float32]).GetData(), slices.Clone(ft.GetData()), slices.Clone([]int64(ft.GetShape())), nil
 }
