@@ -39,6 +39,9 @@ type Model struct {
 	threads int
 	scratch [][]float32 // per worker: im2col columns
 	stop    atomic.Bool
+	mem     memory
+	frees   [][]int // per step: the slots whose last reader it is
+	values  []int   // the slots of graph inputs and node outputs
 }
 
 // ErrStopped is returned by Run after Stop.
@@ -80,7 +83,10 @@ func Load(b []byte, threads int) (*Model, error) {
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
-	m := &Model{threads: threads, scratch: make([][]float32, threads)}
+	if len(f.Nodes) > MaxNodes {
+		return nil, fmt.Errorf("%d nodes: over the Go backend's bound of %d", len(f.Nodes), MaxNodes)
+	}
+	m := &Model{threads: threads, scratch: make([][]float32, threads), mem: memory{limit: MaxMemory}}
 	slot := map[string]int{}
 	get := func(name string) int {
 		if i, ok := slot[name]; ok {
@@ -108,6 +114,10 @@ func Load(b []byte, threads int) (*Model, error) {
 		ct, err := fromGorgonia(v.tensor)
 		if err != nil {
 			return nil, fmt.Errorf("initializer %q: %w", t.Name, err)
+		}
+		ct.keep = true
+		if err := m.mem.reserve(int64(4*len(ct.f) + 8*len(ct.i) + 8*len(ct.d))); err != nil {
+			return nil, fmt.Errorf("initializers: %w", err)
 		}
 		m.slots[get(t.Name)] = *ct
 	}
@@ -156,6 +166,10 @@ func Load(b []byte, threads int) (*Model, error) {
 		m.out = append(m.out, get(o.Name))
 	}
 	m.fuse()
+	m.plan()
+	for j := range m.slots {
+		m.slots[j].mem = &m.mem
+	}
 	return m, nil
 }
 
@@ -174,8 +188,19 @@ func (m *Model) Run(inputs []Input) ([]Output, error) {
 	if len(inputs) != len(m.in) {
 		return nil, fmt.Errorf("%d inputs given, the model takes %d (%s)", len(inputs), len(m.in), strings.Join(m.Inputs, ", "))
 	}
+	// Every value of the last run was released after its last reader but
+	// the outputs (the caller's until now) and, after a failed run, those
+	// it did not reach: their producers reuse or pool their buffers.
+	for _, j := range m.values {
+		t := &m.slots[j]
+		if t.view {
+			t.f, t.i, t.d, t.view, t.base = nil, nil, nil, false, nil
+		}
+		t.dead, t.refs = false, 0
+	}
 	for k, in := range inputs {
 		t := &m.slots[m.in[k]]
+		t.base = nil
 		t.view = true
 		t.shape = append(t.shape[:0], in.Shape...)
 		t.f, t.i = in.F, in.I
@@ -200,6 +225,9 @@ func (m *Model) Run(inputs []Input) ([]Output, error) {
 		}
 		if err := m.runStep(s); err != nil {
 			return nil, fmt.Errorf("node %s (%s): %w", s.name, s.op, err)
+		}
+		for _, j := range m.frees[si] {
+			m.release(j)
 		}
 		if m.stop.Load() {
 			return nil, ErrStopped

@@ -2,6 +2,7 @@ package goexec
 
 import (
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/condiff/condiff/internal/onnxwire"
@@ -37,10 +38,18 @@ func FuzzLoad(f *testing.F) {
 		if err != nil {
 			return
 		}
+		// Under a 64 MiB cap: a value, a chain or a scratch past it is
+		// refused by the memory plan, never an out-of-memory crash.
+		m.mem.limit = 64 << 20
 		in := make([]Input, len(m.Inputs))
 		for i := range in {
 			in[i] = Input{Shape: []int{1, 1, 4, 4}, F: make([]float32, 16)}
 		}
-		m.Run(in)
+		if _, err := m.Run(in); err != nil && strings.Contains(err.Error(), "the kernel failed") {
+			t.Errorf("a kernel panicked (Run turned it into an error, but Load's checks or the kernel should refuse this): %v", err)
+		}
+		if m.mem.held > m.mem.limit {
+			t.Errorf("the model holds %d bytes, over its cap %d", m.mem.held, m.mem.limit)
+		}
 	})
 }

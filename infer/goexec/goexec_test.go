@@ -2,8 +2,10 @@ package goexec
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -368,5 +370,64 @@ func TestStopWithinABlock(t *testing.T) {
 	}
 	if d := time.Since(stop); d > time.Second {
 		t.Errorf("Run returned %s after Stop; want within a block's time (well under a second)", d)
+	}
+}
+
+// TestMemoryPlan: a chain of values each a quarter of the bound runs
+// (each freed after its reader: two live at a time) and allocates nothing
+// the second time; one value past the bound fails naming the node and the
+// figures; a graph of more than MaxNodes nodes is refused at Load.
+func TestMemoryPlan(t *testing.T) {
+	const n = 1 << 16 // 256 KiB of float32
+	var nodes []onnxwire.Node
+	prev := "X"
+	for i := 0; i < 8; i++ {
+		out := fmt.Sprintf("v%d", i)
+		nodes = append(nodes, node(out, []string{"Sin", "Sigmoid"}[i%2], []string{prev}, out))
+		prev = out
+	}
+	b := model(17, map[string][]any{"X": {n}}, nodes, nil, prev)
+	m, err := Load(b, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.mem.limit = 4 * n * 4 // eight values of 256 KiB without the plan: 2 MiB
+	in := []Input{{Shape: []int{n}, F: make([]float32, n)}}
+	if _, err := m.Run(in); err != nil {
+		t.Fatalf("a chain of values a quarter of the bound each: %v", err)
+	}
+	if m.mem.held > 2*n*4 {
+		t.Errorf("holds %d bytes after a chain whose live values are two of %d", m.mem.held, n*4)
+	}
+	m.Run(in) // the pool now holds what the run takes beside the caller's output
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	m.Run(in)
+	runtime.ReadMemStats(&after)
+	if d := after.TotalAlloc - before.TotalAlloc; d > n { // closures and the output list: no value (n·4 bytes)
+		t.Errorf("a run at a seen size allocates %d bytes; a value is %d", d, n*4)
+	}
+	// Past the bound: two values live and a third of three times their size.
+	b = model(17, map[string][]any{"X": {n}}, []onnxwire.Node{node("s", "Sin", []string{"X"}, "S"), node("c", "Cos", []string{"X"}, "C"),
+		node("big", "Concat", []string{"X", "S", "C"}, "Y", onnxwire.Attr{Name: "axis", Type: onnxwire.AttrInt, I: 0})}, nil, "Y")
+	if m, err = Load(b, 1); err != nil {
+		t.Fatal(err)
+	}
+	m.mem.limit = 4 * n * 4
+	_, err = m.Run(in)
+	var me *ErrMemory
+	if !errors.As(err, &me) || !strings.Contains(err.Error(), `node "big" (Concat): needs 0.8 MiB more while holding 0.5 MiB: over the Go backend's bound of 1.0 MiB`) {
+		t.Errorf("a value past the bound: %v", err)
+	}
+	// Too many nodes.
+	nodes = nodes[:0]
+	prev = "X"
+	for i := 0; i <= MaxNodes; i++ {
+		out := fmt.Sprintf("i%d", i)
+		nodes = append(nodes, node(out, "Identity", []string{prev}, out))
+		prev = out
+	}
+	if _, err := Load(model(17, map[string][]any{"X": {1}}, nodes, nil, prev), 1); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%d nodes: over the Go backend's bound of %d", MaxNodes+1, MaxNodes)) {
+		t.Errorf("%d nodes: %v", MaxNodes+1, err)
 	}
 }

@@ -102,6 +102,11 @@ func (c conv) run(m *Model, x, w *tensor, bias []float32, out *tensor) error {
 	if !direct {
 		for k := 0; k < workers; k++ {
 			if cap(m.scratch[k]) < K*rowsPer*ow {
+				m.mem.held -= int64(cap(m.scratch[k])) * 4
+				m.scratch[k] = nil
+				if err := m.mem.reserve(int64(K*rowsPer*ow) * 4); err != nil {
+					return fmt.Errorf("im2col scratch: %w", err)
+				}
 				m.scratch[k] = make([]float32, K*rowsPer*ow)
 			}
 		}

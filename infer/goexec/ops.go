@@ -381,16 +381,18 @@ func binary(op binOp) compiler {
 // between which Stop is looked at; small work runs inline.
 func (m *Model) parallel(n, grain int, f func(lo, hi int)) {
 	w := min(m.threads, n/max(grain, 1))
-	blocks := func(lo, hi int) {
+	if w <= 1 {
+		for b := 0; b < n && !m.stopped(); b += StopBlock {
+			f(b, min(n, b+StopBlock))
+		}
+		return
+	}
+	m.workers(w, func(k int) {
+		lo, hi := k*n/w, (k+1)*n/w
 		for b := lo; b < hi && !m.stopped(); b += StopBlock {
 			f(b, min(hi, b+StopBlock))
 		}
-	}
-	if w <= 1 {
-		blocks(0, n)
-		return
-	}
-	m.workers(w, func(k int) { blocks(k*n/w, (k+1)*n/w) })
+	})
 }
 
 // workers runs f(0) … f(w−1) on goroutines of their own and waits for

@@ -38,6 +38,13 @@ type tensor struct {
 	i     []int64
 	d     []float64
 	view  bool // f/i alias another slot's data (Reshape and the like)
+
+	// The memory plan (memory.go), for a model's slots.
+	mem  *memory // nil: not a slot; plain allocations
+	base *tensor // a view's owner (nil: the caller's data or not a view)
+	refs int     // views looking at this owner's buffer
+	dead bool    // past its last reader: freed when refs reaches 0
+	keep bool    // initializers and outputs: never released during a run
 }
 
 func (t *tensor) size() int {
@@ -61,7 +68,13 @@ func (t *tensor) resize(dt dtype, shape ...int) error {
 	t.dt = dt
 	t.shape = append(t.shape[:0], shape...)
 	if t.view {
-		t.f, t.i, t.d, t.view = nil, nil, nil, false
+		if t.base != nil && !t.base.keep {
+			t.base.refs--
+		}
+		t.f, t.i, t.d, t.view, t.base = nil, nil, nil, false, nil
+	}
+	if t.mem != nil {
+		return t.planned(dt, n)
 	}
 	t.f, t.i, t.d = t.f[:0], t.i[:0], t.d[:0]
 	switch dt {
@@ -82,9 +95,50 @@ func grow[T any](s []T, n int) []T {
 	return s[:n]
 }
 
+// planned is resize for a slot: its own buffer if it fits, else one from
+// the model's pool (its own going back there).
+func (t *tensor) planned(dt dtype, n int) error {
+	mm := t.mem
+	switch {
+	case dt == f32 && cap(t.f) >= n && t.i == nil && t.d == nil:
+		t.f = t.f[:n]
+		return nil
+	case dt == i64 && cap(t.i) >= n && t.f == nil && t.d == nil:
+		t.i = t.i[:n]
+		return nil
+	case dt == f64 && cap(t.d) >= n && t.f == nil && t.i == nil:
+		t.d = t.d[:n]
+		return nil
+	}
+	mm.free(t)
+	var err error
+	switch dt {
+	case f32:
+		t.f, err = take(mm, &mm.f32, n, 4)
+	case i64:
+		t.i, err = take(mm, &mm.i64, n, 8)
+	case f64:
+		t.d, err = take(mm, &mm.f64, n, 8)
+	}
+	return err
+}
+
 // alias makes t a view of src's data with another shape.
 func (t *tensor) alias(src *tensor, shape []int) {
-	t.dt, t.view = src.dt, true
+	if !t.view && t.mem != nil {
+		t.mem.free(t) // its own buffer, if it has one, back to the pool
+	}
+	if t.view && t.base != nil && !t.base.keep {
+		t.base.refs--
+	}
+	base := src
+	if src.view {
+		base = src.base
+	}
+	t.dt, t.view, t.base = src.dt, true, base
+	if base != nil && !base.keep {
+		base.refs++
+	}
 	t.shape = append(t.shape[:0], shape...)
 	t.f, t.i, t.d = src.f, src.i, src.d
 }
