@@ -10,7 +10,6 @@ package serve
 import (
 	"archive/zip"
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/subtle"
 	_ "embed"
@@ -441,8 +440,9 @@ func (s *Server) submit(w http.ResponseWriter, ctx context.Context, p *plan) (*j
 
 // wait follows a job until all its images are done, calling each with
 // every newly finished image and progress with the steps done; it returns
-// the job's error, or the context's.
-func (j *job) wait(each func(finished), progress func(done, total int)) error {
+// the job's error, the context's, or the first of each (the handler's
+// cancel then drops the job).
+func (j *job) wait(each func(finished) error, progress func(done, total int)) error {
 	seen := 0
 	for {
 		j.mu.Lock()
@@ -451,7 +451,9 @@ func (j *job) wait(each func(finished), progress func(done, total int)) error {
 		j.mu.Unlock()
 		seen += len(fresh)
 		for _, f := range fresh {
-			each(f)
+			if err := each(f); err != nil {
+				return err
+			}
 		}
 		if progress != nil {
 			progress(steps, j.totalSteps())
@@ -537,13 +539,12 @@ func (s *Server) samples(w http.ResponseWriter, r *http.Request) int {
 		return s.stream(w, j, p, resp)
 	}
 	var images []Image
-	var encErr error
-	err := j.wait(func(f finished) {
+	err := j.wait(func(f finished) error {
 		im, err := s.image(p, f)
-		encErr = cmp.Or(encErr, err)
 		images = append(images, im)
+		return err
 	}, nil)
-	if err = cmp.Or(err, encErr); err != nil {
+	if err != nil {
 		s.failed(w, j.ctx, err)
 		return 0
 	}
@@ -606,22 +607,21 @@ func (s *Server) stream(w http.ResponseWriter, j *job, p *plan, resp SamplesResp
 	}
 	send("start", resp)
 	count, last := 0, -1
-	var encErr error
-	err := j.wait(func(f finished) {
+	err := j.wait(func(f finished) error {
 		im, err := s.image(p, f)
 		if err != nil {
-			encErr = cmp.Or(encErr, err)
-			return
+			return err
 		}
 		count++
 		send("image", im)
+		return nil
 	}, func(done, total int) {
 		if done != last {
 			last = done
 			send("progress", map[string]int{"steps_done": done, "steps_total": total, "images_done": count, "images_total": len(p.indices)})
 		}
 	})
-	if err = cmp.Or(err, encErr); err != nil {
+	if err != nil {
 		s.failed(headless{w}, j.ctx, err)
 		send("error", map[string]string{"message": err.Error()})
 		return count
@@ -658,13 +658,12 @@ func (s *Server) generations(w http.ResponseWriter, r *http.Request) int {
 	}
 	defer cancel()
 	pngs := make([][]byte, len(p.indices))
-	var encErr error
-	err := j.wait(func(f finished) {
+	err := j.wait(func(f finished) error {
 		im, err := s.image(p, f)
-		encErr = cmp.Or(encErr, err)
 		pngs[f.pos] = im.PNG
+		return err
 	}, nil)
-	if err = cmp.Or(err, encErr); err != nil {
+	if err != nil {
 		s.failed(w, j.ctx, err)
 		return 0
 	}
