@@ -3,7 +3,6 @@ package infer
 import (
 	"fmt"
 	"slices"
-	"strings"
 	"sync/atomic"
 
 	"github.com/condiff/condiff/internal/field"
@@ -133,38 +132,10 @@ func (r *goRunner) classify(x []float32, n int) (logits, features []float32, sha
 	return lg.F, ft.F, shape, nil
 }
 
+// goType names an output's element type as the contract does.
 func goType(o goexec.Output) string {
 	if o.F == nil && o.I != nil {
-		return "int64"
+		return contract.Int64
 	}
-	return "float32"
-}
-
-// checkOutput is the one check of an output against the contract, for
-// both backends: float32, of the contract's shape (-1: any size there);
-// the message says what differs.
-func checkOutput(name, typ string, shape, want []int) error {
-	if typ != "float32" {
-		return fmt.Errorf("output %q is %s, the contract wants float32", name, typ)
-	}
-	if len(shape) != len(want) {
-		return fmt.Errorf("output %q has shape %v (rank %d), the contract wants %s (rank %d)", name, shape, len(shape), wantShape(want), len(want))
-	}
-	for d := range want {
-		if want[d] >= 0 && shape[d] != want[d] || want[d] < 0 && shape[d] < 1 {
-			return fmt.Errorf("output %q has shape %v, the contract wants %s: dimension %d is %d", name, shape, wantShape(want), d, shape[d])
-		}
-	}
-	return nil
-}
-
-func wantShape(want []int) string {
-	s := make([]string, len(want))
-	for i, d := range want {
-		s[i] = fmt.Sprint(d)
-		if d < 0 {
-			s[i] = "D"
-		}
-	}
-	return "[" + strings.Join(s, " ") + "]"
+	return contract.Float32
 }

@@ -284,7 +284,7 @@ func (r *ortRunner) classify(x []float32, n int) (logits, features []float32, sh
 	for i, d := range ft.GetShape() {
 		fs[i] = int(d)
 	}
-	if err := checkOutput(contract.OutputFeatures, "float32", fs, []int{n, -1}); err != nil {
+	if err := checkOutput(contract.OutputFeatures, contract.Float32, fs, []int{n, -1}); err != nil {
 		return nil, nil, nil, err
 	}
 	return b.out[0].(*ort.Tensor[float32]).GetData(), slices.Clone(ft.GetData()), slices.Clone([]int64(ft.GetShape())), nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/condiff/condiff/contract"
@@ -196,3 +197,32 @@ func checkClassifierOutputs(logits, features []float32, shape []int64, n, k int)
 // MaxFeatures bounds a classifier's feature width: evaluation fits a D×D
 // covariance of them (4096: 128 MB in float64).
 const MaxFeatures = 4096
+
+// checkOutput is the one check of an output against the contract, for
+// both backends: float32, of the contract's shape (-1: any size there);
+// the message says what differs.
+func checkOutput(name, typ string, shape, want []int) error {
+	if typ != contract.Float32 {
+		return fmt.Errorf("output %q is %s, the contract wants %s", name, typ, contract.Float32)
+	}
+	if len(shape) != len(want) {
+		return fmt.Errorf("output %q has shape %v (rank %d), the contract wants %s (rank %d)", name, shape, len(shape), wantShape(want), len(want))
+	}
+	for d := range want {
+		if want[d] >= 0 && shape[d] != want[d] || want[d] < 0 && shape[d] < 1 {
+			return fmt.Errorf("output %q has shape %v, the contract wants %s: dimension %d is %d", name, shape, wantShape(want), d, shape[d])
+		}
+	}
+	return nil
+}
+
+func wantShape(want []int) string {
+	s := make([]string, len(want))
+	for i, d := range want {
+		s[i] = fmt.Sprint(d)
+		if d < 0 {
+			s[i] = "D"
+		}
+	}
+	return "[" + strings.Join(s, " ") + "]"
+}
