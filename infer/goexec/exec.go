@@ -48,9 +48,11 @@ type Model struct {
 var ErrStopped = errors.New("stopped")
 
 // Stop makes the run in progress end, and every later run fail, with
-// ErrStopped. It may be called from any goroutine. Kernels look at it
-// between blocks of at most StopBlock multiply-adds (or element writes),
-// so a run stops within one block's time of each of its goroutines.
+// ErrStopped. It may be called from any goroutine. The products (Conv,
+// MatMul, Gemm) look at it between blocks of at most StopBlock
+// multiply-adds, the element-wise kernels between blocks of StopBlock
+// elements, and Run after every node; a copy (Concat, Resize, Transpose)
+// runs to its end, at most MaxElements values.
 func (m *Model) Stop() { m.stop.Store(true) }
 
 // StopBlock bounds the work a kernel does between looks at Stop: 2²⁴
@@ -200,7 +202,6 @@ func (m *Model) Run(inputs []Input) ([]Output, error) {
 	}
 	for k, in := range inputs {
 		t := &m.slots[m.in[k]]
-		t.base = nil
 		t.view = true
 		t.shape = append(t.shape[:0], in.Shape...)
 		t.f, t.i = in.F, in.I
@@ -229,7 +230,7 @@ func (m *Model) Run(inputs []Input) ([]Output, error) {
 		for _, j := range m.frees[si] {
 			m.release(j)
 		}
-		if m.stop.Load() {
+		if m.stopped() {
 			return nil, ErrStopped
 		}
 	}

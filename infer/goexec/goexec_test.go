@@ -343,33 +343,45 @@ func TestKernelPanicIsTheNodesError(t *testing.T) {
 }
 
 // TestStopWithinABlock: Stop ends a 4096³ MatMul (68·10⁹ multiply-adds,
-// many seconds) within a second: kernels look at it between blocks of
-// StopBlock multiply-adds.
+// many seconds) and a one-image 1×1 Conv of 2048 channels on 64×64
+// (17·10⁹, one product per image) within a second: the products look at
+// it between blocks of StopBlock multiply-adds.
 func TestStopWithinABlock(t *testing.T) {
 	if testing.Short() {
-		t.Skip("two 64 MB inputs")
+		t.Skip("64 MB inputs")
 	}
-	const n = 4096
-	m, err := Load(model(17, map[string][]any{"A": {n, n}, "B": {n, n}}, []onnxwire.Node{node("mm", "MatMul", []string{"A", "B"}, "Y")}, nil, "Y"), 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := make([]float32, n*n)
-	done := make(chan error, 1)
-	t0 := time.Now()
-	go func() {
-		_, err := m.Run([]Input{{Shape: []int{n, n}, F: a}, {Shape: []int{n, n}, F: a}})
-		done <- err
-	}()
-	time.Sleep(300 * time.Millisecond)
-	stop := time.Now()
-	m.Stop()
-	err = <-done
-	if !errors.Is(err, ErrStopped) {
-		t.Fatalf("Run after Stop: %v (%s)", err, time.Since(t0))
-	}
-	if d := time.Since(stop); d > time.Second {
-		t.Errorf("Run returned %s after Stop; want within a block's time (well under a second)", d)
+	const n, c, hw = 4096, 2048, 64
+	for _, k := range []struct {
+		name string
+		b    []byte
+		in   []Input
+	}{
+		{"MatMul", model(17, map[string][]any{"A": {n, n}, "B": {n, n}}, []onnxwire.Node{node("mm", "MatMul", []string{"A", "B"}, "Y")}, nil, "Y"),
+			[]Input{{Shape: []int{n, n}, F: make([]float32, n*n)}, {Shape: []int{n, n}, F: make([]float32, n*n)}}},
+		{"Conv", model(17, map[string][]any{"X": {1, c, hw, hw}}, []onnxwire.Node{node("cv", "Conv", []string{"X", "W"}, "Y", ints("kernel_shape", 1, 1))},
+			[]onnxwire.Tensor{onnxwire.FloatTensor("W", []int{c, c, 1, 1}, make([]float32, c*c))}, "Y"),
+			[]Input{{Shape: []int{1, c, hw, hw}, F: make([]float32, c*hw*hw)}}},
+	} {
+		m, err := Load(k.b, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		t0 := time.Now()
+		go func() {
+			_, err := m.Run(k.in)
+			done <- err
+		}()
+		time.Sleep(300 * time.Millisecond)
+		stop := time.Now()
+		m.Stop()
+		err = <-done
+		if !errors.Is(err, ErrStopped) {
+			t.Fatalf("%s: Run after Stop: %v (%s)", k.name, err, time.Since(t0))
+		}
+		if d := time.Since(stop); d > time.Second {
+			t.Errorf("%s: Run returned %s after Stop; want within a block's time (well under a second)", k.name, d)
+		}
 	}
 }
 

@@ -123,14 +123,14 @@ func (c conv) run(m *Model, x, w *tensor, bias []float32, out *tensor) error {
 				simd.Fill(dst[o*P:(o+1)*P], b)
 			}
 			if direct {
-				sgemm(co, P, K, w.f, K, src, P, dst, P)
+				m.gemmHere(co, P, K, w.f, K, src, P, dst, P)
 				continue
 			}
 			for y0 := 0; y0 < oh && !m.stopped(); y0 += rowsPer {
 				y1 := min(oh, y0+rowsPer)
 				cols := m.scratch[k][:K*(y1-y0)*ow]
 				c.im2col(src, ci, h, wd, kh, kw, y0, y1, ow, cols)
-				sgemm(co, (y1-y0)*ow, K, w.f, K, cols, (y1-y0)*ow, dst[y0*ow:], P)
+				m.gemmHere(co, (y1-y0)*ow, K, w.f, K, cols, (y1-y0)*ow, dst[y0*ow:], P)
 			}
 		}
 	})

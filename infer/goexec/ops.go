@@ -421,17 +421,31 @@ func (m *Model) workers(w int, f func(k int)) {
 	}
 }
 
-// gemm is sgemm over the model's goroutines, in blocks of rows of at most
-// StopBlock multiply-adds each, looking at Stop between blocks.
+// gemmRows is the rows of a block of an [M K]×[K N] product: whole 4-row
+// tiles (so blocks compute exactly what one sgemm call does) of at most
+// StopBlock multiply-adds, or one tile.
+func gemmRows(N, K int) int { return max(4, StopBlock/max(N*K, 1)) &^ 3 }
+
+// gemmBlocks is sgemm over rows [blk·rows, …) of blocks [lo, hi), looking
+// at Stop between blocks.
+func (m *Model) gemmBlocks(lo, hi, rows, M, N, K int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	for blk := lo; blk < hi && !m.stopped(); blk++ {
+		i0, i1 := blk*rows, min(M, (blk+1)*rows)
+		sgemm(i1-i0, N, K, a[i0*lda:], lda, b, ldb, c[i0*ldc:], ldc)
+	}
+}
+
+// gemm is sgemm over the model's goroutines, in blocks of gemmRows rows.
 func (m *Model) gemm(M, N, K int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
-	rows := max(4, StopBlock/max(N*K, 1)) &^ 3 // whole 4-row tiles
-	nb := (M + rows - 1) / rows
-	m.parallel(nb, 1, func(lo, hi int) {
-		for blk := lo; blk < hi && !m.stopped(); blk++ {
-			i0, i1 := blk*rows, min(M, (blk+1)*rows)
-			sgemm(i1-i0, N, K, a[i0*lda:], lda, b, ldb, c[i0*ldc:], ldc)
-		}
-	})
+	rows := gemmRows(N, K)
+	m.parallel((M+rows-1)/rows, 1, func(lo, hi int) { m.gemmBlocks(lo, hi, rows, M, N, K, a, lda, b, ldb, c, ldc) })
+}
+
+// gemmHere is gemm on the calling goroutine: for kernels that already
+// split their work over the model's goroutines (Conv, by image).
+func (m *Model) gemmHere(M, N, K int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	rows := gemmRows(N, K)
+	m.gemmBlocks(0, (M+rows-1)/rows, rows, M, N, K, a, lda, b, ldb, c, ldc)
 }
 
 func compileReshape(a attrs, nin int) (kernel, error) {
