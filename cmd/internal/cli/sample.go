@@ -189,8 +189,9 @@ func AutoShard(spec string, getenv func(string) string) (string, error) {
 		}
 		n, of = count, fmt.Sprintf("$SLURM_ARRAY_TASK_COUNT=%d", count)
 	}
-	if k := id - lo; k < 0 || k >= n {
+	k := id - lo
+	if k < 0 || k >= n {
 		return "", fmt.Errorf("--shard %s: $SLURM_ARRAY_TASK_ID=%d − $SLURM_ARRAY_TASK_MIN=%d is task %d, not one of the %d tasks of %s", spec, id, lo, k, n, of)
 	}
-	return fmt.Sprintf("%d/%d", id-lo, n), nil
+	return fmt.Sprintf("%d/%d", k, n), nil
 }
