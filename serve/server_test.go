@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/diffusion"
 	"github.com/condiff/condiff/infer"
 	"github.com/condiff/condiff/internal/testenv"
@@ -29,24 +28,11 @@ import (
 // model (8×8, three classes and a null class), so they need no ONNX
 // Runtime; the binary's tests (cmd/condiff-run) run the shipped model.
 
-// tinyModel writes the tiny denoiser, its weights edited by edit and its
-// metadata by meta (either may be nil).
+// tinyModel writes the tiny denoiser (testenv.TinyDenoiser, T = 100) as
+// tiny.onnx.
 func tinyModel(t *testing.T, edit func(w map[string]models.Array), meta func(md map[string]string)) string {
 	t.Helper()
-	cfg := models.DefaultDenoiser()
-	cfg.Variant, cfg.ImageSize, cfg.BaseChannels, cfg.ChannelMult, cfg.NumClasses, cfg.NullClass = contract.CBN, 8, 8, []int{1, 2}, 3, true
-	sp, _ := diffusion.Default("linear", 100)
-	in := cfg.Contract()
-	in.Schedule, in.Prediction = sp, contract.PredictionEpsilon
-	md := in.Metadata()
-	if meta != nil {
-		meta(md)
-	}
-	w := models.InitParams(cfg, 1)
-	if edit != nil {
-		edit(w)
-	}
-	return testenv.WriteModel(t, filepath.Join(t.TempDir(), "tiny.onnx"), cfg, w, models.InitNormStats(cfg), 100, md)
+	return testenv.TinyDenoiser(t, t.TempDir(), "tiny", 100, edit, meta)
 }
 
 // testServer is a server running in-process.

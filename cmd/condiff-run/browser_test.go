@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"image"
 	"image/png"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,10 +15,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/condiff/condiff/contract"
-	"github.com/condiff/condiff/diffusion"
 	"github.com/condiff/condiff/infer"
 	"github.com/condiff/condiff/internal/testenv"
-	"github.com/condiff/condiff/models"
 )
 
 // chromium finds the browser scripts/setup.sh installs (Debian's chromium);
@@ -135,12 +133,8 @@ func TestServePageInBrowser(t *testing.T) {
 func TestServePageHostileClassNames(t *testing.T) {
 	browser := chromium(t)
 	const evil = `<img src=x onerror="window.pwned=1">`
-	cfg := models.DefaultDenoiser()
-	cfg.Variant, cfg.ImageSize, cfg.BaseChannels, cfg.ChannelMult, cfg.NumClasses, cfg.NullClass = contract.CBN, 8, 8, []int{1, 2}, 3, true
-	sp, _ := diffusion.Default("linear", 50)
-	in := cfg.Contract()
-	in.Schedule, in.Prediction, in.ClassNames = sp, contract.PredictionEpsilon, []string{"a", evil, `"><script>window.pwned=2</script>`}
-	model := testenv.WriteModel(t, filepath.Join(t.TempDir(), "evil.onnx"), cfg, models.InitParams(cfg, 1), models.InitNormStats(cfg), 50, in.Metadata())
+	names, _ := json.Marshal([]string{"a", evil, `"><script>window.pwned=2</script>`})
+	model := testenv.TinyDenoiser(t, t.TempDir(), "evil", 50, nil, func(md map[string]string) { md[contract.KeyClassNames] = string(names) })
 	s := startServer(t, "--model", model)
 	ctx := headless(t, browser, 60*time.Second)
 	err := chromedp.Do(ctx,

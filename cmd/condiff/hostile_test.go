@@ -110,24 +110,17 @@ func refused(t *testing.T, r result, out string, want ...string) {
 // hostileModel writes a small denoiser whose metadata is edited by edit,
 // and whose weights are all set to fill when fill is not 0.
 func hostileModel(t *testing.T, edit func(md map[string]string), fill float32) string {
-	cfg := models.DefaultDenoiser()
-	cfg.Variant, cfg.ImageSize, cfg.BaseChannels, cfg.ChannelMult, cfg.NumClasses, cfg.NullClass = contract.CBN, 8, 8, []int{1, 2}, 3, true
-	sp, _ := diffusion.Default("linear", 50)
-	in := cfg.Contract()
-	in.Schedule, in.Prediction = sp, contract.PredictionEpsilon
-	md := in.Metadata()
-	if edit != nil {
-		edit(md)
-	}
-	w := models.InitParams(cfg, 1)
+	var fillAll func(w map[string]models.Array)
 	if fill != 0 {
-		for _, a := range w {
-			for i := range a.Data {
-				a.Data[i] = fill
+		fillAll = func(w map[string]models.Array) {
+			for _, a := range w {
+				for i := range a.Data {
+					a.Data[i] = fill
+				}
 			}
 		}
 	}
-	return testenv.WriteModel(t, filepath.Join(t.TempDir(), "model.onnx"), cfg, w, models.InitNormStats(cfg), 50, md)
+	return testenv.TinyDenoiser(t, t.TempDir(), "model", 50, fillAll, edit)
 }
 
 func TestHostileModels(t *testing.T) {

@@ -6,10 +6,13 @@ package testenv
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/condiff/condiff/internal/onnxwire"
 
+	"github.com/condiff/condiff/contract"
+	"github.com/condiff/condiff/diffusion"
 	"github.com/condiff/condiff/graphs"
 	"github.com/condiff/condiff/infer"
 	"github.com/condiff/condiff/models"
@@ -72,4 +75,29 @@ func WriteModel(t testing.TB, path string, cfg models.Config, weights, stats map
 		t.Fatal(err)
 	}
 	return path
+}
+
+// TinyDenoiser writes dir/name.onnx: a small M_CBN denoiser (8×8 grey,
+// base width 8, two levels, three classes and a null class, a linear
+// schedule of T steps), its weights edited by edit and its metadata by
+// meta when they are not nil.
+func TinyDenoiser(t testing.TB, dir, name string, T int, edit func(w map[string]models.Array), meta func(md map[string]string)) string {
+	t.Helper()
+	cfg := models.DefaultDenoiser()
+	cfg.Variant, cfg.ImageSize, cfg.BaseChannels, cfg.ChannelMult, cfg.NumClasses, cfg.NullClass = contract.CBN, 8, 8, []int{1, 2}, 3, true
+	sp, err := diffusion.Default("linear", T)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := cfg.Contract()
+	in.Schedule, in.Prediction = sp, contract.PredictionEpsilon
+	md := in.Metadata()
+	if meta != nil {
+		meta(md)
+	}
+	w := models.InitParams(cfg, 1)
+	if edit != nil {
+		edit(w)
+	}
+	return WriteModel(t, filepath.Join(dir, name+".onnx"), cfg, w, models.InitNormStats(cfg), T, md)
 }
