@@ -3,18 +3,14 @@ package serve
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"os"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/diffusion"
 	"github.com/condiff/condiff/infer"
-	"github.com/condiff/condiff/internal/field"
 )
 
 // SamplesRequest is the body of POST /v1/samples. Absent fields take
@@ -37,15 +33,35 @@ type Sampling struct {
 }
 
 // OpenAIRequest is the body of POST /v1/images/generations: OpenAI's image
-// API, with condiff's sampling fields allowed beside it.
+// API, with condiff's sampling fields allowed beside it. Every field of
+// OpenAI's request is taken: those that cannot change a class-conditional
+// model's PNG are checked against OpenAI's values and ignored; those
+// that would ask for what the model cannot make are refused.
 type OpenAIRequest struct {
-	Prompt         string `json:"prompt"` // a class name, exactly
-	N              *int   `json:"n,omitempty"`
-	ResponseFormat string `json:"response_format,omitempty"` // b64_json (the only one)
-	Size           string `json:"size,omitempty"`            // WxH; must be the model's
-	Model          string `json:"model,omitempty"`           // ignored: the server has one
-	User           string `json:"user,omitempty"`            // ignored
+	Prompt            string  `json:"prompt"` // a class name, exactly
+	N                 *int    `json:"n,omitempty"`
+	ResponseFormat    string  `json:"response_format,omitempty"`    // b64_json (the only one)
+	Size              string  `json:"size,omitempty"`               // WxH of the model, or auto
+	OutputFormat      string  `json:"output_format,omitempty"`      // png (the only one)
+	Background        string  `json:"background,omitempty"`         // auto or opaque (the images have no alpha)
+	Stream            *bool   `json:"stream,omitempty"`             // false (streams: /v1/samples)
+	Model             string  `json:"model,omitempty"`              // ignored: the server has one
+	Quality           string  `json:"quality,omitempty"`            // ignored
+	Style             string  `json:"style,omitempty"`              // ignored
+	Moderation        string  `json:"moderation,omitempty"`         // ignored
+	OutputCompression *int    `json:"output_compression,omitempty"` // ignored: PNG is lossless
+	PartialImages     *int    `json:"partial_images,omitempty"`     // ignored: no stream
+	User              string  `json:"user,omitempty"`               // ignored
 	Sampling
+}
+
+// openAIValues are the values OpenAI's API takes for the fields served
+// here as no-ops: anything else is refused as OpenAI would refuse it.
+var openAIValues = map[string][]string{
+	"quality":    {"auto", "standard", "hd", "low", "medium", "high"},
+	"style":      {"vivid", "natural"},
+	"moderation": {"auto", "low"},
+	"background": {"auto", "opaque"},
 }
 
 // Image is one image of an answer.
@@ -69,36 +85,6 @@ type SamplesResponse struct {
 	Images   []Image `json:"images"`
 }
 
-// badRequest is an error the client caused: answered 400.
-type badRequest struct{ msg string }
-
-func (e *badRequest) Error() string { return e.msg }
-
-func bad(format string, a ...any) error { return &badRequest{fmt.Sprintf(format, a...)} }
-
-// jsonFields names the request's JSON fields for the libraries' field
-// errors.
-var jsonFields = map[string]string{"Sampler": "sampler", "Steps": "steps", "Eta": "eta", "Guidance": "guidance",
-	"N": "n", "Class": "class", "Batch": "max-batch"}
-
-// decode reads one JSON value of a request body strictly: unknown fields
-// and trailing data are refused.
-func decode(r io.Reader, v any) error {
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) || errors.Is(err, os.ErrDeadlineExceeded) {
-			return err
-		}
-		return bad("body: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return bad("body: data after the JSON value")
-	}
-	return nil
-}
-
 // plan is a validated request: what the scheduler runs.
 type plan struct {
 	sampler  diffusion.Sampler
@@ -111,14 +97,12 @@ type plan struct {
 }
 
 func (s *Server) newPlan(p Sampling, choices []infer.ClassChoice, n int) (*plan, error) {
-	pl := &plan{sampler: diffusion.DDIM, seed: 1}
-	if s.info.HasNull {
-		pl.guidance = diffusion.DefaultGuidance // sample's default for a guidance-ready model
-	}
+	d := s.defaults()
+	pl := &plan{sampler: diffusion.DDIM, guidance: d.Guidance, eta: d.Eta, seed: d.Seed}
 	if p.Sampler != nil {
 		var err error
 		if pl.sampler, err = diffusion.ParseSampler(*p.Sampler); err != nil {
-			return nil, bad("%v", field.Rename(err, jsonFields))
+			return nil, badField(err)
 		}
 	}
 	if p.Guidance != nil {
@@ -135,12 +119,12 @@ func (s *Server) newPlan(p Sampling, choices []infer.ClassChoice, n int) (*plan,
 		steps = *p.Steps
 	}
 	if n < 1 || n > s.o.MaxN {
-		return nil, bad("n %d: out of 1..%d (--max-n)", n, s.o.MaxN)
+		return nil, bad("n", "n %d: out of 1..%d (the server's limit per request)", n, s.o.MaxN)
 	}
 	for _, c := range choices {
 		idx, lab, err := infer.Plan(s.info, c, n, infer.Shard{})
 		if err != nil {
-			return nil, bad("%v", field.Rename(err, jsonFields))
+			return nil, badField(err)
 		}
 		pl.indices, pl.labels = append(pl.indices, idx...), append(pl.labels, lab...)
 	}
@@ -150,16 +134,16 @@ func (s *Server) newPlan(p Sampling, choices []infer.ClassChoice, n int) (*plan,
 		}
 	}
 	if len(pl.indices) > s.o.MaxN {
-		return nil, bad("n %d × %d classes is over --max-n %d images", n, len(pl.indices)/n, s.o.MaxN)
+		return nil, bad("n", "n %d × %d classes is over the server's limit of %d images per request", n, len(pl.indices)/n, s.o.MaxN)
 	}
 	if pl.guidance != 0 && !s.info.HasNull {
-		return nil, bad("guidance %g: the model was trained without label dropout and has no null class", pl.guidance)
+		return nil, bad("guidance", "guidance %g: the model was trained without label dropout and has no null class", pl.guidance)
 	}
 	req := diffusion.Request{Sampler: pl.sampler, Steps: steps, Eta: pl.eta, Guidance: pl.guidance, Batch: 1,
 		Indices: pl.indices, Labels: pl.labels}
 	ts, err := req.Check(s.sch.Spec.T)
 	if err != nil {
-		return nil, bad("%v", field.Rename(err, jsonFields))
+		return nil, badField(err)
 	}
 	pl.ts = ts
 	return pl, nil
@@ -171,7 +155,7 @@ func (s *Server) classChoice(raw json.RawMessage) (infer.ClassChoice, error) {
 	if err := json.Unmarshal(raw, &name); err != nil {
 		var i int
 		if err := json.Unmarshal(raw, &i); err != nil {
-			return infer.ClassChoice{}, bad("class %s: not a class name, an index or \"all\"", raw)
+			return infer.ClassChoice{}, bad("class", "class %s: not a class name, an index or \"all\"", raw)
 		}
 		name = strconv.Itoa(i)
 	}
@@ -179,11 +163,11 @@ func (s *Server) classChoice(raw json.RawMessage) (infer.ClassChoice, error) {
 		return infer.ClassChoice{}, nil
 	}
 	if !s.info.Conditional() {
-		return infer.ClassChoice{}, bad("class %q: the model is unconditional (variant %s) and has no classes", name, s.info.Variant)
+		return infer.ClassChoice{}, bad("class", "class %q: the model is unconditional (variant %s) and has no classes", name, s.info.Variant)
 	}
 	c, err := s.info.ClassIndex(name)
 	if err != nil {
-		return infer.ClassChoice{}, bad("class: %v", err)
+		return infer.ClassChoice{}, bad("class", "class: %v", err)
 	}
 	return infer.OneClass(c), nil
 }
@@ -196,10 +180,10 @@ func (s *Server) samplesPlan(r *SamplesRequest) (*plan, error) {
 	var choices []infer.ClassChoice
 	switch {
 	case r.Class != nil && r.Classes != nil:
-		return nil, bad("class and classes: give one of them")
+		return nil, bad("classes", "class and classes: give one of them")
 	case r.Classes != nil:
 		if len(r.Classes) == 0 {
-			return nil, bad("classes: empty")
+			return nil, bad("classes", "classes: empty")
 		}
 		seen := map[int]bool{}
 		for _, raw := range r.Classes {
@@ -208,10 +192,10 @@ func (s *Server) samplesPlan(r *SamplesRequest) (*plan, error) {
 				return nil, err
 			}
 			if !c.One {
-				return nil, bad("classes: \"all\" is class \"all\"")
+				return nil, bad("classes", "classes: \"all\" is class \"all\"")
 			}
 			if seen[c.Index] {
-				return nil, bad("classes: %s twice", raw)
+				return nil, bad("classes", "classes: %s twice", raw)
 			}
 			seen[c.Index] = true
 			choices = append(choices, c)
@@ -230,23 +214,53 @@ func (s *Server) samplesPlan(r *SamplesRequest) (*plan, error) {
 
 func (s *Server) openAIPlan(r *OpenAIRequest) (*plan, error) {
 	if r.ResponseFormat != "" && r.ResponseFormat != "b64_json" {
-		return nil, bad("response_format %q: only b64_json is served", r.ResponseFormat)
+		return nil, bad("response_format", "response_format %q: only b64_json is served (the images are not stored, so there is no url)", r.ResponseFormat)
 	}
-	if want := fmt.Sprintf("%dx%d", s.info.ImageSize, s.info.ImageSize); r.Size != "" && r.Size != want {
-		return nil, bad("size %q: the model makes %s images", r.Size, want)
+	if r.OutputFormat != "" && r.OutputFormat != "png" {
+		return nil, bad("output_format", "output_format %q: only png is served", r.OutputFormat)
+	}
+	if want := fmt.Sprintf("%dx%d", s.info.ImageSize, s.info.ImageSize); r.Size != "" && r.Size != "auto" && r.Size != want {
+		return nil, bad("size", "size %q: the model makes %s images (or give auto, or leave size out)", r.Size, want)
+	}
+	if r.Stream != nil && *r.Stream {
+		return nil, bad("stream", "stream true: not served here; POST /v1/samples with Accept: text/event-stream streams progress and images")
+	}
+	for name, v := range map[string]string{"quality": r.Quality, "style": r.Style, "moderation": r.Moderation, "background": r.Background} {
+		if v != "" && !slices.Contains(openAIValues[name], v) {
+			return nil, bad(name, "%s %q: not one of %s", name, v, strings.Join(openAIValues[name], ", "))
+		}
+	}
+	if c := r.OutputCompression; c != nil && (*c < 0 || *c > 100) {
+		return nil, bad("output_compression", "output_compression %d: out of 0..100", *c)
+	}
+	if p := r.PartialImages; p != nil && (*p < 0 || *p > 3) {
+		return nil, bad("partial_images", "partial_images %d: out of 0..3", *p)
 	}
 	if !s.info.Conditional() {
-		return nil, bad("prompt: the model is unconditional and takes no class")
+		return nil, bad("prompt", "prompt: the model is unconditional and takes no class")
 	}
 	c, err := s.info.ClassIndex(r.Prompt)
 	if err != nil || strconv.Itoa(c) == r.Prompt && s.info.ClassName(c) != r.Prompt {
-		return nil, bad("prompt %q: not a class of the model; classes: %s", r.Prompt, strings.Join(classNames(s.info), ", "))
+		return nil, bad("prompt", "prompt %q: not a class of the model; classes: %s", r.Prompt, strings.Join(classNames(s.info), ", "))
 	}
 	n := 1
 	if r.N != nil {
 		n = *r.N
 	}
 	return s.newPlan(r.Sampling, []infer.ClassChoice{infer.OneClass(c)}, n)
+}
+
+// defaults are the sampling options of a request that gives none:
+// sample's defaults.
+func (s *Server) defaults() Defaults {
+	d := Defaults{Sampler: diffusion.DDIM.Name(), Seed: 1}
+	if ts, err := diffusion.DDIM.Timesteps(s.sch.Spec.T, 0); err == nil {
+		d.Steps = len(ts)
+	}
+	if s.info.HasNull {
+		d.Guidance = diffusion.DefaultGuidance // sample's default for a guidance-ready model
+	}
+	return d
 }
 
 func classNames(in contract.Info) []string {

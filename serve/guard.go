@@ -27,14 +27,14 @@ func (s *Server) guard(h http.Handler) http.Handler {
 			// the mark of DNS rebinding, which would let a page on that
 			// name read the answers.
 			s.metrics.errors.WithLabelValues("forbidden").Inc()
-			httpError(w, http.StatusForbidden, fmt.Sprintf("host %q: the server does not answer to this name (it answers to IP addresses, localhost and the names its operator allows)", r.Host))
+			httpError(w, http.StatusForbidden, codeForbiddenHost, fmt.Sprintf("host %q: the server does not answer to this name (it answers to IP addresses, localhost and the names its operator allows)", r.Host))
 			return
 		}
 		origin := r.Header.Get("Origin")
 		if origin != "" && !sameOrigin(origin, r.Host) {
 			if !s.originAllowed(origin) {
 				s.metrics.errors.WithLabelValues("forbidden").Inc()
-				httpError(w, http.StatusForbidden, fmt.Sprintf("origin %q: cross-origin requests are refused unless the server's operator allows the origin", origin))
+				httpError(w, http.StatusForbidden, codeForbiddenOrigin, fmt.Sprintf("origin %q: cross-origin requests are refused unless the server's operator allows the origin", origin))
 				return
 			}
 			hd := w.Header()
@@ -52,7 +52,7 @@ func (s *Server) guard(h http.Handler) http.Handler {
 			mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 			if err != nil || mt != "application/json" {
 				s.metrics.errors.WithLabelValues("bad_request").Inc()
-				httpError(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q: the body must be JSON (Content-Type: application/json)", r.Header.Get("Content-Type")))
+				httpError(w, http.StatusUnsupportedMediaType, codeContentType, fmt.Sprintf("Content-Type %q: the body must be JSON (Content-Type: application/json)", r.Header.Get("Content-Type")))
 				return
 			}
 		}

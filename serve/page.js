@@ -5,21 +5,35 @@ const headers = () => {
   if ($("token").value) h["Authorization"] = "Bearer " + $("token").value;
   return h;
 };
+let loaded = false;
 async function loadModel() {
   const r = await fetch("/v1/models", {headers: headers()});
-  if (!r.ok) { $("model").textContent = "model: " + r.status + " (a token may be needed; enter it and press sample)"; return; }
+  if (!r.ok) {
+    const j = await r.json().catch(() => ({}));
+    $("model").textContent = "model: " + r.status + " " + ((j.error && j.error.message) || r.statusText) + (r.status === 401 ? " (enter the token)" : "");
+    return;
+  }
   const m = (await r.json()).data[0];
   $("model").textContent = `${m.id}: ${m.variant}, ${m.image_size}×${m.image_size}×${m.channels}` + (m.guidance_ready ? ", guidance-ready" : "");
-  const sel = $("class");
+  const sel = $("class"), chosen = sel.value;
   sel.length = 1;
   for (const c of m.classes || []) { const o = document.createElement("option"); o.value = c; o.textContent = c; sel.append(o); }
-  $("guidance").placeholder = m.guidance_ready ? "default" : "0 (no null class)";
+  if ([...sel.options].some((o) => o.value === chosen)) sel.value = chosen;
+  // The model's defaults, shown: what the server takes for a field left empty.
+  const d = m.defaults || {};
+  if (!loaded || $("guidance").dataset.auto === "1") { $("guidance").value = d.guidance; $("guidance").dataset.auto = "1"; }
+  if (!loaded && d.steps) $("steps").value = d.steps;
+  $("guidance").disabled = !m.guidance_ready;
+  $("guidance").title = m.guidance_ready ? "classifier-free guidance weight (the model's default: " + d.guidance + ")" : "the model has no null class: no guidance";
+  loaded = true;
 }
+$("guidance").addEventListener("input", () => { $("guidance").dataset.auto = ""; });
 $("token").addEventListener("change", loadModel);
 $("f").addEventListener("submit", async (e) => {
   e.preventDefault();
+  if (!loaded) await loadModel(); // a token typed and submitted at once
   const body = {class: $("class").value, n: +$("n").value, steps: +$("steps").value, seed: +$("seed").value};
-  if ($("guidance").value !== "") body.guidance = +$("guidance").value; // else the model's default
+  if ($("guidance").value !== "" && !$("guidance").disabled) body.guidance = +$("guidance").value; // else the model's default
   // Text nodes only: class names come from the model's author.
   const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text) e.textContent = text; return e; };
   const box = el("div", "req"), head = el("div"), st = el("span", "st", "queued"), bar = el("div"), imgs = el("div", "imgs");

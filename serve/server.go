@@ -15,7 +15,6 @@ import (
 	_ "embed"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"image/png"
 	"io"
@@ -118,6 +117,7 @@ type Server struct {
 	log      *slog.Logger
 	id       string // the model's name in answers: its file name without .onnx
 	hostname string
+	created  int64 // the model file's modification time, Unix seconds
 }
 
 var (
@@ -154,13 +154,17 @@ func New(o Options) (*Server, error) {
 		sess.Close()
 		return nil, err
 	}
+	var created int64
+	if st, err := os.Stat(o.Model); err == nil {
+		created = st.ModTime().Unix()
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	m := newMetrics()
 	D := sess.Info.Channels * sess.Info.ImageSize * sess.Info.ImageSize
 	return &Server{o: o, session: sess, info: sess.Info, sch: sch, hash: hash, metrics: m, log: o.Log,
-		id: strings.TrimSuffix(filepath.Base(o.Model), ".onnx"), hostname: thisHost(),
+		id: strings.TrimSuffix(filepath.Base(o.Model), ".onnx"), hostname: thisHost(), created: created,
 		sched: newScheduler(sess, D, o.MaxBatch, o.MaxBatchRequests, m)}, nil
 }
 
@@ -243,8 +247,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("GET /metrics", s.auth(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
 	mux.Handle("GET /v1/models", s.auth(http.HandlerFunc(s.models)))
+	mux.Handle("GET /v1/models/{id}", s.auth(http.HandlerFunc(s.model)))
 	mux.Handle("POST /v1/samples", s.auth(s.timed("samples", s.samples)))
 	mux.Handle("POST /v1/images/generations", s.auth(s.timed("generations", s.generations)))
+	mux.Handle("/", s.notFound(mux))
 	return s.recover(s.guard(s.writeDeadline(mux)))
 }
 
@@ -272,7 +278,7 @@ func (s *Server) recover(h http.Handler) http.Handler {
 				}
 				s.metrics.errors.WithLabelValues("internal").Inc()
 				s.log.Error("panic", "path", r.URL.Path, "value", fmt.Sprint(v), "stack", string(debug.Stack()))
-				httpError(w, http.StatusInternalServerError, "internal error")
+				httpError(w, http.StatusInternalServerError, codeInternal, "internal error")
 			}
 		}()
 		h.ServeHTTP(w, r)
@@ -289,7 +295,11 @@ func (s *Server) auth(h http.Handler) http.Handler {
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
 			s.metrics.errors.WithLabelValues("unauthorized").Inc()
 			w.Header().Set("WWW-Authenticate", `Bearer realm="condiff"`)
-			httpError(w, http.StatusUnauthorized, "a bearer token is required (Authorization: Bearer TOKEN)")
+			if r.Header.Get("Authorization") == "" {
+				httpError(w, http.StatusUnauthorized, codeMissingKey, "the server needs a bearer token (Authorization: Bearer TOKEN), and the request has none")
+			} else {
+				httpError(w, http.StatusUnauthorized, codeInvalidKey, "the bearer token is not the server's (Authorization: Bearer TOKEN)")
+			}
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -365,33 +375,6 @@ func (b *readThen) Read(p []byte) (int, error) {
 
 func (b *readThen) Close() error { return b.r.Close() }
 
-func httpError(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	w.Write(append(compact(map[string]any{"error": map[string]any{"message": msg, "code": code}}), '\n'))
-}
-
-// refuse answers an error from parsing or planning a request.
-func (s *Server) refuse(w http.ResponseWriter, err error) {
-	var tooBig *http.MaxBytesError
-	var br *badRequest
-	switch {
-	case errors.As(err, &tooBig):
-		s.metrics.errors.WithLabelValues("bad_request").Inc()
-		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", s.o.MaxBody))
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		s.metrics.errors.WithLabelValues("timeout").Inc()
-		w.Header().Set("Connection", "close")
-		httpError(w, http.StatusRequestTimeout, fmt.Sprintf("the body did not arrive within %s", s.o.ReadTimeout))
-	case errors.As(err, &br):
-		s.metrics.errors.WithLabelValues("bad_request").Inc()
-		httpError(w, http.StatusBadRequest, br.msg)
-	default:
-		s.metrics.errors.WithLabelValues("internal").Inc()
-		httpError(w, http.StatusInternalServerError, err.Error())
-	}
-}
-
 // ModelInfo answers GET /v1/models (in a list, as OpenAI's API does).
 type ModelInfo struct {
 	ID            string         `json:"id"`
@@ -404,21 +387,51 @@ type ModelInfo struct {
 	GuidanceReady bool           `json:"guidance_ready"`
 	Schedule      diffusion.Spec `json:"schedule"`
 	Samplers      []string       `json:"samplers"`
+	Defaults      Defaults       `json:"defaults"` // what an absent sampling field of a request takes
+	Created       int64          `json:"created"`  // the model file's modification time (Unix seconds)
+	OwnedBy       string         `json:"owned_by"`
 }
 
-func (s *Server) models(w http.ResponseWriter, r *http.Request) {
-	m := ModelInfo{ID: s.id, Object: "model", SHA256: s.hash,
+// Defaults are the sampling options a request that leaves them out gets.
+type Defaults struct {
+	Sampler  string  `json:"sampler"`
+	Steps    int     `json:"steps"`
+	Eta      float64 `json:"eta"`
+	Guidance float64 `json:"guidance"`
+	Seed     uint64  `json:"seed"`
+}
+
+func (s *Server) modelInfo() ModelInfo {
+	m := ModelInfo{ID: s.id, Object: "model", Created: s.created, OwnedBy: "condiff", SHA256: s.hash,
 		ImageSize: s.info.ImageSize, Channels: s.info.Channels, Variant: string(s.info.Variant),
-		GuidanceReady: s.info.HasNull, Schedule: s.info.Schedule}
+		GuidanceReady: s.info.HasNull, Schedule: s.info.Schedule, Defaults: s.defaults()}
 	if s.info.Conditional() {
 		m.Classes = classNames(s.info)
 	}
 	for _, sm := range diffusion.Samplers() {
 		m.Samplers = append(m.Samplers, sm.Name())
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(append(compact(map[string]any{"object": "list", "data": []ModelInfo{m}}), '\n'))
+	return m
 }
+
+func (s *Server) models(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(compact(map[string]any{"object": "list", "data": []ModelInfo{s.modelInfo()}}), '\n'))
+}
+
+// model answers GET /v1/models/{id}.
+func (s *Server) model(w http.ResponseWriter, r *http.Request) {
+	if id := r.PathValue("id"); id != s.id {
+		param := "model"
+		writeError(w, apiError{Status: http.StatusNotFound, Param: &param, Code: ptr(codeModelNotFound),
+			Message: fmt.Sprintf("model %q: the server serves %q", id, s.id)})
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(compact(s.modelInfo()), '\n'))
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // submit hands a plan to the scheduler, or refuses it when the queue is
 // full (false: answered 429).
@@ -428,7 +441,7 @@ func (s *Server) submit(w http.ResponseWriter, ctx context.Context, p *plan) (*j
 		s.sched.waiting.Add(-n)
 		s.metrics.errors.WithLabelValues("queue_full").Inc()
 		w.Header().Set("Retry-After", "5")
-		httpError(w, http.StatusTooManyRequests, fmt.Sprintf("the queue holds its limit of %d images (--max-queue); retry later", s.o.MaxQueue))
+		httpError(w, http.StatusTooManyRequests, codeQueueFull, fmt.Sprintf("the server's queue holds its limit of %d images; retry later", s.o.MaxQueue))
 		return nil, false
 	}
 	j := &job{ctx: ctx, sampler: p.sampler, guidance: p.guidance, null: s.info.Null(), seed: p.seed,
@@ -481,28 +494,6 @@ func (s *Server) image(p *plan, f finished) (Image, error) {
 	}
 	gi, c := p.indices[f.pos], p.labels[f.pos]
 	return Image{Index: gi, Class: c, ClassName: s.info.ClassName(c), Seed: p.seed, File: infer.FileName(s.info, gi, c), PNG: b.Bytes()}, nil
-}
-
-// statusClientClosed records a request whose client left before its
-// answer (nginx's 499): nobody reads it, the log and metrics do.
-const statusClientClosed = 499
-
-// failed answers a job that did not finish.
-func (s *Server) failed(w http.ResponseWriter, ctx context.Context, err error) {
-	var ie *imageError
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		s.metrics.errors.WithLabelValues("timeout").Inc()
-		httpError(w, http.StatusGatewayTimeout, fmt.Sprintf("not finished within --request-timeout %s", s.o.RequestTimeout))
-	case errors.Is(err, context.Canceled):
-		s.metrics.errors.WithLabelValues("cancelled").Inc()
-		w.WriteHeader(statusClientClosed)
-	case errors.As(err, &ie): // counted by the scheduler, as non_finite
-		httpError(w, http.StatusInternalServerError, err.Error())
-	default:
-		s.metrics.errors.WithLabelValues("denoiser").Inc()
-		httpError(w, http.StatusInternalServerError, err.Error())
-	}
 }
 
 // accept decodes a request body into a T, plans it and submits it to the
@@ -645,8 +636,10 @@ func (headless) Write(b []byte) (int, error) { return len(b), nil }
 
 // OpenAIResponse answers POST /v1/images/generations.
 type OpenAIResponse struct {
-	Created int64 `json:"created"`
-	Data    []struct {
+	Created      int64  `json:"created"`
+	OutputFormat string `json:"output_format"` // png
+	Size         string `json:"size"`          // WxH
+	Data         []struct {
 		B64JSON string `json:"b64_json"`
 	} `json:"data"`
 }
@@ -668,7 +661,7 @@ func (s *Server) generations(w http.ResponseWriter, r *http.Request) int {
 		return 0
 	}
 	s.answering(w)
-	resp := OpenAIResponse{Created: time.Now().Unix()}
+	resp := OpenAIResponse{Created: time.Now().Unix(), OutputFormat: "png", Size: fmt.Sprintf("%dx%d", s.info.ImageSize, s.info.ImageSize)}
 	resp.Data = make([]struct {
 		B64JSON string `json:"b64_json"`
 	}, len(pngs))

@@ -290,23 +290,23 @@ func TestServeHostile(t *testing.T) {
 		code       int
 		want       string
 	}{
-		{"no token", `{"n": 1}`, nil, 401, "bearer token"},
-		{"wrong token", `{"n": 1}`, []string{"Authorization", "Bearer s3creT"}, 401, "bearer token"},
+		{"no token", `{"n": 1}`, nil, 401, "the request has none"},
+		{"wrong token", `{"n": 1}`, []string{"Authorization", "Bearer s3creT"}, 401, "not the server's"},
 		{"malformed JSON", `{"n": 1`, auth, 400, "body"},
 		{"two values", `{"n": 1} {"n": 2}`, auth, 400, "after the JSON value"},
-		{"unknown field", `{"n": 1, "x": 2}`, auth, 400, `unknown field`},
+		{"unknown field", `{"n": 1, "x": 2}`, auth, 400, `x: not a field`},
 		{"huge n", `{"n": 1000000000}`, auth, 400, "n 1000000000"},
-		{"n per class over the cap", `{"class": "all", "n": 10}`, auth, 400, "--max-n"},
+		{"n per class over the cap", `{"class": "all", "n": 10}`, auth, 400, "limit of 64 images"},
 		{"NaN guidance", `{"guidance": NaN}`, auth, 400, "body"},
 		{"NaN as a string", `{"guidance": "NaN"}`, auth, 400, "guidance"},
 		{"negative guidance", `{"guidance": -1}`, auth, 400, "guidance -1"},
-		{"infinite eta", `{"eta": 1e999}`, auth, 400, "body"},
+		{"infinite eta", `{"eta": 1e999}`, auth, 400, `"param":"eta"`},
 		{"eta for dpm++2m", `{"sampler": "dpm++2m", "eta": 1}`, auth, 400, "eta 1"},
 		{"steps past T", `{"steps": 1001}`, auth, 400, "steps 1001"},
 		{"unknown sampler", `{"sampler": "euler"}`, auth, 400, "sampler"},
 		{"unknown class", `{"class": "zebra"}`, auth, 400, "valid classes"},
 		{"class index out of range", `{"class": 10}`, auth, 400, "class"},
-		{"10 MB body", `{"n": 1, "sampler": "` + strings.Repeat("x", 10<<20) + `"}`, auth, 413, "body over 4096 bytes"},
+		{"10 MB body", `{"n": 1, "sampler": "` + strings.Repeat("x", 10<<20) + `"}`, auth, 413, "limit of 4096 bytes"},
 	} {
 		code, body, _ := s.post(t, "/v1/samples", c.body, c.header...)
 		if code != c.code || !strings.Contains(string(body), c.want) {
