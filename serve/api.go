@@ -38,20 +38,20 @@ type Sampling struct {
 // model's PNG are checked against OpenAI's values and ignored; those
 // that would ask for what the model cannot make are refused.
 type OpenAIRequest struct {
-	Prompt            string  `json:"prompt"` // a class name, exactly
-	N                 *int    `json:"n,omitempty"`
-	ResponseFormat    string  `json:"response_format,omitempty"`    // b64_json (the only one)
-	Size              string  `json:"size,omitempty"`               // WxH of the model, or auto
-	OutputFormat      string  `json:"output_format,omitempty"`      // png (the only one)
-	Background        string  `json:"background,omitempty"`         // auto or opaque (the images have no alpha)
-	Stream            *bool   `json:"stream,omitempty"`             // false (streams: /v1/samples)
-	Model             string  `json:"model,omitempty"`              // ignored: the server has one
-	Quality           string  `json:"quality,omitempty"`            // ignored
-	Style             string  `json:"style,omitempty"`              // ignored
-	Moderation        string  `json:"moderation,omitempty"`         // ignored
-	OutputCompression *int    `json:"output_compression,omitempty"` // ignored: PNG is lossless
-	PartialImages     *int    `json:"partial_images,omitempty"`     // ignored: no stream
-	User              string  `json:"user,omitempty"`               // ignored
+	Prompt            string `json:"prompt"` // a class name, exactly
+	N                 *int   `json:"n,omitempty"`
+	ResponseFormat    string `json:"response_format,omitempty"`    // b64_json (the only one)
+	Size              string `json:"size,omitempty"`               // WxH of the model, or auto
+	OutputFormat      string `json:"output_format,omitempty"`      // png (the only one)
+	Background        string `json:"background,omitempty"`         // auto or opaque (the images have no alpha)
+	Stream            *bool  `json:"stream,omitempty"`             // false (streams: /v1/samples)
+	Model             string `json:"model,omitempty"`              // ignored: the server has one
+	Quality           string `json:"quality,omitempty"`            // ignored
+	Style             string `json:"style,omitempty"`              // ignored
+	Moderation        string `json:"moderation,omitempty"`         // ignored
+	OutputCompression *int   `json:"output_compression,omitempty"` // ignored: PNG is lossless
+	PartialImages     *int   `json:"partial_images,omitempty"`     // ignored: no stream
+	User              string `json:"user,omitempty"`               // ignored
 	Sampling
 }
 

@@ -14,8 +14,8 @@ import (
 // present (param and code may be null).
 type errorBody struct {
 	Error struct {
-		Message *string          `json:"message"`
-		Type    *string          `json:"type"`
+		Message *string `json:"message"`
+		Type    *string `json:"type"`
 	} `json:"error"`
 }
 
