@@ -1,12 +1,15 @@
 package infer
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"image/png"
 	"os"
 	"path/filepath"
 
 	"github.com/condiff/condiff/internal/field"
+	"github.com/condiff/condiff/internal/fsutil"
 )
 
 // checkWritable creates dir and proves a file can be written in it.
@@ -28,11 +31,13 @@ var ErrUsed = errors.New("already holds sampling outputs")
 
 // claim checks that dir holds no outputs this run would mix with: for a
 // whole run, no manifest and no PNG at all; for shard K of N, no whole-run
-// manifest, no manifest of K/N itself, none of another shard count and none
-// of another plan.
+// manifest, none of another shard count and none of another plan.
+// The run's own manifest (manifest.json, or K/N's) of the same plan is no
+// clash: it is returned as prior, and the run finishes it (a run killed
+// partway, or a retried Kubernetes pod, resumes; a finished one is done).
 // With replace, those outputs (the manifests, the files they list, the
-// grids) are removed instead.
-func claim(dir string, shard Shard, replace bool, plan *Manifest) error {
+// grids) are removed instead, the run's own manifest too.
+func claim(dir string, shard Shard, replace bool, plan *Manifest) (prior *Manifest, err error) {
 	manifests, _ := filepath.Glob(filepath.Join(dir, "manifest*.json"))
 	pngs, _ := filepath.Glob(filepath.Join(dir, "*.png"))
 	own, suffix := OutputNames(shard)
@@ -40,20 +45,29 @@ func claim(dir string, shard Shard, replace bool, plan *Manifest) error {
 	for _, mf := range manifests {
 		base := filepath.Base(mf)
 		other, isShard := manifestShard(base)
-		if shard.Whole() || base == own || !isShard || other.N != shard.N {
+		switch {
+		case base == own && !replace:
+			if m, err := readManifest(mf); err == nil && samePlan(m, plan) {
+				prior = m
+			} else {
+				clash = append(clash, mf)
+			}
+		case shard.Whole() || base == own || !isShard || other.N != shard.N:
 			clash = append(clash, mf)
-		} else if m, err := readManifest(mf); err != nil || !samePlan(m, plan) {
-			clash = append(clash, mf) // a shard of another plan
+		default:
+			if m, err := readManifest(mf); err != nil || !samePlan(m, plan) {
+				clash = append(clash, mf) // a shard of another plan
+			}
 		}
 	}
 	if shard.Whole() && len(manifests) == 0 && len(pngs) > 0 {
-		return field.Errorf("infer", "Out", dir, "%w: %d PNG files without a manifest; choose an empty directory", ErrUsed, len(pngs))
+		return nil, field.Errorf("infer", "Out", dir, "%w: %d PNG files without a manifest; choose an empty directory", ErrUsed, len(pngs))
 	}
 	if len(clash) == 0 {
-		return nil
+		return prior, nil
 	}
 	if !replace {
-		return field.Errorf("infer", "Out", dir, "%w (%s); choose another directory, or replace them", ErrUsed, filepath.Base(clash[0]))
+		return nil, field.Errorf("infer", "Out", dir, "%w of another plan or run (%s); choose another directory", ErrUsed, filepath.Base(clash[0]))
 	}
 	// Only what a manifest valid by eval's own rules lists is removed, and
 	// only regular .png files: a manifest that lists anything else is not
@@ -65,12 +79,12 @@ func claim(dir string, shard Shard, replace bool, plan *Manifest) error {
 			err = checkEntries(mf, m.Images)
 		}
 		if err != nil {
-			return field.Errorf("infer", "Replace", true, "%s is not a valid sample manifest (%v); nothing was removed: remove it yourself", mf, err)
+			return nil, field.Errorf("infer", "Replace", true, "%s is not a valid sample manifest (%v); nothing was removed: remove it yourself", mf, err)
 		}
 		for _, e := range m.Images {
 			p := filepath.Join(dir, e.File)
 			if st, err := os.Lstat(p); err == nil && !st.Mode().IsRegular() {
-				return field.Errorf("infer", "Replace", true, "%s lists %s, which is not a regular file; nothing was removed", mf, e.File)
+				return nil, field.Errorf("infer", "Replace", true, "%s lists %s, which is not a regular file; nothing was removed", mf, e.File)
 			}
 			doomed = append(doomed, p)
 		}
@@ -80,12 +94,32 @@ func claim(dir string, shard Shard, replace bool, plan *Manifest) error {
 	}
 	for _, mf := range clash {
 		if err := os.Remove(mf); err != nil {
-			return fmt.Errorf("infer: replace %s: %w", mf, err)
+			return nil, fmt.Errorf("infer: replace %s: %w", mf, err)
 		}
 	}
 	grids, _ := filepath.Glob(filepath.Join(dir, "grid*"+suffix+".png"))
 	for _, g := range grids {
 		os.Remove(g)
 	}
-	return nil
+	return nil, nil
+}
+
+// kept is the entries of a prior run's manifest whose files are still
+// there and whole: regular PNG files of the model's size that decode.
+// The others are made again.
+func kept(dir string, prior *Manifest, size int) []ManifestEntry {
+	if checkEntries(dir, prior.Images) != nil {
+		return nil
+	}
+	var out []ManifestEntry
+	for _, e := range prior.Images {
+		b, err := fsutil.ReadSmallFile(filepath.Join(dir, e.File), MaxSampleBytes)
+		if err != nil {
+			continue
+		}
+		if img, err := png.Decode(bytes.NewReader(b)); err == nil && img.Bounds().Dx() == size && img.Bounds().Dy() == size {
+			out = append(out, e)
+		}
+	}
+	return out
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/condiff/condiff/contract"
@@ -39,6 +40,11 @@ type SampleOptions struct {
 	// Replace lets a run write into a directory that already holds sampling
 	// outputs it would mix with: those outputs are removed first.
 	Replace bool
+	// OnResume, if set, is called when Out holds this run's own manifest
+	// of the same plan (a run or shard killed partway, or run again): with
+	// the images kept from it and how many the plan has. kept == total:
+	// the run was done; nothing is sampled.
+	OnResume func(kept, total int)
 }
 
 // FileHash is the SHA-256 of a file, in hex: what manifests record of the
@@ -132,13 +138,41 @@ func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("infer: %w", err)
 	}
-	err = claim(o.Out, o.Shard, o.Replace, m)
-	if err == nil && !o.Shard.Whole() {
+	prior, err := claim(o.Out, o.Shard, o.Replace, m)
+	if err == nil && prior != nil {
+		// The same plan's own manifest: keep its images that are whole,
+		// make the rest. Each image's noise comes from (seed, index)
+		// alone, so the images made now are those the first run would
+		// have made.
+		m.Images = kept(o.Out, prior, S)
+		have := map[int]bool{}
+		for _, e := range m.Images {
+			have[e.Index] = true
+		}
+		var todo, todoLabels []int
+		for i, gi := range indices {
+			if !have[gi] {
+				todo, todoLabels = append(todo, gi), append(todoLabels, labels[i])
+			}
+		}
+		if len(todo) == 0 {
+			m.Complete = true
+		}
+		if o.OnResume != nil {
+			o.OnResume(len(m.Images), len(indices))
+		}
+		indices, labels = todo, todoLabels
+		req.Indices, req.Labels = todo, todoLabels
+	}
+	if err == nil && (!o.Shard.Whole() || prior != nil) {
 		err = writeManifest()
 	}
 	unplan()
 	if err != nil {
 		return nil, err
+	}
+	if m.Complete {
+		return m, WriteGrids(o.Out, suffix, m, info, C, S)
 	}
 	batches := (len(indices) + o.Batch - 1) / o.Batch
 	bar := progress.New(o.Progress, batches*len(ts), fmt.Sprintf("sample %d images, %s×%d", len(indices), o.Sampler.Name(), len(ts)))
@@ -188,6 +222,7 @@ func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 		return m, err
 	}
 	m.Complete = true
+	sort.Slice(m.Images, func(i, j int) bool { return m.Images[i].Index < m.Images[j].Index }) // a resumed run's too
 	if err := writeManifest(); err != nil {
 		return m, err
 	}

@@ -258,14 +258,81 @@ func TestOutputDirectory(t *testing.T) {
 			t.Errorf("shards: missing %s", f)
 		}
 	}
-	if _, err := sample(t, infer.SampleOptions{Model: torchModel, Out: shared, N: 2, Batch: 6, Seed: 1, Shard: infer.Shard{K: 1, N: 2}}); !errors.Is(err, infer.ErrUsed) {
+	before, _ := os.ReadFile(filepath.Join(shared, "manifest.shard-1-of-2.json"))
+	var resumed [2]int
+	if _, err := sample(t, infer.SampleOptions{Model: torchModel, Out: shared, N: 2, Batch: 6, Seed: 1, Shard: infer.Shard{K: 1, N: 2},
+		OnResume: func(k, n int) { resumed = [2]int{k, n} }, OnBatch: func(int) { t.Error("shard 1/2 run again sampled a batch") }}); err != nil {
 		t.Fatalf("shard 1/2 twice: %v", err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(shared, "manifest.shard-1-of-2.json")); resumed[0] != resumed[1] || resumed[1] == 0 || !bytes.Equal(before, after) {
+		t.Fatalf("shard 1/2 twice: kept %d of %d; manifest changed %v", resumed[0], resumed[1], !bytes.Equal(before, after))
+	}
+	if _, err := sample(t, infer.SampleOptions{Model: torchModel, Out: shared, N: 2, Batch: 6, Seed: 3, Shard: infer.Shard{K: 1, N: 2}}); !errors.Is(err, infer.ErrUsed) {
+		t.Fatalf("shard 1/2 of another plan: %v", err)
 	}
 	if _, err := sample(t, infer.SampleOptions{Model: torchModel, Out: shared, N: 2, Batch: 6, Seed: 1}); !errors.Is(err, infer.ErrUsed) {
 		t.Fatalf("a whole run over shards: %v", err)
 	}
 	if _, err := sample(t, infer.SampleOptions{Model: torchModel, Out: shared, N: 2, Batch: 6, Seed: 1, Shard: infer.Shard{K: 0, N: 3}}); !errors.Is(err, infer.ErrUsed) {
 		t.Fatalf("a shard of another count: %v", err)
+	}
+}
+
+// TestResume: a run (whole or a shard) cancelled after its first batch,
+// then run again with the same plan, keeps the images it wrote, remakes
+// one damaged since, makes the rest, and ends with files byte-identical
+// to an uninterrupted run's; a third run is already done.
+func TestResume(t *testing.T) {
+	testenv.ORT(t)
+	for _, sh := range []infer.Shard{{}, {K: 1, N: 3}} {
+		o := infer.SampleOptions{Model: torchModel, N: 6, Batch: 5, Seed: 1, Sampler: diffusion.DDIM, Steps: 4, Shard: sh, Session: infer.Options{Threads: 1}}
+		ref := o
+		ref.Out = t.TempDir()
+		want, err := infer.SampleToDir(context.Background(), ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Out = t.TempDir()
+		ctx, cancel := context.WithCancel(context.Background())
+		cut := o
+		cut.OnBatch = func(int) { cancel() }
+		if m, err := infer.SampleToDir(ctx, cut); err == nil || len(m.Images) != 5 || len(want.Images) <= 5 {
+			t.Fatalf("shard %v: the cut run: %v, %d images of %d", sh, err, len(m.Images), len(want.Images))
+		}
+		cancel()
+		// One kept image damaged after the cut: it is made again.
+		damaged := ""
+		for _, e := range want.Images[:1] {
+			damaged = filepath.Join(o.Out, e.File)
+		}
+		if err := os.WriteFile(damaged, []byte("\x89PNG\r\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var kept, total int
+		o.OnResume = func(k, n int) { kept, total = k, n }
+		m, err := infer.SampleToDir(context.Background(), o)
+		if err != nil || !m.Complete || kept != 4 || total != len(want.Images) {
+			t.Fatalf("shard %v: the resumed run: %v, complete %v, kept %d of %d (want 4 of %d)", sh, err, m != nil && m.Complete, kept, total, len(want.Images))
+		}
+		got, err := infer.ReadSampleDir(o.Out)
+		if err != nil || len(got.Images) != len(want.Images) {
+			t.Fatalf("shard %v: %v, %d images", sh, err, len(got.Images))
+		}
+		for i, e := range got.Images {
+			if e != want.Images[i] {
+				t.Errorf("shard %v: entry %d %+v, uninterrupted %+v", sh, i, e, want.Images[i])
+			}
+			a, _ := os.ReadFile(filepath.Join(o.Out, e.File))
+			b, _ := os.ReadFile(filepath.Join(ref.Out, e.File))
+			if !bytes.Equal(a, b) {
+				t.Errorf("shard %v: %s differs from the uninterrupted run's", sh, e.File)
+			}
+		}
+		kept, total = 0, 0
+		o.OnBatch = func(int) { t.Errorf("shard %v: a finished run sampled again", sh) }
+		if _, err := infer.SampleToDir(context.Background(), o); err != nil || kept != total || total == 0 {
+			t.Fatalf("shard %v: a finished run again: %v, kept %d of %d", sh, err, kept, total)
+		}
 	}
 }
 

@@ -70,7 +70,7 @@ func Sample(args []string) error {
 	class := fs.String("class", "all", "class name or index, or all (--n per class)")
 	fs.IntVar(&o.N, "n", 16, "images (per class with --class all)")
 	shard := fs.String("shard", "", "k/n: make only the images whose index ≡ k mod n; auto (a Slurm array) or auto/n (a Kubernetes Indexed Job of n completions) read k from the job's environment")
-	fs.BoolVar(&o.Replace, "replace", false, "remove the sampling outputs already in --out that this run would mix with")
+	fs.BoolVar(&o.Replace, "replace", false, "remove the sampling outputs already in --out that this run would mix with (outputs of the same plan are no clash: a run killed partway resumes, a finished one is done)")
 	fs.Sets(map[string]string{
 		"model":   "Model",
 		"out":     "Out",
@@ -113,18 +113,31 @@ func Sample(args []string) error {
 		o.Class = infer.OneClass(c)
 	}
 	o.Session, o.Progress = *so, os.Stderr
+	manifest, suffix := infer.OutputNames(o.Shard)
+	done := false
+	o.OnResume = func(kept, total int) {
+		if done = kept == total; done {
+			fmt.Fprintf(os.Stderr, "sample: already done: %s lists all %d images of this plan\n", filepath.Join(o.Out, manifest), total)
+		} else {
+			fmt.Fprintf(os.Stderr, "sample: resuming: %d of %d images kept from %s, making the other %d\n", kept, total, filepath.Join(o.Out, manifest), total-kept)
+		}
+	}
 	ctx, stop := Interruptible()
 	defer stop()
 	m, err := infer.SampleToDir(ctx, o)
 	if errors.Is(err, context.Canceled) {
-		return fmt.Errorf("interrupted: %d complete images in %s are listed in its manifest", len(m.Images), o.Out)
+		return fmt.Errorf("interrupted: %d complete images in %s are listed in its manifest; the same command resumes", len(m.Images), o.Out)
+	}
+	if errors.Is(err, infer.ErrUsed) {
+		return fmt.Errorf("%w, or give --replace to remove them", fs.Flagged(err))
 	}
 	if err != nil {
 		return fs.Flagged(err)
 	}
-	manifest, suffix := infer.OutputNames(o.Shard)
-	fmt.Fprintf(os.Stderr, "sample: %d images in %s (grid: %s, manifest: %s)\n", len(m.Images), o.Out,
-		filepath.Join(o.Out, "grid"+suffix+".png"), filepath.Join(o.Out, manifest))
+	if !done {
+		fmt.Fprintf(os.Stderr, "sample: %d images in %s (grid: %s, manifest: %s)\n", len(m.Images), o.Out,
+			filepath.Join(o.Out, "grid"+suffix+".png"), filepath.Join(o.Out, manifest))
+	}
 	return nil
 }
 
