@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -112,16 +113,25 @@ func TestAutoShard(t *testing.T) {
 	}{
 		{"2/5", nil, "2/5"},
 		{"", nil, ""},
-		{"auto", map[string]string{"SLURM_ARRAY_TASK_ID": "4", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "8"}, "3/8"},
-		{"auto", map[string]string{"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "2"}, "0/2"},
+		// --array=1-8: task 4 is the fourth of eight.
+		{"auto", slurm(4, 1, 8, 1, 8), "3/8"},
+		{"auto", slurm(0, 0, 1, 1, 2), "0/2"},
+		// --array=0-14:2: eight tasks, task 6 is the fourth.
+		{"auto", slurm(6, 0, 14, 2, 8), "3/8"},
+		{"auto", slurm(14, 0, 14, 2, 8), "7/8"},
+		// --array=1,3,7: not evenly spaced (Slurm's step is 1 there).
+		{"auto", slurm(3, 1, 7, 1, 3), "not evenly spaced"},
+		{"auto", slurm(3, 0, 14, 2, 8), "not evenly spaced"},
 		{"auto/8", map[string]string{"JOB_COMPLETION_INDEX": "7"}, "7/8"},
 		{"auto", map[string]string{"JOB_COMPLETION_INDEX": "7"}, "give --shard auto/N"},
 		{"auto", nil, "neither $JOB_COMPLETION_INDEX"},
 		{"auto/0", nil, "not auto/N"},
 		{"auto", map[string]string{"SLURM_ARRAY_TASK_ID": "x"}, `$SLURM_ARRAY_TASK_ID="x"`},
 		{"auto", map[string]string{"SLURM_ARRAY_TASK_ID": "1"}, "SLURM_ARRAY_TASK_COUNT is not set"},
-		{"auto", map[string]string{"SLURM_ARRAY_TASK_ID": "8", "SLURM_ARRAY_TASK_COUNT": "4"}, "$SLURM_ARRAY_TASK_ID=8 − $SLURM_ARRAY_TASK_MIN=0 is task 8, not one of the 4 tasks of $SLURM_ARRAY_TASK_COUNT=4"},
-		{"auto/4", map[string]string{"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_MIN": "3"}, "is task -1, not one of the 4 tasks of auto/4"},
+		// auto/N: the indices are the shards, a sparse rerun included.
+		{"auto/8", slurm(5, 3, 5, 2, 2), "5/8"},
+		{"auto/8", slurm(3, 3, 5, 2, 2), "3/8"},
+		{"auto/4", slurm(4, 0, 4, 1, 5), "$SLURM_ARRAY_TASK_ID=4 is not a shard of 4"},
 		{"auto/8", map[string]string{"JOB_COMPLETION_INDEX": "8"}, "$JOB_COMPLETION_INDEX=8 is not below the 8 completions"},
 	} {
 		got, err := AutoShard(c.spec, func(k string) string { return c.env[k] })
@@ -134,8 +144,9 @@ func TestAutoShard(t *testing.T) {
 	}
 	// Through the command: the environment of a Slurm task picks the shard.
 	testenv.ORT(t)
-	t.Setenv("SLURM_ARRAY_TASK_ID", "1")
-	t.Setenv("SLURM_ARRAY_TASK_COUNT", "2")
+	for k, v := range slurm(1, 0, 1, 1, 2) {
+		t.Setenv(k, v)
+	}
 	dir := filepath.Join(t.TempDir(), "s")
 	if err := Sample([]string{"--model", torchModel, "--out", dir, "--class", "a", "--n", "4", "--steps", "2", "--threads", "1", "--shard", "auto"}); err != nil {
 		t.Fatal(err)
@@ -143,6 +154,12 @@ func TestAutoShard(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "manifest.shard-1-of-2.json")); err != nil {
 		t.Fatalf("--shard auto with Slurm task 1 of 2 wrote no shard 1 manifest: %v", err)
 	}
+}
+
+// slurm is the environment of a Slurm array task.
+func slurm(id, lo, hi, step, count int) map[string]string {
+	return map[string]string{"SLURM_ARRAY_TASK_ID": fmt.Sprint(id), "SLURM_ARRAY_TASK_MIN": fmt.Sprint(lo),
+		"SLURM_ARRAY_TASK_MAX": fmt.Sprint(hi), "SLURM_ARRAY_TASK_STEP": fmt.Sprint(step), "SLURM_ARRAY_TASK_COUNT": fmt.Sprint(count)}
 }
 
 // TestServeTokenFile: a token no client can send (two lines, a space, a

@@ -69,7 +69,7 @@ func Sample(args []string) error {
 	fs.StringVar(&o.Out, "out", "samples", "output directory")
 	class := fs.String("class", "all", "class name or index, or all (--n per class)")
 	fs.IntVar(&o.N, "n", 16, "images (per class with --class all)")
-	shard := fs.String("shard", "", "k/n: make only the images whose index ≡ k mod n; auto (a Slurm array) or auto/n (a Kubernetes Indexed Job of n completions) read k from the job's environment")
+	shard := fs.String("shard", "", "k/n: make only the images whose index ≡ k mod n; auto: the task's place in a Slurm array (evenly spaced: --array=0-7, 1-15:2) of n tasks; auto/n: the index of a Kubernetes Indexed Job of n completions, or of a Slurm array whose indices are the shards (--array=3,5 reruns two of n)")
 	fs.BoolVar(&o.Replace, "replace", false, "remove the sampling outputs already in --out that this run would mix with (outputs of the same plan are no clash: a run killed partway resumes, a finished one is done)")
 	fs.Sets(map[string]string{
 		"model":   "Model",
@@ -187,24 +187,30 @@ func AutoShard(spec string, getenv func(string) string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("--shard %s: neither $JOB_COMPLETION_INDEX (Kubernetes Indexed Job) nor $SLURM_ARRAY_TASK_ID (Slurm array) is set; give --shard k/n", spec)
 	}
-	lo, _, err := num("SLURM_ARRAY_TASK_MIN")
-	if err != nil {
-		return "", err
+	if n > 0 {
+		// auto/N: the array's indices are the shards (--array=0-7 for
+		// eight; --array=3,5 runs shards 3 and 5 of them again).
+		if id >= n {
+			return "", fmt.Errorf("--shard %s: $SLURM_ARRAY_TASK_ID=%d is not a shard of %d (with auto/N the array's indices are the shards: --array=0-%d)", spec, id, n, n-1)
+		}
+		return fmt.Sprintf("%d/%d", id, n), nil
 	}
-	of := fmt.Sprintf("auto/%d", n)
-	if n == 0 {
-		count, ok, err := num("SLURM_ARRAY_TASK_COUNT")
+	// auto: the task's place in the array, which must be evenly spaced
+	// (--array=0-15, --array=1-15:2); its tasks are the shards.
+	vars := map[string]int{}
+	for _, name := range []string{"SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX", "SLURM_ARRAY_TASK_STEP"} {
+		v, ok, err := num(name)
 		if err != nil {
 			return "", err
 		}
 		if !ok {
-			return "", fmt.Errorf("--shard auto: $SLURM_ARRAY_TASK_COUNT is not set; give --shard auto/N")
+			return "", fmt.Errorf("--shard auto: $%s is not set (Slurm sets it in an array task); give --shard auto/N, with the array's indices 0..N-1", name)
 		}
-		n, of = count, fmt.Sprintf("$SLURM_ARRAY_TASK_COUNT=%d", count)
+		vars[name] = v
 	}
-	k := id - lo
-	if k < 0 || k >= n {
-		return "", fmt.Errorf("--shard %s: $SLURM_ARRAY_TASK_ID=%d − $SLURM_ARRAY_TASK_MIN=%d is task %d, not one of the %d tasks of %s", spec, id, lo, k, n, of)
+	count, lo, hi, step := vars["SLURM_ARRAY_TASK_COUNT"], vars["SLURM_ARRAY_TASK_MIN"], vars["SLURM_ARRAY_TASK_MAX"], vars["SLURM_ARRAY_TASK_STEP"]
+	if count < 1 || step < 1 || hi != lo+(count-1)*step || id < lo || id > hi || (id-lo)%step != 0 {
+		return "", fmt.Errorf("--shard auto: the array's indices are not evenly spaced ($SLURM_ARRAY_TASK_ID=%d, _MIN=%d, _MAX=%d, _STEP=%d, _COUNT=%d), so a task's place in it is unknown; number the shards 0..N-1 in --array and give --shard auto/N", id, lo, hi, step, count)
 	}
-	return fmt.Sprintf("%d/%d", k, n), nil
+	return fmt.Sprintf("%d/%d", (id-lo)/step, count), nil
 }
