@@ -4,7 +4,7 @@ BIN     := bin/condiff
 RUNBIN  := bin/condiff-run
 DEMO    := out/demo
 
-.PHONY: all build setup ort test test-short test-portable release fuzz demo bench frontier clean
+.PHONY: all build setup ort test test-short test-portable release image fuzz demo bench frontier clean
 
 all: build
 
@@ -33,6 +33,7 @@ test: setup
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt: these files need formatting:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
+	cd deploy && $(GO) vet ./... && $(GO) test -count=1 -timeout 10m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=3000x
 
 # The portable builds: condiff-run without cgo for linux/amd64 (static,
@@ -47,6 +48,15 @@ test-portable: setup
 # library needed), into dist/.
 release:
 	bash scripts/release.sh
+
+# The container image without a daemon: deploy/Dockerfile's final stage
+# over a static condiff-run, as an OCI image layout in out/image (load it
+# with `skopeo copy oci:out/image:condiff-run docker-daemon:condiff-run:latest`
+# or push it with `crane push out/image REGISTRY/condiff-run`).
+image:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o out/condiff-run-static ./cmd/condiff-run
+	rm -rf out/image
+	cd deploy && $(GO) run ./image --dockerfile Dockerfile --context .. --binary ../out/condiff-run-static --out ../out/image
 
 fuzz:
 	@set -e; for t in $(FUZZ); do \

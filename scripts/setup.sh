@@ -41,3 +41,17 @@ if [ ! -s "$lib" ]; then
   mv "$tmp/package/bin/napi-v6/linux/$arch/libonnxruntime.so.1" "$lib.tmp"
   mv "$lib.tmp" "$lib"
 fi
+
+# OpenAI's official Node SDK, which deploy's client tests drive the server
+# with (npm, no dependencies of its own; 6.x runs on Debian's Node 20).
+OPENAI_NODE_VERSION=6.30.1
+oai="$cache/npm/openai-$OPENAI_NODE_VERSION"
+if [ ! -s "$oai/node_modules/openai/package.json" ]; then
+  echo "setup: fetching the OpenAI Node SDK (npm openai@$OPENAI_NODE_VERSION) into $oai" >&2
+  npmtmp=$(mktemp -d)
+  (cd "$npmtmp" && npm install --silent --no-audit --no-fund --no-package-lock "openai@$OPENAI_NODE_VERSION" >/dev/null)
+  mkdir -p "$oai"
+  rm -rf "$oai/node_modules"
+  mv "$npmtmp/node_modules" "$oai/node_modules"
+  rm -rf "$npmtmp"
+fi
