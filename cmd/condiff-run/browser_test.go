@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"image"
 	"image/png"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -80,13 +82,25 @@ func TestServePageInBrowser(t *testing.T) {
 	if len(srcs) != 8 {
 		t.Fatalf("%d images on the page, want 8", len(srcs))
 	}
+	threes := judge(t, srcs, "3")
+	t.Logf("the classifier calls %d of the 8 images threes", threes)
+	if threes < 7 {
+		t.Errorf("only %d of 8 images are threes", threes)
+	}
+}
+
+// judge has the shipped MNIST classifier count the page's images (data:
+// URLs of gray PNGs) it takes for class.
+func judge(t *testing.T, srcs []string, class string) int {
+	t.Helper()
 	clf, err := infer.Open("../../assets/pretrained/mnist-clf.onnx", infer.Options{Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer clf.Close()
 	S := clf.Info.ImageSize
-	x := make([]float32, 0, 8*S*S)
+	n := len(srcs)
+	x := make([]float32, 0, n*S*S)
 	for i, src := range srcs {
 		b, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(src, "data:image/png;base64,"))
 		if err != nil {
@@ -104,26 +118,75 @@ func TestServePageInBrowser(t *testing.T) {
 			x = append(x, float32(p)/127.5-1)
 		}
 	}
-	logits, _, _, err := clf.Classify(x, 8)
+	logits, _, _, err := clf.Classify(x, n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	threes := 0
+	right := 0
 	K := clf.Info.NumClasses
-	for i := 0; i < 8; i++ {
+	for i := 0; i < n; i++ {
 		best := 0
 		for k := 1; k < K; k++ {
 			if logits[i*K+k] > logits[i*K+best] {
 				best = k
 			}
 		}
-		if clf.Info.ClassName(best) == "3" {
-			threes++
+		if clf.Info.ClassName(best) == class {
+			right++
 		}
 	}
-	t.Logf("the classifier calls %d of the 8 images threes", threes)
-	if threes < 7 {
-		t.Errorf("only %d of 8 images are threes", threes)
+	return right
+}
+
+// TestServePageWithToken: under --token-file the page first says a token
+// is needed; once the token is typed (and the field left), the classes
+// and the model's defaults load (guidance 1 for the guidance-ready model,
+// shown in the field), and sampling a class sends that guidance and shows
+// images of the class.
+func TestServePageWithToken(t *testing.T) {
+	browser := chromium(t)
+	tok := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tok, []byte("s3cret\n"), 0o600)
+	s := startServer(t, "--token-file", tok)
+	ctx := headless(t, browser, 90*time.Second)
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(s.url+"/"),
+		chromedp.Poll[chromedp.Void](`document.getElementById("model").textContent.includes("401")`),
+	)
+	if err != nil {
+		t.Fatalf("before the token: %v\nserver log:\n%s", err, s.log())
+	}
+	if before, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("model"))); err != nil || !strings.Contains(before, "enter the token") {
+		t.Errorf("before the token the page says %q (%v)", before, err)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.ID("token"), "s3cret\t"), // typed, then the field is left: change
+		chromedp.WaitReady(chromedp.CSS(`#class option[value="5"]`)),
+	)
+	if err != nil {
+		t.Fatalf("with the token: %v\nserver log:\n%s", err, s.log())
+	}
+	if guidance, err := chromedp.Run(ctx, chromedp.Value(chromedp.ID("guidance"))); err != nil || guidance != "1" {
+		t.Errorf("the guidance field shows %q once the model loaded (%v); want the model's default 1", guidance, err)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.ID("class"), "5"),
+		chromedp.SetValue(chromedp.ID("n"), "4"),
+		chromedp.Click(chromedp.ID("go")),
+		chromedp.WaitVisible(chromedp.CSS(`.req[data-done="1"]`)),
+	)
+	if err != nil {
+		t.Fatalf("sampling with the token: %v\nserver log:\n%s", err, s.log())
+	}
+	if head, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`.req > div`))); err != nil || !strings.Contains(head, "class 5, guidance 1,") {
+		t.Errorf("the request's line says %q (%v); want class 5 with guidance 1", head, err)
+	}
+	srcs, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll(".req .imgs img")).map(i => i.src)`))
+	if err != nil || len(srcs) != 4 {
+		t.Fatalf("%d images on the page (%v)", len(srcs), err)
+	}
+	if fives := judge(t, srcs, "5"); fives < 3 {
+		t.Errorf("only %d of 4 images are fives", fives)
 	}
 }
 
