@@ -395,5 +395,3 @@ func extract(t *testing.T, r io.Reader, root string) {
 		}
 	}
 }
-
-
