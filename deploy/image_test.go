@@ -120,6 +120,11 @@ func TestImage(t *testing.T) {
 	if pngs, _ := filepath.Glob(filepath.Join(out, "0*_7.png")); len(pngs) != 2 {
 		t.Errorf("%d sevens from the image's binary:\n%s", len(pngs), b)
 	}
+	// A static build asked for ONNX Runtime says what it has instead.
+	b, err = exec.Command(bin, "sample", "--backend", "ort", "--model", filepath.Join(im.root, "models/mnist-cbn.onnx"), "--out", t.TempDir()).CombinedOutput()
+	if err == nil || !strings.Contains(string(b), `--backend "ort": this build has no ONNX Runtime`) || !strings.Contains(string(b), "Go backend (go, or auto") {
+		t.Errorf("--backend ort on a static build: %v\n%s", err, b)
+	}
 	// The image's command as it stands, its paths on this machine and a
 	// free port instead of 8080.
 	args := remap(c.Cmd, map[string]string{"/models": filepath.Join(im.root, "models")})

@@ -1,6 +1,7 @@
 package infer
 
 import (
+	"errors"
 	"context"
 	"fmt"
 	"os"
@@ -93,10 +94,19 @@ func Open(path string, o Options) (*Session, error) {
 		}
 	}
 	if backend == BackendORT {
-		return openORT(path, o)
+		s, err := openORT(path, o)
+		if errors.Is(err, errNoORT) {
+			return nil, field.Errorf("infer", "Backend", o.Backend, "this build has no ONNX Runtime (built with CGO_ENABLED=0); it samples with the Go backend (go, or auto, the default)")
+		}
+		return s, err
 	}
 	return openGo(path, o)
 }
+
+// errNoORT: onnxruntime_go needs cgo, so a CGO_ENABLED=0 build (static,
+// cross-compiled, WebAssembly) has the Go backend only. Open says what to
+// do instead where ONNX Runtime was asked for by name.
+var errNoORT = errors.New("infer: this build has no ONNX Runtime (built with CGO_ENABLED=0)")
 
 func note(o Options, msg string) {
 	if o.Note != nil {
