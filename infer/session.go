@@ -1,8 +1,8 @@
 package infer
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
