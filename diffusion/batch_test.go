@@ -3,6 +3,7 @@ package diffusion
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -43,7 +44,7 @@ func TestMixedBatch(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				made[i] = NewImage(j.s, Chain{Schedule: sch, Timesteps: ts, Eta: j.eta, Values: D}, j.label, j.w, null, ImageRNG(seed, j.index))
+				made[i] = NewImage(j.s, Chain{Schedule: sch, Timesteps: ts, Eta: j.eta, Values: D}, j.label, Guidance{Weight: j.w, Null: null}, ImageRNG(seed, j.index))
 				active = append(active, made[i])
 			}
 		}
@@ -104,10 +105,10 @@ func TestNonFiniteImageFailsAlone(t *testing.T) {
 	}
 	chain := Chain{Schedule: sch, Timesteps: ts, Values: D}
 	images := []*Image{
-		NewImage(DDIM, chain, 0, 1, null, ImageRNG(seed, 0)),
-		NewImage(DDIM, chain, poison, 0, null, ImageRNG(seed, 1)), // NaN from the model at step 1
-		NewImage(DDIM, chain, 1, 2, poison, ImageRNG(seed, 2)),    // NaN in its null row
-		NewImage(DDIM, chain, 1, 0, null, ImageRNG(seed, 3)),
+		NewImage(DDIM, chain, 0, Guidance{Weight: 1, Null: null}, ImageRNG(seed, 0)),
+		NewImage(DDIM, chain, poison, Guidance{Null: null}, ImageRNG(seed, 1)),         // NaN from the model at step 1
+		NewImage(DDIM, chain, 1, Guidance{Weight: 2, Null: poison}, ImageRNG(seed, 2)), // NaN in its null row
+		NewImage(DDIM, chain, 1, Guidance{Null: null}, ImageRNG(seed, 3)),
 	}
 	b := &Batch{Values: D}
 	active := slices.Clone(images)
@@ -128,7 +129,7 @@ func TestNonFiniteImageFailsAlone(t *testing.T) {
 		}
 	}
 	for _, i := range []int{0, 3} {
-		req := Request{Sampler: DDIM, Steps: 6, Guidance: images[i].Guidance, Null: null, Seed: seed, Batch: 1, Values: D,
+		req := Request{Sampler: DDIM, Steps: 6, Guidance: images[i].Guidance.Weight, Null: null, Seed: seed, Batch: 1, Values: D,
 			Indices: []int{i}, Labels: []int{images[i].Label}}
 		err := Sample(context.Background(), &fakeDenoiser{T: 1000}, sch, req, nil, func(_ []int, x []float32) error {
 			if !slices.Equal(x, images[i].X) {
@@ -171,4 +172,65 @@ func TestCheckPrecision(t *testing.T) {
 	if _, err := r.Check(1000); err != nil {
 		t.Errorf("eta 1, guidance 3e38 (finite as float32): %v", err)
 	}
+}
+
+// TestIntervalRows: an image guided within an interval takes two rows at
+// the steps whose σ lies in it and one elsewhere; an autoguided image's
+// second row goes to the guide, never to the main denoiser; a request's
+// interval is checked.
+func TestIntervalRows(t *testing.T) {
+	sch, err := Spec{Kind: "linear", T: 1000, BetaStart: 1e-4, BetaEnd: 0.02}.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, _ := DDIM.Timesteps(1000, 10)
+	const D = 4
+	chain := Chain{Schedule: sch, Timesteps: ts, Values: D}
+	iv := Interval{Lo: sch.Sigma(ts[7]), Hi: sch.Sigma(ts[3])}
+	for _, auto := range []bool{false, true} {
+		im := NewImage(DDIM, chain, 1, Guidance{Weight: 1, Interval: iv, Null: 9, Auto: auto}, ImageRNG(1, 0))
+		main, guide := &rowCounter{}, &rowCounter{}
+		b := &Batch{Values: D, Guide: guide}
+		var rows []int
+		for !im.Done() {
+			rows = append(rows, im.Rows())
+			if err := b.Step(main, []*Image{im}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if fmt.Sprint(rows) != "[1 1 1 2 2 2 2 1 1 1]" {
+			t.Errorf("auto %v: rows per step %v; want two at steps 3..6 (σ in (σ₇, σ₃])", auto, rows)
+		}
+		wantMain, wantNull, wantGuide := 14, 4, 0
+		if auto {
+			wantMain, wantNull, wantGuide = 10, 0, 4
+		}
+		if main.rows != wantMain || main.null != wantNull || guide.rows != wantGuide {
+			t.Errorf("auto %v: %d main rows (%d null), %d guide rows; want %d (%d), %d", auto, main.rows, main.null, guide.rows, wantMain, wantNull, wantGuide)
+		}
+	}
+	for _, s := range []string{"1,0.5", "-1,2", "x,2", "1", "nan,2"} {
+		if _, err := ParseInterval(s); err == nil {
+			t.Errorf("interval %q accepted", s)
+		}
+	}
+	if iv, err := ParseInterval("0.3,inf"); err != nil || !iv.Contains(1e9) || iv.Contains(0.3) {
+		t.Errorf("0.3,inf: %v %v", iv, err)
+	}
+}
+
+// rowCounter is a denoiser that counts its rows (and the null rows, label 9).
+type rowCounter struct{ rows, null int }
+
+func (c *rowCounter) Eps(x []float32, t, y []int64, out []float32) error {
+	c.rows += len(t)
+	for _, l := range y {
+		if l == 9 {
+			c.null++
+		}
+	}
+	for k := range out {
+		out[k] = 0.1 * x[k]
+	}
+	return nil
 }

@@ -18,10 +18,12 @@ type Denoiser interface {
 // Request says what to sample.
 type Request struct {
 	Sampler  Sampler
-	Steps    int     // model evaluations (0: the sampler's default; ddpm takes only 0 or T)
-	Eta      float64 // stochasticity, for samplers that take it (0: deterministic)
-	Guidance float64 // classifier-free guidance weight W
-	Null     int     // the null class label (for guidance)
+	Steps    int      // model evaluations (0: the sampler's default; ddpm takes only 0 or T)
+	Eta      float64  // stochasticity, for samplers that take it (0: deterministic)
+	Guidance float64  // guidance weight W
+	Null     int      // the null class label (for classifier-free guidance)
+	Interval Interval // the noise levels guidance applies at (zero: all)
+	Guide    Denoiser // the autoguidance guide (nil: classifier-free guidance with Null)
 	Seed     uint64
 	Batch    int   // images per denoiser call (a guided call runs 2× this)
 	Values   int   // values per image: C·H·W
@@ -63,6 +65,9 @@ func (r Request) Check(T int) ([]int, error) {
 	if !(r.Guidance >= 0) || math.IsInf(float64(float32(r.Guidance)), 0) {
 		return nil, field.Errorf("diffusion", "Guidance", r.Guidance, "must be a number >= 0 and finite as float32 (at most %g)", math.MaxFloat32)
 	}
+	if err := r.Interval.Check(); err != nil {
+		return nil, err
+	}
 	if r.Batch < 1 {
 		return nil, field.Errorf("diffusion", "Batch", r.Batch, "must be > 0")
 	}
@@ -78,8 +83,10 @@ func (r Request) Check(T int) ([]int, error) {
 // ctx.Err(); batches already passed to done are complete. step, if not nil,
 // is called after every denoiser call.
 //
-// With guidance W the denoiser runs once per step on 2n rows (conditional
-// rows, then null rows) and ε = (1+W)·ε(x, y) − W·ε(x, ∅). The loop knows
+// With guidance W the denoiser runs once per step on up to 2n rows
+// (conditional rows, then the null rows of the images guided at that step)
+// and ε = (1+W)·ε(x, y) − W·ε(x, ∅); with a guide, the guide runs on the
+// second rows instead, with the image's own label. The loop knows
 // no sampler: each image's Row owns its state, and Batch.Step is the step
 // the sampling service makes over images of many requests.
 func Sample(ctx context.Context, d Denoiser, sch *Schedule, req Request, step func(), done func(indices []int, x []float32) error) error {
@@ -89,14 +96,15 @@ func Sample(ctx context.Context, d Denoiser, sch *Schedule, req Request, step fu
 	}
 	B, D := min(req.Batch, max(1, len(req.Indices))), req.Values
 	chain := Chain{Schedule: sch, Timesteps: ts, Eta: req.Eta, Values: D}
-	b := &Batch{Values: D}
+	b := &Batch{Values: D, Guide: req.Guide}
+	g := Guidance{Weight: req.Guidance, Interval: req.Interval, Null: req.Null, Auto: req.Guide != nil}
 	images := make([]*Image, 0, B)
 	xs := make([]float32, B*D)
 	for start := 0; start < len(req.Indices); start += B {
 		idx := req.Indices[start:min(start+B, len(req.Indices))]
 		images = images[:0]
 		for i, gi := range idx {
-			images = append(images, NewImage(req.Sampler, chain, req.Labels[start+i], req.Guidance, req.Null, imageNoise(req.Seed, gi)))
+			images = append(images, NewImage(req.Sampler, chain, req.Labels[start+i], g, imageNoise(req.Seed, gi)))
 		}
 		for range ts {
 			if err := ctx.Err(); err != nil {

@@ -91,6 +91,7 @@ type plan struct {
 	ts       []int
 	eta      float64
 	guidance float64
+	interval diffusion.Interval
 	seed     uint64
 	indices  []int
 	labels   []int

@@ -16,8 +16,7 @@ type job struct {
 	ctx      context.Context
 	sampler  diffusion.Sampler
 	chain    diffusion.Chain
-	guidance float64
-	null     int
+	guide    diffusion.Guidance
 	seed     uint64
 	indices  []int
 	labels   []int
@@ -193,7 +192,7 @@ func (s *scheduler) admit() {
 			if j.active == 0 {
 				limit = s.maxRows
 			}
-			if rows+diffusion.RowsPerImage(j.guidance) > limit {
+			if rows+diffusion.RowsPerImage(j.guide) > limit {
 				continue
 			}
 			if s.maxRequests > 0 { // a few requests at a time: the oldest first
@@ -208,11 +207,11 @@ func (s *scheduler) admit() {
 			break
 		}
 		j, p := best, best.started
-		im := diffusion.NewImage(j.sampler, j.chain, j.labels[p], j.guidance, j.null, diffusion.ImageRNG(j.seed, j.indices[p]))
+		im := diffusion.NewImage(j.sampler, j.chain, j.labels[p], j.guide, diffusion.ImageRNG(j.seed, j.indices[p]))
 		s.images, s.owner, s.pos = append(s.images, im), append(s.owner, j), append(s.pos, p)
 		j.started++
 		j.active++
-		rows += diffusion.RowsPerImage(j.guidance)
+		rows += diffusion.RowsPerImage(j.guide)
 		sharing[j] = true
 		s.waiting.Add(-1)
 	}

@@ -444,7 +444,7 @@ func (s *Server) submit(w http.ResponseWriter, ctx context.Context, p *plan) (*j
 		httpError(w, http.StatusTooManyRequests, codeQueueFull, fmt.Sprintf("the server's queue holds its limit of %d images; retry later", s.o.MaxQueue))
 		return nil, false
 	}
-	j := &job{ctx: ctx, sampler: p.sampler, guidance: p.guidance, null: s.info.Null(), seed: p.seed,
+	j := &job{ctx: ctx, sampler: p.sampler, guide: diffusion.Guidance{Weight: p.guidance, Null: s.info.Null(), Interval: p.interval}, seed: p.seed,
 		indices: p.indices, labels: p.labels, notify: make(chan struct{}, 1),
 		chain: diffusion.Chain{Schedule: s.sch, Timesteps: p.ts, Eta: p.eta, Values: s.sched.values}}
 	s.sched.submit <- j

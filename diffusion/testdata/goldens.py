@@ -17,6 +17,12 @@ References:
   DPM-Solver++(2M): Lu et al. 2022, Algorithm 2 (multistep, data
         prediction), first order on the first step and on the last (to σ=0).
   Guidance: Ho & Salimans 2021, ε̃ = (1+w)·ε(x, y) − w·ε(x, ∅).
+  Guidance interval: Kynkäänniemi et al. 2024: guidance only at the steps
+        whose noise level σ_t = √((1−ᾱ_t)/ᾱ_t) lies in (lo, hi]; the
+        others take ε(x, y) alone.
+  Autoguidance: Karras et al. 2024, ε̃ = (1+w)·ε(x, y) − w·ε_guide(x, y),
+        the guide being a second model (guide_fn below) fed the image's
+        own label.
 """
 import json
 import math
@@ -44,6 +50,18 @@ def eps_fn(x, t, y, T):
     return np.tanh(0.9 * x + 0.25 * np.cos(0.7 * k + 1.3 * y)) * (0.6 + t / T) + 0.05 * y
 
 
+def guide_fn(x, t, y, T):
+    """The guide's noise prediction: another function of x, t, y and k."""
+    k = np.arange(x.shape[0])
+    return np.tanh(0.6 * x - 0.2 * np.sin(0.4 * k + 0.9 * y)) * (0.8 + 0.5 * t / T) - 0.03 * y
+
+
+def noise_level(ab, t):
+    """σ_t, computed as condiff's Schedule.Sigma does (√(1−ᾱ)/√ᾱ), so that
+    an interval bound set to a step's σ is that step's σ exactly."""
+    return math.sqrt(1 - ab[t]) / math.sqrt(ab[t])
+
+
 def uniform(T, steps):
     if steps == 1:
         return [T - 1]
@@ -55,6 +73,14 @@ def run(case):
     T, w, eta, sampler = case["T"], case["guidance"], case["eta"], case["sampler"]
     ts = list(range(T - 1, -1, -1)) if sampler == "ddpm" else uniform(T, case["steps"])
     rng = np.random.default_rng(case["seed"])
+    # An interval given as chain positions [i, j] becomes (σ at step j, σ at
+    # step i]: its bounds are two steps' σ exactly, so < against ≤ at either
+    # end changes which steps are guided.
+    iv = case.get("interval_steps")
+    if iv is not None:
+        case = {**case, "interval": [noise_level(ab, ts[iv[1]]), noise_level(ab, ts[iv[0]])]}
+    lo, hi = case.get("interval", [0, 0])
+    guided = [w != 0 and ((lo, hi) == (0, 0) or lo < noise_level(ab, t) <= hi) for t in ts]
     images = []
     for label in case["labels"]:
         noise = []
@@ -69,8 +95,9 @@ def run(case):
         for i, t in enumerate(ts):
             traj.append(x.tolist())
             e = eps_fn(x, t, label, T)
-            if w != 0:
-                e = (1 + w) * e - w * eps_fn(x, t, NULL, T)
+            if guided[i]:
+                other = guide_fn(x, t, label, T) if case.get("guide") else eps_fn(x, t, NULL, T)
+                e = (1 + w) * e - w * other
             x0 = np.clip((x - math.sqrt(1 - ab[t]) * e) / math.sqrt(ab[t]), -1, 1)
             nxt = ts[i + 1] if i + 1 < len(ts) else -1
             a_next = ab[nxt] if nxt >= 0 else 1.0
@@ -99,7 +126,7 @@ def run(case):
                 x = (sig(a_next) / sig(ab[t])) * x - alpha(a_next) * (math.exp(-h) - 1) * Dv
             x0s.append(x0)
         images.append({"label": label, "noise": noise, "trajectory": traj, "final": x.tolist()})
-    return {**case, "timesteps": ts, "images": images}
+    return {**case, "timesteps": ts, "guided": guided, "images": images}
 
 
 CASES = [
@@ -112,6 +139,14 @@ CASES = [
     dict(name="dpm++2m cosine guided", sampler="dpm++2m", kind="cosine", T=100, steps=8, eta=0, guidance=2),
     dict(name="dpm++2m first order", sampler="dpm++2m", kind="linear", T=1000, beta_start=1e-4, beta_end=0.02, steps=2, eta=0, guidance=0),
     dict(name="dpm++2m one step", sampler="dpm++2m", kind="cosine", T=100, steps=1, eta=0, guidance=0),
+    dict(name="ddim interval", sampler="ddim", kind="linear", T=1000, beta_start=1e-4, beta_end=0.02, steps=10, eta=0, guidance=2,
+         interval_steps=[3, 7]),
+    dict(name="dpm++2m cosine interval", sampler="dpm++2m", kind="cosine", T=100, steps=8, eta=0, guidance=1.5,
+         interval_steps=[0, 4]),
+    dict(name="ddim eta 1 guide", sampler="ddim", kind="linear", T=50, beta_start=1e-3, beta_end=0.2, steps=10, eta=1, guidance=1.5,
+         guide=True),
+    dict(name="ddpm cosine guide interval", sampler="ddpm", kind="cosine", T=20, steps=0, eta=0, guidance=1, guide=True,
+         interval_steps=[5, 14]),
 ]
 
 if __name__ == "__main__":
