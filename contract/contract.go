@@ -103,6 +103,37 @@ type Info struct {
 // Conditional reports whether the model has a label input.
 func (in Info) Conditional() bool { return in.Kind == Denoiser && in.Variant != Uncond }
 
+// CheckGuide refuses a guide (autoguidance: the second row's denoiser)
+// that does not model the same thing as the main denoiser: both must be
+// denoisers of the same schedule, prediction target, image shape and
+// classes, the guide conditional when the main one is. The error names
+// the first difference.
+func (g Info) CheckGuide(main Info) error {
+	differ := func(what string, gv, mv any) error {
+		return fmt.Errorf("the guide's %s (%v) is not the model's (%v)", what, gv, mv)
+	}
+	switch {
+	case g.Kind != Denoiser:
+		return fmt.Errorf("the guide is a %s, not a denoiser", g.Kind)
+	case g.Schedule != main.Schedule:
+		return differ("schedule", g.Schedule.JSON(), main.Schedule.JSON())
+	case g.Prediction != main.Prediction:
+		return differ("prediction target", g.Prediction, main.Prediction)
+	case g.ImageSize != main.ImageSize || g.Channels != main.Channels:
+		return differ("image shape", fmt.Sprintf("%d×%d×%d", g.Channels, g.ImageSize, g.ImageSize), fmt.Sprintf("%d×%d×%d", main.Channels, main.ImageSize, main.ImageSize))
+	case g.Conditional() != main.Conditional():
+		return differ("conditioning", g.Variant, main.Variant)
+	case main.Conditional() && g.NumClasses != main.NumClasses:
+		return differ("number of classes", g.NumClasses, main.NumClasses)
+	}
+	for i := 0; main.Conditional() && i < main.NumClasses; i++ {
+		if g.ClassName(i) != main.ClassName(i) {
+			return differ(fmt.Sprintf("class %d", i), g.ClassName(i), main.ClassName(i))
+		}
+	}
+	return nil
+}
+
 // Null returns the null class label; valid only when HasNull.
 func (in Info) Null() int { return NullLabel(in.NumClasses) }
 

@@ -281,6 +281,7 @@ func sampleInto(ctx context.Context, so infer.SampleOptions, dir string, k int) 
 // and says whether the model is conditional (its samples carry labels).
 func (r *Report) describe(m *infer.Manifest, classifier string, n int) (conditional bool) {
 	r.Model, r.Sampler, r.Steps, r.Guidance = m.Model, m.Sampler, m.Steps, m.Guidance
+	r.GuidanceInterval, r.Guide = m.GuidanceInterval, m.Guide
 	r.Classifier, r.Samples, r.Complete = classifier, n, m.Complete
 	r.Device, r.Backend, r.Eta = m.Device, m.Backend, m.Eta
 	r.SampleSeed = &m.Seed
@@ -298,6 +299,12 @@ func (r *Report) describe(m *infer.Manifest, classifier string, n int) (conditio
 	}
 	if guidable { // a guidance-ready model says which weight it was sampled at, 0 included
 		r.Label += fmt.Sprintf(" w=%g", m.Guidance)
+	}
+	if m.GuidanceInterval != "" {
+		r.Label += " σ∈(" + m.GuidanceInterval + "]"
+	}
+	if m.Guide != "" {
+		r.Label += " guide " + stem(m.Guide)
 	}
 	return conditional
 }

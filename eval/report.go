@@ -48,7 +48,11 @@ type Report struct {
 	Sampler    string  `json:"sampler"`
 	Steps      int     `json:"steps"`
 	Guidance   float64 `json:"guidance"`
-	Eta        float64 `json:"eta"`
+	// GuidanceInterval and Guide: where guidance applied ("": every step)
+	// and the autoguidance guide ("": the null class), from the manifest.
+	GuidanceInterval string  `json:"guidance_interval,omitempty"`
+	Guide            string  `json:"guide,omitempty"`
+	Eta              float64 `json:"eta"`
 	// SampleSeed is the samples' noise seed (from their manifest), EvalSeed
 	// the seed of the real draws and the t-SNE (--eval-seed). Reports from
 	// before they were recorded have neither.
@@ -138,8 +142,15 @@ func (r Report) Markdown() string {
 	if r.RealNotHeldOut {
 		fmt.Fprintf(&b, "**Warning: the real images are not held out.** %s has no test split: the real images are its own, which the classifier was trained on, so the real accuracy, IS and floor below flatter the real side.\n\n", cell(r.Dataset))
 	}
-	fmt.Fprintf(&b, "%d samples (%s, %d steps, guidance %g), judged by the classifier %s; real images: the %s test split.\n\n",
-		r.Samples, r.Sampler, r.Steps, r.Guidance, r.Classifier, r.Dataset)
+	guidance := fmt.Sprintf("guidance %g", r.Guidance)
+	if r.GuidanceInterval != "" {
+		guidance += " in σ ∈ (" + r.GuidanceInterval + "]"
+	}
+	if r.Guide != "" {
+		guidance += ", guided by " + cell(r.Guide)
+	}
+	fmt.Fprintf(&b, "%d samples (%s, %d steps, %s), judged by the classifier %s; real images: the %s test split.\n\n",
+		r.Samples, r.Sampler, r.Steps, guidance, r.Classifier, r.Dataset)
 	if r.SampleSeconds > 0 {
 		on := r.Device
 		if r.Backend != "" {

@@ -129,12 +129,17 @@ type ManifestEntry struct {
 
 // Manifest lists exactly the images a sampling run has written.
 type Manifest struct {
-	Model     string          `json:"model"`
-	ModelHash string          `json:"model_sha256"`
-	Sampler   string          `json:"sampler"`
-	Steps     int             `json:"steps"`
-	Eta       float64         `json:"eta"`
-	Guidance  float64         `json:"guidance"`
+	Model     string  `json:"model"`
+	ModelHash string  `json:"model_sha256"`
+	Sampler   string  `json:"sampler"`
+	Steps     int     `json:"steps"`
+	Eta       float64 `json:"eta"`
+	Guidance  float64 `json:"guidance"`
+	// GuidanceInterval is the σ range guidance applied in ("": every step).
+	GuidanceInterval string `json:"guidance_interval,omitempty"`
+	// Guide and GuideHash name the autoguidance guide ("": the null class).
+	Guide     string          `json:"guide,omitempty"`
+	GuideHash string          `json:"guide_sha256,omitempty"`
 	Seed      uint64          `json:"seed"`
 	N         int             `json:"n,omitempty"`     // images asked for (per class when Class is "all")
 	Class     string          `json:"class,omitempty"` // the class choice: "all" or an index
@@ -167,8 +172,10 @@ func manifestShard(name string) (s Shard, ok bool) {
 }
 
 // samePlan reports whether two manifests come from one sampling plan: the
-// same model, sampler, steps, η, guidance, seed, n and class choice.
+// same model, sampler, steps, η, guidance (weight, interval, guide), seed,
+// n and class choice.
 func samePlan(a, b *Manifest) bool {
 	return a.ModelHash == b.ModelHash && a.Sampler == b.Sampler && a.Steps == b.Steps && a.Eta == b.Eta &&
-		a.Guidance == b.Guidance && a.Seed == b.Seed && a.N == b.N && a.Class == b.Class
+		a.Guidance == b.Guidance && a.GuidanceInterval == b.GuidanceInterval && a.GuideHash == b.GuideHash &&
+		a.Seed == b.Seed && a.N == b.N && a.Class == b.Class
 }

@@ -31,6 +31,13 @@ type SampleOptions struct {
 	Steps    int
 	Eta      float64
 	Guidance float64
+	// Interval limits guidance to the steps whose noise level σ_t lies in
+	// it (the zero value: every step).
+	Interval diffusion.Interval
+	// Guide, if set, is the autoguidance guide: a denoiser file of the same
+	// schedule, classes and image shape, whose ε(x, y) takes the null row's
+	// place.
+	Guide    string
 	Shard    Shard
 	Session  Options
 	Progress io.Writer
@@ -81,8 +88,25 @@ func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 	if info.Kind != contract.Denoiser {
 		return nil, field.Errorf("infer", "Model", o.Model, "is a %s, not a denoiser", info.Kind)
 	}
-	if o.Guidance != 0 && !info.HasNull {
-		return nil, field.Errorf("infer", "Guidance", o.Guidance, "needs a model trained with label dropout; %s has no null class", o.Model)
+	var guide *Session
+	guideHash := ""
+	if o.Guide != "" {
+		if o.Guidance == 0 {
+			return nil, field.Errorf("infer", "Guide", o.Guide, "guides nothing at guidance 0; give a guidance weight")
+		}
+		if guide, err = Open(o.Guide, o.Session); err != nil {
+			return nil, err
+		}
+		defer guide.Close()
+		defer guide.StopOn(ctx)()
+		if err := guide.Info.CheckGuide(info); err != nil {
+			return nil, field.Errorf("infer", "Guide", o.Guide, "%v (%s)", err, o.Model)
+		}
+		if guideHash, err = FileHash(o.Guide); err != nil {
+			return nil, err
+		}
+	} else if o.Guidance != 0 && !info.HasNull {
+		return nil, field.Errorf("infer", "Guidance", o.Guidance, "needs a model trained with label dropout (%s has no null class) or a guide", o.Model)
 	}
 	sch, err := info.Schedule.Build()
 	if err != nil {
@@ -95,7 +119,10 @@ func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 	C, S := info.Channels, info.ImageSize
 	D := C * S * S
 	req := diffusion.Request{Sampler: o.Sampler, Steps: o.Steps, Eta: o.Eta, Guidance: o.Guidance, Null: info.Null(),
-		Seed: o.Seed, Batch: o.Batch, Values: D, Indices: indices, Labels: labels}
+		Interval: o.Interval, Seed: o.Seed, Batch: o.Batch, Values: D, Indices: indices, Labels: labels}
+	if guide != nil {
+		req.Guide = guide
+	}
 	ts, err := req.Check(sch.Spec.T) // every sampling option, before anything is written
 	if err != nil {
 		return nil, err
@@ -106,6 +133,12 @@ func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 	}
 	m := &Manifest{Model: o.Model, ModelHash: hash, Sampler: o.Sampler.Name(), Steps: len(ts), Eta: o.Eta, Guidance: o.Guidance,
 		Seed: o.Seed, N: o.N, Class: o.Class.String(), Shard: o.Shard.String(), Device: s.Device, Backend: s.Backend, Images: []ManifestEntry{}}
+	if o.Guidance != 0 && !o.Interval.Everywhere() {
+		m.GuidanceInterval = o.Interval.String()
+	}
+	if guide != nil {
+		m.Guide, m.GuideHash = o.Guide, guideHash
+	}
 	manifestName, suffix := OutputNames(o.Shard)
 	// The directory's lock, held for the whole run: a whole run and a
 	// --replace have it to themselves; shards share it (and each holds its
