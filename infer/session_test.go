@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -387,5 +388,101 @@ func TestStopOn(t *testing.T) {
 			t.Fatal("Run still succeeds 5 s after the cancellation")
 		}
 		time.Sleep(10 * time.Millisecond) // AfterFunc runs in its own goroutine
+	}
+}
+
+// TestGuideAndInterval: a model guided by itself (autoguidance with ε_guide
+// = ε) makes the unguided images (within one grey level: (1+W)·ε − W·ε is
+// ε up to float32 rounding), while a guide that predicts otherwise makes
+// other images; a guide of
+// another schedule or class count is refused naming the difference, and so
+// is a guide at guidance 0; an interval that excludes every step gives the
+// unguided images exactly; the manifest records the interval and the
+// guide, and a resumed plan must match them.
+func TestGuideAndInterval(t *testing.T) {
+	dir := t.TempDir()
+	// The tiny denoiser's output layer starts at zero (ε ≡ 0, so no guide
+	// could change anything): every weight is set to a fixed pattern
+	// instead, times scale.
+	weights := func(scale float32) func(map[string]models.Array) {
+		return func(w map[string]models.Array) {
+			for name, a := range w {
+				for k := range a.Data {
+					a.Data[k] = scale * 0.3 * float32(math.Sin(1.7*float64(k)+float64(len(name))))
+				}
+			}
+		}
+	}
+	model := testenv.TinyDenoiser(t, dir, "m", 50, weights(1), nil)
+	otherT := testenv.TinyDenoiser(t, dir, "t60", 60, weights(1), nil)
+	otherClasses := testenv.TinyDenoiser(t, dir, "names", 50, weights(1), func(md map[string]string) { md["condiff.class_names"] = `["x","y","z"]` })
+	weaker := testenv.TinyDenoiser(t, dir, "weaker", 50, weights(0.7), nil) // a guide that predicts otherwise
+	run := func(o infer.SampleOptions) (*infer.Manifest, map[int][]uint8, error) {
+		o.Model, o.N, o.Batch, o.Seed, o.Sampler, o.Steps = model, 2, 4, 1, diffusion.DDIM, 6
+		o.Session = infer.Options{Backend: infer.BackendGo, Threads: 1}
+		if o.Out == "" {
+			o.Out = t.TempDir()
+		}
+		m, err := infer.SampleToDir(context.Background(), o)
+		if err != nil {
+			return nil, nil, err
+		}
+		return m, readPixels(t, o.Out, m), nil
+	}
+	_, plain, err := run(infer.SampleOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, self, err := run(infer.SampleOptions{Guidance: 2, Guide: model})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Guide != model || m.GuideHash == "" || m.GuidanceInterval != "" {
+		t.Errorf("manifest: guide %q hash %q interval %q", m.Guide, m.GuideHash, m.GuidanceInterval)
+	}
+	_, guided, err := run(infer.SampleOptions{Guidance: 2, Guide: weaker})
+	if err != nil {
+		t.Fatal(err)
+	}
+	differ := 0
+	for i, px := range plain {
+		for k := range px {
+			if d := int(px[k]) - int(self[i][k]); d > 1 || d < -1 {
+				t.Fatalf("image %d, pixel %d: self-guided %d, unguided %d", i, k, self[i][k], px[k])
+			}
+			if px[k] != guided[i][k] {
+				differ++
+			}
+		}
+	}
+	if differ == 0 {
+		t.Error("a guide that predicts otherwise made the unguided images")
+	}
+	m, none, err := run(infer.SampleOptions{Guidance: 2, Interval: diffusion.Interval{Lo: 1e6, Hi: 2e6}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, px := range plain {
+		if !bytes.Equal(px, none[i]) {
+			t.Errorf("image %d: an interval no step's σ lies in changed it", i)
+		}
+	}
+	if m.GuidanceInterval != "1e+06,2e+06" {
+		t.Errorf("manifest interval %q", m.GuidanceInterval)
+	}
+	for guide, want := range map[string]string{otherT: "schedule", otherClasses: "class 0"} {
+		if _, _, err := run(infer.SampleOptions{Guidance: 1, Guide: guide}); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "Guide") {
+			t.Errorf("guide %s: %v; want a refusal naming the %s", filepath.Base(guide), err, want)
+		}
+	}
+	if _, _, err := run(infer.SampleOptions{Guide: model}); err == nil || !strings.Contains(err.Error(), "guidance 0") {
+		t.Errorf("a guide at guidance 0: %v", err)
+	}
+	out := t.TempDir()
+	if _, _, err := run(infer.SampleOptions{Out: out, Guidance: 2, Interval: diffusion.Interval{Lo: 0.5, Hi: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := run(infer.SampleOptions{Out: out, Guidance: 2, Interval: diffusion.Interval{Lo: 0.5, Hi: 6}}); !errors.Is(err, infer.ErrUsed) {
+		t.Errorf("another interval into the same directory: %v", err)
 	}
 }
