@@ -41,6 +41,9 @@ func (iv Interval) String() string {
 	if iv.Everywhere() {
 		return "none"
 	}
+	if math.IsInf(iv.Hi, 1) {
+		return fmt.Sprintf("%g,inf", iv.Lo)
+	}
 	return fmt.Sprintf("%g,%g", iv.Lo, iv.Hi)
 }
 

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"image/png"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -401,18 +400,7 @@ func TestStopOn(t *testing.T) {
 // guide, and a resumed plan must match them.
 func TestGuideAndInterval(t *testing.T) {
 	dir := t.TempDir()
-	// The tiny denoiser's output layer starts at zero (ε ≡ 0, so no guide
-	// could change anything): every weight is set to a fixed pattern
-	// instead, times scale.
-	weights := func(scale float32) func(map[string]models.Array) {
-		return func(w map[string]models.Array) {
-			for name, a := range w {
-				for k := range a.Data {
-					a.Data[k] = scale * 0.3 * float32(math.Sin(1.7*float64(k)+float64(len(name))))
-				}
-			}
-		}
-	}
+	weights := testenv.PatternWeights
 	model := testenv.TinyDenoiser(t, dir, "m", 50, weights(1), nil)
 	otherT := testenv.TinyDenoiser(t, dir, "t60", 60, weights(1), nil)
 	otherClasses := testenv.TinyDenoiser(t, dir, "names", 50, weights(1), func(md map[string]string) { md["condiff.class_names"] = `["x","y","z"]` })

@@ -26,10 +26,15 @@ type SamplesRequest struct {
 // sample's defaults.
 type Sampling struct {
 	Guidance *float64 `json:"guidance,omitempty"`
-	Sampler  *string  `json:"sampler,omitempty"`
-	Steps    *int     `json:"steps,omitempty"`
-	Eta      *float64 `json:"eta,omitempty"`
-	Seed     *uint64  `json:"seed,omitempty"`
+	// GuidanceInterval is "LO,HI" (σ values; HI may be inf) or "none".
+	GuidanceInterval *string `json:"guidance_interval,omitempty"`
+	// Guide chooses the server's autoguidance guide (its default when it
+	// has one) or the null class (false).
+	Guide   *bool    `json:"guide,omitempty"`
+	Sampler *string  `json:"sampler,omitempty"`
+	Steps   *int     `json:"steps,omitempty"`
+	Eta     *float64 `json:"eta,omitempty"`
+	Seed    *uint64  `json:"seed,omitempty"`
 }
 
 // OpenAIRequest is the body of POST /v1/images/generations: OpenAI's image
@@ -81,8 +86,12 @@ type SamplesResponse struct {
 	Steps    int     `json:"steps"`
 	Eta      float64 `json:"eta"`
 	Guidance float64 `json:"guidance"`
-	Seed     uint64  `json:"seed"`
-	Images   []Image `json:"images"`
+	// GuidanceInterval ("" for every step) and Guide (the guide's id, ""
+	// for the null class) say how guidance applied.
+	GuidanceInterval string  `json:"guidance_interval,omitempty"`
+	Guide            string  `json:"guide,omitempty"`
+	Seed             uint64  `json:"seed"`
+	Images           []Image `json:"images"`
 }
 
 // plan is a validated request: what the scheduler runs.
@@ -92,6 +101,7 @@ type plan struct {
 	eta      float64
 	guidance float64
 	interval diffusion.Interval
+	auto     bool // guided by the server's guide
 	seed     uint64
 	indices  []int
 	labels   []int
@@ -108,6 +118,19 @@ func (s *Server) newPlan(p Sampling, choices []infer.ClassChoice, n int) (*plan,
 	}
 	if p.Guidance != nil {
 		pl.guidance = *p.Guidance
+	}
+	pl.auto = s.guide != nil
+	if p.Guide != nil {
+		if *p.Guide && s.guide == nil {
+			return nil, bad("guide", "guide true: the server has no guide (condiff-run serve --guide MODEL)")
+		}
+		pl.auto = *p.Guide
+	}
+	if p.GuidanceInterval != nil {
+		var err error
+		if pl.interval, err = diffusion.ParseInterval(*p.GuidanceInterval); err != nil {
+			return nil, badField(err)
+		}
 	}
 	if p.Eta != nil {
 		pl.eta = *p.Eta
@@ -137,10 +160,13 @@ func (s *Server) newPlan(p Sampling, choices []infer.ClassChoice, n int) (*plan,
 	if len(pl.indices) > s.o.MaxN {
 		return nil, bad("n", "n %d × %d classes is over the server's limit of %d images per request", n, len(pl.indices)/n, s.o.MaxN)
 	}
-	if pl.guidance != 0 && !s.info.HasNull {
+	if pl.guidance == 0 {
+		pl.auto, pl.interval = false, diffusion.Interval{}
+	}
+	if pl.guidance != 0 && !pl.auto && !s.info.HasNull {
 		return nil, bad("guidance", "guidance %g: the model was trained without label dropout and has no null class", pl.guidance)
 	}
-	req := diffusion.Request{Sampler: pl.sampler, Steps: steps, Eta: pl.eta, Guidance: pl.guidance, Batch: 1,
+	req := diffusion.Request{Sampler: pl.sampler, Steps: steps, Eta: pl.eta, Guidance: pl.guidance, Interval: pl.interval, Batch: 1,
 		Indices: pl.indices, Labels: pl.labels}
 	ts, err := req.Check(s.sch.Spec.T)
 	if err != nil {
@@ -254,11 +280,11 @@ func (s *Server) openAIPlan(r *OpenAIRequest) (*plan, error) {
 // defaults are the sampling options of a request that gives none:
 // sample's defaults.
 func (s *Server) defaults() Defaults {
-	d := Defaults{Sampler: diffusion.DDIM.Name(), Seed: 1}
+	d := Defaults{Sampler: diffusion.DDIM.Name(), Seed: 1, GuidanceInterval: "none", Guide: s.guide != nil}
 	if ts, err := diffusion.DDIM.Timesteps(s.sch.Spec.T, 0); err == nil {
 		d.Steps = len(ts)
 	}
-	if s.info.HasNull {
+	if s.info.HasNull || s.guide != nil {
 		d.Guidance = diffusion.DefaultGuidance // sample's default for a guidance-ready model
 	}
 	return d

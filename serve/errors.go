@@ -95,7 +95,7 @@ func bad(param, format string, a ...any) error {
 // jsonFields names the request's JSON fields for the libraries' field
 // errors.
 var jsonFields = map[string]string{"Sampler": "sampler", "Steps": "steps", "Eta": "eta", "Guidance": "guidance",
-	"N": "n", "Class": "class"}
+	"N": "n", "Class": "class", "Interval": "guidance_interval"}
 
 // badField is a 400 for a library's refusal of a request's value, in the
 // request's own terms: its message names the JSON field, and so does

@@ -23,7 +23,9 @@ async function loadModel() {
   const d = m.defaults || {};
   if (!loaded || $("guidance").dataset.auto === "1") { $("guidance").value = d.guidance; $("guidance").dataset.auto = "1"; }
   if (!loaded && d.steps) $("steps").value = d.steps;
-  $("guidance").disabled = !m.guidance_ready;
+  $("guide-label").hidden = !d.guide;
+  $("interval").placeholder = d.guidance_interval || "none";
+  $("guidance").disabled = !m.guidance_ready && !d.guide;
   $("guidance").title = m.guidance_ready ? "classifier-free guidance weight (the model's default: " + d.guidance + ")" : "the model has no null class: no guidance";
   loaded = true;
 }
@@ -34,6 +36,8 @@ $("f").addEventListener("submit", async (e) => {
   if (!loaded) await loadModel(); // a token typed and submitted at once
   const body = {class: $("class").value, n: +$("n").value, steps: +$("steps").value, seed: +$("seed").value};
   if ($("guidance").value !== "" && !$("guidance").disabled) body.guidance = +$("guidance").value; // else the model's default
+  if ($("interval").value.trim() !== "") body.guidance_interval = $("interval").value.trim();
+  if (!$("guide-label").hidden) body.guide = $("guide").checked;
   // Text nodes only: class names come from the model's author.
   const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text) e.textContent = text; return e; };
   const box = el("div", "req"), head = el("div"), st = el("span", "st", "queued"), bar = el("div"), imgs = el("div", "imgs");

@@ -13,13 +13,13 @@ import (
 // job is one request inside the scheduler: its images, started in index
 // order, and what the handler reads of them (under mu; notify wakes it).
 type job struct {
-	ctx      context.Context
-	sampler  diffusion.Sampler
-	chain    diffusion.Chain
-	guide    diffusion.Guidance
-	seed     uint64
-	indices  []int
-	labels   []int
+	ctx     context.Context
+	sampler diffusion.Sampler
+	chain   diffusion.Chain
+	guide   diffusion.Guidance
+	seed    uint64
+	indices []int
+	labels  []int
 
 	started int // images started (scheduler only)
 	active  int // images in flight (scheduler only)

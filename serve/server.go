@@ -40,6 +40,7 @@ import (
 // Options configure a server.
 type Options struct {
 	Model            string
+	Guide            string // the autoguidance guide ("": none); requests choose it with "guide": true
 	Session          infer.Options
 	Listen           string        // host:port (port 0: any free port)
 	MaxBatch         int           // denoiser rows per call; a guided image takes two
@@ -107,17 +108,20 @@ func (o Options) Check() error {
 
 // Server serves one model.
 type Server struct {
-	o        Options
-	session  *infer.Session
-	info     contract.Info
-	sch      *diffusion.Schedule
-	hash     string
-	sched    *scheduler
-	metrics  *metrics
-	log      *slog.Logger
-	id       string // the model's name in answers: its file name without .onnx
-	hostname string
-	created  int64 // the model file's modification time, Unix seconds
+	o         Options
+	session   *infer.Session
+	guide     *infer.Session // nil without Options.Guide
+	guideID   string         // its file name without .onnx
+	guideHash string
+	info      contract.Info
+	sch       *diffusion.Schedule
+	hash      string
+	sched     *scheduler
+	metrics   *metrics
+	log       *slog.Logger
+	id        string // the model's name in answers: its file name without .onnx
+	hostname  string
+	created   int64 // the model file's modification time, Unix seconds
 }
 
 var (
@@ -154,6 +158,18 @@ func New(o Options) (*Server, error) {
 		sess.Close()
 		return nil, err
 	}
+	var guide *infer.Session
+	if o.Guide != "" {
+		if guide, err = infer.Open(o.Guide, o.Session); err != nil {
+			sess.Close()
+			return nil, err
+		}
+		if err := guide.Info.CheckGuide(sess.Info); err != nil {
+			sess.Close()
+			guide.Close()
+			return nil, field.Errorf("serve", "Guide", o.Guide, "%v (%s)", err, o.Model)
+		}
+	}
 	var created int64
 	if st, err := os.Stat(o.Model); err == nil {
 		created = st.ModTime().Unix()
@@ -163,14 +179,32 @@ func New(o Options) (*Server, error) {
 	}
 	m := newMetrics()
 	D := sess.Info.Channels * sess.Info.ImageSize * sess.Info.ImageSize
-	return &Server{o: o, session: sess, info: sess.Info, sch: sch, hash: hash, metrics: m, log: o.Log,
+	sched := newScheduler(sess, D, o.MaxBatch, o.MaxBatchRequests, m)
+	if guide != nil {
+		sched.batch.Guide = guide
+	}
+	guideID, guideHash := "", ""
+	if guide != nil {
+		guideID = strings.TrimSuffix(filepath.Base(o.Guide), ".onnx")
+		if guideHash, err = infer.FileHash(o.Guide); err != nil {
+			sess.Close()
+			guide.Close()
+			return nil, err
+		}
+	}
+	return &Server{o: o, session: sess, guide: guide, guideID: guideID, guideHash: guideHash, info: sess.Info, sch: sch, hash: hash, metrics: m, log: o.Log,
 		id: strings.TrimSuffix(filepath.Base(o.Model), ".onnx"), hostname: thisHost(), created: created,
-		sched: newScheduler(sess, D, o.MaxBatch, o.MaxBatchRequests, m)}, nil
+		sched: sched}, nil
 }
 
 // Close releases the model's session. Call it after Run has returned: Run
 // returns only once the scheduler has left its last denoiser call.
-func (s *Server) Close() error { return s.session.Close() }
+func (s *Server) Close() error {
+	if s.guide != nil {
+		s.guide.Close()
+	}
+	return s.session.Close()
+}
 
 // Run listens on o.Listen and serves until ctx is cancelled; it then stops
 // accepting, lets the requests in flight finish within drain, and returns.
@@ -195,6 +229,10 @@ func (s *Server) serve(ctx context.Context, ln net.Listener, drain time.Duration
 	ln = newLimitListener(ln, conns, func() { s.metrics.errors.WithLabelValues("too_many_connections").Inc() })
 	schedCtx, stopSched := context.WithCancel(context.Background())
 	stopRun := s.session.StopOn(schedCtx) // cancelling it cuts the call in progress short
+	if s.guide != nil {
+		stopGuide := s.guide.StopOn(schedCtx)
+		defer stopGuide()
+	}
 	schedDone := make(chan struct{})
 	go func() {
 		defer close(schedDone)
@@ -394,11 +432,13 @@ type ModelInfo struct {
 
 // Defaults are the sampling options a request that leaves them out gets.
 type Defaults struct {
-	Sampler  string  `json:"sampler"`
-	Steps    int     `json:"steps"`
-	Eta      float64 `json:"eta"`
-	Guidance float64 `json:"guidance"`
-	Seed     uint64  `json:"seed"`
+	Sampler          string  `json:"sampler"`
+	Steps            int     `json:"steps"`
+	Eta              float64 `json:"eta"`
+	Guidance         float64 `json:"guidance"`
+	GuidanceInterval string  `json:"guidance_interval"` // "none": every step
+	Guide            bool    `json:"guide"`             // the server's guide (true) or the null class
+	Seed             uint64  `json:"seed"`
 }
 
 func (s *Server) modelInfo() ModelInfo {
@@ -444,7 +484,7 @@ func (s *Server) submit(w http.ResponseWriter, ctx context.Context, p *plan) (*j
 		httpError(w, http.StatusTooManyRequests, codeQueueFull, fmt.Sprintf("the server's queue holds its limit of %d images; retry later", s.o.MaxQueue))
 		return nil, false
 	}
-	j := &job{ctx: ctx, sampler: p.sampler, guide: diffusion.Guidance{Weight: p.guidance, Null: s.info.Null(), Interval: p.interval}, seed: p.seed,
+	j := &job{ctx: ctx, sampler: p.sampler, guide: diffusion.Guidance{Weight: p.guidance, Null: s.info.Null(), Interval: p.interval, Auto: p.auto}, seed: p.seed,
 		indices: p.indices, labels: p.labels, notify: make(chan struct{}, 1),
 		chain: diffusion.Chain{Schedule: s.sch, Timesteps: p.ts, Eta: p.eta, Values: s.sched.values}}
 	s.sched.submit <- j
@@ -525,6 +565,12 @@ func (s *Server) samples(w http.ResponseWriter, r *http.Request) int {
 	}
 	defer cancel()
 	resp := SamplesResponse{Model: s.id, Sampler: p.sampler.Name(), Steps: len(p.ts), Eta: p.eta, Guidance: p.guidance, Seed: p.seed}
+	if !p.interval.Everywhere() {
+		resp.GuidanceInterval = p.interval.String()
+	}
+	if p.auto {
+		resp.Guide = s.guideID
+	}
 	acceptHdr := r.Header.Get("Accept")
 	if strings.Contains(acceptHdr, "text/event-stream") {
 		return s.stream(w, j, p, resp)
@@ -554,7 +600,10 @@ func (s *Server) samples(w http.ResponseWriter, r *http.Request) int {
 // unpacked answer is a sample directory eval reads.
 func (s *Server) zip(w http.ResponseWriter, resp SamplesResponse) int {
 	m := infer.Manifest{Model: filepath.Base(s.o.Model), ModelHash: s.hash, Sampler: resp.Sampler, Steps: resp.Steps, Eta: resp.Eta,
-		Guidance: resp.Guidance, Seed: resp.Seed, Device: s.session.Device, Backend: s.session.Backend, Complete: true, Images: []infer.ManifestEntry{}}
+		Guidance: resp.Guidance, GuidanceInterval: resp.GuidanceInterval, Seed: resp.Seed, Device: s.session.Device, Backend: s.session.Backend, Complete: true, Images: []infer.ManifestEntry{}}
+	if resp.Guide != "" {
+		m.Guide, m.GuideHash = filepath.Base(s.o.Guide), s.guideHash
+	}
 	var b bytes.Buffer
 	z := zip.NewWriter(&b)
 	for _, im := range resp.Images {

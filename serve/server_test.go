@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"archive/zip"
 	"bufio"
 	"bytes"
 	"context"
@@ -11,6 +12,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -473,5 +475,82 @@ func TestAnswersNameNoPath(t *testing.T) {
 	}
 	if strings.Contains(ts.metricsText(t), `code="0"`) {
 		t.Error(`/metrics records code="0"`)
+	}
+}
+
+// TestGuideAndIntervalMatchSample: a server with a guide answers requests
+// guided by it (the default), by the null class ("guide": false), and in
+// an interval, each byte-identical to what infer.SampleToDir writes for the
+// same options; the guide's rows of concurrent requests share calls; the
+// answer and the zip's manifest say how guidance applied.
+func TestGuideAndIntervalMatchSample(t *testing.T) {
+	dir := t.TempDir()
+	model := testenv.TinyDenoiser(t, dir, "m", 100, testenv.PatternWeights(1), nil)
+	guide := testenv.TinyDenoiser(t, dir, "g", 100, testenv.PatternWeights(0.7), nil)
+	ts := start(t, model, Options{Guide: guide}, time.Minute)
+	cases := []struct {
+		body  string
+		guide string
+		iv    diffusion.Interval
+	}{
+		{`{"class": 1, "n": 3, "steps": 6, "guidance": 2}`, guide, diffusion.Interval{}},
+		{`{"class": 1, "n": 3, "steps": 6, "guidance": 2, "guide": false}`, "", diffusion.Interval{}},
+		{`{"class": 2, "n": 3, "steps": 6, "guidance": 1.5, "guidance_interval": "0.5,8"}`, guide, diffusion.Interval{Lo: 0.5, Hi: 8}},
+	}
+	var wg sync.WaitGroup
+	answers := make([]SamplesResponse, len(cases))
+	for i, c := range cases {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, b, _ := ts.do(t, "POST", "/v1/samples", c.body)
+			if code != 200 || json.Unmarshal(b, &answers[i]) != nil {
+				t.Errorf("%s: %d %.300s", c.body, code, b)
+			}
+		}()
+	}
+	wg.Wait()
+	for i, c := range cases {
+		var req SamplesRequest
+		json.Unmarshal([]byte(c.body), &req)
+		var cl int
+		json.Unmarshal(req.Class, &cl)
+		out := t.TempDir()
+		_, err := infer.SampleToDir(context.Background(), infer.SampleOptions{Model: model, Out: out, Class: infer.OneClass(cl), N: 3, Batch: 2, Seed: 1,
+			Sampler: diffusion.DDIM, Steps: 6, Guidance: *req.Guidance, Interval: c.iv, Guide: c.guide,
+			Session: infer.Options{Backend: infer.BackendGo, Threads: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := answers[i]
+		if wantGuide := map[bool]string{true: "g", false: ""}[c.guide != ""]; r.Guide != wantGuide || r.GuidanceInterval != map[bool]string{true: "", false: c.iv.String()}[c.iv.Everywhere()] {
+			t.Errorf("%s: answer says guide %q, interval %q", c.body, r.Guide, r.GuidanceInterval)
+		}
+		for _, im := range r.Images {
+			want, err := os.ReadFile(filepath.Join(out, im.File))
+			if err != nil || !bytes.Equal(want, im.PNG) {
+				t.Errorf("%s: image %d differs from sample's (%v)", c.body, im.Index, err)
+			}
+		}
+	}
+	code, b, _ := ts.do(t, "POST", "/v1/samples?format=zip", `{"n": 1, "steps": 2, "guidance_interval": "1,inf"}`)
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if code != 200 || err != nil {
+		t.Fatalf("zip: %d %v", code, err)
+	}
+	var m infer.Manifest
+	for _, f := range zr.File {
+		if f.Name == "manifest.json" {
+			rc, _ := f.Open()
+			json.NewDecoder(rc).Decode(&m)
+			rc.Close()
+		}
+	}
+	if m.Guide != "g.onnx" || m.GuideHash == "" || m.GuidanceInterval != "1,inf" {
+		t.Errorf("the zip's manifest: guide %q (%q), interval %q", m.Guide, m.GuideHash, m.GuidanceInterval)
+	}
+	noGuide := start(t, model, Options{}, time.Minute)
+	if code, b, _ := noGuide.do(t, "POST", "/v1/samples", `{"guide": true}`); code != 400 || !bytes.Contains(b, []byte(`"param":"guide"`)) {
+		t.Errorf("guide true without a guide: %d %s", code, b)
 	}
 }

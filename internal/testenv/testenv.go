@@ -4,6 +4,7 @@
 package testenv
 
 import (
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,6 +76,20 @@ func WriteModel(t testing.TB, path string, cfg models.Config, weights, stats map
 		t.Fatal(err)
 	}
 	return path
+}
+
+// PatternWeights is an edit for TinyDenoiser that sets every weight to a
+// fixed pattern times scale: the tiny denoiser's output layer starts at
+// zero (ε ≡ 0: classes and guides would change nothing), this one
+// predicts something that depends on x, t and y.
+func PatternWeights(scale float32) func(map[string]models.Array) {
+	return func(w map[string]models.Array) {
+		for name, a := range w {
+			for k := range a.Data {
+				a.Data[k] = scale * 0.3 * float32(math.Sin(1.7*float64(k)+float64(len(name))))
+			}
+		}
+	}
 }
 
 // TinyDenoiser writes dir/name.onnx: a small M_CBN denoiser (8×8 grey,

@@ -15,6 +15,7 @@ func Serve(args []string) error {
 	fs := NewFlags("serve")
 	var o serve.Options
 	fs.StringVar(&o.Model, "model", "", "denoiser .onnx (default: the shipped "+DefaultModel+")")
+	fs.StringVar(&o.Guide, "guide", "", "autoguidance guide denoiser (a smaller, less-trained model of the same data, schedule and classes), loaded once: guided requests use it unless they send \"guide\": false")
 	fs.StringVar(&o.Listen, "listen", "127.0.0.1:8080", "address to listen on (host:port; port 0: any free port)")
 	fs.IntVar(&o.MaxBatch, "max-batch", 64, "denoiser rows per call, over all requests (a guided image takes two)")
 	fs.IntVar(&o.MaxBatchRequests, "max-batch-requests", 0, "requests whose images may share a denoiser call (0: any number; 1: one request at a time)")
@@ -31,7 +32,7 @@ func Serve(args []string) error {
 	drain := fs.Duration("drain-timeout", 60e9, "on SIGTERM or Ctrl-C: how long requests in flight may take to finish")
 	tokenFile := fs.String("token-file", "", "file holding the bearer token every API request must carry (default: no authentication)")
 	fs.Sets(map[string]string{
-		"model": "Model", "listen": "Listen", "max-batch": "MaxBatch", "max-batch-requests": "MaxBatchRequests",
+		"model": "Model", "guide": "Guide", "listen": "Listen", "max-batch": "MaxBatch", "max-batch-requests": "MaxBatchRequests",
 		"max-n": "MaxN", "max-queue": "MaxQueue", "max-body": "MaxBody", "request-timeout": "RequestTimeout",
 		"max-conns": "MaxConns", "idle-timeout": "IdleTimeout", "read-timeout": "ReadTimeout", "write-timeout": "WriteTimeout",
 		"allow-origin": "AllowOrigins", "allow-host": "AllowHosts",
