@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The guidance frontier of a shipped model, by the evaluation protocol:
+#   scripts/guidance.sh mnist|fashion [OUTDIR]
+# Plain classifier-free guidance, guidance in an interval of noise levels,
+# autoguidance with the model's guide (assets/pretrained/NAME-guide.onnx,
+# scripts/guide.sh), and both, each at several weights (WEIGHTS_* below):
+# 100 samples per class (N_PER_CLASS), DDIM 20, sample seed SEED (1), real
+# draws --eval-seed 1, judged by NAME-clf.onnx and, on the same samples,
+# by NAME-judge.onnx (trained apart, used in no choice). OUTDIR (default
+# docs/guidance/NAME) gets every report (METHOD-wW.json, -judge.json) and
+# compare.md; samples and logs stay in out/guidance/NAME-seedSEED.
+# REUSE=1 keeps the evaluations a stopped run finished.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+name=${1:?usage: $0 mnist|fashion [OUTDIR]}
+case $name in
+  mnist) data=mnist ;;
+  fashion) data=fashion-mnist ;;
+  *) echo "usage: $0 mnist|fashion [OUTDIR]" >&2; exit 2 ;;
+esac
+p=assets/pretrained
+model=$p/$name-cbn.onnx clf=$p/$name-clf.onnx judge=$p/$name-judge.onnx guide=$p/$name-guide.onnx
+docs=${2:-docs/guidance/$name}
+bin="${CONDIFF_BIN:-bin/condiff}"
+n=${N_PER_CLASS:-100}
+seed=${SEED:-1}
+interval=${INTERVAL:-0.3,5}
+work=out/guidance/$name-seed$seed
+mkdir -p "$work" "$docs"
+ev() { # ev OUT ARGS...: one evaluation, its log beside it
+  local d=$1
+  shift
+  [ -n "${REUSE:-}" ] && [ -f "$d/report.json" ] && return
+  "$bin" eval --data "$data" --n-per-class "$n" --eval-seed 1 --out "$d" "$@" >"$d.log" 2>&1 || { cat "$d.log" >&2; exit 1; }
+  grep '^eval: over' "$d.log" | sed "s|^|$(basename "$d"): |"
+}
+reports=()
+run() { # run METHOD W ARGS...
+  local m=$1 w=$2
+  shift 2
+  local d=$work/$m-w$w
+  ev "$d" --model "$model" --classifier "$clf" --seed "$seed" --guidance "$w" "$@"
+  ev "$d-judge" --samples "$d/samples" --classifier "$judge"
+  cp "$d/report.json" "$docs/$m-w$w.json"
+  cp "$d-judge/report.json" "$docs/$m-w$w-judge.json"
+  reports+=("$docs/$m-w$w.json" "$docs/$m-w$w-judge.json")
+}
+for w in ${WEIGHTS_CFG:-0 0.5 1}; do run cfg "$w"; done
+for w in ${WEIGHTS_INTERVAL:-1 2 3}; do run interval "$w" --guidance-interval "$interval"; done
+for w in ${WEIGHTS_GUIDE:-0.5 1 2}; do run guide "$w" --guide "$guide"; done
+for w in ${WEIGHTS_BOTH:-1 2 3}; do run guide-interval "$w" --guide "$guide" --guidance-interval "$interval"; done
+"$bin" compare --out "$docs" "${reports[@]}" >/dev/null
+echo "guidance: $docs/compare.md"
