@@ -109,8 +109,17 @@ type plan struct {
 
 func (s *Server) newPlan(p Sampling, choices []infer.ClassChoice, n int) (*plan, error) {
 	d := s.defaults()
-	pl := &plan{sampler: diffusion.DDIM, guidance: d.Guidance, eta: d.Eta, seed: d.Seed}
+	pl := &plan{guidance: d.Guidance, eta: d.Eta, seed: d.Seed}
+	var err error
+	if pl.sampler, err = diffusion.ParseSampler(d.Sampler); err != nil {
+		return nil, err
+	}
+	if pl.interval, err = diffusion.ParseInterval(d.GuidanceInterval); err != nil {
+		return nil, err
+	}
+	steps := d.Steps
 	if p.Sampler != nil {
+		steps = 0 // another sampler: its own default steps
 		var err error
 		if pl.sampler, err = diffusion.ParseSampler(*p.Sampler); err != nil {
 			return nil, badField(err)
@@ -138,7 +147,6 @@ func (s *Server) newPlan(p Sampling, choices []infer.ClassChoice, n int) (*plan,
 	if p.Seed != nil {
 		pl.seed = *p.Seed
 	}
-	steps := 0
 	if p.Steps != nil {
 		steps = *p.Steps
 	}
@@ -279,13 +287,22 @@ func (s *Server) openAIPlan(r *OpenAIRequest) (*plan, error) {
 
 // defaults are the sampling options of a request that gives none:
 // sample's defaults.
+// defaults are the sampling options of a request that gives none: the
+// model's (infer.ModelDefaults, read when the server started), as sample
+// takes them.
 func (s *Server) defaults() Defaults {
-	d := Defaults{Sampler: diffusion.DDIM.Name(), Seed: 1, GuidanceInterval: "none", Guide: s.guide != nil}
-	if ts, err := diffusion.DDIM.Timesteps(s.sch.Spec.T, 0); err == nil {
-		d.Steps = len(ts)
+	m := s.defs
+	d := Defaults{Sampler: m.Sampler, Eta: 0, Seed: 1, GuidanceInterval: m.GuidanceInterval, Guide: s.guide != nil, Guidance: m.Guidance}
+	if d.GuidanceInterval == "" {
+		d.GuidanceInterval = "none"
 	}
-	if s.info.HasNull || s.guide != nil {
-		d.Guidance = diffusion.DefaultGuidance // sample's default for a guidance-ready model
+	if smp, err := diffusion.ParseSampler(m.Sampler); err == nil {
+		if ts, err := smp.Timesteps(s.sch.Spec.T, m.Steps); err == nil {
+			d.Steps = len(ts)
+		}
+	}
+	if s.guide == nil && !s.info.HasNull {
+		d.Guidance = 0
 	}
 	return d
 }

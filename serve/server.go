@@ -110,6 +110,7 @@ func (o Options) Check() error {
 type Server struct {
 	o         Options
 	session   *infer.Session
+	defs      infer.Defaults // the model's sampling defaults
 	guide     *infer.Session // nil without Options.Guide
 	guideID   string         // its file name without .onnx
 	guideHash string
@@ -158,6 +159,17 @@ func New(o Options) (*Server, error) {
 		sess.Close()
 		return nil, err
 	}
+	defs, err := infer.ModelDefaults(o.Model, sess.Info)
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	switch o.Guide {
+	case "":
+		o.Guide = defs.Guide // the model's own guide, if it names one
+	case "none":
+		o.Guide = ""
+	}
 	var guide *infer.Session
 	if o.Guide != "" {
 		if guide, err = infer.Open(o.Guide, o.Session); err != nil {
@@ -192,7 +204,7 @@ func New(o Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	return &Server{o: o, session: sess, guide: guide, guideID: guideID, guideHash: guideHash, info: sess.Info, sch: sch, hash: hash, metrics: m, log: o.Log,
+	return &Server{o: o, session: sess, defs: defs, guide: guide, guideID: guideID, guideHash: guideHash, info: sess.Info, sch: sch, hash: hash, metrics: m, log: o.Log,
 		id: strings.TrimSuffix(filepath.Base(o.Model), ".onnx"), hostname: thisHost(), created: created,
 		sched: sched}, nil
 }

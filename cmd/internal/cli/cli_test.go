@@ -174,3 +174,54 @@ func TestServeTokenFile(t *testing.T) {
 		}
 	}
 }
+
+// TestModelDefaults: a model's sidecar (NAME.sampling.json) sets what
+// sample does when a flag is not given: sampler, steps, guidance, interval
+// and guide (relative to the sidecar); flags win; --guide none drops the
+// guide; a bad sidecar is refused naming the file and the field.
+func TestModelDefaults(t *testing.T) {
+	dir := t.TempDir()
+	model := testenv.TinyDenoiser(t, dir, "m", 50, testenv.PatternWeights(1), nil)
+	testenv.TinyDenoiser(t, dir, "g", 50, testenv.PatternWeights(0.7), nil)
+	side := infer.SamplingFile(model)
+	write := func(s string) {
+		if err := os.WriteFile(side, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	manifest := func(args ...string) (*infer.Manifest, error) {
+		out := filepath.Join(t.TempDir(), "s")
+		if err := Sample(append([]string{"--model", model, "--backend", "go", "--threads", "1", "--n", "1", "--out", out}, args...)); err != nil {
+			return nil, err
+		}
+		return infer.ReadSampleDir(out)
+	}
+	m, err := manifest()
+	if err != nil || m.Sampler != "ddim" || m.Steps != 20 || m.Guidance != 1 || m.Guide != "" || m.GuidanceInterval != "" {
+		t.Fatalf("built-in defaults: %+v %v", m, err)
+	}
+	write(`{"sampler": "dpm++2m", "steps": 6, "guidance": 2, "guidance_interval": "0.5,10", "guide": "g.onnx", "source": "test"}`)
+	m, err = manifest()
+	if err != nil || m.Sampler != "dpm++2m" || m.Steps != 6 || m.Guidance != 2 || m.Guide != filepath.Join(dir, "g.onnx") || m.GuidanceInterval != "0.5,10" {
+		t.Fatalf("the sidecar's defaults: %+v %v", m, err)
+	}
+	m, err = manifest("--guidance", "0.5", "--guide", "none", "--guidance-interval", "none", "--sampler", "ddim")
+	if err != nil || m.Sampler != "ddim" || m.Steps != 20 || m.Guidance != 0.5 || m.Guide != "" || m.GuidanceInterval != "" {
+		t.Fatalf("flags over the sidecar: %+v %v", m, err)
+	}
+	if m, err = manifest("--guidance", "0"); err != nil || m.Guide != "" || m.Guidance != 0 {
+		t.Fatalf("--guidance 0 with a sidecar guide: %+v %v", m, err)
+	}
+	for body, field := range map[string]string{
+		`{"sampler": "euler"}`:                            "sampler",
+		`{"sampler": "ddim", "guidance_interval": "2,1"}`: "guidance_interval",
+		`{"sampler": "ddim", "guide": "../g.onnx"}`:       "guide",
+		`{"sampler": "ddim", "guide": "missing.onnx"}`:    "guide",
+		`{"sampler": "ddim", "cfg": 2}`:                   "cfg",
+	} {
+		write(body)
+		if _, err := manifest(); err == nil || !strings.Contains(err.Error(), side) || !strings.Contains(err.Error(), field) {
+			t.Errorf("sidecar %s: %v; want a refusal naming %s and %s", body, err, side, field)
+		}
+	}
+}

@@ -44,7 +44,9 @@ func Eval(args []string) error {
 		if err := withDefaultModel(&o.Sample.Model); err != nil {
 			return err
 		}
-		smp.guidanceFor(o.Sample.Model)
+		if err := smp.defaultsFor(o.Sample.Model); err != nil {
+			return err
+		}
 	}
 	o.Sample.Session, o.Sample.Progress = *so, os.Stderr
 	ctx, stop := Interruptible()

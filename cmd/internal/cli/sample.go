@@ -25,12 +25,12 @@ type sampler struct {
 // guidance, batch and seed.
 func samplerFlags(fs *Flags, o *infer.SampleOptions) *sampler {
 	s := &sampler{o: o, f: fs}
-	fs.StringVar(&s.name, "sampler", diffusion.DDIM.Name(), "the reverse-process sampler, one of "+diffusion.SamplerHelp())
+	fs.StringVar(&s.name, "sampler", diffusion.DDIM.Name(), "the reverse-process sampler, one of "+diffusion.SamplerHelp()+" (default: the model's)")
 	fs.IntVar(&o.Steps, "steps", 0, fmt.Sprintf("denoiser evaluations (0: the sampler's default, %d or all T for samplers that take only T); %d is as good as 50 on the shipped MNIST model at 2.4× the speed, 50 closer to the data on Fashion-MNIST (docs/frontier)", diffusion.DefaultSteps, diffusion.DefaultSteps))
 	fs.Float64Var(&o.Eta, "eta", 0, "stochasticity of the samplers that take it (0: deterministic)")
-	fs.Float64Var(&o.Guidance, "guidance", diffusion.DefaultGuidance, "classifier-free guidance weight W: eps = (1+W)·eps(y) − W·eps(null); the default applies to models trained with label dropout, the others take only 0 (and get it). At 1 the shipped models' samples carry their class 6–13 points more often than at 0 and with more fidelity, for less diversity; 0.5 keeps more diversity (docs/quality)")
-	fs.StringVar(&s.interval, "guidance-interval", "none", "apply guidance only at the steps whose noise level σ_t = √((1−ᾱ_t)/ᾱ_t) lies in (LO, HI] (LO,HI; HI may be inf); the other steps take one denoiser row instead of two. none: every step")
-	fs.StringVar(&o.Guide, "guide", "", "autoguidance: a guide denoiser (a smaller, less-trained model of the same data, schedule and classes) whose eps(y) replaces eps(null): eps = (1+W)·eps(y) − W·eps_guide(y); needs no null class")
+	fs.Float64Var(&o.Guidance, "guidance", diffusion.DefaultGuidance, "guidance weight W: eps = (1+W)·eps(y) − W·eps(null) (or eps_guide(y) with --guide); default: the model's (its NAME.sampling.json, else 1 for a model trained with label dropout and 0 for the others; docs/guidance)")
+	fs.StringVar(&s.interval, "guidance-interval", "none", "apply guidance only at the steps whose noise level σ_t = √((1−ᾱ_t)/ᾱ_t) lies in (LO, HI] (LO,HI; HI may be inf); the other steps take one denoiser row instead of two. none: every step. Default: the model's")
+	fs.StringVar(&o.Guide, "guide", "", "autoguidance: a guide denoiser (a smaller, less-trained model of the same data, schedule and classes) whose eps(y) replaces eps(null): eps = (1+W)·eps(y) − W·eps_guide(y); needs no null class. Default: the model's; none: no guide")
 	fs.IntVar(&o.Batch, "batch", 64, "images per denoiser call (a guided call runs 2× this)")
 	fs.Uint64Var(&o.Seed, "seed", 1, "noise seed; image i uses its own stream of (seed, i)")
 	fs.Sets(map[string]string{
@@ -46,15 +46,49 @@ func samplerFlags(fs *Flags, o *infer.SampleOptions) *sampler {
 	return s
 }
 
-// guidanceFor sets the guidance default for the model: models without a
-// null class take only 0, so an unset --guidance is 0 for them.
-func (s *sampler) guidanceFor(model string) {
-	if s.f.IsSet("guidance") || s.o.Guide != "" {
-		return // a guide needs no null class
+// defaultsFor takes the model's sampling defaults (infer.ModelDefaults: its
+// sidecar's, or the built-in ones) for every sampling flag not given.
+// --guide none turns the default guide off; a guide is dropped where the
+// weight is 0, and a model without a null class and no guide samples at 0.
+func (s *sampler) defaultsFor(model string) error {
+	info, err := infer.ReadInfo(model)
+	if err != nil {
+		return nil // opening the model reports it, naming the file
 	}
-	if info, err := infer.ReadInfo(model); err == nil && !info.HasNull {
-		s.o.Guidance = 0
+	d, err := infer.ModelDefaults(model, info)
+	if err != nil {
+		return err
 	}
+	set := s.f.IsSet
+	if !set("sampler") {
+		if s.o.Sampler, err = diffusion.ParseSampler(d.Sampler); err != nil {
+			return err
+		}
+		if !set("steps") {
+			s.o.Steps = d.Steps
+		}
+	}
+	if !set("guide") {
+		s.o.Guide = d.Guide
+	}
+	if s.o.Guide == "none" {
+		s.o.Guide = ""
+	}
+	if !set("guidance") {
+		s.o.Guidance = d.Guidance
+		if s.o.Guide == "" && !info.HasNull {
+			s.o.Guidance = 0
+		}
+	}
+	if !set("guidance-interval") {
+		if s.o.Interval, err = diffusion.ParseInterval(d.GuidanceInterval); err != nil {
+			return err
+		}
+	}
+	if s.o.Guidance == 0 && !set("guide") {
+		s.o.Guide = "" // the model's guide guides nothing at weight 0
+	}
+	return nil
 }
 
 // parse types the sampler flag.
@@ -105,7 +139,9 @@ func Sample(args []string) error {
 	if err := withDefaultModel(&o.Model); err != nil {
 		return err
 	}
-	smp.guidanceFor(o.Model)
+	if err := smp.defaultsFor(o.Model); err != nil {
+		return err
+	}
 	if *class != "all" {
 		info, err := infer.ReadInfo(o.Model)
 		if err != nil {

@@ -1,0 +1,96 @@
+package infer
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/condiff/condiff/contract"
+	"github.com/condiff/condiff/diffusion"
+	"github.com/condiff/condiff/internal/fsutil"
+	"github.com/condiff/condiff/internal/strictjson"
+)
+
+// Defaults are how a model is sampled when a command or request does not
+// say: the sampler, its steps, the guidance weight, interval and guide. A
+// model's own are in its sidecar NAME.sampling.json (SamplingFile), chosen
+// from a frontier (docs/guidance); a model without one gets condiff's
+// built-in defaults. sample, eval, serve and the page all take them from
+// ModelDefaults: this is the one place they are computed.
+type Defaults struct {
+	Sampler          string  `json:"sampler"`
+	Steps            int     `json:"steps"` // 0: the sampler's own
+	Guidance         float64 `json:"guidance"`
+	GuidanceInterval string  `json:"guidance_interval,omitempty"` // "": every step
+	// Guide is the autoguidance guide, a path relative to the sidecar's
+	// directory in the file and resolved against it when read.
+	Guide string `json:"guide,omitempty"`
+	// Source says where the choice comes from (a frontier's report).
+	Source string `json:"source,omitempty"`
+}
+
+// SamplingFile is the sidecar of a model file: model.onnx →
+// model.sampling.json.
+func SamplingFile(model string) string {
+	return strings.TrimSuffix(model, ".onnx") + ".sampling.json"
+}
+
+// BuiltinDefaults are condiff's defaults for a model without a sidecar:
+// DDIM at its default steps, guidance DefaultGuidance for a model trained
+// with label dropout (0 for the others), every step, no guide.
+func BuiltinDefaults(info contract.Info) Defaults {
+	d := Defaults{Sampler: diffusion.DDIM.Name()}
+	if info.HasNull {
+		d.Guidance = diffusion.DefaultGuidance
+	}
+	return d
+}
+
+// ModelDefaults reads the defaults of the model at path (info: its
+// metadata): its sidecar's, checked (sampler, interval, guide file), or
+// the built-in ones when it has none.
+func ModelDefaults(path string, info contract.Info) (Defaults, error) {
+	side := SamplingFile(path)
+	b, err := fsutil.ReadSmallFile(side, 1<<16)
+	if errors.Is(err, fs.ErrNotExist) {
+		return BuiltinDefaults(info), nil
+	}
+	if err != nil {
+		return Defaults{}, fmt.Errorf("infer: %w", err)
+	}
+	var d Defaults
+	if err := strictjson.Decode(b, &d, true); err != nil { // closed: a misspelt field is not silently a default
+		return Defaults{}, fmt.Errorf("infer: %s: not sampling defaults: %w", side, err)
+	}
+	bad := func(field string, v any, format string, a ...any) error {
+		return fmt.Errorf("infer: %s: %s %v: %s", side, field, v, fmt.Sprintf(format, a...))
+	}
+	if _, err := diffusion.ParseSampler(d.Sampler); err != nil {
+		return Defaults{}, bad("sampler", d.Sampler, "%v", err)
+	}
+	if d.Steps < 0 {
+		return Defaults{}, bad("steps", d.Steps, "must be >= 0")
+	}
+	if _, err := diffusion.ParseInterval(d.GuidanceInterval); err != nil {
+		return Defaults{}, bad("guidance_interval", d.GuidanceInterval, "%v", err)
+	}
+	if !(d.Guidance >= 0) {
+		return Defaults{}, bad("guidance", d.Guidance, "must be >= 0")
+	}
+	if d.Guide != "" {
+		if filepath.IsAbs(d.Guide) || !filepath.IsLocal(d.Guide) {
+			return Defaults{}, bad("guide", d.Guide, "must be a path relative to the sidecar's directory, inside it")
+		}
+		d.Guide = filepath.Join(filepath.Dir(side), d.Guide)
+		if _, err := os.Stat(d.Guide); err != nil {
+			return Defaults{}, bad("guide", d.Guide, "%v", err)
+		}
+	}
+	if d.Guidance != 0 && d.Guide == "" && !info.HasNull {
+		return Defaults{}, bad("guidance", d.Guidance, "the model has no null class and the defaults name no guide")
+	}
+	return d, nil
+}
