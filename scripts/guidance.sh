@@ -9,7 +9,11 @@
 # by NAME-judge.onnx (trained apart, used in no choice). OUTDIR (default
 # docs/guidance/NAME) gets every report (METHOD-wW.json, -judge.json) and
 # compare.md; samples and logs stay in out/guidance/NAME-seedSEED.
-# REUSE=1 keeps the evaluations a stopped run finished.
+# INTERVAL (default 0.3,5) is the interval's σ range and GUIDE the guide
+# (default the model's); both are part of each result's name, so runs with
+# other values add results beside the earlier ones. WEIGHTS_CFG,
+# WEIGHTS_INTERVAL, WEIGHTS_GUIDE and WEIGHTS_BOTH choose the weights ("":
+# skip that method). REUSE=1 keeps the evaluations a stopped run finished.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:?usage: $0 mnist|fashion [OUTDIR]}
@@ -19,7 +23,8 @@ case $name in
   *) echo "usage: $0 mnist|fashion [OUTDIR]" >&2; exit 2 ;;
 esac
 p=assets/pretrained
-model=$p/$name-cbn.onnx clf=$p/$name-clf.onnx judge=$p/$name-judge.onnx guide=$p/$name-guide.onnx
+model=$p/$name-cbn.onnx clf=$p/$name-clf.onnx judge=$p/$name-judge.onnx guide=${GUIDE:-$p/$name-guide.onnx}
+g=$(basename "$guide" .onnx)
 docs=${2:-docs/guidance/$name}
 bin="${CONDIFF_BIN:-bin/condiff}"
 n=${N_PER_CLASS:-100}
@@ -45,9 +50,9 @@ run() { # run METHOD W ARGS...
   cp "$d-judge/report.json" "$docs/$m-w$w-judge.json"
   reports+=("$docs/$m-w$w.json" "$docs/$m-w$w-judge.json")
 }
-for w in ${WEIGHTS_CFG:-0 0.5 1}; do run cfg "$w"; done
-for w in ${WEIGHTS_INTERVAL:-1 2 3}; do run interval "$w" --guidance-interval "$interval"; done
-for w in ${WEIGHTS_GUIDE:-0.5 1 2}; do run guide "$w" --guide "$guide"; done
-for w in ${WEIGHTS_BOTH:-1 2 3}; do run guide-interval "$w" --guide "$guide" --guidance-interval "$interval"; done
-"$bin" compare --out "$docs" "${reports[@]}" >/dev/null
+for w in ${WEIGHTS_CFG-0 0.5 1}; do run cfg "$w"; done
+for w in ${WEIGHTS_INTERVAL-1 2 3}; do run "interval$interval" "$w" --guidance-interval "$interval"; done
+for w in ${WEIGHTS_GUIDE-0.5 1 2}; do run "guide-$g" "$w" --guide "$guide"; done
+for w in ${WEIGHTS_BOTH-1 2 3}; do run "guide-$g-interval$interval" "$w" --guide "$guide" --guidance-interval "$interval"; done
+"$bin" compare --out "$docs" "$docs"/*.json >/dev/null
 echo "guidance: $docs/compare.md"
