@@ -75,8 +75,8 @@ func buildImage(t *testing.T) *builtImage {
 	return imageOnce.img
 }
 
-// TestImage: the image holds the static binary and the shipped models and
-// nothing else, runs as a non-root user, and the binary taken out of it
+// TestImage: the image holds the static binary and the shipped models
+// (with their sampling defaults) and nothing else, runs as a non-root user, and the binary taken out of it
 // samples with the model taken out of it; the image's own command (serve)
 // answers /healthz. A Dockerfile line the builder does not take is
 // refused by name.
@@ -103,7 +103,7 @@ func TestImage(t *testing.T) {
 		}
 		return nil
 	})
-	want := "/models/fashion-cbn.onnx /models/fashion-clf.onnx /models/mnist-cbn.onnx /models/mnist-clf.onnx /usr/local/bin/condiff-run"
+	want := "/models/fashion-cbn.onnx /models/fashion-cbn.sampling.json /models/fashion-clf.onnx /models/mnist-cbn.onnx /models/mnist-cbn.sampling.json /models/mnist-clf.onnx /usr/local/bin/condiff-run"
 	if strings.Join(files, " ") != want {
 		t.Errorf("the image holds %v; want %s", files, want)
 	}

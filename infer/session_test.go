@@ -474,3 +474,35 @@ func TestGuideAndInterval(t *testing.T) {
 		t.Errorf("another interval into the same directory: %v", err)
 	}
 }
+
+// TestShippedDefaults: each shipped denoiser's sidecar reads (its guide,
+// if it names one, is a compatible denoiser beside it), and its defaults
+// are guided where the model can be.
+func TestShippedDefaults(t *testing.T) {
+	for _, name := range []string{"mnist", "fashion"} {
+		model := "../assets/pretrained/" + name + "-cbn.onnx"
+		info, err := infer.ReadInfo(model)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(infer.SamplingFile(model)); err != nil {
+			t.Fatalf("%s has no sidecar: %v", model, err)
+		}
+		d, err := infer.ModelDefaults(model, info)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Guidance <= 0 || d.Source == "" {
+			t.Errorf("%s: defaults %+v: want a guidance weight and the frontier they come from", model, d)
+		}
+		if d.Guide != "" {
+			g, err := infer.ReadInfo(d.Guide)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := g.CheckGuide(info); err != nil {
+				t.Errorf("%s: its guide %s: %v", model, d.Guide, err)
+			}
+		}
+	}
+}
