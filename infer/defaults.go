@@ -61,6 +61,25 @@ func ModelDefaults(path string, info contract.Info) (Defaults, error) {
 	if err != nil {
 		return Defaults{}, fmt.Errorf("infer: %w", err)
 	}
+	d, err := ParseDefaults(side, b, info)
+	if err != nil {
+		return Defaults{}, err
+	}
+	if d.Guide != "" {
+		if filepath.IsAbs(d.Guide) || !filepath.IsLocal(d.Guide) {
+			return Defaults{}, fmt.Errorf("infer: %s: guide %q: must be a path relative to the sidecar's directory, inside it", side, d.Guide)
+		}
+		d.Guide = filepath.Join(filepath.Dir(side), d.Guide)
+		if _, err := os.Stat(d.Guide); err != nil {
+			return Defaults{}, fmt.Errorf("infer: %s: guide %s: %v", side, d.Guide, err)
+		}
+	}
+	return d, nil
+}
+
+// ParseDefaults reads a sidecar's bytes (side: its name, for errors) and
+// checks them against the model's info; a guide stays as written.
+func ParseDefaults(side string, b []byte, info contract.Info) (Defaults, error) {
 	var d Defaults
 	if err := strictjson.Decode(b, &d, true); err != nil { // closed: a misspelt field is not silently a default
 		return Defaults{}, fmt.Errorf("infer: %s: not sampling defaults: %w", side, err)
@@ -79,15 +98,6 @@ func ModelDefaults(path string, info contract.Info) (Defaults, error) {
 	}
 	if !(d.Guidance >= 0) {
 		return Defaults{}, bad("guidance", d.Guidance, "must be >= 0")
-	}
-	if d.Guide != "" {
-		if filepath.IsAbs(d.Guide) || !filepath.IsLocal(d.Guide) {
-			return Defaults{}, bad("guide", d.Guide, "must be a path relative to the sidecar's directory, inside it")
-		}
-		d.Guide = filepath.Join(filepath.Dir(side), d.Guide)
-		if _, err := os.Stat(d.Guide); err != nil {
-			return Defaults{}, bad("guide", d.Guide, "%v", err)
-		}
 	}
 	if d.Guidance != 0 && d.Guide == "" && !info.HasNull {
 		return Defaults{}, bad("guidance", d.Guidance, "the model has no null class and the defaults name no guide")

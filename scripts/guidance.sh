@@ -11,7 +11,8 @@
 # compare.md; samples and logs stay in out/guidance/NAME-seedSEED.
 # INTERVAL (default 0.3,5) is the interval's σ range and GUIDE the guide
 # (default the model's); both are part of each result's name, so runs with
-# other values add results beside the earlier ones. WEIGHTS_CFG,
+# other values add results beside the earlier ones, and so are SAMPLER and
+# STEPS (default ddim, 20) when they are not the default. WEIGHTS_CFG,
 # WEIGHTS_INTERVAL, WEIGHTS_GUIDE and WEIGHTS_BOTH choose the weights ("":
 # skip that method). REUSE=1 keeps the evaluations a stopped run finished.
 set -euo pipefail
@@ -30,6 +31,9 @@ bin="${CONDIFF_BIN:-bin/condiff}"
 n=${N_PER_CLASS:-100}
 seed=${SEED:-1}
 interval=${INTERVAL:-0.3,5}
+sampler=${SAMPLER:-ddim} steps=${STEPS:-20}
+tag=""
+[ "$sampler-$steps" = ddim-20 ] || tag="-$sampler$steps"
 work=out/guidance/$name-seed$seed
 mkdir -p "$work" "$docs"
 ev() { # ev OUT ARGS...: one evaluation, its log beside it
@@ -43,8 +47,9 @@ reports=()
 run() { # run METHOD W ARGS...
   local m=$1 w=$2
   shift 2
+  m=$m$tag
   local d=$work/$m-w$w
-  ev "$d" --model "$model" --classifier "$clf" --seed "$seed" --guidance "$w" "$@"
+  ev "$d" --model "$model" --classifier "$clf" --seed "$seed" --sampler "$sampler" --steps "$steps" --guidance "$w" "$@"
   ev "$d-judge" --samples "$d/samples" --classifier "$judge"
   cp "$d/report.json" "$docs/$m-w$w.json"
   cp "$d-judge/report.json" "$docs/$m-w$w-judge.json"

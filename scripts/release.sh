@@ -21,5 +21,5 @@ cp "$(go env GOROOT)/lib/wasm/wasm_exec_node.js" "$(go env GOROOT)/lib/wasm/wasm
 # The in-browser sampler: serve dist/web/ with any static file server.
 mkdir -p dist/web
 GOOS=js GOARCH=wasm go build -trimpath -ldflags=-s -o dist/web/condiff.wasm ./cmd/condiff-web
-cp docs/web/index.html "$(go env GOROOT)/lib/wasm/wasm_exec.js" assets/pretrained/mnist-cbn.onnx dist/web/
+cp docs/web/index.html "$(go env GOROOT)/lib/wasm/wasm_exec.js" assets/pretrained/mnist-cbn.onnx assets/pretrained/mnist-cbn.sampling.json dist/web/
 ls -l dist/condiff-run-* dist/condiff-run.wasm dist/web/condiff.wasm | awk '{printf "%-40s %6.1f MB\n", $9, $5/1e6}'

@@ -241,6 +241,7 @@ func TestWebPageInBrowser(t *testing.T) {
 	copyFile(t, "../../docs/web/index.html", filepath.Join(dir, "index.html"))
 	copyFile(t, filepath.Join(strings.TrimSpace(string(goroot)), "lib", "wasm", "wasm_exec.js"), filepath.Join(dir, "wasm_exec.js"))
 	copyFile(t, "../../assets/pretrained/mnist-cbn.onnx", filepath.Join(dir, "mnist-cbn.onnx"))
+	copyFile(t, "../../assets/pretrained/mnist-cbn.sampling.json", filepath.Join(dir, "mnist-cbn.sampling.json")) // as make release does
 	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
 	defer srv.Close()
 
@@ -266,8 +267,8 @@ func TestWebPageInBrowser(t *testing.T) {
 	if len(srcs) != 4 {
 		t.Fatalf("the page shows %d images, want 4 (status %q)", len(srcs), status)
 	}
-	// The same four threes from this machine's Go backend (guidance 1, the
-	// model's default, as the page's).
+	// The same four threes from this machine's Go backend (the model's
+	// defaults, from its sidecar, as the page's).
 	ref := filepath.Join(t.TempDir(), "ref")
 	args := sampleArgs(ref)
 	for i, a := range args {

@@ -4,12 +4,16 @@
 // GOOS=js GOARCH=wasm, it runs the Go backend (no ONNX Runtime, no server)
 // and gives the page two functions,
 //
-//	condiffInfo(model: Uint8Array) → Promise<{classes: string[], guidance, size}>
-//	condiffSample(model: Uint8Array, opts: {class, n, steps, guidance, seed},
+//	condiffInfo(model: Uint8Array, sidecar?: Uint8Array)
+//	    → Promise<{classes: string[], sampler, steps, guidance, interval, size}>
+//	condiffSample(model: Uint8Array, opts: {class, n, steps, guidance, interval, seed},
 //	              onStep: (done, total) => void) → Promise<{pngs: string[]}>
 //
-// condiffSample samples n images of one class with DDIM (the model's null class and
-// guidance as `sample` uses them) and resolves to PNG data URLs. The page is
+// condiffInfo gives the model's sampling defaults as `sample` takes them
+// (infer's: its sidecar NAME.sampling.json, which the page fetches beside
+// the model, or the built-in ones); condiffSample samples n images of one
+// class with DDIM and resolves to PNG data URLs. The in-browser sampler has
+// one model: a sidecar's guide is not used. The page is
 // docs/web/index.html; `make release` puts both, with Go's wasm_exec.js and
 // the shipped model, in dist/web/.
 package main
@@ -54,10 +58,11 @@ func promise(f func() (any, error)) js.Value {
 	}))
 }
 
-// modelInfo(model) → {classes, guidance, size}: what the page's controls offer.
+// modelInfo(model[, sidecar]) → {classes, sampler, steps, guidance,
+// interval, size}: what the page's controls offer, and their defaults.
 func modelInfo(args []js.Value) (any, error) {
 	if len(args) < 1 {
-		return nil, fmt.Errorf("condiffInfo(model)")
+		return nil, fmt.Errorf("condiffInfo(model[, sidecar])")
 	}
 	b := make([]byte, args[0].Get("length").Int())
 	js.CopyBytesToGo(b, args[0])
@@ -69,11 +74,26 @@ func modelInfo(args []js.Value) (any, error) {
 	for c := range names {
 		names[c] = s.Info.ClassName(c)
 	}
-	g := 0.0
-	if s.Info.HasNull {
-		g = diffusion.DefaultGuidance
+	d := infer.BuiltinDefaults(s.Info)
+	if len(args) > 1 && args[1].Truthy() {
+		side := make([]byte, args[1].Get("length").Int())
+		js.CopyBytesToGo(side, args[1])
+		if d, err = infer.ParseDefaults("model.sampling.json", side, s.Info); err != nil {
+			return nil, err
+		}
+		if d.Guide != "" && !s.Info.HasNull {
+			d.Guidance = 0 // its guide is not in the page
+		}
 	}
-	return map[string]any{"classes": names, "guidance": g, "size": s.Info.ImageSize}, nil
+	steps := d.Steps
+	if steps == 0 {
+		steps = diffusion.DefaultSteps
+	}
+	interval := d.GuidanceInterval
+	if interval == "" {
+		interval = "none"
+	}
+	return map[string]any{"classes": names, "sampler": d.Sampler, "steps": steps, "guidance": d.Guidance, "interval": interval, "size": s.Info.ImageSize}, nil
 }
 
 func sample(args []js.Value) (any, error) {
@@ -93,11 +113,13 @@ func sample(args []js.Value) (any, error) {
 		return nil, err
 	}
 	info := s.Info
-	guidance := 0.0
-	if info.HasNull {
-		guidance = diffusion.DefaultGuidance
+	guidance := opt("guidance", infer.BuiltinDefaults(info).Guidance)
+	interval := diffusion.Interval{}
+	if v := args[1].Get("interval"); v.Type() == js.TypeString {
+		if interval, err = diffusion.ParseInterval(v.String()); err != nil {
+			return nil, err
+		}
 	}
-	guidance = opt("guidance", guidance)
 	sch, err := info.Schedule.Build()
 	if err != nil {
 		return nil, err
@@ -114,7 +136,7 @@ func sample(args []js.Value) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	req := diffusion.Request{Sampler: diffusion.DDIM, Steps: int(opt("steps", diffusion.DefaultSteps)), Guidance: guidance, Null: info.Null(),
+	req := diffusion.Request{Sampler: diffusion.DDIM, Steps: int(opt("steps", diffusion.DefaultSteps)), Guidance: guidance, Interval: interval, Null: info.Null(),
 		Seed: uint64(opt("seed", 1)), Batch: n, Values: info.Channels * info.ImageSize * info.ImageSize, Indices: indices, Labels: labels}
 	ts, err := req.Check(sch.Spec.T)
 	if err != nil {
