@@ -55,9 +55,11 @@ run() { # run METHOD W ARGS...
   cp "$d-judge/report.json" "$docs/$m-w$w-judge.json"
   reports+=("$docs/$m-w$w.json" "$docs/$m-w$w-judge.json")
 }
-for w in ${WEIGHTS_CFG-0 0.5 1}; do run cfg "$w"; done
-for w in ${WEIGHTS_INTERVAL-1 2 3}; do run "interval$interval" "$w" --guidance-interval "$interval"; done
-for w in ${WEIGHTS_GUIDE-0.5 1 2}; do run "guide-$g" "$w" --guide "$guide"; done
+# Every method names both options: a model's sidecar would fill in the
+# one left out.
+for w in ${WEIGHTS_CFG-0 0.5 1}; do run cfg "$w" --guidance-interval none --guide none; done
+for w in ${WEIGHTS_INTERVAL-1 2 3}; do run "interval$interval" "$w" --guidance-interval "$interval" --guide none; done
+for w in ${WEIGHTS_GUIDE-0.5 1 2}; do run "guide-$g" "$w" --guide "$guide" --guidance-interval none; done
 for w in ${WEIGHTS_BOTH-1 2 3}; do run "guide-$g-interval$interval" "$w" --guide "$guide" --guidance-interval "$interval"; done
 "$bin" compare --out "$docs" "$docs"/*.json >/dev/null
 echo "guidance: $docs/compare.md"
