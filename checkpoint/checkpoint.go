@@ -57,6 +57,9 @@ type TrainInfo struct {
 	SkipBad  bool            `json:"skip_bad,omitempty"`
 	Norm     models.NormKind `json:"norm"`
 	CFGDrop  float64         `json:"cfg_drop"`
+	// MinSNRGamma weights each example's loss by min(SNR_t, γ)/SNR_t
+	// (Min-SNR-γ, Hang et al. 2023; 0: unweighted).
+	MinSNRGamma float64 `json:"min_snr_gamma,omitempty"`
 	ACWeight float64         `json:"ac_weight,omitempty"`
 	ACMode   ACMode          `json:"ac_mode,omitempty"`
 	Schedule diffusion.Spec  `json:"-"`

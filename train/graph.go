@@ -34,6 +34,10 @@ type graph struct {
 	// M_AC: x0_hat = x_t·c1 − eps·c2, judged by the classifier against the targets.
 	c1, c2 *G.Node // [N 1 1 1]
 
+	// Min-SNR-γ: each example's weight (lw [N 1 1 1], bound from lossW).
+	lw    *G.Node
+	lossW []float32
+
 	hot [2][]float32 // the label and target one-hot buffers, reused every run
 }
 
@@ -48,6 +52,9 @@ type graphSpec struct {
 	clf       *models.Config // classifier architecture; its weights are "clf."-prefixed in weights
 	acWeight  float64
 	clfFrozen bool
+	// weighted: the denoiser's loss is the mean of per-example weighted
+	// squared errors (Min-SNR-γ), the weights bound per step.
+	weighted bool
 }
 
 func newGraph(s graphSpec) (gr *graph, err error) {
@@ -74,8 +81,14 @@ func newGraph(s graphSpec) (gr *graph, err error) {
 		gr.out = node(models.Denoiser{Cfg: c}.Forward(l, gr.x, contract.InputT, contract.InputY)) // t and y: the lowering's own inputs
 		if s.training {
 			gr.noise = G.NewTensor(g, tensor.Float32, 4, G.WithShape(gr.out.Shape()...), G.WithName("noise"))
-			gr.mse = must(G.Mean(must(G.Square(must(G.Sub(gr.out, gr.noise))))))
+			sq := must(G.Square(must(G.Sub(gr.out, gr.noise))))
+			gr.mse = must(G.Mean(sq))
 			gr.loss = gr.mse
+			if s.weighted {
+				gr.lw = G.NewTensor(g, tensor.Float32, 4, G.WithShape(s.n, 1, 1, 1), G.WithName("loss.weight"))
+				gr.lossW = make([]float32, s.n)
+				gr.loss = must(G.Mean(must(G.BroadcastHadamardProd(sq, gr.lw, nil, []byte{1, 2, 3}))))
+			}
 			if s.clf != nil && s.acWeight > 0 {
 				gr.c1 = G.NewTensor(g, tensor.Float32, 4, G.WithShape(s.n, 1, 1, 1), G.WithName("ac.c1"))
 				gr.c2 = G.NewTensor(g, tensor.Float32, 4, G.WithShape(s.n, 1, 1, 1), G.WithName("ac.c2"))
@@ -88,7 +101,7 @@ func newGraph(s graphSpec) (gr *graph, err error) {
 				l.prefix = ""
 				gr.targets = make([]int, s.n)
 				gr.aux = l.crossEntropy(node(logits))
-				gr.loss = must(G.Add(gr.mse, must(G.Mul(gr.aux, G.NewConstant(float32(s.acWeight))))))
+				gr.loss = must(G.Add(gr.loss, must(G.Mul(gr.aux, G.NewConstant(float32(s.acWeight))))))
 				if s.clfFrozen {
 					l.order = l.order[:denoiserParams]
 				}
@@ -130,7 +143,7 @@ func (gr *graph) run(x, noise, c1, c2 []float32) error {
 	for _, in := range []struct {
 		n *G.Node
 		v []float32
-	}{{gr.noise, noise}, {gr.c1, c1}, {gr.c2, c2}} {
+	}{{gr.noise, noise}, {gr.c1, c1}, {gr.c2, c2}, {gr.lw, gr.lossW}} {
 		if in.n != nil {
 			if err := letVec(in.n, in.v); err != nil {
 				return err

@@ -28,7 +28,7 @@ type trainer struct {
 
 func newTrainer(ck *checkpoint.Checkpoint, batch int) (*trainer, error) {
 	cfg := ck.Config
-	spec := graphSpec{cfg: cfg, n: batch, training: true, weights: ck.Params, stats: ck.Stats}
+	spec := graphSpec{cfg: cfg, n: batch, training: true, weights: ck.Params, stats: ck.Stats, weighted: ck.Info.MinSNRGamma > 0}
 	if ck.Info.ClfConfig != nil {
 		spec.clf, spec.acWeight, spec.clfFrozen = ck.Info.ClfConfig, ck.Info.ACWeight, ck.Info.ACMode == checkpoint.ACFrozen
 	}
@@ -78,6 +78,9 @@ func (tr *trainer) step(rng *rand.Rand, ds *data.Set) (checkpoint.LogEntry, erro
 		}
 		tr.sch.Noise(t, img, eps, x)
 		gr.times[i] = t
+		if gr.lw != nil {
+			gr.lossW[i] = float32(MinSNRWeight(tr.sch, t, ck.Info.MinSNRGamma))
+		}
 		y := label
 		if cfg.NullClass && rng.Float64() < ck.Info.CFGDrop {
 			y = contract.NullLabel(cfg.NumClasses)
@@ -136,4 +139,13 @@ func (tr *trainer) update() error {
 	updateEMA(ck, tr.names, emaDecay(ck.Info.EMADecay, ck.Step))
 	updateStats(ck, gr)
 	return nil
+}
+
+// MinSNRWeight is the Min-SNR-γ weight of an ε-prediction example at
+// timestep t: min(SNR_t, γ)/SNR_t with SNR_t = ᾱ_t/(1−ᾱ_t) (Hang et al.
+// 2023, eq. 7 and §3.4 for ε-prediction): 1 wherever SNR ≤ γ (the noisy
+// steps), less where the image is nearly clean.
+func MinSNRWeight(s *diffusion.Schedule, t int, gamma float64) float64 {
+	snr := s.AlphaBar[t] / (1 - s.AlphaBar[t])
+	return min(snr, gamma) / snr
 }

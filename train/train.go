@@ -48,7 +48,11 @@ type Options struct {
 	Seed     uint64
 	Schedule diffusion.Spec
 	CFGDrop  float64
-	ACWeight float64
+	// MinSNRGamma, if > 0, weights each example's loss by
+	// min(SNR_t, γ)/SNR_t, SNR_t = ᾱ_t/(1−ᾱ_t) (Min-SNR-γ, Hang et al.
+	// 2023); 0: the plain mean squared error.
+	MinSNRGamma float64
+	ACWeight    float64
 	ACClf    string // frozen classifier run or checkpoint; empty: train jointly
 	EMADecay float64
 	GradClip float64
@@ -112,6 +116,12 @@ func Run(o Options) (*checkpoint.Checkpoint, error) {
 	}
 	if !(o.CFGDrop >= 0 && o.CFGDrop < 1) {
 		return nil, bad("CFGDrop", o.CFGDrop, "out of [0, 1)")
+	}
+	if !(o.MinSNRGamma >= 0) || math.IsInf(o.MinSNRGamma, 0) {
+		return nil, bad("MinSNRGamma", o.MinSNRGamma, "must be a finite number > 0 (0: unweighted)")
+	}
+	if o.MinSNRGamma > 0 && o.Model.Kind == contract.Classifier {
+		return nil, bad("MinSNRGamma", o.MinSNRGamma, "weights a denoiser's loss; a classifier has none to weight")
 	}
 	if !(o.ACWeight >= 0) || math.IsInf(o.ACWeight, 0) {
 		return nil, bad("ACWeight", o.ACWeight, "must be a finite number >= 0")
@@ -198,7 +208,7 @@ func newCheckpoint(o Options, ds *data.Set) (*checkpoint.Checkpoint, error) {
 	}
 	ck := &checkpoint.Checkpoint{Config: cfg, Info: checkpoint.TrainInfo{Dataset: o.Data.Name, Classes: o.Data.Classes, Steps: o.Steps, Batch: o.Batch,
 		PerClass: o.Data.PerClass, DataDir: o.Data.Dir, SkipBad: o.Data.SkipBad,
-		LR: o.LR, Seed: o.Seed, Norm: cfg.Norm, CFGDrop: o.CFGDrop, Schedule: o.Schedule, EMADecay: o.EMADecay, GradClip: o.GradClip,
+		LR: o.LR, Seed: o.Seed, Norm: cfg.Norm, CFGDrop: o.CFGDrop, MinSNRGamma: o.MinSNRGamma, Schedule: o.Schedule, EMADecay: o.EMADecay, GradClip: o.GradClip,
 		LRSchedule: o.LRSchedule, LRWarmup: o.LRWarmup}}
 	ck.Params = models.InitParams(cfg, o.Seed)
 	ck.Stats = models.InitNormStats(cfg)

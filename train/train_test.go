@@ -308,3 +308,63 @@ func TestLearningRate(t *testing.T) {
 		t.Errorf("no warm-up: step 1 lr %g, want 2e-4", got)
 	}
 }
+
+// TestMinSNR: with γ above every timestep's SNR the weights are all 1 and
+// the run is bit-identical to the unweighted one (the weighting is wired,
+// and neutral where it should be); γ = 5 changes the losses from the first
+// step on (where some drawn t has SNR above 5) and still learns; the
+// weights are min(SNR, γ)/SNR; γ is kept by the checkpoint; bad γ and a
+// classifier are refused.
+func TestMinSNR(t *testing.T) {
+	run := func(gamma float64) []checkpoint.LogEntry {
+		o := tinyOptions(t, contract.CBN, models.GroupNorm)
+		o.Steps, o.MinSNRGamma = 12, gamma
+		ck, err := Run(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ck.Info.MinSNRGamma != gamma {
+			t.Errorf("the checkpoint keeps γ %g, want %g", ck.Info.MinSNRGamma, gamma)
+		}
+		log, err := checkpoint.ReadLog(o.Out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return log
+	}
+	plain, neutral, weighted := run(0), run(1e12), run(5)
+	for i := range plain {
+		if plain[i].Loss != neutral[i].Loss {
+			t.Fatalf("step %d: loss %v with γ above every SNR, %v unweighted", i+1, neutral[i].Loss, plain[i].Loss)
+		}
+	}
+	// Step 1 sees the same weights and batch in both runs: the weighted
+	// loss is below the plain one (weights ≤ 1, some < 1); later steps
+	// follow other parameters.
+	if !(weighted[0].Loss < plain[0].Loss) {
+		t.Errorf("step 1: weighted loss %v, unweighted %v; want it lower (weights ≤ 1)", weighted[0].Loss, plain[0].Loss)
+	}
+	if weighted[0].MSE != plain[0].MSE {
+		t.Errorf("step 1: the logged MSE %v differs from the unweighted run's %v (it is the plain MSE in both)", weighted[0].MSE, plain[0].MSE)
+	}
+	sch, _ := diffusion.Spec{Kind: "linear", T: 1000, BetaStart: 1e-4, BetaEnd: 0.02}.Build()
+	for _, t0 := range []int{0, 100, 500, 999} {
+		snr := sch.AlphaBar[t0] / (1 - sch.AlphaBar[t0])
+		want := math.Min(snr, 5) / snr
+		if got := MinSNRWeight(sch, t0, 5); math.Abs(got-want) > 1e-12 || got > 1 {
+			t.Errorf("t=%d: weight %v, want %v", t0, got, want)
+		}
+	}
+	for _, g := range []float64{-1, math.Inf(1), math.NaN()} {
+		o := tinyOptions(t, contract.CBN, models.GroupNorm)
+		o.MinSNRGamma = g
+		if _, err := Run(o); err == nil || !strings.Contains(err.Error(), "MinSNRGamma") {
+			t.Errorf("γ %v: %v", g, err)
+		}
+	}
+	o := tinyOptions(t, contract.CBN, models.GroupNorm)
+	o.Model, o.MinSNRGamma = models.DefaultClassifier(), 5
+	if _, err := Run(o); err == nil || !strings.Contains(err.Error(), "MinSNRGamma") {
+		t.Errorf("a classifier with γ: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -55,7 +56,8 @@ func resumeConflicts(fs *flag.FlagSet, out string) error {
 		"channels": strconv.Itoa(c.Channels), "data": in.Dataset, "classes": strings.Join(in.Classes, ","),
 		"batch": strconv.Itoa(in.Batch), "lr": f(in.LR), "seed": strconv.FormatUint(in.Seed, 10),
 		"schedule": in.Schedule.Kind, "T": strconv.Itoa(in.Schedule.T), "cfg-drop": f(in.CFGDrop),
-		"ac-weight": f(in.ACWeight), "ema": f(in.EMADecay), "grad-clip": f(in.GradClip), "ac-classifier": "",
+		"loss-weight": (&minSNRFlag{in.MinSNRGamma}).String(),
+		"ac-weight":   f(in.ACWeight), "ema": f(in.EMADecay), "grad-clip": f(in.GradClip), "ac-classifier": "",
 		"lr-schedule": cmp.Or(in.LRSchedule, train.LRConstant), "lr-warmup": strconv.Itoa(in.LRWarmup),
 		"data-dir": in.DataDir, "skip-bad": strconv.FormatBool(in.SkipBad), "synthetic-per-class": strconv.Itoa(in.PerClass),
 	}
@@ -104,6 +106,7 @@ func cmdTrain(args []string, classifier bool) error {
 	lrWarmup := fs.Int("lr-warmup", 0, "steps of linear learning-rate warm-up from 0")
 	emaDecay := fs.Float64("ema", 0.999, "EMA decay of the weights (warmed up: min(decay, (1+step)/(10+step)))")
 	clip := fs.Float64("grad-clip", 1, "clip the global gradient norm to this (0: off)")
+	lossWeight := &minSNRFlag{}
 	var variant, sched, acClf, mult, attn *string
 	var T, resBlocks *int
 	var cfgDrop, acWeight *float64
@@ -115,6 +118,7 @@ func cmdTrain(args []string, classifier bool) error {
 		sched = fs.String("schedule", "linear", "noise schedule: linear or cosine")
 		T = fs.Int("T", 1000, "diffusion steps")
 		cfgDrop = fs.Float64("cfg-drop", 0, "probability of replacing the label by the null class (classifier-free guidance)")
+		fs.Var(lossWeight, "loss-weight", "the denoiser loss's weighting over timesteps: none (the plain mean squared error), or min-snr:GAMMA (each example weighted min(SNR_t, GAMMA)/SNR_t, Min-SNR-γ, Hang et al. 2023; they use 5)")
 		acWeight = fs.Float64("ac-weight", 0.1, "weight of the auxiliary classifier loss (variant ac)")
 		acClf = fs.String("ac-classifier", "", "pretrained classifier run to keep frozen (variant ac); default: train one jointly")
 	}
@@ -124,6 +128,7 @@ func cmdTrain(args []string, classifier bool) error {
 	if !classifier {
 		fs.Sets(map[string]string{
 			"cfg-drop":      "CFGDrop",
+			"loss-weight":   "MinSNRGamma",
 			"ac-weight":     "ACWeight",
 			"ac-classifier": "ACClf",
 		})
@@ -166,7 +171,7 @@ func cmdTrain(args []string, classifier bool) error {
 			return fmt.Errorf("--schedule: %w", err)
 		}
 		o.Schedule = spec
-		o.CFGDrop, o.ACClf = *cfgDrop, *acClf
+		o.CFGDrop, o.ACClf, o.MinSNRGamma = *cfgDrop, *acClf, lossWeight.gamma
 		if o.Model.Variant == contract.AC || fs.IsSet("ac-weight") {
 			o.ACWeight = *acWeight // train refuses it for the other variants
 		}
@@ -188,4 +193,31 @@ func cmdTrain(args []string, classifier bool) error {
 		return fmt.Errorf("%w (condiff %s --resume --out %s continues it)", err, fs.Name(), *out)
 	}
 	return fs.Flagged(err)
+}
+
+// minSNRFlag is --loss-weight: none, or min-snr:GAMMA (γ > 0, finite).
+type minSNRFlag struct{ gamma float64 }
+
+func (f *minSNRFlag) String() string {
+	if f == nil || f.gamma == 0 {
+		return "none"
+	}
+	return "min-snr:" + strconv.FormatFloat(f.gamma, 'g', -1, 64)
+}
+
+func (f *minSNRFlag) Set(v string) error {
+	if v == "none" {
+		f.gamma = 0
+		return nil
+	}
+	g, ok := strings.CutPrefix(v, "min-snr:")
+	if !ok {
+		return fmt.Errorf("not none or min-snr:GAMMA")
+	}
+	gamma, err := strconv.ParseFloat(g, 64)
+	if err != nil || !(gamma > 0) || math.IsInf(gamma, 0) {
+		return fmt.Errorf("GAMMA %q: not a finite number > 0", g)
+	}
+	f.gamma = gamma
+	return nil
 }
