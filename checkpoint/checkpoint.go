@@ -59,12 +59,12 @@ type TrainInfo struct {
 	CFGDrop  float64         `json:"cfg_drop"`
 	// MinSNRGamma weights each example's loss by min(SNR_t, γ)/SNR_t
 	// (Min-SNR-γ, Hang et al. 2023; 0: unweighted).
-	MinSNRGamma float64 `json:"min_snr_gamma,omitempty"`
-	ACWeight float64         `json:"ac_weight,omitempty"`
-	ACMode   ACMode          `json:"ac_mode,omitempty"`
-	Schedule diffusion.Spec  `json:"-"`
-	EMADecay float64         `json:"ema_decay"`
-	GradClip float64         `json:"grad_clip"`
+	MinSNRGamma float64        `json:"min_snr_gamma,omitempty"`
+	ACWeight    float64        `json:"ac_weight,omitempty"`
+	ACMode      ACMode         `json:"ac_mode,omitempty"`
+	Schedule    diffusion.Spec `json:"-"`
+	EMADecay    float64        `json:"ema_decay"`
+	GradClip    float64        `json:"grad_clip"`
 	// The learning rate's course: a linear warm-up over LRWarmup steps,
 	// then constant ("" or "constant") or a cosine decay to 0 at Steps.
 	LRSchedule     string         `json:"lr_schedule,omitempty"`

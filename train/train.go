@@ -53,9 +53,9 @@ type Options struct {
 	// 2023); 0: the plain mean squared error.
 	MinSNRGamma float64
 	ACWeight    float64
-	ACClf    string // frozen classifier run or checkpoint; empty: train jointly
-	EMADecay float64
-	GradClip float64
+	ACClf       string // frozen classifier run or checkpoint; empty: train jointly
+	EMADecay    float64
+	GradClip    float64
 	// LRSchedule is LRConstant (or "") or LRCosine, after a linear warm-up
 	// of LRWarmup steps.
 	LRSchedule string
