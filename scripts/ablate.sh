@@ -7,7 +7,8 @@
 # --mult 1,2,2,2: 160; --attention 16: 140, an estimate from a 150-step
 # run: over its whole run it made 107, so it had 27% more time than base):
 # BUDGET steps (default 2400, ~7 min) at base 16, fewer for the slower
-# ones. Then it exports the EMA weights and evaluates them at guidance 1
+# ones (base-again is base trained again, for figures by today's eval beside
+# a new ablation; min-snr-5 costs what base does per step). Then it exports the EMA weights and evaluates them at guidance 1
 # (DDIM 20, 100 per class, --eval-seed 2: the real draws the final figures
 # do not use), copying report.json and the grid into
 # docs/ablations/<data>/<name>/; at the end `compare` writes the table.
@@ -34,6 +35,8 @@ base-24|$((B * 100 / 187))|--base 24 --lr 1e-3 --cfg-drop 0.1
 res-blocks-2|$((B * 124 / 187))|--base 16 --lr 1e-3 --cfg-drop 0.1 --res-blocks 2
 mult-1222|$((B * 160 / 187))|--base 16 --lr 1e-3 --cfg-drop 0.1 --mult 1,2,2,2
 attention-16|$((B * 140 / 187))|--base 16 --lr 1e-3 --cfg-drop 0.1 --attention 16
+base-again|$B|--base 16 --lr 1e-3 --cfg-drop 0.1
+min-snr-5|$B|--base 16 --lr 1e-3 --cfg-drop 0.1 --loss-weight min-snr:5
 "
 want=("$@")
 out=out/ablate/$name
