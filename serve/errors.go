@@ -106,17 +106,10 @@ func badField(err error) error {
 	if errors.As(err, &fe) {
 		param = jsonFields[fe.Field]
 		if param != "" {
-			err = fmt.Errorf("%s %s: %s", param, show(fe.Value), fe.Reason)
+			return &badRequest{param: param, code: codeInvalidValue, msg: fe.Named(param)}
 		}
 	}
 	return &badRequest{param: param, code: codeInvalidValue, msg: err.Error()}
-}
-
-func show(v any) string {
-	if s, ok := v.(string); ok {
-		return fmt.Sprintf("%q", s)
-	}
-	return fmt.Sprint(v)
 }
 
 // decode reads one JSON value of a request body strictly: unknown fields

@@ -21,7 +21,14 @@ type Error struct {
 func (e *Error) Unwrap() error { return errors.Unwrap(e.cause) }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("%s: %s %s: %s", e.Stage, e.Field, show(e.Value), e.Reason)
+	return e.Stage + ": " + e.Named(e.Field)
+}
+
+// Named is the error without its stage, the option called name: "name
+// value: reason". Callers that speak of the option by another name (a
+// flag, a JSON field) say it with this.
+func (e *Error) Named(name string) string {
+	return fmt.Sprintf("%s %s: %s", name, show(e.Value), e.Reason)
 }
 
 // Errorf returns an *Error for field of stage holding value.
@@ -45,7 +52,7 @@ func Rename(err error, names map[string]string) error {
 			return err
 		}
 	}
-	return &flagError{msg: fmt.Sprintf("%s: %s %s: %s", fe.Stage, flag, show(fe.Value), fe.Reason), err: err}
+	return &flagError{msg: fe.Stage + ": " + fe.Named(flag), err: err}
 }
 
 // flagError is a field error as the command line spoke it.
