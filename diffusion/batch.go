@@ -1,6 +1,9 @@
 package diffusion
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Image is one image's reverse chain in flight: its pixels, label,
 // guidance, its sampler's Row and its own noise stream. Batch.Step advances
@@ -81,7 +84,13 @@ type Batch struct {
 	main  calls
 	guide calls
 	x0    []float32
+	// second is each image's second row in this step: its index in the
+	// main call, −1 − its index in the guide's, or unguided.
+	second []int
 }
+
+// unguided marks an image that takes one row this step.
+const unguided = math.MinInt
 
 // calls holds the rows of one denoiser's call.
 type calls struct {
@@ -144,7 +153,10 @@ func (b *Batch) Step(d Denoiser, images []*Image) error {
 	}
 	b.main.reset()
 	b.guide.reset()
-	other := make([]int, n) // a guided image's second row: its index in the main call, or −1 − its index in the guide's
+	if cap(b.second) < n {
+		b.second = make([]int, n)
+	}
+	second := b.second[:n]
 	for i, im := range images {
 		if im.Done() || im.err != nil {
 			panic("diffusion: Batch.Step on a finished or failed image")
@@ -155,6 +167,7 @@ func (b *Batch) Step(d Denoiser, images []*Image) error {
 		b.main.add(im.X, int64(im.chain.Timesteps[im.pos]), int64(im.Label), i)
 	}
 	for i, im := range images {
+		second[i] = unguided
 		if !im.guidedNow() {
 			continue
 		}
@@ -163,10 +176,10 @@ func (b *Batch) Step(d Denoiser, images []*Image) error {
 			if b.Guide == nil {
 				return fmt.Errorf("diffusion: image %d is autoguided and the batch has no guide denoiser", i)
 			}
-			other[i] = -1 - len(b.guide.t)
+			second[i] = -1 - len(b.guide.t)
 			b.guide.add(im.X, t, int64(im.Label), i)
 		} else {
-			other[i] = len(b.main.t)
+			second[i] = len(b.main.t)
 			b.main.add(im.X, t, int64(im.Guidance.Null), i)
 		}
 	}
@@ -181,13 +194,13 @@ func (b *Batch) Step(d Denoiser, images []*Image) error {
 		if im.err != nil {
 			continue
 		}
-		if im.guidedNow() {
-			if o := other[i]; o >= 0 {
-				Guide(im.Guidance.Weight, eps, b.main.out[o*D:(o+1)*D])
-			} else {
-				o = -1 - o
-				Guide(im.Guidance.Weight, eps, b.guide.out[o*D:(o+1)*D])
-			}
+		switch o := second[i]; {
+		case o == unguided:
+		case o >= 0:
+			Guide(im.Guidance.Weight, eps, b.main.out[o*D:(o+1)*D])
+		default:
+			o = -1 - o
+			Guide(im.Guidance.Weight, eps, b.guide.out[o*D:(o+1)*D])
 		}
 		ts := im.chain.Timesteps[im.pos]
 		im.chain.Schedule.PredictX0(ts, x, eps, b.x0)

@@ -86,15 +86,3 @@ func (s *Schedule) Sigma(t int) float64 { return s.SqrtOneAB[t] / s.SqrtAB[t] }
 func (g Guidance) guidedAt(s *Schedule, t int) bool {
 	return g.Weight != 0 && g.Interval.Contains(s.Sigma(t))
 }
-
-// GuidedSteps is how many of a chain's steps g steers (each takes a second
-// row: the null row, or the guide's).
-func (g Guidance) GuidedSteps(c Chain) int {
-	n := 0
-	for _, t := range c.Timesteps {
-		if g.guidedAt(c.Schedule, t) {
-			n++
-		}
-	}
-	return n
-}
