@@ -102,6 +102,20 @@ func fileClass(info contract.Info, c int) string {
 	return SanitizeName(info.ClassName(c))
 }
 
+// readSample reads and decodes a sample PNG a manifest lists (a regular
+// file of at most MaxSampleBytes).
+func readSample(dir, file string) (image.Image, error) {
+	f, err := fsutil.ReadSmallFile(filepath.Join(dir, file), MaxSampleBytes)
+	if err != nil {
+		return nil, err
+	}
+	img, err := png.Decode(bytes.NewReader(f))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return img, nil
+}
+
 // WriteGrids writes grid_CLASS.png per class (at most 64 images, 8 a row)
 // and grid.png with a row per class (at most 16 images a row) from the
 // images a manifest lists, suffix inserted before ".png". Only those images
@@ -114,13 +128,9 @@ func WriteGrids(dir, suffix string, m *Manifest, info contract.Info, c, size int
 		if len(byClass[e.Class]) >= 64 {
 			continue
 		}
-		f, err := fsutil.ReadSmallFile(filepath.Join(dir, e.File), MaxSampleBytes)
+		img, err := readSample(dir, e.File)
 		if err != nil {
 			return fmt.Errorf("infer: grid: %w", err)
-		}
-		img, err := png.Decode(bytes.NewReader(f))
-		if err != nil {
-			return fmt.Errorf("infer: grid: %s: %w", e.File, err)
 		}
 		if _, ok := byClass[e.Class]; !ok {
 			classes = append(classes, e.Class)

@@ -1,15 +1,12 @@
 package infer
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"image/png"
 	"os"
 	"path/filepath"
 
 	"github.com/condiff/condiff/internal/field"
-	"github.com/condiff/condiff/internal/fsutil"
 )
 
 // checkWritable creates dir and proves a file can be written in it.
@@ -113,11 +110,7 @@ func kept(dir string, prior *Manifest, size int) []ManifestEntry {
 	}
 	var out []ManifestEntry
 	for _, e := range prior.Images {
-		b, err := fsutil.ReadSmallFile(filepath.Join(dir, e.File), MaxSampleBytes)
-		if err != nil {
-			continue
-		}
-		if img, err := png.Decode(bytes.NewReader(b)); err == nil && img.Bounds().Dx() == size && img.Bounds().Dy() == size {
+		if img, err := readSample(dir, e.File); err == nil && img.Bounds().Dx() == size && img.Bounds().Dy() == size {
 			out = append(out, e)
 		}
 	}
