@@ -136,7 +136,7 @@ var (
 
 // New opens the model and checks the options (zero ones take their
 // defaults); Run serves it.
-func New(o Options) (*Server, error) {
+func New(o Options) (_ *Server, err error) {
 	o.Defaults()
 	if err := o.Check(); err != nil {
 		return nil, err
@@ -145,23 +145,28 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	var guide *infer.Session
+	defer func() { // on any refusal below, nothing stays open
+		if err != nil {
+			sess.Close()
+			if guide != nil {
+				guide.Close()
+			}
+		}
+	}()
 	if sess.Info.Kind != contract.Denoiser {
-		sess.Close()
 		return nil, field.Errorf("serve", "Model", o.Model, "is a %s, not a denoiser", sess.Info.Kind)
 	}
 	sch, err := sess.Info.Schedule.Build()
 	if err != nil {
-		sess.Close()
 		return nil, err
 	}
 	hash, err := infer.FileHash(o.Model)
 	if err != nil {
-		sess.Close()
 		return nil, err
 	}
 	defs, err := infer.ModelDefaults(o.Model, sess.Info)
 	if err != nil {
-		sess.Close()
 		return nil, err
 	}
 	switch o.Guide {
@@ -170,17 +175,18 @@ func New(o Options) (*Server, error) {
 	case "none":
 		o.Guide = ""
 	}
-	var guide *infer.Session
+	guideID, guideHash := "", ""
 	if o.Guide != "" {
 		if guide, err = infer.Open(o.Guide, o.Session); err != nil {
-			sess.Close()
 			return nil, err
 		}
 		if err := guide.Info.CheckGuide(sess.Info); err != nil {
-			sess.Close()
-			guide.Close()
 			return nil, field.Errorf("serve", "Guide", o.Guide, "%v (%s)", err, o.Model)
 		}
+		if guideHash, err = infer.FileHash(o.Guide); err != nil {
+			return nil, err
+		}
+		guideID = strings.TrimSuffix(filepath.Base(o.Guide), ".onnx")
 	}
 	var created int64
 	if st, err := os.Stat(o.Model); err == nil {
@@ -194,15 +200,6 @@ func New(o Options) (*Server, error) {
 	sched := newScheduler(sess, D, o.MaxBatch, o.MaxBatchRequests, m)
 	if guide != nil {
 		sched.batch.Guide = guide
-	}
-	guideID, guideHash := "", ""
-	if guide != nil {
-		guideID = strings.TrimSuffix(filepath.Base(o.Guide), ".onnx")
-		if guideHash, err = infer.FileHash(o.Guide); err != nil {
-			sess.Close()
-			guide.Close()
-			return nil, err
-		}
 	}
 	return &Server{o: o, session: sess, defs: defs, guide: guide, guideID: guideID, guideHash: guideHash, info: sess.Info, sch: sch, hash: hash, metrics: m, log: o.Log,
 		id: strings.TrimSuffix(filepath.Base(o.Model), ".onnx"), hostname: thisHost(), created: created,
