@@ -13,6 +13,7 @@ import (
 	"github.com/condiff/condiff/eval"
 	"github.com/condiff/condiff/export"
 	"github.com/condiff/condiff/infer"
+	"github.com/condiff/condiff/infer/infertest"
 	"github.com/condiff/condiff/internal/testenv"
 	"github.com/condiff/condiff/models"
 	"github.com/condiff/condiff/train"
@@ -23,7 +24,7 @@ import (
 // files, the model contract and that the samples follow their labels far
 // better than chance (50%).
 func TestEndToEnd(t *testing.T) {
-	testenv.ORT(t)
+	infertest.ORT(t)
 	dir := t.TempDir()
 	ds := data.Options{Name: "synthetic", Size: 16, Channels: 1, Seed: 3, PerClass: 200, Classes: []string{"disc", "hstripes"}}
 	m := models.DefaultDenoiser()

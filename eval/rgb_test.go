@@ -16,7 +16,7 @@ import (
 	"github.com/condiff/condiff/diffusion"
 	"github.com/condiff/condiff/eval"
 	"github.com/condiff/condiff/infer"
-	"github.com/condiff/condiff/internal/testenv"
+	"github.com/condiff/condiff/infer/infertest"
 	"github.com/condiff/condiff/models"
 	"github.com/condiff/condiff/train"
 )
@@ -55,7 +55,7 @@ func rgbFolder(t *testing.T, n int) string {
 // pipeline — train (a few steps), export (checked by the ONNX checker),
 // sample with guidance, evaluate — and every artifact is 3-channel 64×64.
 func TestRGB64(t *testing.T) {
-	testenv.ORT(t)
+	infertest.ORT(t)
 	dir := t.TempDir()
 	ds := data.Options{Name: "folder:" + rgbFolder(t, 12), Size: 64, Channels: 3, Seed: 1}
 	m := models.DefaultDenoiser()

@@ -13,7 +13,9 @@ import (
 	"github.com/condiff/condiff/checkpoint"
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/diffusion"
+	"github.com/condiff/condiff/graphs/graphstest"
 	"github.com/condiff/condiff/infer"
+	"github.com/condiff/condiff/infer/infertest"
 	"github.com/condiff/condiff/internal/testenv"
 	"github.com/condiff/condiff/models"
 	"github.com/condiff/condiff/train"
@@ -66,7 +68,7 @@ func tinyDenoiser(variant contract.Variant, norm models.NormKind, null bool) mod
 // stay around 1e-6..1e-5, so 1e-4 catches any real lowering error (a wrong
 // axis, epsilon or padding moves outputs by 1e-2 or more).
 func TestParity(t *testing.T) {
-	testenv.ORT(t)
+	infertest.ORT(t)
 	cases := []models.Config{}
 	for _, v := range contract.Variants {
 		for _, n := range []models.NormKind{models.BatchNorm, models.GroupNorm} {
@@ -216,7 +218,7 @@ func maxAbs(a []float32) float64 {
 
 // TestMetadataRoundTrip: what export writes, the sampler reads back.
 func TestMetadataRoundTrip(t *testing.T) {
-	testenv.ORT(t)
+	infertest.ORT(t)
 	cfg := tinyDenoiser(contract.CBN, models.GroupNorm, true)
 	cfg.ClassNames = []string{"cat", "dog", "emu"}
 	ck := randomCheckpoint(cfg, 4)
@@ -287,7 +289,7 @@ func TestInspect(t *testing.T) {
 	c.ClassNames = nil
 	cb, _ := json.Marshal(c)
 	md[contract.KeyConfig] = string(cb)
-	liar := testenv.WriteModel(t, filepath.Join(dir, "liar.onnx"), ck.Config, ck.EMA, ck.Stats, 1000, md)
+	liar := graphstest.WriteModel(t, filepath.Join(dir, "liar.onnx"), ck.Config, ck.EMA, ck.Stats, 1000, md)
 	out.Reset()
 	if err := infer.Inspect(liar, &out); err == nil || !strings.Contains(err.Error(), "num_classes") {
 		t.Fatalf("disagreeing config: %v\n%s", err, out.String())
@@ -307,7 +309,7 @@ func TestInspect(t *testing.T) {
 	}
 	cfg := tinyDenoiser(contract.Uncond, models.BatchNorm, false)
 	ck = randomCheckpoint(cfg, 2)
-	plain := testenv.WriteModel(t, filepath.Join(dir, "plain.onnx"), cfg, ck.EMA, ck.Stats, 1000, nil)
+	plain := graphstest.WriteModel(t, filepath.Join(dir, "plain.onnx"), cfg, ck.EMA, ck.Stats, 1000, nil)
 	out.Reset()
 	if err := infer.Inspect(plain, &out); err == nil || !strings.Contains(out.String(), "contract: NO") || !strings.Contains(err.Error(), contract.KeyNumClasses) {
 		t.Fatalf("model without metadata: %v\n%s", err, out.String())

@@ -9,7 +9,7 @@ import (
 
 	"github.com/condiff/condiff/diffusion"
 	"github.com/condiff/condiff/infer"
-	"github.com/condiff/condiff/internal/testenv"
+	"github.com/condiff/condiff/infer/infertest"
 )
 
 // TestGoBackendParity: on every shipped model and the PyTorch export, the
@@ -17,7 +17,7 @@ import (
 // 1e-4 of the output's scale (both compute in float32; they sum and round
 // in different orders), at batch 5 and 1.
 func TestGoBackendParity(t *testing.T) {
-	testenv.ORT(t)
+	infertest.ORT(t)
 	for _, p := range []string{"../assets/pretrained/mnist-cbn.onnx", "../assets/pretrained/fashion-cbn.onnx",
 		"../assets/pretrained/mnist-clf.onnx", "../assets/pretrained/fashion-clf.onnx", torchModel} {
 		ort, err := infer.Open(p, infer.Options{Backend: infer.BackendORT, Threads: 1})
@@ -81,7 +81,7 @@ func TestGoBackendParity(t *testing.T) {
 // TestGoBackendSamples: DDIM samples of the shipped model (guided) from the
 // two backends differ by at most one grey level per pixel.
 func TestGoBackendSamples(t *testing.T) {
-	testenv.ORT(t)
+	infertest.ORT(t)
 	o := infer.SampleOptions{Model: "../assets/pretrained/mnist-cbn.onnx", Class: infer.OneClass(7), N: 3, Seed: 9,
 		Sampler: diffusion.DDIM, Steps: 6, Guidance: 1, Batch: 4}
 	o.Session.Backend, o.Out = infer.BackendORT, t.TempDir()

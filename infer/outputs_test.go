@@ -11,8 +11,8 @@ import (
 	"github.com/condiff/condiff/diffusion"
 	"github.com/condiff/condiff/graphs"
 	"github.com/condiff/condiff/infer"
+	"github.com/condiff/condiff/infer/infertest"
 	"github.com/condiff/condiff/internal/onnxwire"
-	"github.com/condiff/condiff/internal/testenv"
 	"github.com/condiff/condiff/models"
 )
 
@@ -43,7 +43,7 @@ func writeEdited(t *testing.T, cfg models.Config, edit func(g *onnxwire.Graph)) 
 // lists features before logits gives the same logits on both; an eps of
 // another shape is refused by both, saying what differs.
 func TestOutputsByName(t *testing.T) {
-	testenv.ORT(t)
+	infertest.ORT(t)
 	cfg := models.DefaultClassifier()
 	cfg.NumClasses, cfg.ImageSize, cfg.BaseChannels = 3, 8, 8
 	swapped := writeEdited(t, cfg, func(g *onnxwire.Graph) { g.Outputs[0], g.Outputs[1] = g.Outputs[1], g.Outputs[0] })

@@ -15,8 +15,9 @@ import (
 
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/diffusion"
+	"github.com/condiff/condiff/graphs/graphstest"
 	"github.com/condiff/condiff/infer"
-	"github.com/condiff/condiff/internal/testenv"
+	"github.com/condiff/condiff/infer/infertest"
 	"github.com/condiff/condiff/models"
 )
 
@@ -66,7 +67,7 @@ func readPixels(t *testing.T, dir string, m *infer.Manifest) map[int][]uint8 {
 // differently per batch size) for batch 3 and 8, and shards 0/2 ∪ 1/2 equal
 // the whole run.
 func TestTorchModelBatchesAndShards(t *testing.T) {
-	testenv.ORT(t)
+	infertest.ORT(t)
 	dirA, dirB, dirS := t.TempDir(), t.TempDir(), t.TempDir()
 	a, err := sample(t, infer.SampleOptions{Model: torchModel, Out: dirA, N: 3, Batch: 3, Seed: 4, Guidance: 1.5})
 	if err != nil {
@@ -122,12 +123,12 @@ func uncondModel(t *testing.T) string {
 	cfg := models.DefaultDenoiser()
 	cfg.Variant, cfg.ImageSize, cfg.BaseChannels, cfg.ChannelMult = contract.Uncond, 8, 8, []int{1, 2}
 	sp, _ := diffusion.Default("linear", 50)
-	return testenv.WriteModel(t, filepath.Join(t.TempDir(), "uncond.onnx"), cfg, models.InitParams(cfg, 1), models.InitNormStats(cfg), 50, contract.Info{
+	return graphstest.WriteModel(t, filepath.Join(t.TempDir(), "uncond.onnx"), cfg, models.InitParams(cfg, 1), models.InitNormStats(cfg), 50, contract.Info{
 		Kind: contract.Denoiser, Variant: contract.Uncond, ImageSize: 8, Channels: 1, Schedule: sp, Prediction: contract.PredictionEpsilon}.Metadata())
 }
 
 func TestSampleBadInput(t *testing.T) {
-	testenv.ORT(t)
+	infertest.ORT(t)
 	unc := uncondModel(t)
 	if _, err := sample(t, infer.SampleOptions{Model: unc, N: 2, Batch: 2}); err != nil {
 		t.Fatalf("unconditional model: %v", err)
@@ -168,7 +169,7 @@ func TestSampleBadInput(t *testing.T) {
 // TestDeviceAutoFallsBack: --device auto on a CPU-only ONNX Runtime warns
 // once and samples on the CPU; --device cuda is a clear error there.
 func TestDeviceAutoFallsBack(t *testing.T) {
-	testenv.ORT(t)
+	infertest.ORT(t)
 	var warned []string
 	s, err := infer.Open(torchModel, infer.Options{Device: "auto", Threads: 1, Warn: func(m string) { warned = append(warned, m) }})
 	if err != nil {
@@ -188,7 +189,7 @@ func TestDeviceAutoFallsBack(t *testing.T) {
 // TestInterrupt: cancelling (Ctrl-C) after the first batch leaves exactly
 // that batch's images, complete, listed in the manifest.
 func TestInterrupt(t *testing.T) {
-	testenv.ORT(t)
+	infertest.ORT(t)
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -223,7 +224,7 @@ func TestInterrupt(t *testing.T) {
 // overwriting each other's grids or manifests, and a shard cannot be run
 // twice into one directory.
 func TestOutputDirectory(t *testing.T) {
-	testenv.ORT(t)
+	infertest.ORT(t)
 	dir := t.TempDir()
 	o := infer.SampleOptions{Model: torchModel, Out: dir, N: 2, Batch: 6, Seed: 1}
 	if _, err := sample(t, o); err != nil {
@@ -283,7 +284,7 @@ func TestOutputDirectory(t *testing.T) {
 // one damaged since, makes the rest, and ends with files byte-identical
 // to an uninterrupted run's; a third run is already done.
 func TestResume(t *testing.T) {
-	testenv.ORT(t)
+	infertest.ORT(t)
 	for _, sh := range []infer.Shard{{}, {K: 1, N: 3}} {
 		o := infer.SampleOptions{Model: torchModel, N: 6, Batch: 5, Seed: 1, Sampler: diffusion.DDIM, Steps: 4, Shard: sh, Session: infer.Options{Threads: 1}}
 		ref := o
@@ -362,7 +363,7 @@ func TestGridNamesUnique(t *testing.T) {
 // terminated (here: refused at once), so a signal never waits for a long
 // model call.
 func TestStopOn(t *testing.T) {
-	testenv.ORT(t)
+	infertest.ORT(t)
 	s, err := infer.Open(torchModel, infer.Options{Threads: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -400,11 +401,11 @@ func TestStopOn(t *testing.T) {
 // guide, and a resumed plan must match them.
 func TestGuideAndInterval(t *testing.T) {
 	dir := t.TempDir()
-	weights := testenv.PatternWeights
-	model := testenv.TinyDenoiser(t, dir, "m", 50, weights(1), nil)
-	otherT := testenv.TinyDenoiser(t, dir, "t60", 60, weights(1), nil)
-	otherClasses := testenv.TinyDenoiser(t, dir, "names", 50, weights(1), func(md map[string]string) { md["condiff.class_names"] = `["x","y","z"]` })
-	weaker := testenv.TinyDenoiser(t, dir, "weaker", 50, weights(0.7), nil) // a guide that predicts otherwise
+	weights := graphstest.PatternWeights
+	model := graphstest.TinyDenoiser(t, dir, "m", 50, weights(1), nil)
+	otherT := graphstest.TinyDenoiser(t, dir, "t60", 60, weights(1), nil)
+	otherClasses := graphstest.TinyDenoiser(t, dir, "names", 50, weights(1), func(md map[string]string) { md["condiff.class_names"] = `["x","y","z"]` })
+	weaker := graphstest.TinyDenoiser(t, dir, "weaker", 50, weights(0.7), nil) // a guide that predicts otherwise
 	run := func(o infer.SampleOptions) (*infer.Manifest, map[int][]uint8, error) {
 		o.Model, o.N, o.Batch, o.Seed, o.Sampler, o.Steps = model, 2, 4, 1, diffusion.DDIM, 6
 		o.Session = infer.Options{Backend: infer.BackendGo, Threads: 1}

@@ -21,8 +21,8 @@ import (
 	"time"
 
 	"github.com/condiff/condiff/diffusion"
+	"github.com/condiff/condiff/graphs/graphstest"
 	"github.com/condiff/condiff/infer"
-	"github.com/condiff/condiff/internal/testenv"
 	"github.com/condiff/condiff/models"
 )
 
@@ -30,11 +30,11 @@ import (
 // model (8×8, three classes and a null class), so they need no ONNX
 // Runtime; the binary's tests (cmd/condiff-run) run the shipped model.
 
-// tinyModel writes the tiny denoiser (testenv.TinyDenoiser, T = 100) as
+// tinyModel writes the tiny denoiser (graphstest.TinyDenoiser, T = 100) as
 // tiny.onnx.
 func tinyModel(t *testing.T, edit func(w map[string]models.Array), meta func(md map[string]string)) string {
 	t.Helper()
-	return testenv.TinyDenoiser(t, t.TempDir(), "tiny", 100, edit, meta)
+	return graphstest.TinyDenoiser(t, t.TempDir(), "tiny", 100, edit, meta)
 }
 
 // testServer is a server running in-process.
@@ -485,8 +485,8 @@ func TestAnswersNameNoPath(t *testing.T) {
 // answer and the zip's manifest say how guidance applied.
 func TestGuideAndIntervalMatchSample(t *testing.T) {
 	dir := t.TempDir()
-	model := testenv.TinyDenoiser(t, dir, "m", 100, testenv.PatternWeights(1), nil)
-	guide := testenv.TinyDenoiser(t, dir, "g", 100, testenv.PatternWeights(0.7), nil)
+	model := graphstest.TinyDenoiser(t, dir, "m", 100, graphstest.PatternWeights(1), nil)
+	guide := graphstest.TinyDenoiser(t, dir, "g", 100, graphstest.PatternWeights(0.7), nil)
 	ts := start(t, model, Options{Guide: guide}, time.Minute)
 	cases := []struct {
 		body  string

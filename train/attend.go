@@ -9,8 +9,8 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"github.com/condiff/condiff/internal/kernel"
 	"github.com/condiff/condiff/models"
-	"github.com/condiff/condiff/train/kernel"
 )
 
 // attnState is shared by an attention's forward op and its three gradient

@@ -11,7 +11,7 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
-	"github.com/condiff/condiff/train/kernel"
+	"github.com/condiff/condiff/internal/kernel"
 )
 
 // convGeom is the geometry of a 2-D convolution: x [N Cin H W], w [Cout Cin

@@ -9,7 +9,7 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
-	"github.com/condiff/condiff/train/kernel"
+	"github.com/condiff/condiff/internal/kernel"
 )
 
 // normActOp is SiLU(x̂·γ + β) with x̂ the normalised x [N C H W] (batch
@@ -19,7 +19,7 @@ import (
 // backward. It reads x once per pass and writes only its output, where the
 // three separate ops wrote and re-read two intermediate tensors of x's size
 // in each direction; the backward recomputes the sigmoids (with the SIMD
-// kernels of train/kernel, cheaper than writing and reading them back).
+// kernels of internal/kernel, cheaper than writing and reading them back).
 //
 // Each statistics set (a channel over the batch, or a sample's group of
 // channels) is processed whole — moments, then its planes — while it is in

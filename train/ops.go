@@ -9,7 +9,7 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
-	"github.com/condiff/condiff/train/kernel"
+	"github.com/condiff/condiff/internal/kernel"
 )
 
 // pureOp gives a custom gorgonia op the answers every op here shares: it

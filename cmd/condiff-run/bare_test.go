@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/condiff/condiff/infer"
+	"github.com/condiff/condiff/infer/infertest"
 	"github.com/condiff/condiff/internal/testenv"
 )
 
@@ -18,7 +19,7 @@ import (
 // C library, and the C++ runtime that ONNX Runtime itself needs). Sampling
 // must work there. It needs root (or passwordless sudo) for chroot.
 func TestBareMachine(t *testing.T) {
-	testenv.ORT(t)
+	infertest.ORT(t)
 	lib, _ := infer.LibraryPath("")
 	root := t.TempDir()
 	work := filepath.Join(root, "work")

@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/condiff/condiff/contract"
+	"github.com/condiff/condiff/graphs/graphstest"
 	"github.com/condiff/condiff/infer"
 	"github.com/condiff/condiff/internal/testenv"
 )
@@ -197,7 +198,7 @@ func TestServePageHostileClassNames(t *testing.T) {
 	browser := chromium(t)
 	const evil = `<img src=x onerror="window.pwned=1">`
 	names, _ := json.Marshal([]string{"a", evil, `"><script>window.pwned=2</script>`})
-	model := testenv.TinyDenoiser(t, t.TempDir(), "evil", 50, nil, func(md map[string]string) { md[contract.KeyClassNames] = string(names) })
+	model := graphstest.TinyDenoiser(t, t.TempDir(), "evil", 50, nil, func(md map[string]string) { md[contract.KeyClassNames] = string(names) })
 	s := startServer(t, "--model", model)
 	ctx := headless(t, browser, 60*time.Second)
 	err := chromedp.Do(ctx,

@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/condiff/condiff/infer"
-	"github.com/condiff/condiff/internal/testenv"
+	"github.com/condiff/condiff/infer/infertest"
 )
 
 const shippedModel = "../../assets/pretrained/mnist-cbn.onnx"
@@ -66,7 +66,7 @@ type server struct {
 // for its address.
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
-	testenv.ORT(t)
+	infertest.ORT(t)
 	cmd := exec.Command(binary(t), append([]string{"serve", "--model", shippedModel, "--listen", "127.0.0.1:0", "--threads", "1"}, args...)...)
 	pr, err := cmd.StderrPipe()
 	if err != nil {
@@ -470,7 +470,7 @@ func TestServeShutdownRounds(t *testing.T) {
 // back to the Go backend and makes the images, --backend ort refuses it in
 // one line naming the file; neither faults.
 func TestTruncatedLibrary(t *testing.T) {
-	testenv.ORT(t)
+	infertest.ORT(t)
 	lib, err := infer.LibraryPath("")
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/condiff/condiff/infer"
-	"github.com/condiff/condiff/internal/testenv"
+	"github.com/condiff/condiff/infer/infertest"
 )
 
 // TestShardKilledAndRetried is what a Kubernetes Indexed Job does to a
@@ -19,7 +19,7 @@ import (
 // shard exits 0 at once ("already done"). A shard of another plan into the
 // directory is refused, and the refusal names --replace.
 func TestShardKilledAndRetried(t *testing.T) {
-	testenv.ORT(t)
+	infertest.ORT(t)
 	out := filepath.Join(t.TempDir(), "shared")
 	args := []string{"sample", "--model", shippedModel, "--threads", "1", "--out", out, "--n", "16", "--batch", "4", "--steps", "10", "--shard", "auto/8"}
 	env := append(os.Environ(), "JOB_COMPLETION_INDEX=3")

@@ -20,8 +20,9 @@ import (
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/diffusion"
 	"github.com/condiff/condiff/eval"
+	"github.com/condiff/condiff/graphs/graphstest"
+	"github.com/condiff/condiff/infer/infertest"
 	"github.com/condiff/condiff/internal/fsutil"
-	"github.com/condiff/condiff/internal/testenv"
 	"github.com/condiff/condiff/models"
 )
 
@@ -120,11 +121,11 @@ func hostileModel(t *testing.T, edit func(md map[string]string), fill float32) s
 			}
 		}
 	}
-	return testenv.TinyDenoiser(t, t.TempDir(), "model", 50, fillAll, edit)
+	return graphstest.TinyDenoiser(t, t.TempDir(), "model", 50, fillAll, edit)
 }
 
 func TestHostileModels(t *testing.T) {
-	testenv.ORT(t)
+	infertest.ORT(t)
 	nan := float32(0)
 	nan = nan / nan
 	cases := []struct {
@@ -270,7 +271,7 @@ func TestHostileRuns(t *testing.T) {
 }
 
 func TestHostileSamples(t *testing.T) {
-	testenv.ORT(t)
+	infertest.ORT(t)
 	dir := t.TempDir()
 	m := `{"model":"m.onnx","sampler":"ddim","steps":5,"complete":true,"images":[%s]}`
 	for _, c := range []struct{ images, want string }{
@@ -359,7 +360,7 @@ func TestHostileCAS(t *testing.T) {
 // naming it, and nothing is written through it (class 3 of the hostile
 // round two).
 func TestHostileLockLinks(t *testing.T) {
-	testenv.ORT(t)
+	infertest.ORT(t)
 	for _, c := range []struct {
 		lock string
 		args func(out string) []string
@@ -389,7 +390,7 @@ func TestHostileLockLinks(t *testing.T) {
 // TestHostileClassifier: a contract-valid classifier whose outputs are NaN
 // is refused by eval, naming the output, instead of scoring (class 5).
 func TestHostileClassifier(t *testing.T) {
-	testenv.ORT(t)
+	infertest.ORT(t)
 	dir := t.TempDir()
 	cfg := models.DefaultClassifier()
 	cfg.ImageSize, cfg.BaseChannels, cfg.Groups, cfg.NumClasses, cfg.ClassNames = 8, 8, 4, 4, []string{"disc", "square", "hstripes", "vstripes"}
@@ -401,7 +402,7 @@ func TestHostileClassifier(t *testing.T) {
 			a.Data[i] = nan
 		}
 	}
-	clf := testenv.WriteModel(t, filepath.Join(dir, "clf.onnx"), cfg, w, models.InitNormStats(cfg), 0, cfg.Contract().Metadata())
+	clf := graphstest.WriteModel(t, filepath.Join(dir, "clf.onnx"), cfg, w, models.InitNormStats(cfg), 0, cfg.Contract().Metadata())
 	samples := filepath.Join(dir, "samples")
 	os.MkdirAll(samples, 0o755)
 	var entries []string
@@ -445,14 +446,14 @@ func TestHostileEvalDirShared(t *testing.T) {
 // TestHostileCounts: every count is checked with overflow-safe arithmetic
 // and refused in one line naming its flag (class 7).
 func TestHostileCounts(t *testing.T) {
-	testenv.ORT(t)
+	infertest.ORT(t)
 	torch := "../../infer/testdata/torch_cbn.onnx"
 	cfg := models.DefaultDenoiser()
 	cfg.Variant, cfg.ImageSize, cfg.BaseChannels, cfg.ChannelMult = contract.Uncond, 32, 8, []int{1, 2}
 	sp, _ := diffusion.Default("linear", 20)
 	in := cfg.Contract()
 	in.Schedule, in.Prediction = sp, contract.PredictionEpsilon
-	uncond := testenv.WriteModel(t, filepath.Join(t.TempDir(), "uncond.onnx"), cfg, models.InitParams(cfg, 1), models.InitNormStats(cfg), 20, in.Metadata())
+	uncond := graphstest.WriteModel(t, filepath.Join(t.TempDir(), "uncond.onnx"), cfg, models.InitParams(cfg, 1), models.InitNormStats(cfg), 20, in.Metadata())
 	for _, c := range []struct {
 		bin  string
 		args []string
@@ -538,7 +539,7 @@ func TestHostileCompare(t *testing.T) {
 // manifest lists; a manifest that lists anything else is refused and
 // nothing is removed (class 4).
 func TestHostileReplace(t *testing.T) {
-	testenv.ORT(t)
+	infertest.ORT(t)
 	out := t.TempDir()
 	notes := filepath.Join(out, "notes.txt")
 	os.WriteFile(notes, []byte("mine\n"), 0o644)
@@ -557,7 +558,7 @@ func TestHostileReplace(t *testing.T) {
 // it runs; eval refuses a directory holding both kinds of manifest
 // (class 2).
 func TestHostileSharedSampleDir(t *testing.T) {
-	testenv.ORT(t)
+	infertest.ORT(t)
 	model := "../../infer/testdata/torch_cbn.onnx"
 	sample := func(out string, args ...string) result {
 		return run(t, "condiff-run", append([]string{"sample", "--model", model, "--threads", "1", "--steps", "2", "--out", out}, args...)...)
@@ -667,7 +668,7 @@ func interrupt(t *testing.T, wait time.Duration, bin string, args ...string) (in
 // not resume (class 12); a FIFO listed as a sample is refused at once
 // instead of hanging eval (class 1).
 func TestHostileInterruptMessages(t *testing.T) {
-	testenv.ORT(t)
+	infertest.ORT(t)
 	out := filepath.Join(t.TempDir(), "eval")
 	code, last := interrupt(t, 4*time.Second, "condiff-run", "eval", "--model", "../../assets/pretrained/mnist-cbn.onnx",
 		"--classifier", "../../assets/pretrained/mnist-clf.onnx", "--data", "mnist", "--n-per-class", "50", "--steps", "500", "--threads", "1", "--out", out)

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/condiff/condiff/internal/testenv"
+	"github.com/condiff/condiff/infer/infertest"
 )
 
 // helpFlags lists the flags a command's -h prints, with the type Go's flag
@@ -60,7 +60,7 @@ var badValues = map[string][]string{
 // refusal names only flags the command has (its -h), and the refusals of
 // issue reports name the right flag.
 func TestRefusalsNameOwnFlags(t *testing.T) {
-	testenv.ORT(t)
+	infertest.ORT(t)
 	dir := t.TempDir()
 	const (
 		torch = "../../infer/testdata/torch_cbn.onnx"

@@ -69,11 +69,11 @@ type step struct {
 	name, op string
 	in       []int
 	out      int
-	run      kernel
+	run      opFunc
 	args     []*tensor // reused argument list
 }
 
-type kernel func(m *Model, in []*tensor, out *tensor) error
+type opFunc func(m *Model, in []*tensor, out *tensor) error
 
 // Load decodes and compiles an ONNX model. threads bounds the goroutines a
 // run uses (0: one per CPU).

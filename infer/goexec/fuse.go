@@ -1,7 +1,7 @@
 package goexec
 
 import (
-	simd "github.com/condiff/condiff/train/kernel"
+	"github.com/condiff/condiff/internal/kernel"
 )
 
 // fuse rewrites two patterns every norm and SiLU of the exported networks
@@ -115,7 +115,7 @@ func (f *fused) run(m *Model, in []*tensor, out *tensor) error {
 			return err
 		}
 		xs, ys := x.f, out.f
-		m.parallel(len(xs), 8192, func(lo, hi int) { simd.ScaleShiftSiLU(xs[lo:hi], ys[lo:hi], nil, 1, 0) })
+		m.parallel(len(xs), 8192, func(lo, hi int) { kernel.ScaleShiftSiLU(xs[lo:hi], ys[lo:hi], nil, 1, 0) })
 		return nil
 	}
 	x, g, b := in[0], in[1], in[2]
@@ -134,7 +134,7 @@ func (f *fused) run(m *Model, in []*tensor, out *tensor) error {
 	m.parallel(n*c, max(1, 4096/max(hw, 1)), func(lo, hi int) {
 		for p := lo; p < hi; p++ {
 			i, ch := p/c, p%c
-			simd.ScaleShiftSiLU(x.f[p*hw:(p+1)*hw], out.f[p*hw:(p+1)*hw], nil,
+			kernel.ScaleShiftSiLU(x.f[p*hw:(p+1)*hw], out.f[p*hw:(p+1)*hw], nil,
 				g.f[i*gs[0]+ch*gs[1]], b.f[i*bs[0]+ch*bs[1]])
 		}
 	})

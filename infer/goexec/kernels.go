@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"math"
 
-	simd "github.com/condiff/condiff/train/kernel"
+	"github.com/condiff/condiff/internal/kernel"
 )
 
-func compileConv(a attrs, nin int) (kernel, error) {
+func compileConv(a attrs, nin int) (opFunc, error) {
 	if err := inputs(nin, 2, 3); err != nil {
 		return nil, err
 	}
@@ -120,7 +120,7 @@ func (c conv) run(m *Model, x, w *tensor, bias []float32, out *tensor) error {
 				if bias != nil {
 					b = bias[o]
 				}
-				simd.Fill(dst[o*P:(o+1)*P], b)
+				kernel.Fill(dst[o*P:(o+1)*P], b)
 			}
 			if direct {
 				m.gemmHere(co, P, K, w.f, K, src, P, dst, P)
@@ -224,7 +224,7 @@ func (c conv) im2colSame(src []float32, ci, h, w, kh, kw, y0, y1 int, cols []flo
 	}
 }
 
-func compileMatMul(a attrs, nin int) (kernel, error) {
+func compileMatMul(a attrs, nin int) (opFunc, error) {
 	if err := inputs(nin, 2, 2); err != nil {
 		return nil, err
 	}
@@ -260,7 +260,7 @@ func compileMatMul(a attrs, nin int) (kernel, error) {
 }
 
 // compileTranspose permutes the axes of a float32 tensor of rank ≤ 4.
-func compileTranspose(a attrs, nin int) (kernel, error) {
+func compileTranspose(a attrs, nin int) (opFunc, error) {
 	if err := inputs(nin, 1, 1); err != nil {
 		return nil, err
 	}
@@ -324,7 +324,7 @@ func compileTranspose(a attrs, nin int) (kernel, error) {
 
 // compileSoftmax is softmax over the last axis (opset 13's default; the
 // only axis the Go backend supports).
-func compileSoftmax(a attrs, nin int) (kernel, error) {
+func compileSoftmax(a attrs, nin int) (opFunc, error) {
 	if err := inputs(nin, 1, 1); err != nil {
 		return nil, err
 	}
@@ -350,13 +350,13 @@ func compileSoftmax(a attrs, nin int) (kernel, error) {
 		}
 		copy(out.f, x.f)
 		for o := 0; o < len(out.f); o += n {
-			simd.SoftmaxRow(out.f[o:o+n], 1)
+			kernel.SoftmaxRow(out.f[o:o+n], 1)
 		}
 		return nil
 	}, a.check()
 }
 
-func compileGemm(a attrs, nin int) (kernel, error) {
+func compileGemm(a attrs, nin int) (opFunc, error) {
 	if err := inputs(nin, 2, 3); err != nil {
 		return nil, err
 	}
@@ -451,7 +451,7 @@ func transpose(x []float32, r, c int, buf []float32) []float32 {
 	return buf
 }
 
-func compileInstanceNorm(a attrs, nin int) (kernel, error) {
+func compileInstanceNorm(a attrs, nin int) (opFunc, error) {
 	if err := inputs(nin, 3, 3); err != nil {
 		return nil, err
 	}
@@ -485,7 +485,7 @@ func compileInstanceNorm(a attrs, nin int) (kernel, error) {
 	}, a.check()
 }
 
-func compileBatchNorm(a attrs, nin int) (kernel, error) {
+func compileBatchNorm(a attrs, nin int) (opFunc, error) {
 	if err := inputs(nin, 5, 5); err != nil {
 		return nil, err
 	}
@@ -525,7 +525,7 @@ func compileBatchNorm(a attrs, nin int) (kernel, error) {
 	}, a.check()
 }
 
-func compileResize(a attrs, nin int) (kernel, error) {
+func compileResize(a attrs, nin int) (opFunc, error) {
 	if err := inputs(nin, 1, 4); err != nil {
 		return nil, err
 	}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/condiff/condiff/internal/kernel"
+
 	gt "gorgonia.org/tensor"
 )
 
@@ -100,7 +102,7 @@ func (a attrs) check() error {
 
 // compiler checks a node's attributes and input count and returns its
 // kernel.
-type compiler func(a attrs, nin int) (kernel, error)
+type compiler func(a attrs, nin int) (opFunc, error)
 
 var compilers map[string]compiler
 
@@ -176,7 +178,7 @@ func needs(in []*tensor, dt dtype, names ...string) error {
 func sigmoid32(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))) }
 
 func unary(f func(float32) float32, d func(float64) float64) compiler {
-	return func(a attrs, nin int) (kernel, error) {
+	return func(a attrs, nin int) (opFunc, error) {
 		if err := inputs(nin, 1, 1); err != nil {
 			return nil, err
 		}
@@ -208,7 +210,7 @@ func unary(f func(float32) float32, d func(float64) float64) compiler {
 	}
 }
 
-func compileIdentity(a attrs, nin int) (kernel, error) {
+func compileIdentity(a attrs, nin int) (opFunc, error) {
 	if err := inputs(nin, 1, 1); err != nil {
 		return nil, err
 	}
@@ -317,7 +319,7 @@ func runRows[T number](m *Model, f func(x, y T) T, x, y, out []T, rows, inner, i
 // walked in rows of its trailing dimensions merged while both inputs step
 // alike along them (x [N C H W] + y [N C 1 1]: rows of H·W with y fixed).
 func binary(op binOp) compiler {
-	return func(a attrs, nin int) (kernel, error) {
+	return func(a attrs, nin int) (opFunc, error) {
 		if err := inputs(nin, 2, 2); err != nil {
 			return nil, err
 		}
@@ -431,7 +433,7 @@ func gemmRows(N, K int) int { return max(4, StopBlock/max(N*K, 1)) &^ 3 }
 func (m *Model) gemmBlocks(lo, hi, rows, M, N, K int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
 	for blk := lo; blk < hi && !m.stopped(); blk++ {
 		i0, i1 := blk*rows, min(M, (blk+1)*rows)
-		sgemm(i1-i0, N, K, a[i0*lda:], lda, b, ldb, c[i0*ldc:], ldc)
+		kernel.Sgemm(i1-i0, N, K, a[i0*lda:], lda, b, ldb, c[i0*ldc:], ldc)
 	}
 }
 
@@ -448,7 +450,7 @@ func (m *Model) gemmHere(M, N, K int, a []float32, lda int, b []float32, ldb int
 	m.gemmBlocks(0, (M+rows-1)/rows, rows, M, N, K, a, lda, b, ldb, c, ldc)
 }
 
-func compileReshape(a attrs, nin int) (kernel, error) {
+func compileReshape(a attrs, nin int) (opFunc, error) {
 	if err := inputs(nin, 2, 2); err != nil {
 		return nil, err
 	}
@@ -509,7 +511,7 @@ func compileReshape(a attrs, nin int) (kernel, error) {
 	}, a.check()
 }
 
-func compileUnsqueeze(a attrs, nin int) (kernel, error) {
+func compileUnsqueeze(a attrs, nin int) (opFunc, error) {
 	if err := inputs(nin, 2, 2); err != nil {
 		return nil, err
 	}
@@ -549,7 +551,7 @@ func compileUnsqueeze(a attrs, nin int) (kernel, error) {
 	}, a.check()
 }
 
-func compileFlatten(a attrs, nin int) (kernel, error) {
+func compileFlatten(a attrs, nin int) (opFunc, error) {
 	if err := inputs(nin, 1, 1); err != nil {
 		return nil, err
 	}
@@ -582,7 +584,7 @@ func compileFlatten(a attrs, nin int) (kernel, error) {
 	}, a.check()
 }
 
-func compileShape(a attrs, nin int) (kernel, error) {
+func compileShape(a attrs, nin int) (opFunc, error) {
 	if err := inputs(nin, 1, 1); err != nil {
 		return nil, err
 	}
@@ -617,7 +619,7 @@ func compileShape(a attrs, nin int) (kernel, error) {
 	}, a.check()
 }
 
-func compileGather(a attrs, nin int) (kernel, error) {
+func compileGather(a attrs, nin int) (opFunc, error) {
 	if err := inputs(nin, 2, 2); err != nil {
 		return nil, err
 	}
@@ -679,7 +681,7 @@ func compileGather(a attrs, nin int) (kernel, error) {
 	}, a.check()
 }
 
-func compileConcat(a attrs, nin int) (kernel, error) {
+func compileConcat(a attrs, nin int) (opFunc, error) {
 	if nin < 1 {
 		return nil, fmt.Errorf("no inputs")
 	}
@@ -753,7 +755,7 @@ func compileConcat(a attrs, nin int) (kernel, error) {
 	}, a.check()
 }
 
-func compileCast(a attrs, nin int) (kernel, error) {
+func compileCast(a attrs, nin int) (opFunc, error) {
 	if err := inputs(nin, 1, 1); err != nil {
 		return nil, err
 	}
@@ -811,7 +813,7 @@ func castTo[S, D number](src []S, dst []D) {
 	}
 }
 
-func compileConstant(a attrs, nin int) (kernel, error) {
+func compileConstant(a attrs, nin int) (opFunc, error) {
 	// onnx-go gives an input-less operator one placeholder input.
 	if err := inputs(nin, 0, 1); err != nil {
 		return nil, err
@@ -855,7 +857,7 @@ func compileConstant(a attrs, nin int) (kernel, error) {
 	}, a.check()
 }
 
-func compileGlobalAveragePool(a attrs, nin int) (kernel, error) {
+func compileGlobalAveragePool(a attrs, nin int) (opFunc, error) {
 	if err := inputs(nin, 1, 1); err != nil {
 		return nil, err
 	}

@@ -10,8 +10,9 @@ import (
 
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/diffusion"
+	"github.com/condiff/condiff/graphs/graphstest"
 	"github.com/condiff/condiff/infer"
-	"github.com/condiff/condiff/internal/testenv"
+	"github.com/condiff/condiff/infer/infertest"
 	"github.com/condiff/condiff/models"
 )
 
@@ -24,13 +25,13 @@ func tinyUncond(t *testing.T) string {
 	sp, _ := diffusion.Default("linear", 20)
 	in := cfg.Contract()
 	in.Schedule, in.Prediction = sp, contract.PredictionEpsilon
-	return testenv.WriteModel(t, filepath.Join(t.TempDir(), "uncond.onnx"), cfg, models.InitParams(cfg, 1), models.InitNormStats(cfg), 20, in.Metadata())
+	return graphstest.WriteModel(t, filepath.Join(t.TempDir(), "uncond.onnx"), cfg, models.InitParams(cfg, 1), models.InitNormStats(cfg), 20, in.Metadata())
 }
 
 // TestSampleFlags: the library's field errors come back in flag terms;
 // --class takes a name; ddpm without --steps takes all T steps.
 func TestSampleFlags(t *testing.T) {
-	testenv.ORT(t)
+	infertest.ORT(t)
 	out := t.TempDir()
 	common := []string{"--model", torchModel, "--threads", "1", "--batch", "2"}
 	for _, c := range []struct {
@@ -143,7 +144,7 @@ func TestAutoShard(t *testing.T) {
 		}
 	}
 	// Through the command: the environment of a Slurm task picks the shard.
-	testenv.ORT(t)
+	infertest.ORT(t)
 	for k, v := range slurm(1, 0, 1, 1, 2) {
 		t.Setenv(k, v)
 	}
@@ -181,8 +182,8 @@ func TestServeTokenFile(t *testing.T) {
 // guide; a bad sidecar is refused naming the file and the field.
 func TestModelDefaults(t *testing.T) {
 	dir := t.TempDir()
-	model := testenv.TinyDenoiser(t, dir, "m", 50, testenv.PatternWeights(1), nil)
-	testenv.TinyDenoiser(t, dir, "g", 50, testenv.PatternWeights(0.7), nil)
+	model := graphstest.TinyDenoiser(t, dir, "m", 50, graphstest.PatternWeights(1), nil)
+	graphstest.TinyDenoiser(t, dir, "g", 50, graphstest.PatternWeights(0.7), nil)
 	side := infer.SamplingFile(model)
 	write := func(s string) {
 		if err := os.WriteFile(side, []byte(s), 0o644); err != nil {

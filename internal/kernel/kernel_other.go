@@ -17,3 +17,7 @@ func affineAVX2(dx, x *float32, n int, v, u, w float32) { panic("kernel: no SIMD
 func addToAVX2(dst, src *float32, n int) { panic("kernel: no SIMD") }
 
 func fillAVX2(dst *float32, n int, v float32) { panic("kernel: no SIMD") }
+
+func sgemm4x16(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int) {
+	panic("kernel: no SIMD")
+}

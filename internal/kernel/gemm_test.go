@@ -1,4 +1,4 @@
-package goexec
+package kernel
 
 import (
 	"math"
@@ -33,14 +33,14 @@ func TestSgemm(t *testing.T) {
 			}
 		}
 		for _, simd := range []bool{true, false} {
-			if simd && !haveFMA {
+			if simd && !haveSIMD {
 				continue
 			}
-			saved := haveFMA
-			haveFMA = simd
+			saved := haveSIMD
+			haveSIMD = simd
 			got := append([]float32(nil), c...)
-			sgemm(M, N, K, a, K, b, N, got, N)
-			haveFMA = saved
+			Sgemm(M, N, K, a, K, b, N, got, N)
+			haveSIMD = saved
 			for i := range got {
 				// float32 accumulation of K products of unit normals: error
 				// grows like sqrt(K)·2^-24 of the terms' scale.

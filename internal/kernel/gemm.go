@@ -1,11 +1,12 @@
-package goexec
+package kernel
 
-// sgemm adds A [M K] × B [K N] to C [M N], row-major with leading
+// Sgemm adds A [M K] × B [K N] to C [M N], row-major with leading
 // dimensions lda, ldb, ldc (elements between rows). With AVX2+FMA, tiles
 // of 4 rows × 16 columns run in the assembly kernel (sgemm4x16); the rest,
-// and other CPUs, take sgemmGo.
-func sgemm(M, N, K int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
-	if !haveFMA || K == 0 || M < 4 || N < 16 {
+// and other CPUs, take sgemmGo. The Go backend's Conv, MatMul and Gemm run
+// on it.
+func Sgemm(M, N, K int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	if !haveSIMD || K == 0 || M < 4 || N < 16 {
 		sgemmGo(M, K, 0, N, a, lda, b, ldb, c, ldc)
 		return
 	}

@@ -1,8 +1,12 @@
-// Package kernel holds training's elementwise hot loops, with SIMD kernels
-// in Go assembly where the CPU has them (train uses cgo, and a cgo package
-// cannot hold Go assembly). The Go backend (infer/goexec) runs its fused
-// norm-affine-SiLU and fills through them too: pure Go and assembly, no
-// cgo, so the deployment binary may link it.
+// Package kernel holds condiff's hot loops, one home for both trees:
+// the single-precision GEMM (Sgemm) the Go backend's Conv, MatMul and Gemm
+// run on, and the elementwise loops of training and sampling (fused
+// scale-shift-SiLU and its backward, affine, fills, softmax rows). Each has
+// a pure-Go loop and, where the CPU has AVX2+FMA, a Go-assembly kernel
+// (*_amd64.s) chosen at run time. No cgo and nothing above it: training
+// (train/, which uses cgo OpenBLAS and so cannot hold assembly itself) and
+// the deployment backend (infer/goexec) both import it, and it imports
+// neither.
 package kernel
 
 import "math"

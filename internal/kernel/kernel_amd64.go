@@ -24,3 +24,8 @@ func addToAVX2(dst, src *float32, n int)
 
 //go:noescape
 func fillAVX2(dst *float32, n int, v float32)
+
+// sgemm4x16 adds a 4×16 tile of A×B to C (gemm_amd64.s).
+//
+//go:noescape
+func sgemm4x16(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int)
