@@ -67,10 +67,9 @@ type TrainInfo struct {
 	GradClip    float64        `json:"grad_clip"`
 	// The learning rate's course: a linear warm-up over LRWarmup steps,
 	// then constant ("" or "constant") or a cosine decay to 0 at Steps.
-	LRSchedule     string         `json:"lr_schedule,omitempty"`
-	LRWarmup       int            `json:"lr_warmup,omitempty"`
-	ClfConfig      *models.Config `json:"-"` // the M_AC classifier's architecture
-	*models.Config `json:"-"`     // the M_AC classifier's architecture
+	LRSchedule string         `json:"lr_schedule,omitempty"`
+	LRWarmup   int            `json:"lr_warmup,omitempty"`
+	ClfConfig  *models.Config `json:"-"` // the M_AC classifier's architecture
 }
 
 // Checkpoint is everything a run needs to continue, and everything export

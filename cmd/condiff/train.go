@@ -1,16 +1,13 @@
 package main
 
 import (
-	"cmp"
 	"errors"
-	"flag"
 	"fmt"
 	"math"
 	"os"
 	"strconv"
 	"strings"
 
-	"github.com/condiff/condiff/checkpoint"
 	"github.com/condiff/condiff/cmd/internal/cli"
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/data"
@@ -32,54 +29,40 @@ func intList(flagName, s string) ([]int, error) {
 	return out, nil
 }
 
-// resumeConflicts refuses flags that contradict the checkpoint being
-// resumed: a resumed run keeps its config, data and hyper-parameters (only
-// --steps and --save-every may change), so a differing flag would be
-// silently ignored.
-func resumeConflicts(fs *flag.FlagSet, out string) error {
-	ck, err := checkpoint.Load(out)
-	if err != nil {
-		return nil // train reports it
-	}
-	c, in := ck.Config, ck.Info
-	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
-	ints := func(v []int) string {
-		s := make([]string, len(v))
-		for i, x := range v {
-			s[i] = strconv.Itoa(x)
-		}
-		return strings.Join(s, ",")
-	}
-	kept := map[string]string{
-		"variant": string(c.Variant), "norm": string(c.Norm), "base": strconv.Itoa(c.BaseChannels), "mult": ints(c.ChannelMult),
-		"res-blocks": strconv.Itoa(c.NumResBlocks), "attention": ints(c.AttnRes), "groups": strconv.Itoa(c.Groups), "size": strconv.Itoa(c.ImageSize),
-		"channels": strconv.Itoa(c.Channels), "data": in.Dataset, "classes": strings.Join(in.Classes, ","),
-		"batch": strconv.Itoa(in.Batch), "lr": f(in.LR), "seed": strconv.FormatUint(in.Seed, 10),
-		"schedule": in.Schedule.Kind, "T": strconv.Itoa(in.Schedule.T), "cfg-drop": f(in.CFGDrop),
-		"loss-weight": (&minSNRFlag{in.MinSNRGamma}).String(),
-		"ac-weight":   f(in.ACWeight), "ema": f(in.EMADecay), "grad-clip": f(in.GradClip), "ac-classifier": "",
-		"lr-schedule": cmp.Or(in.LRSchedule, train.LRConstant), "lr-warmup": strconv.Itoa(in.LRWarmup),
-		"data-dir": in.DataDir, "skip-bad": strconv.FormatBool(in.SkipBad), "synthetic-per-class": strconv.Itoa(in.PerClass),
-	}
-	if in.PerClass == 0 { // a checkpoint from before the data options were recorded: the default then
-		kept["synthetic-per-class"] = "1000"
-	}
-	var bad []string
-	fs.Visit(func(fl *flag.Flag) {
-		want, ok := kept[fl.Name]
-		if ok && fl.Value.String() != want {
-			bad = append(bad, fmt.Sprintf("--%s %s (the checkpoint has %q)", fl.Name, fl.Value.String(), want))
-		}
-	})
-	if len(bad) > 0 {
-		return fmt.Errorf("--resume continues %s with its own config and hyper-parameters; these flags contradict it: %s (only --steps, above the checkpoint's step, and --save-every may change)",
-			out, strings.Join(bad, "; "))
-	}
-	return nil
-}
-
 // cmdTrain is `train` (a denoiser) and `train-classifier`.
 func cmdTrain(args []string, classifier bool) error {
+	fs, options := trainFlags(classifier)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	o, err := options()
+	if err != nil {
+		return err
+	}
+	if o.Resume {
+		if err := resumeConflicts(fs.FlagSet, o.Out); err != nil {
+			return err
+		}
+	}
+	var skipped int
+	o.Data.Skipped = &skipped
+	ctx, stop := cli.Interruptible()
+	defer stop()
+	o.Context = ctx
+	_, err = train.Run(o)
+	if skipped > 0 {
+		fmt.Fprintf(os.Stderr, "train: skipped %d unreadable images\n", skipped)
+	}
+	if errors.Is(err, train.ErrInterrupted) {
+		return fmt.Errorf("%w (condiff %s --resume --out %s continues it)", err, fs.Name(), o.Out)
+	}
+	return fs.Flagged(err)
+}
+
+// trainFlags defines the flags of train (or train-classifier) and returns
+// them with the function that turns them, once parsed, into the run's
+// options.
+func trainFlags(classifier bool) (*cli.Flags, func() (train.Options, error)) {
 	name := "train"
 	if classifier {
 		name = "train-classifier"
@@ -133,66 +116,48 @@ func cmdTrain(args []string, classifier bool) error {
 			"ac-classifier": "ACClf",
 		})
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *out == "" {
-		return fmt.Errorf("--out is required")
-	}
-	ds.Finish()
-	dopt.Seed = *seed
-	o := train.Options{Out: *out, Resume: *resume, Steps: *steps, Batch: *batch, LR: *lr, Seed: *seed,
-		SaveEvery: *saveEvery, EMADecay: *emaDecay, LRSchedule: *lrSchedule, LRWarmup: *lrWarmup, GradClip: *clip, Progress: os.Stderr, Log: os.Stderr, Data: dopt}
-	if *resume {
-		if !fs.IsSet("steps") {
+	return fs, func() (train.Options, error) {
+		if *out == "" {
+			return train.Options{}, fmt.Errorf("--out is required")
+		}
+		ds.Finish()
+		dopt.Seed = *seed
+		o := train.Options{Out: *out, Resume: *resume, Steps: *steps, Batch: *batch, LR: *lr, Seed: *seed,
+			SaveEvery: *saveEvery, EMADecay: *emaDecay, LRSchedule: *lrSchedule, LRWarmup: *lrWarmup, GradClip: *clip, Progress: os.Stderr, Log: os.Stderr, Data: dopt}
+		if *resume && !fs.IsSet("steps") {
 			o.Steps = 0 // keep the checkpoint's target
 		}
-		if err := resumeConflicts(fs.FlagSet, *out); err != nil {
-			return err
-		}
-	}
-	var skipped int
-	o.Data.Skipped = &skipped
-	if !classifier {
-		o.Model = models.DefaultDenoiser()
-		o.Model.Variant = contract.Variant(*variant)
-		var err error
-		if o.Model.ChannelMult, err = intList("mult", *mult); err != nil {
-			return err
-		}
-		o.Model.NumResBlocks = *resBlocks
-		if *attn != "" {
-			if o.Model.AttnRes, err = intList("attention", *attn); err != nil {
-				return err
+		if !classifier {
+			o.Model = models.DefaultDenoiser()
+			o.Model.Variant = contract.Variant(*variant)
+			var err error
+			if o.Model.ChannelMult, err = intList("mult", *mult); err != nil {
+				return o, err
 			}
+			o.Model.NumResBlocks = *resBlocks
+			if *attn != "" {
+				if o.Model.AttnRes, err = intList("attention", *attn); err != nil {
+					return o, err
+				}
+			}
+			spec, err := diffusion.Default(*sched, *T)
+			if err != nil {
+				return o, fmt.Errorf("--schedule: %w", err)
+			}
+			o.Schedule = spec
+			o.CFGDrop, o.ACClf, o.MinSNRGamma = *cfgDrop, *acClf, lossWeight.gamma
+			if o.Model.Variant == contract.AC || fs.IsSet("ac-weight") {
+				o.ACWeight = *acWeight // train refuses it for the other variants
+			}
+		} else {
+			o.Model = models.DefaultClassifier()
 		}
-		spec, err := diffusion.Default(*sched, *T)
-		if err != nil {
-			return fmt.Errorf("--schedule: %w", err)
+		o.Model.BaseChannels, o.Model.Groups = *base, *groups
+		if *norm != "" {
+			o.Model.Norm = models.NormKind(*norm)
 		}
-		o.Schedule = spec
-		o.CFGDrop, o.ACClf, o.MinSNRGamma = *cfgDrop, *acClf, lossWeight.gamma
-		if o.Model.Variant == contract.AC || fs.IsSet("ac-weight") {
-			o.ACWeight = *acWeight // train refuses it for the other variants
-		}
-	} else {
-		o.Model = models.DefaultClassifier()
+		return o, nil
 	}
-	o.Model.BaseChannels, o.Model.Groups = *base, *groups
-	if *norm != "" {
-		o.Model.Norm = models.NormKind(*norm)
-	}
-	ctx, stop := cli.Interruptible()
-	defer stop()
-	o.Context = ctx
-	_, err := train.Run(o)
-	if skipped > 0 {
-		fmt.Fprintf(os.Stderr, "train: skipped %d unreadable images\n", skipped)
-	}
-	if errors.Is(err, train.ErrInterrupted) {
-		return fmt.Errorf("%w (condiff %s --resume --out %s continues it)", err, fs.Name(), *out)
-	}
-	return fs.Flagged(err)
 }
 
 // minSNRFlag is --loss-weight: none, or min-snr:GAMMA (γ > 0, finite).
