@@ -10,6 +10,7 @@ import (
 
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/diffusion"
+	"github.com/condiff/condiff/internal/field"
 	"github.com/condiff/condiff/internal/fsutil"
 	"github.com/condiff/condiff/internal/strictjson"
 )
@@ -103,4 +104,108 @@ func ParseDefaults(side string, b []byte, info contract.Info) (Defaults, error) 
 		return Defaults{}, bad("guidance", d.Guidance, "the model has no null class and the defaults name no guide")
 	}
 	return d, nil
+}
+
+// Sampling is how images are sampled from a model: the options sample,
+// eval, serve and the page all take, resolved (Defaults.Resolve) and
+// checked against the model (Check).
+type Sampling struct {
+	Sampler  diffusion.Sampler
+	Steps    int // 0: the sampler's default
+	Eta      float64
+	Guidance float64
+	Interval diffusion.Interval // the zero value: every step
+	Guide    string             // the autoguidance guide's file; "": the null class
+	Seed     uint64
+}
+
+// Given is what a command line or a request said about sampling: each nil
+// field takes the model's default (Defaults.Resolve). Guide "none" asks
+// for no guide.
+type Given struct {
+	Sampler  diffusion.Sampler
+	Steps    *int
+	Eta      *float64
+	Guidance *float64
+	Interval *diffusion.Interval
+	Guide    *string
+	Seed     *uint64
+}
+
+// DefaultSeed is the noise seed of a run or request that names none.
+const DefaultSeed = 1
+
+// Resolve is the one merge of a model's defaults and what was given:
+// DefaultOptions → the model's (d) → the request's (g), as ollama layers
+// them. Another sampler than the model's brings its own default steps;
+// the model's guide applies only where guidance does, and a model without
+// a null class and without a guide samples at weight 0 unless a weight is
+// given (which Check then refuses).
+func (d Defaults) Resolve(g Given, info contract.Info) (Sampling, error) {
+	var s Sampling
+	var err error
+	if s.Sampler, err = diffusion.ParseSampler(d.Sampler); err != nil {
+		return s, fmt.Errorf("infer: the model's default sampler: %w", err)
+	}
+	s.Steps = d.Steps
+	if g.Sampler != nil {
+		s.Sampler, s.Steps = g.Sampler, 0
+	}
+	if g.Steps != nil {
+		s.Steps = *g.Steps
+	}
+	s.Guide = d.Guide
+	if g.Guide != nil {
+		s.Guide = *g.Guide
+	}
+	if s.Guide == "none" {
+		s.Guide = ""
+	}
+	s.Guidance = d.Guidance
+	if s.Guide == "" && !info.HasNull {
+		s.Guidance = 0
+	}
+	if g.Guidance != nil {
+		s.Guidance = *g.Guidance
+	}
+	if s.Interval, err = diffusion.ParseInterval(d.GuidanceInterval); err != nil {
+		return s, fmt.Errorf("infer: the model's default guidance interval: %w", err)
+	}
+	if g.Interval != nil {
+		s.Interval = *g.Interval
+	}
+	if s.Guidance == 0 && g.Guide == nil {
+		s.Guide = "" // the model's guide guides nothing at weight 0
+	}
+	s.Seed = DefaultSeed
+	if g.Seed != nil {
+		s.Seed = *g.Seed
+	}
+	if g.Eta != nil {
+		s.Eta = *g.Eta
+	}
+	return s, nil
+}
+
+// Check refuses guidance the model cannot take: a weight without a null
+// class or a guide, and a guide at weight 0 (it would guide nothing).
+// diffusion.Request.Check holds the rest (ranges, the sampler's steps).
+func (s Sampling) Check(info contract.Info) error {
+	if s.Guide != "" && s.Guidance == 0 {
+		return field.Errorf("infer", "Guide", s.Guide, "guides nothing at guidance 0; give a guidance weight")
+	}
+	if s.Guide == "" && s.Guidance != 0 && !info.HasNull {
+		return field.Errorf("infer", "Guidance", s.Guidance, "needs a model trained with label dropout (this one has no null class) or a guide")
+	}
+	return nil
+}
+
+// Sampling is the options' sampling part.
+func (o *SampleOptions) Sampling() Sampling {
+	return Sampling{Sampler: o.Sampler, Steps: o.Steps, Eta: o.Eta, Guidance: o.Guidance, Interval: o.Interval, Guide: o.Guide, Seed: o.Seed}
+}
+
+// SetSampling sets the options' sampling part.
+func (o *SampleOptions) SetSampling(s Sampling) {
+	o.Sampler, o.Steps, o.Eta, o.Guidance, o.Interval, o.Guide, o.Seed = s.Sampler, s.Steps, s.Eta, s.Guidance, s.Interval, s.Guide, s.Seed
 }

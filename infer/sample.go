@@ -88,12 +88,12 @@ func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 	if info.Kind != contract.Denoiser {
 		return nil, field.Errorf("infer", "Model", o.Model, "is a %s, not a denoiser", info.Kind)
 	}
+	if err := o.Sampling().Check(info); err != nil {
+		return nil, err
+	}
 	var guide *Session
 	guideHash := ""
 	if o.Guide != "" {
-		if o.Guidance == 0 {
-			return nil, field.Errorf("infer", "Guide", o.Guide, "guides nothing at guidance 0; give a guidance weight")
-		}
 		if guide, err = Open(o.Guide, o.Session); err != nil {
 			return nil, err
 		}
@@ -105,8 +105,6 @@ func SampleToDir(ctx context.Context, o SampleOptions) (*Manifest, error) {
 		if guideHash, err = FileHash(o.Guide); err != nil {
 			return nil, err
 		}
-	} else if o.Guidance != 0 && !info.HasNull {
-		return nil, field.Errorf("infer", "Guidance", o.Guidance, "needs a model trained with label dropout (%s has no null class) or a guide", o.Model)
 	}
 	sch, err := info.Schedule.Build()
 	if err != nil {

@@ -108,48 +108,45 @@ type plan struct {
 }
 
 func (s *Server) newPlan(p Sampling, choices []infer.ClassChoice, n int) (*plan, error) {
-	d := s.defaults()
-	pl := &plan{guidance: d.Guidance, eta: d.Eta, seed: d.Seed}
-	var err error
-	if pl.sampler, err = diffusion.ParseSampler(d.Sampler); err != nil {
-		return nil, err
-	}
-	if pl.interval, err = diffusion.ParseInterval(d.GuidanceInterval); err != nil {
-		return nil, err
-	}
-	steps := d.Steps
+	// The request's fields over the model's defaults, merged where sample
+	// merges them (infer.Defaults.Resolve).
+	g := infer.Given{Steps: p.Steps, Eta: p.Eta, Guidance: p.Guidance, Seed: p.Seed}
 	if p.Sampler != nil {
-		steps = 0 // another sampler: its own default steps
-		var err error
-		if pl.sampler, err = diffusion.ParseSampler(*p.Sampler); err != nil {
+		smp, err := diffusion.ParseSampler(*p.Sampler)
+		if err != nil {
 			return nil, badField(err)
 		}
+		g.Sampler = smp
 	}
-	if p.Guidance != nil {
-		pl.guidance = *p.Guidance
+	if p.GuidanceInterval != nil {
+		iv, err := diffusion.ParseInterval(*p.GuidanceInterval)
+		if err != nil {
+			return nil, badField(err)
+		}
+		g.Interval = &iv
 	}
-	pl.auto = s.guide != nil
 	if p.Guide != nil {
 		if *p.Guide && s.guide == nil {
 			return nil, bad("guide", "guide true: the server has no guide (condiff-run serve --guide MODEL)")
 		}
-		pl.auto = *p.Guide
-	}
-	if p.GuidanceInterval != nil {
-		var err error
-		if pl.interval, err = diffusion.ParseInterval(*p.GuidanceInterval); err != nil {
-			return nil, badField(err)
+		guide := "none"
+		if *p.Guide {
+			guide = s.o.Guide
 		}
+		g.Guide = &guide
 	}
-	if p.Eta != nil {
-		pl.eta = *p.Eta
+	smp, err := s.defs.Resolve(g, s.info)
+	if err != nil {
+		return nil, err
 	}
-	if p.Seed != nil {
-		pl.seed = *p.Seed
+	if smp.Guide != "" && smp.Guidance == 0 { // Check's refusal names the file, which is the server's business
+		return nil, bad("guide", "guide true: the guide guides nothing at guidance 0; give a guidance weight")
 	}
-	if p.Steps != nil {
-		steps = *p.Steps
+	if err := smp.Check(s.info); err != nil {
+		return nil, badField(err)
 	}
+	pl := &plan{sampler: smp.Sampler, eta: smp.Eta, guidance: smp.Guidance, interval: smp.Interval, auto: smp.Guide != "", seed: smp.Seed}
+	steps := smp.Steps
 	if n < 1 || n > s.o.MaxN {
 		return nil, bad("n", "n %d: out of 1..%d (the server's limit per request)", n, s.o.MaxN)
 	}
@@ -169,10 +166,7 @@ func (s *Server) newPlan(p Sampling, choices []infer.ClassChoice, n int) (*plan,
 		return nil, bad("n", "n %d × %d classes is over the server's limit of %d images per request", n, len(pl.indices)/n, s.o.MaxN)
 	}
 	if pl.guidance == 0 {
-		pl.auto, pl.interval = false, diffusion.Interval{}
-	}
-	if pl.guidance != 0 && !pl.auto && !s.info.HasNull {
-		return nil, bad("guidance", "guidance %g: the model was trained without label dropout and has no null class", pl.guidance)
+		pl.interval = diffusion.Interval{} // recorded as every step: it applied nowhere
 	}
 	req := diffusion.Request{Sampler: pl.sampler, Steps: steps, Eta: pl.eta, Guidance: pl.guidance, Interval: pl.interval, Batch: 1,
 		Indices: pl.indices, Labels: pl.labels}
@@ -285,24 +279,20 @@ func (s *Server) openAIPlan(r *OpenAIRequest) (*plan, error) {
 	return s.newPlan(r.Sampling, []infer.ClassChoice{infer.OneClass(c)}, n)
 }
 
-// defaults are the sampling options of a request that gives none:
-// sample's defaults.
 // defaults are the sampling options of a request that gives none: the
-// model's (infer.ModelDefaults, read when the server started), as sample
-// takes them.
+// model's (infer.ModelDefaults, read when the server started), resolved as
+// every request's are.
 func (s *Server) defaults() Defaults {
-	m := s.defs
-	d := Defaults{Sampler: m.Sampler, Eta: 0, Seed: 1, GuidanceInterval: m.GuidanceInterval, Guide: s.guide != nil, Guidance: m.Guidance}
-	if d.GuidanceInterval == "" {
-		d.GuidanceInterval = "none"
+	smp, err := s.defs.Resolve(infer.Given{}, s.info)
+	if err != nil { // New resolved them once already
+		panic(err)
 	}
-	if smp, err := diffusion.ParseSampler(m.Sampler); err == nil {
-		if ts, err := smp.Timesteps(s.sch.Spec.T, m.Steps); err == nil {
-			d.Steps = len(ts)
-		}
+	d := Defaults{Sampler: smp.Sampler.Name(), Eta: smp.Eta, Seed: smp.Seed, Guidance: smp.Guidance, Guide: smp.Guide != "", GuidanceInterval: "none"}
+	if !smp.Interval.Everywhere() {
+		d.GuidanceInterval = smp.Interval.String()
 	}
-	if s.guide == nil && !s.info.HasNull {
-		d.Guidance = 0
+	if ts, err := smp.Sampler.Timesteps(s.sch.Spec.T, smp.Steps); err == nil {
+		d.Steps = len(ts)
 	}
 	return d
 }

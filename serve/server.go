@@ -175,6 +175,10 @@ func New(o Options) (_ *Server, err error) {
 	case "none":
 		o.Guide = ""
 	}
+	defs.Guide = o.Guide // the guide requests get by default: the server's
+	if _, err := defs.Resolve(infer.Given{}, sess.Info); err != nil {
+		return nil, err
+	}
 	guideID, guideHash := "", ""
 	if o.Guide != "" {
 		if guide, err = infer.Open(o.Guide, o.Session); err != nil {

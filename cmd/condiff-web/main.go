@@ -81,19 +81,21 @@ func modelInfo(args []js.Value) (any, error) {
 		if d, err = infer.ParseDefaults("model.sampling.json", side, s.Info); err != nil {
 			return nil, err
 		}
-		if d.Guide != "" && !s.Info.HasNull {
-			d.Guidance = 0 // its guide is not in the page
-		}
 	}
-	steps := d.Steps
+	d.Guide = "" // the page has no guide
+	smp, err := d.Resolve(infer.Given{}, s.Info)
+	if err != nil {
+		return nil, err
+	}
+	steps := smp.Steps
 	if steps == 0 {
 		steps = diffusion.DefaultSteps
 	}
-	interval := d.GuidanceInterval
-	if interval == "" {
-		interval = "none"
+	interval := "none"
+	if !smp.Interval.Everywhere() {
+		interval = smp.Interval.String()
 	}
-	return map[string]any{"classes": names, "sampler": d.Sampler, "steps": steps, "guidance": d.Guidance, "interval": interval, "size": s.Info.ImageSize}, nil
+	return map[string]any{"classes": names, "sampler": smp.Sampler.Name(), "steps": steps, "guidance": smp.Guidance, "interval": interval, "size": s.Info.ImageSize}, nil
 }
 
 func sample(args []js.Value) (any, error) {
@@ -113,12 +115,36 @@ func sample(args []js.Value) (any, error) {
 		return nil, err
 	}
 	info := s.Info
-	guidance := opt("guidance", infer.BuiltinDefaults(info).Guidance)
-	interval := diffusion.Interval{}
+	// What the page gave over the built-in defaults (it sends the model's
+	// own, from modelInfo), merged and checked as sample does.
+	var g infer.Given
+	for name, p := range map[string]**float64{"guidance": &g.Guidance, "eta": &g.Eta} {
+		if v := args[1].Get(name); v.Type() == js.TypeNumber {
+			f := v.Float()
+			*p = &f
+		}
+	}
+	if v := args[1].Get("steps"); v.Type() == js.TypeNumber {
+		n := v.Int()
+		g.Steps = &n
+	}
+	if v := args[1].Get("seed"); v.Type() == js.TypeNumber {
+		seed := uint64(v.Float())
+		g.Seed = &seed
+	}
 	if v := args[1].Get("interval"); v.Type() == js.TypeString {
-		if interval, err = diffusion.ParseInterval(v.String()); err != nil {
+		iv, err := diffusion.ParseInterval(v.String())
+		if err != nil {
 			return nil, err
 		}
+		g.Interval = &iv
+	}
+	smp, err := infer.BuiltinDefaults(info).Resolve(g, info)
+	if err != nil {
+		return nil, err
+	}
+	if err := smp.Check(info); err != nil {
+		return nil, err
 	}
 	sch, err := info.Schedule.Build()
 	if err != nil {
@@ -136,8 +162,8 @@ func sample(args []js.Value) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	req := diffusion.Request{Sampler: diffusion.DDIM, Steps: int(opt("steps", diffusion.DefaultSteps)), Guidance: guidance, Interval: interval, Null: info.Null(),
-		Seed: uint64(opt("seed", 1)), Batch: n, Values: info.Channels * info.ImageSize * info.ImageSize, Indices: indices, Labels: labels}
+	req := diffusion.Request{Sampler: smp.Sampler, Steps: smp.Steps, Eta: smp.Eta, Guidance: smp.Guidance, Interval: smp.Interval, Null: info.Null(),
+		Seed: smp.Seed, Batch: n, Values: info.Channels * info.ImageSize * info.ImageSize, Indices: indices, Labels: labels}
 	ts, err := req.Check(sch.Spec.T)
 	if err != nil {
 		return nil, err

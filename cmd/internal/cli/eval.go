@@ -33,7 +33,7 @@ func Eval(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := smp.parse(); err != nil {
+	if err := smp.check(); err != nil {
 		return err
 	}
 	if o.Classifier == "" || o.Data.Name == "" {
@@ -44,7 +44,7 @@ func Eval(args []string) error {
 		if err := withDefaultModel(&o.Sample.Model); err != nil {
 			return err
 		}
-		if err := smp.defaultsFor(o.Sample.Model); err != nil {
+		if _, err := smp.resolve(o.Sample.Model); err != nil {
 			return err
 		}
 	}

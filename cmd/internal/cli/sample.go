@@ -9,20 +9,21 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/diffusion"
 	"github.com/condiff/condiff/infer"
 )
 
-// sampler holds the sampler flags as given, parsed by options.
+// sampler holds the sampling flags as given; resolve types them and
+// fills in the model's defaults for the ones not given.
 type sampler struct {
-	name     string
-	interval string
-	o        *infer.SampleOptions
-	f        *Flags
+	name, interval, guide string
+	o                     *infer.SampleOptions
+	f                     *Flags
 }
 
 // samplerFlags registers the flags of a sampling run: sampler, steps, η,
-// guidance, batch and seed.
+// guidance, its interval and guide, batch and seed.
 func samplerFlags(fs *Flags, o *infer.SampleOptions) *sampler {
 	s := &sampler{o: o, f: fs}
 	fs.StringVar(&s.name, "sampler", diffusion.DDIM.Name(), "the reverse-process sampler, one of "+diffusion.SamplerHelp()+" (default: the model's)")
@@ -30,9 +31,9 @@ func samplerFlags(fs *Flags, o *infer.SampleOptions) *sampler {
 	fs.Float64Var(&o.Eta, "eta", 0, "stochasticity of the samplers that take it (0: deterministic)")
 	fs.Float64Var(&o.Guidance, "guidance", diffusion.DefaultGuidance, "guidance weight W: eps = (1+W)·eps(y) − W·eps(null) (or eps_guide(y) with --guide); default: the model's (its NAME.sampling.json, else 1 for a model trained with label dropout and 0 for the others; docs/guidance)")
 	fs.StringVar(&s.interval, "guidance-interval", "none", "apply guidance only at the steps whose noise level σ_t = √((1−ᾱ_t)/ᾱ_t) lies in (LO, HI] (LO,HI; HI may be inf); the other steps take one denoiser row instead of two. none: every step. Default: the model's")
-	fs.StringVar(&o.Guide, "guide", "", "autoguidance: a guide denoiser (a smaller, less-trained model of the same data, schedule and classes) whose eps(y) replaces eps(null): eps = (1+W)·eps(y) − W·eps_guide(y); needs no null class. Default: the model's; none: no guide")
+	fs.StringVar(&s.guide, "guide", "", "autoguidance: a guide denoiser (a smaller, less-trained model of the same data, schedule and classes) whose eps(y) replaces eps(null): eps = (1+W)·eps(y) − W·eps_guide(y); needs no null class. Default: the model's; none: no guide")
 	fs.IntVar(&o.Batch, "batch", 64, "images per denoiser call (a guided call runs 2× this)")
-	fs.Uint64Var(&o.Seed, "seed", 1, "noise seed; image i uses its own stream of (seed, i)")
+	fs.Uint64Var(&o.Seed, "seed", infer.DefaultSeed, "noise seed; image i uses its own stream of (seed, i)")
 	fs.Sets(map[string]string{
 		"sampler":           "Sampler",
 		"steps":             "Steps",
@@ -46,58 +47,66 @@ func samplerFlags(fs *Flags, o *infer.SampleOptions) *sampler {
 	return s
 }
 
-// defaultsFor takes the model's sampling defaults (infer.ModelDefaults: its
-// sidecar's, or the built-in ones) for every sampling flag not given.
-// --guide none turns the default guide off; a guide is dropped where the
-// weight is 0, and a model without a null class and no guide samples at 0.
-func (s *sampler) defaultsFor(model string) error {
+// resolve reads the model once and sets the sampling options: the flags
+// given, over the model's defaults (infer.ModelDefaults, Defaults.Resolve:
+// the one place they are merged), checked against the model.
+func (s *sampler) resolve(model string) (contract.Info, error) {
+	var g infer.Given
+	if s.f.IsSet("sampler") {
+		smp, err := diffusion.ParseSampler(s.name)
+		if err != nil {
+			return contract.Info{}, s.f.Flagged(err)
+		}
+		g.Sampler = smp
+	}
+	if s.f.IsSet("guidance-interval") {
+		iv, err := diffusion.ParseInterval(s.interval)
+		if err != nil {
+			return contract.Info{}, s.f.Flagged(err)
+		}
+		g.Interval = &iv
+	}
+	if s.f.IsSet("steps") {
+		g.Steps = &s.o.Steps
+	}
+	if s.f.IsSet("eta") {
+		g.Eta = &s.o.Eta
+	}
+	if s.f.IsSet("guidance") {
+		g.Guidance = &s.o.Guidance
+	}
+	if s.f.IsSet("guide") {
+		g.Guide = &s.guide
+	}
+	if s.f.IsSet("seed") {
+		g.Seed = &s.o.Seed
+	}
 	info, err := infer.ReadInfo(model)
 	if err != nil {
-		return nil // opening the model reports it, naming the file
+		return info, err
 	}
 	d, err := infer.ModelDefaults(model, info)
 	if err != nil {
-		return err
+		return info, err
 	}
-	set := s.f.IsSet
-	if !set("sampler") {
-		if s.o.Sampler, err = diffusion.ParseSampler(d.Sampler); err != nil {
-			return err
-		}
-		if !set("steps") {
-			s.o.Steps = d.Steps
-		}
+	smp, err := d.Resolve(g, info)
+	if err != nil {
+		return info, err
 	}
-	if !set("guide") {
-		s.o.Guide = d.Guide
+	if err := smp.Check(info); err != nil {
+		return info, fmt.Errorf("%w (%s)", s.f.Flagged(err), model)
 	}
-	if s.o.Guide == "none" {
-		s.o.Guide = ""
-	}
-	if !set("guidance") {
-		s.o.Guidance = d.Guidance
-		if s.o.Guide == "" && !info.HasNull {
-			s.o.Guidance = 0
-		}
-	}
-	if !set("guidance-interval") {
-		if s.o.Interval, err = diffusion.ParseInterval(d.GuidanceInterval); err != nil {
-			return err
-		}
-	}
-	if s.o.Guidance == 0 && !set("guide") {
-		s.o.Guide = "" // the model's guide guides nothing at weight 0
-	}
-	return nil
+	s.o.SetSampling(smp)
+	return info, nil
 }
 
-// parse types the sampler flag.
-func (s *sampler) parse() error {
-	var err error
-	if s.o.Sampler, err = diffusion.ParseSampler(s.name); err != nil {
+// check types the flags a run without a model still takes (eval of a
+// sample directory): they are refused when malformed, as with a model.
+func (s *sampler) check() error {
+	if _, err := diffusion.ParseSampler(s.name); err != nil {
 		return s.f.Flagged(err)
 	}
-	if s.o.Interval, err = diffusion.ParseInterval(s.interval); err != nil {
+	if _, err := diffusion.ParseInterval(s.interval); err != nil {
 		return s.f.Flagged(err)
 	}
 	return nil
@@ -126,7 +135,7 @@ func Sample(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := smp.parse(); err != nil {
+	if err := smp.check(); err != nil {
 		return err
 	}
 	spec, err := AutoShard(*shard, os.Getenv)
@@ -139,14 +148,11 @@ func Sample(args []string) error {
 	if err := withDefaultModel(&o.Model); err != nil {
 		return err
 	}
-	if err := smp.defaultsFor(o.Model); err != nil {
+	info, err := smp.resolve(o.Model)
+	if err != nil {
 		return err
 	}
 	if *class != "all" {
-		info, err := infer.ReadInfo(o.Model)
-		if err != nil {
-			return err
-		}
 		if !info.Conditional() {
 			return fmt.Errorf("--class %q: %s is unconditional (variant %s) and has no classes", *class, o.Model, info.Variant)
 		}
