@@ -167,11 +167,16 @@ func article(kind string) string {
 	return "a " + kind
 }
 
-// refuse answers an error from reading or planning a request.
+// refuse answers an error from reading, planning or admitting a request.
 func (s *Server) refuse(w http.ResponseWriter, err error) {
 	var tooBig *http.MaxBytesError
 	var br *badRequest
+	var full *queueFullError
 	switch {
+	case errors.As(err, &full):
+		s.metrics.errors.WithLabelValues("queue_full").Inc()
+		w.Header().Set("Retry-After", "5")
+		httpError(w, http.StatusTooManyRequests, codeQueueFull, full.Error())
 	case errors.As(err, &tooBig):
 		s.metrics.errors.WithLabelValues("bad_request").Inc()
 		httpError(w, http.StatusRequestEntityTooLarge, codeBodyTooLarge, fmt.Sprintf("the body is over the server's limit of %d bytes", s.o.MaxBody))
@@ -199,6 +204,7 @@ const statusClientClosed = 499
 // failed answers a job that did not finish.
 func (s *Server) failed(w http.ResponseWriter, ctx context.Context, err error) {
 	var ie *imageError
+	var enc *encodeError
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		s.metrics.errors.WithLabelValues("timeout").Inc()
@@ -208,6 +214,9 @@ func (s *Server) failed(w http.ResponseWriter, ctx context.Context, err error) {
 		w.WriteHeader(statusClientClosed)
 	case errors.As(err, &ie): // counted by the scheduler, as non_finite
 		httpError(w, http.StatusInternalServerError, codeNonFinite, err.Error())
+	case errors.As(err, &enc):
+		s.metrics.errors.WithLabelValues("internal").Inc()
+		httpError(w, http.StatusInternalServerError, codeInternal, err.Error())
 	default:
 		s.metrics.errors.WithLabelValues("denoiser").Inc()
 		httpError(w, http.StatusInternalServerError, codeDenoiser, err.Error())

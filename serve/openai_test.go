@@ -2,9 +2,13 @@ package serve
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"image/png"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -157,5 +161,46 @@ func TestOpenAIRequestFields(t *testing.T) {
 	}
 	if m.Defaults.Guidance != 1 || m.Defaults.Sampler != "ddim" || m.Defaults.Steps != 20 || m.Defaults.Seed != 1 {
 		t.Errorf("defaults %+v: want sample's (ddim, 20 steps, guidance 1 for a model with a null class, seed 1)", m.Defaults)
+	}
+}
+
+// TestFailureAnswers: each way a request can fail after it was read maps
+// to its own status and code (handler-level, with a recorder): the
+// queue's refusal (429 with Retry-After), the request timeout (504), a
+// non-finite image (500 non_finite), an image that did not encode (500
+// internal_error: the request fails rather than answer an empty image)
+// and a denoiser error (500 denoiser_error).
+func TestFailureAnswers(t *testing.T) {
+	s := &Server{metrics: newMetrics(), o: Options{RequestTimeout: time.Minute}}
+	cases := []struct {
+		name   string
+		answer func(w http.ResponseWriter)
+		status int
+		code   string
+	}{
+		{"queue full", func(w http.ResponseWriter) { s.refuse(w, &queueFullError{limit: 8}) }, 429, codeQueueFull},
+		{"timeout", func(w http.ResponseWriter) { s.failed(w, context.Background(), context.DeadlineExceeded) }, 504, codeTimeout},
+		{"non-finite", func(w http.ResponseWriter) {
+			s.failed(w, context.Background(), &imageError{index: 3, class: 1, err: errors.New("NaN")})
+		}, 500, codeNonFinite},
+		{"encode", func(w http.ResponseWriter) {
+			s.failed(w, context.Background(), &encodeError{errors.New("image 3: png: short write")})
+		}, 500, codeInternal},
+		{"denoiser", func(w http.ResponseWriter) { s.failed(w, context.Background(), errors.New("session: run failed")) }, 500, codeDenoiser},
+	}
+	for _, c := range cases {
+		rec := httptest.NewRecorder()
+		c.answer(rec)
+		if rec.Code != c.status {
+			t.Errorf("%s: status %d, want %d", c.name, rec.Code, c.status)
+		}
+		typ := "server_error"
+		if c.status == 429 {
+			typ = "rate_limit_error"
+		}
+		checkError(t, c.name, rec.Body.Bytes(), typ, "", c.code)
+		if c.status == 429 && rec.Header().Get("Retry-After") == "" {
+			t.Errorf("%s: no Retry-After", c.name)
+		}
 	}
 }

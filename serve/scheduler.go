@@ -65,6 +65,7 @@ type scheduler struct {
 	values      int
 	maxRows     int // denoiser rows per call (a guided image takes two)
 	maxRequests int // jobs whose images may share a call (0: any number)
+	maxQueue    int // images that may wait to start (enqueue refuses more)
 	reserve     int // rows only a job with no image in flight may take
 	metrics     *metrics
 
@@ -78,12 +79,67 @@ type scheduler struct {
 	batch  diffusion.Batch
 }
 
-func newScheduler(den diffusion.Denoiser, values, maxRows, maxRequests int, m *metrics) *scheduler {
+// queueFullError refuses a job whose images would take the queue over its
+// limit (maxQueue images submitted and not yet started).
+type queueFullError struct{ limit int }
+
+func (e *queueFullError) Error() string {
+	return fmt.Sprintf("the server's queue holds its limit of %d images; retry later", e.limit)
+}
+
+// enqueue admits a job to the queue, or refuses it with a
+// *queueFullError; the handler answers that with 429.
+func (s *scheduler) enqueue(j *job) error {
+	n := int64(len(j.indices))
+	if s.waiting.Add(n) > int64(s.maxQueue) {
+		s.waiting.Add(-n)
+		return &queueFullError{s.maxQueue}
+	}
+	s.submit <- j
+	return nil
+}
+
+// wait follows a job until all its images are done, calling each with
+// every newly finished image and progress with the steps done; it returns
+// the job's error, the context's, or the first of each (the handler's
+// cancel then drops the job).
+func (j *job) wait(each func(finished) error, progress func(done, total int)) error {
+	seen := 0
+	for {
+		j.mu.Lock()
+		fresh := append([]finished(nil), j.finished[seen:]...)
+		steps, err := j.steps, j.err
+		j.mu.Unlock()
+		seen += len(fresh)
+		for _, f := range fresh {
+			if err := each(f); err != nil {
+				return err
+			}
+		}
+		if progress != nil {
+			progress(steps, j.totalSteps())
+		}
+		if err != nil {
+			return err
+		}
+		if seen == len(j.indices) {
+			return nil
+		}
+		select {
+		case <-j.notify:
+		case <-j.ctx.Done():
+			// The scheduler drops the job at its next call; answer now.
+			return j.ctx.Err()
+		}
+	}
+}
+
+func newScheduler(den diffusion.Denoiser, values, maxRows, maxRequests, maxQueue int, m *metrics) *scheduler {
 	reserve := 0
 	if maxRequests == 0 {
 		reserve = maxRows / 8
 	}
-	return &scheduler{den: den, values: values, maxRows: maxRows, maxRequests: maxRequests, reserve: reserve, metrics: m,
+	return &scheduler{den: den, values: values, maxRows: maxRows, maxRequests: maxRequests, maxQueue: maxQueue, reserve: reserve, metrics: m,
 		submit: make(chan *job, 1024), batch: diffusion.Batch{Values: values}}
 }
 

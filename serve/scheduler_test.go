@@ -70,7 +70,7 @@ func TestAdmissionShares(t *testing.T) {
 		{0, 10 + 10, 10},   // a row frees within one chain (10 calls), then its own 10
 		{1, 200 + 10, 195}, // ten jobs of 16 images in rows of 8: 20 chains of 10 calls, 3 made before it came
 	} {
-		s := newScheduler(&countingDenoiser{}, 4, 8, c.maxRequests, newMetrics())
+		s := newScheduler(&countingDenoiser{}, 4, 8, c.maxRequests, 1<<20, newMetrics())
 		var big []*job
 		for i := 0; i < 10; i++ {
 			big = append(big, testJob(t, 16, 10))
@@ -119,7 +119,7 @@ func (d *failingDenoiser) Eps(x []float32, t, y []int64, out []float32) error {
 // whose images were in it and no other; the scheduler goes on.
 func TestFailedCall(t *testing.T) {
 	for _, panics := range []bool{false, true} {
-		s := newScheduler(&failingDenoiser{at: 2, panics: panics}, 4, 4, 0, newMetrics())
+		s := newScheduler(&failingDenoiser{at: 2, panics: panics}, 4, 4, 0, 1<<20, newMetrics())
 		a, b := testJob(t, 4, 5), testJob(t, 2, 5)
 		s.queue = []*job{a}
 		s.waiting.Add(4)
