@@ -4,7 +4,7 @@ BIN     := bin/condiff
 RUNBIN  := bin/condiff-run
 DEMO    := out/demo
 
-.PHONY: all build setup ort test test-short test-portable release image fuzz demo bench frontier guidance clean
+.PHONY: all build setup ort check-setup test test-short test-portable release image fuzz demo bench frontier guidance clean
 
 all: build
 
@@ -21,6 +21,10 @@ setup:
 
 ort: setup
 
+# Says what `make setup` would install; installs nothing (CI=true: fails).
+check-setup:
+	@bash scripts/setup.sh --check
+
 # Native fuzz targets: package and name. `make test` runs each briefly;
 # `make fuzz` longer (FUZZTIME=10m make fuzz for a soak). The short run counts
 # inputs (3000x): a time limit can end the run mid-input, which Go reports as
@@ -29,7 +33,9 @@ FUZZ := contract:FuzzParse internal/onnxwire:FuzzDecode infer:FuzzManifest infer
 	data:FuzzIDX data:FuzzImage checkpoint:FuzzLoad eval:FuzzReport infer:FuzzClassifierOutputs infer/goexec:FuzzLoad
 FUZZTIME ?= 2m
 
-test: setup
+# make test installs nothing: it says what is missing (`make setup` installs
+# it; the tests that need it skip, and fail under CI=true).
+test: check-setup
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt: these files need formatting:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
@@ -41,7 +47,7 @@ test: setup
 # qemu-user), darwin/arm64, windows/amd64 and js/wasm (sampled under Node);
 # the in-browser page (docs/web, cmd/condiff-web) in headless Chromium; the
 # samples must match this machine's within one grey level.
-test-portable: setup
+test-portable: check-setup
 	$(GO) test -tags portable -count=1 -timeout 40m -v -run 'TestStaticBinary|TestArm64UnderQemu|TestWasmUnderNode|TestCrossBuilds|TestWebPageInBrowser' ./cmd/condiff-run
 
 # condiff-run for every platform, without cgo (the Go backend; no native
@@ -65,7 +71,7 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg >/tmp/condiff-fuzz.log 2>&1 || { cat /tmp/condiff-fuzz.log; exit 1; }; \
 	done
 
-test-short: setup
+test-short: check-setup
 	$(GO) test -count=1 -short ./...
 
 # Trains a small M_CBN model with label dropout on the built-in synthetic set,

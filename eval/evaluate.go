@@ -250,7 +250,7 @@ func loadReal(o data.Options, clf contract.Info) (*data.Set, error) {
 	o.Test, o.Size, o.Channels = true, clf.ImageSize, clf.Channels
 	real, err := data.Load(o)
 	if err != nil {
-		return nil, fmt.Errorf("eval: data: %w", err)
+		return nil, fmt.Errorf("eval: %w", err)
 	}
 	if !slices.Equal(real.ClassNames, clf.ClassNames) {
 		return nil, field.Errorf("eval", "Data", real.Name, "has classes %v, the classifier %v (choose the classifier's classes)", real.ClassNames, clf.ClassNames)

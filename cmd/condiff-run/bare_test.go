@@ -24,9 +24,7 @@ func TestBareMachine(t *testing.T) {
 	root := t.TempDir()
 	work := filepath.Join(root, "work")
 	os.MkdirAll(work, 0o755)
-	if out, err := exec.Command("go", "build", "-o", filepath.Join(work, "condiff-run"), ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	copyFile(t, binary(t), filepath.Join(work, "condiff-run"))
 	copyFile(t, "../../assets/pretrained/mnist-cbn.onnx", filepath.Join(work, "mnist-cbn.onnx"))
 	copyFile(t, lib, filepath.Join(work, "libonnxruntime.so.1"))
 	// System libraries: what ldd resolves for the binary and for ONNX Runtime.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -28,10 +27,7 @@ func TestNoTrainingStack(t *testing.T) {
 			t.Errorf("condiff-run depends on %s", p)
 		}
 	}
-	bin := filepath.Join(t.TempDir(), "condiff-run")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := binary(t)
 	ldd, err := exec.Command("ldd", bin).CombinedOutput()
 	if err != nil {
 		t.Fatalf("ldd: %v\n%s", err, ldd)
@@ -55,10 +51,7 @@ func TestNoTrainingStack(t *testing.T) {
 		t.Fatalf("ldd output lists no C library:\n%s", ldd)
 	}
 	// The same check must fail on the training binary: it proves the test can.
-	full := filepath.Join(t.TempDir(), "condiff")
-	if out, err := exec.Command("go", "build", "-o", full, "../condiff").CombinedOutput(); err != nil {
-		t.Fatalf("go build condiff: %v\n%s", err, out)
-	}
+	full := binaryOf(t, "../condiff")
 	if l, _ := exec.Command("ldd", full).CombinedOutput(); !strings.Contains(string(l), "libopenblas") {
 		t.Fatalf("condiff (with training) does not link OpenBLAS; the check above would not notice it either:\n%s", l)
 	}

@@ -11,12 +11,8 @@ import (
 // registers the ONNX protobuf messages; a second registration of the same
 // names (a generated ONNX package linked beside it) would panic at start-up.
 func TestMainsStart(t *testing.T) {
-	dir := t.TempDir()
 	for _, c := range []struct{ name, pkg, arg string }{{"condiff", "../condiff", "help"}, {"condiff-run", ".", "help"}, {"condiff-bench", "../condiff-bench", "-h"}} {
-		bin := filepath.Join(dir, c.name)
-		if b, err := exec.Command("go", "build", "-o", bin, c.pkg).CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", c.pkg, err, b)
-		}
+		bin := binaryOf(t, c.pkg)
 		cmd := exec.Command(bin, c.arg)
 		cmd.Env = []string{}
 		out, err := cmd.CombinedOutput()

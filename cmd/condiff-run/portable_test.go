@@ -52,6 +52,7 @@ func build(t *testing.T, goos, goarch string) string {
 			t.Fatal(err)
 		}
 		buildTo = d
+		cleanups = append(cleanups, func() { os.RemoveAll(d) })
 	}
 	out := filepath.Join(buildTo, "condiff-run-"+key)
 	cmd := exec.Command("go", "build", "-o", out, ".")
@@ -61,14 +62,6 @@ func build(t *testing.T, goos, goarch string) string {
 	}
 	built[key] = out
 	return out
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildTo != "" {
-		os.RemoveAll(buildTo)
-	}
-	os.Exit(code)
 }
 
 // sampleArgs: two threes of the shipped model, DDIM 4 steps, one thread.

@@ -28,32 +28,6 @@ import (
 
 const shippedModel = "../../assets/pretrained/mnist-cbn.onnx"
 
-var (
-	buildOnce sync.Once
-	runBin    string
-	buildErr  error
-)
-
-// binary builds condiff-run once for the serve tests.
-func binary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "condiff-serve")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		runBin = filepath.Join(dir, "condiff-run")
-		if out, err := exec.Command("go", "build", "-o", runBin, ".").CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return runBin
-}
-
 // server is a running condiff-run serve.
 type server struct {
 	cmd    *exec.Cmd

@@ -38,6 +38,28 @@ func lastLine(s string) string {
 	return lines[len(lines)-1]
 }
 
+// prefixWord is a segment of an error's leading "prog cmd: stage: ..."
+// chain: lower-case words, no values.
+var prefixWord = regexp.MustCompile(`^[a-z][a-z-]*( [a-z][a-z-]*)?$`)
+
+// stutter returns a word an error line's prefix chain repeats
+// ("condiff-run eval: eval: ..." → "eval"), or "".
+func stutter(line string) string {
+	seen := map[string]bool{}
+	for _, seg := range strings.Split(line, ": ") {
+		if !prefixWord.MatchString(seg) {
+			break
+		}
+		for _, w := range strings.Fields(seg) {
+			if seen[w] {
+				return w
+			}
+			seen[w] = true
+		}
+	}
+	return ""
+}
+
 // namedFlags is every flag an error line names: --name or -name after a
 // space, quote, parenthesis or the line's start.
 var namedFlags = regexp.MustCompile(`(?:^|[\s"'(,])--?([a-zA-Z][a-zA-Z0-9-]*)`)
@@ -112,6 +134,9 @@ func TestRefusalsNameOwnFlags(t *testing.T) {
 			return // accepted: nothing to name
 		}
 		last := lastLine(r.stderr)
+		if w := stutter(last); w != "" {
+			t.Errorf("%s %v: the error repeats its prefix %q: %s", cmd, args, w, last)
+		}
 		for _, m := range namedFlags.FindAllStringSubmatch(last, -1) {
 			if _, ok := flags[m[1]]; !ok && m[1] != "h" && m[1] != "help" {
 				t.Errorf("%s %v: the error names --%s, which %s has not: %s", cmd, args, m[1], cmd, last)
@@ -197,4 +222,21 @@ func tinyEval(t *testing.T) string {
 	os.WriteFile(filepath.Join(ev, "report.json"), []byte(`{"classifier": "`+clf8+`", "dataset": "synthetic", "accuracy": 1}`), 0o644)
 
 	return ev
+}
+
+// TestStutter: the prefix check finds a repeated stage and passes lines
+// whose stages differ or whose repetition is past the prefix.
+func TestStutter(t *testing.T) {
+	for line, want := range map[string]string{
+		"condiff-run eval: eval: classifier: x.onnx: no such file": "eval",
+		"condiff export: export: run: missing":                     "export",
+		"condiff: export: run: missing":                            "",
+		"condiff-run sample: infer: Steps 1001: out of 1..1000":    "",
+		"condiff train: --out is required":                         "",
+		"condiff-run: eval: Steps 3: eval: x":                      "",
+	} {
+		if got := stutter(line); got != want {
+			t.Errorf("stutter(%q) = %q, want %q", line, got, want)
+		}
+	}
 }

@@ -122,7 +122,7 @@ func decode(b []byte) (*backend, *onnxwire.File, error) {
 		for _, o := range n.Outputs {
 			v := byName[o]
 			if v == nil || v.op == nil || v.op.Name != n.OpType {
-				return nil, nil, fmt.Errorf("node %s (%s): onnx-go's graph has no operator for its output %q", nodeName(n, i), n.OpType, o)
+				return nil, nil, nodeErrorf(nodeName(n, i), n.OpType, "onnx-go's graph has no operator for its output %q", o)
 			}
 			want := slices.Clone(n.Inputs)
 			if len(want) == 0 { // onnx-go gives an input-less operator a placeholder input
@@ -132,7 +132,7 @@ func decode(b []byte) (*backend, *onnxwire.File, error) {
 			// omitted optional input keeps its position.
 			got := g.inputs(v)
 			if !slices.Equal(got, want) {
-				return nil, nil, fmt.Errorf("node %s (%s): onnx-go's graph gives it the inputs %q, the file %q: %s", nodeName(n, i), n.OpType, got, want, lostReason(want))
+				return nil, nil, nodeErrorf(nodeName(n, i), n.OpType, "onnx-go's graph gives it the inputs %q, the file %q: %s", got, want, lostReason(want))
 			}
 		}
 	}
@@ -219,7 +219,7 @@ func precheck(f *onnxwire.File) error {
 	}
 	for i, n := range f.Nodes {
 		if n.Domain != "" && n.Domain != "ai.onnx" {
-			return fmt.Errorf("node %s (%s): domain %q; the Go backend runs the default ONNX domain", nodeName(n, i), n.OpType, n.Domain)
+			return nodeErrorf(nodeName(n, i), n.OpType, "domain %q; the Go backend runs the default ONNX domain", n.Domain)
 		}
 		for _, o := range n.Outputs {
 			if o == "" {
@@ -230,7 +230,7 @@ func precheck(f *onnxwire.File) error {
 				if j >= 0 {
 					what = "node " + nodeName(f.Nodes[j], j)
 				}
-				return fmt.Errorf("node %s (%s): its output %q is also made by %s", nodeName(n, i), n.OpType, o, what)
+				return nodeErrorf(nodeName(n, i), n.OpType, "its output %q is also made by %s", o, what)
 			}
 			made[o] = i
 		}
@@ -242,7 +242,7 @@ func precheck(f *onnxwire.File) error {
 	visit = func(i int) error {
 		switch state[i] {
 		case 1:
-			return fmt.Errorf("node %s (%s) is on a cycle: its output feeds back into its own inputs", nodeName(f.Nodes[i], i), f.Nodes[i].OpType)
+			return nodeErrorf(nodeName(f.Nodes[i], i), f.Nodes[i].OpType, "on a cycle: its output feeds back into its own inputs")
 		case 2:
 			return nil
 		}
@@ -253,7 +253,7 @@ func precheck(f *onnxwire.File) error {
 			}
 			j, ok := made[in]
 			if !ok {
-				return fmt.Errorf("node %s (%s): input %q is no graph input, initializer or node output", nodeName(f.Nodes[i], i), f.Nodes[i].OpType, in)
+				return nodeErrorf(nodeName(f.Nodes[i], i), f.Nodes[i].OpType, "input %q is no graph input, initializer or node output", in)
 			}
 			if j >= 0 {
 				if err := visit(j); err != nil {

@@ -47,6 +47,27 @@ type Model struct {
 // ErrStopped is returned by Run after Stop.
 var ErrStopped = errors.New("stopped")
 
+// ErrUnsupported is wrapped by the NodeError of an operator the Go
+// backend does not run.
+var ErrUnsupported = errors.New("not supported")
+
+// NodeError is a refusal (at Load) or failure (at Run) of one node: its
+// name, its ONNX operator and why. Callers that need more than the text
+// (inspect, tests) take it apart with errors.As; errors.Is(err,
+// ErrUnsupported) tells an operator the backend lacks.
+type NodeError struct {
+	Node string // the node's name, or "#i" for an unnamed one
+	Op   string // its ONNX operator type
+	Err  error
+}
+
+func (e *NodeError) Error() string { return fmt.Sprintf("node %s (%s): %v", e.Node, e.Op, e.Err) }
+func (e *NodeError) Unwrap() error { return e.Err }
+
+func nodeErrorf(node, op, format string, a ...any) error {
+	return &NodeError{Node: node, Op: op, Err: fmt.Errorf(format, a...)}
+}
+
 // Stop makes the run in progress end, and every later run fail, with
 // ErrStopped. It may be called from any goroutine. The products (Conv,
 // MatMul, Gemm) look at it between blocks of at most StopBlock
@@ -141,16 +162,16 @@ func Load(b []byte, threads int) (*Model, error) {
 	}
 	for i, n := range f.Nodes {
 		if len(n.Outputs) != 1 {
-			return nil, fmt.Errorf("node %s (%s): %d outputs; the Go backend runs single-output operators", nodeName(n, i), n.OpType, len(n.Outputs))
+			return nil, nodeErrorf(nodeName(n, i), n.OpType, "%d outputs; the Go backend runs single-output operators", len(n.Outputs))
 		}
 		op := ops[n.Outputs[0]].op // decode checked that it is there, with this type
 		c, ok := compilers[n.OpType]
 		if !ok {
-			return nil, fmt.Errorf("node %s: operator %s is not supported by the Go backend (it runs %s; use --backend ort)", nodeName(n, i), n.OpType, strings.Join(Supported(), ", "))
+			return nil, nodeErrorf(nodeName(n, i), n.OpType, "%w by the Go backend (it runs %s; use --backend ort)", ErrUnsupported, strings.Join(Supported(), ", "))
 		}
 		k, err := c(attrs{op.Attributes, map[string]bool{}}, len(n.Inputs))
 		if err != nil {
-			return nil, fmt.Errorf("node %s (%s): %w", nodeName(n, i), n.OpType, err)
+			return nil, &NodeError{Node: nodeName(n, i), Op: n.OpType, Err: err}
 		}
 		s := step{name: nodeName(n, i), op: n.OpType, out: get(n.Outputs[0]), run: k}
 		for _, in := range n.Inputs {
@@ -225,7 +246,7 @@ func (m *Model) Run(inputs []Input) ([]Output, error) {
 			}
 		}
 		if err := m.runStep(s); err != nil {
-			return nil, fmt.Errorf("node %s (%s): %w", s.name, s.op, err)
+			return nil, &NodeError{Node: s.name, Op: s.op, Err: err}
 		}
 		for _, j := range m.frees[si] {
 			m.release(j)

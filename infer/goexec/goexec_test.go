@@ -62,7 +62,7 @@ func TestRefusals(t *testing.T) {
 			[]string{`node "square" (Mul)`, `reads "X" twice`}},
 		{"an operator outside the supported set",
 			model(17, x, []onnxwire.Node{node("tk", "Erf", []string{"X"}, "Y")}, nil, "Y"),
-			[]string{`node "tk": operator Erf is not supported`, "Add, BatchNormalization"}},
+			[]string{`node "tk" (Erf): not supported by the Go backend`, "Add, BatchNormalization"}},
 		{"an attribute the executor would ignore",
 			model(17, x, []onnxwire.Node{node("c", "Concat", []string{"X", "X2"}, "Y", onnxwire.Attr{Name: "axis", Type: onnxwire.AttrInt, I: 1}, onnxwire.Attr{Name: "extra", Type: onnxwire.AttrInt, I: 1})}, nil, "Y"),
 			[]string{`node "c"`}},
@@ -71,10 +71,10 @@ func TestRefusals(t *testing.T) {
 			[]string{"opset 11", "13 to 21"}},
 		{"a cycle",
 			model(17, x, []onnxwire.Node{node("a", "Add", []string{"X", "Z"}, "Y"), node("b", "Add", []string{"Y", "W"}, "Z")}, []onnxwire.Tensor{w}, "Y"),
-			[]string{"cycle"}},
+			[]string{`node "`, "on a cycle"}},
 		{"an input nothing makes",
 			model(17, x, []onnxwire.Node{node("a", "Add", []string{"X", "ghost"}, "Y")}, nil, "Y"),
-			[]string{`input "ghost"`}},
+			[]string{`node "a" (Add)`, `input "ghost"`}},
 		{"an initializer whose data does not fill its shape",
 			model(17, x, []onnxwire.Node{node("a", "Add", []string{"X", "W"}, "Y")}, []onnxwire.Tensor{{Name: "W", Dims: []int64{1 << 20}, DataType: onnxwire.Float, Raw: make([]byte, 16)}}, "Y"),
 			[]string{`initializer "W"`, "holds 1048576 values, its data 4"}},
@@ -83,7 +83,7 @@ func TestRefusals(t *testing.T) {
 			[]string{`value "X"`, "over"}},
 		{"a value made twice",
 			model(17, x, []onnxwire.Node{node("a", "Add", []string{"X", "W"}, "Y"), node("b", "Add", []string{"X", "W"}, "Y")}, []onnxwire.Tensor{w}, "Y"),
-			[]string{`output "Y" is also made by node "a"`}},
+			[]string{`node "b" (Add)`, `output "Y" is also made by node "a"`}},
 		{"a grouped convolution",
 			model(17, map[string][]any{"X": {1, 2, 4, 4}}, []onnxwire.Node{node("g", "Conv", []string{"X", "W"}, "Y", onnxwire.Attr{Name: "group", Type: onnxwire.AttrInt, I: 2})},
 				[]onnxwire.Tensor{onnxwire.FloatTensor("W", []int{2, 1, 1, 1}, []float32{1, 1})}, "Y"),
@@ -102,6 +102,16 @@ func TestRefusals(t *testing.T) {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("%s: error %q does not say %q", c.name, err, w)
 			}
+		}
+		// A node's refusal is typed: its node and operator, apart.
+		var ne *NodeError
+		if isNode := strings.HasPrefix(c.want[0], `node "`); isNode != errors.As(err, &ne) {
+			t.Errorf("%s: a *NodeError: %v, want %v (%v)", c.name, !isNode, isNode, err)
+		} else if isNode && (ne.Node == "" || ne.Op == "" || !strings.HasPrefix(err.Error(), "node "+ne.Node+" ("+ne.Op+"): ")) {
+			t.Errorf("%s: NodeError{Node: %s, Op: %s}, the message %q", c.name, ne.Node, ne.Op, err)
+		}
+		if unsupported := strings.Contains(c.want[0], "not supported"); unsupported != errors.Is(err, ErrUnsupported) {
+			t.Errorf("%s: errors.Is(err, ErrUnsupported) = %v", c.name, !unsupported)
 		}
 	}
 }

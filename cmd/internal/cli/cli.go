@@ -55,7 +55,7 @@ func Main(prog, intro string, cmds []Command) {
 			if errors.Is(err, flag.ErrHelp) {
 				os.Exit(0)
 			}
-			fmt.Fprintf(os.Stderr, "%s %s: %v\n", prog, name, err)
+			fmt.Fprintln(os.Stderr, ErrorLine(prog, name, err))
 			os.Exit(1)
 		}
 		return
@@ -188,4 +188,15 @@ func withDefaultModel(model *string) error {
 	p, err := FindDefaultModel()
 	*model = p
 	return err
+}
+
+// ErrorLine is how a command's error is printed: "PROG COMMAND: message",
+// or "PROG: message" when the message already starts with the command's
+// own stage ("eval: ..."): every stage prefixes once.
+func ErrorLine(prog, cmd string, err error) string {
+	msg := err.Error()
+	if strings.HasPrefix(msg, cmd+": ") {
+		return prog + ": " + msg
+	}
+	return prog + " " + cmd + ": " + msg
 }
