@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo: train a small M_CBN model with label dropout on the built-in
 # synthetic set, train an independent classifier, export both to ONNX, sample
-# every class through ONNX Runtime with classifier-free guidance, evaluate.
+# every class with classifier-free guidance (ONNX Runtime where its library is
+# installed, else the pure-Go backend: --backend auto), evaluate.
 set -euo pipefail
 out="${1:-out/demo}"
 bin="${CONDIFF_BIN:-bin/condiff}"

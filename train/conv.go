@@ -198,8 +198,8 @@ func (g convGeom) rows2im(col, dx []float32) {
 	}
 }
 
-// sgemm is C = alpha·op(A)·op(B) + beta·C, row-major, on the BLAS gorgonia
-// uses (OpenBLAS through netlib, or gonum's pure Go).
+// sgemm is C = op(A)·op(B) + beta·C (alpha is 1), row-major, on the BLAS
+// gorgonia uses (OpenBLAS through netlib, or gonum's pure Go).
 func sgemm(tA, tB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	ta, tb := blas.NoTrans, blas.NoTrans
 	if tA {

@@ -1,7 +1,7 @@
 // Command condiff trains class-conditional DDPM denoisers, exports them to
-// ONNX, samples them through ONNX Runtime and evaluates the samples. The
-// commands that need no training stack are also in condiff-run, which links
-// neither gorgonia nor OpenBLAS.
+// ONNX, samples them (ONNX Runtime or the pure-Go backend), evaluates and
+// serves them. The commands that need no training stack are also in
+// condiff-run, which links neither gorgonia nor OpenBLAS.
 package main
 
 import "github.com/condiff/condiff/cmd/internal/cli"

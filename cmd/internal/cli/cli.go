@@ -1,8 +1,10 @@
 // Package cli is the command line shared by condiff (every command) and
-// condiff-run (the deployment binary: sample, inspect, eval, compare). It
-// parses flags into the libraries' typed options and maps the libraries'
-// field errors back to flag names. It must not import train/ or export/:
-// condiff-run links it without the training stack.
+// condiff-run (the deployment binary: sample, inspect, eval, compare and
+// serve, on ONNX Runtime or the pure-Go backend). It parses flags into the
+// libraries' typed options, resolves sampling options over a model's
+// defaults (infer.Defaults.Resolve) and maps the libraries' field errors
+// back to flag names. It must not import train/ or export/: condiff-run
+// links it without the training stack (TestOnlyTrainingImportsGorgonia).
 package cli
 
 import (
