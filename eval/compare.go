@@ -89,6 +89,23 @@ func cell(s string) string {
 
 var cellText = strings.NewReplacer("|", `\|`, "\r", " ", "\n", " ", "&", "&amp;", "<", "&lt;", ">", "&gt;", "`", "\\`", "[", `\[`, "]", `\]`)
 
+// ReadReport reads one eval report (report.json), refusing one whose
+// figures are out of their ranges.
+func ReadReport(path string) (*Report, error) {
+	b, err := fsutil.ReadSmallFile(path, MaxReportBytes)
+	if err != nil {
+		return nil, fmt.Errorf("eval: report: %w", err)
+	}
+	var r Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("eval: report %s: %w", path, err)
+	}
+	if err := r.check(); err != nil {
+		return nil, fmt.Errorf("eval: report %s: %w", path, err)
+	}
+	return &r, nil
+}
+
 // ReadReports reads eval reports (report.json files); a report without a
 // label is labelled by its path. An argument LABEL=PATH (where the whole
 // argument names no file) gives the report at PATH the label LABEL.
@@ -101,16 +118,9 @@ func ReadReports(paths []string) ([]Report, error) {
 				label, p = p[:i], p[i+1:]
 			}
 		}
-		b, err := fsutil.ReadSmallFile(p, MaxReportBytes)
+		r, err := ReadReport(p)
 		if err != nil {
-			return nil, fmt.Errorf("compare: %w", err)
-		}
-		var r Report
-		if err := json.Unmarshal(b, &r); err != nil {
-			return nil, fmt.Errorf("compare: %s: %w", p, err)
-		}
-		if err := r.check(); err != nil {
-			return nil, fmt.Errorf("compare: %s: %w", p, err)
+			return nil, err
 		}
 		if label != "" {
 			r.Label = label
@@ -124,7 +134,7 @@ func ReadReports(paths []string) ([]Report, error) {
 			// one written today.
 			r.FDRatio = RatioOf(r.FDDraws, r.FloorDraws)
 		}
-		reps = append(reps, r)
+		reps = append(reps, *r)
 	}
 	return reps, nil
 }
