@@ -23,7 +23,7 @@ type goRunner struct {
 // openGo opens the model in the Go backend: the contract is checked on
 // condiff's own reading of the file, then onnx-go decodes it into goexec.
 func openGo(path string, o Options) (*Session, error) {
-	b, _, err := readModelBytes(path)
+	b, err := readFileBounded(path)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +55,7 @@ func OpenGoBytes(name string, b []byte, o Options) (*Session, error) {
 	if err := contract.Check(path, info, graphTensors(f.Inputs, inits), graphTensors(f.Outputs, inits)); err != nil {
 		return nil, err
 	}
-	m, err := goexec.Load(b, o.Threads)
+	m, err := goexec.LoadDecoded(b, f, o.Threads)
 	if err != nil {
 		return nil, fmt.Errorf("infer: %s: Go backend: %w", path, err)
 	}

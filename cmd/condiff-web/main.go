@@ -21,6 +21,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"image/png"
@@ -58,6 +59,32 @@ func promise(f func() (any, error)) js.Value {
 	}))
 }
 
+// opened is the session of the model the page passed last, kept between
+// calls: the page passes the same bytes to condiffInfo and to every
+// condiffSample, and the model is decoded once, not once per call.
+var opened struct {
+	sum [sha256.Size]byte
+	s   *infer.Session
+}
+
+// open returns the session of the model b, opening it unless it is the
+// one opened last.
+func open(b []byte) (*infer.Session, error) {
+	sum := sha256.Sum256(b)
+	if opened.s != nil && sum == opened.sum {
+		return opened.s, nil
+	}
+	s, err := infer.OpenGoBytes("model.onnx", b, infer.Options{Threads: 1})
+	if err != nil {
+		return nil, err
+	}
+	if opened.s != nil {
+		opened.s.Close()
+	}
+	opened.sum, opened.s = sum, s
+	return s, nil
+}
+
 // modelInfo(model[, sidecar]) → {classes, sampler, steps, guidance,
 // interval, size}: what the page's controls offer, and their defaults.
 func modelInfo(args []js.Value) (any, error) {
@@ -66,7 +93,7 @@ func modelInfo(args []js.Value) (any, error) {
 	}
 	b := make([]byte, args[0].Get("length").Int())
 	js.CopyBytesToGo(b, args[0])
-	s, err := infer.OpenGoBytes("model.onnx", b, infer.Options{Threads: 1})
+	s, err := open(b)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +137,7 @@ func sample(args []js.Value) (any, error) {
 		}
 		return def
 	}
-	s, err := infer.OpenGoBytes("model.onnx", b, infer.Options{Threads: 1})
+	s, err := open(b)
 	if err != nil {
 		return nil, err
 	}

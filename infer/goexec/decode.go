@@ -98,13 +98,9 @@ const MaxElements = 1 << 28
 // decode fills a backend through onnx-go, after checks that keep a
 // hostile file from reaching it (onnx-go allocates what a file declares and
 // panics on some malformed graphs), and checks that onnx-go's graph holds
-// every node as the file has it. It returns the graph and the file's own
-// account of the nodes.
-func decode(b []byte) (*backend, *onnxwire.File, error) {
-	f, err := onnxwire.Decode(b)
-	if err != nil {
-		return nil, nil, err
-	}
+// every node as the file has it. f is condiff's own reading of b
+// (onnxwire.Decode); decode returns the graph and f.
+func decode(b []byte, f *onnxwire.File) (*backend, *onnxwire.File, error) {
 	if err := precheck(f); err != nil {
 		return nil, nil, err
 	}

@@ -99,7 +99,18 @@ type opFunc func(m *Model, in []*tensor, out *tensor) error
 // Load decodes and compiles an ONNX model. threads bounds the goroutines a
 // run uses (0: one per CPU).
 func Load(b []byte, threads int) (*Model, error) {
-	g, f, err := decode(b)
+	f, err := onnxwire.Decode(b)
+	if err != nil {
+		return nil, err
+	}
+	return LoadDecoded(b, f, threads)
+}
+
+// LoadDecoded is Load for a caller that has read the file with
+// onnxwire.Decode already (f, of these bytes b): the file is parsed once
+// by condiff's reader and once by onnx-go, not twice by the first.
+func LoadDecoded(b []byte, f *onnxwire.File, threads int) (*Model, error) {
+	g, f, err := decode(b, f)
 	if err != nil {
 		return nil, err
 	}
