@@ -128,6 +128,9 @@ func (c conv) run(m *Model, x, w *tensor, bias []float32, out *tensor) error {
 	}
 	K, P := ci*kh*kw, oh*ow
 	direct := kh == 1 && kw == 1 && c.sh == 1 && c.sw == 1 && c.pt+c.pl+c.pb+c.pr == 0
+	if !direct && c.sh == 1 && c.sw == 1 {
+		return c.runPadded(m, x, w, bias, out, oh, ow)
+	}
 	// The columns of a block of output rows at a time, about 256 KB, so
 	// that they stay in the cache while the product reads them.
 	rowsPer := max(1, min(oh, (1<<16)/max(K*ow, 1)))
@@ -164,6 +167,83 @@ func (c conv) run(m *Model, x, w *tensor, bias []float32, out *tensor) error {
 				cols := m.scratch[k][:K*(y1-y0)*ow]
 				c.im2col(src, ci, h, wd, kh, kw, y0, y1, ow, cols)
 				m.gemmHere(co, (y1-y0)*ow, K, w.f, K, cols, (y1-y0)*ow, dst[y0*ow:], P)
+			}
+		}
+	})
+	return nil
+}
+
+// runPadded is a stride-1 convolution without im2col: each image is
+// copied once into a zero-padded plane per channel (Hp × Wp, Hp = H + pt +
+// pb, Wp = W + pl + pr, plus kW values so that the last taps stay inside),
+// and one gathered-row GEMM (kernel.SgemmIndirect) reads tap (i, j) of
+// channel c as the padded plane shifted by i·Wp + j. The product is made
+// on rows of Wp columns (the kW − 1 extra columns of each are discarded on
+// the way out, with the bias added), in blocks of output rows.
+func (c conv) runPadded(m *Model, x, w *tensor, bias []float32, out *tensor, oh, ow int) error {
+	n, ci, h, wd := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+	co, kh, kw := w.shape[0], w.shape[2], w.shape[3]
+	wp, hp := wd+c.pl+c.pr, h+c.pt+c.pb
+	plane := hp*wp + kw
+	K, P := ci*kh*kw, oh*ow
+	offs := make([]int, K)
+	for cc := 0; cc < ci; cc++ {
+		for i := 0; i < kh; i++ {
+			for j := 0; j < kw; j++ {
+				offs[(cc*kh+i)*kw+j] = cc*plane + i*wp + j
+			}
+		}
+	}
+	// Output rows per block: the block's product, co × rows·Wp, about
+	// 256 KB.
+	rowsPer := max(1, min(oh, (1<<16)/max(co*wp, 1)))
+	need := ci*plane + co*rowsPer*wp
+	workers := min(m.threads, n)
+	for k := 0; k < workers; k++ {
+		if cap(m.scratch[k]) < need {
+			m.mem.held -= int64(cap(m.scratch[k])) * 4
+			m.scratch[k] = nil
+			if err := m.mem.reserve(int64(need) * 4); err != nil {
+				return fmt.Errorf("padded input scratch: %w", err)
+			}
+			m.scratch[k] = make([]float32, need)
+		}
+	}
+	m.workers(workers, func(k int) {
+		pad, prod := m.scratch[k][:ci*plane], m.scratch[k][ci*plane:need]
+		for img := k; img < n && !m.stopped(); img += workers {
+			src := x.f[img*ci*h*wd : (img+1)*ci*h*wd]
+			dst := out.f[img*co*P : (img+1)*co*P]
+			clear(pad)
+			for cc := 0; cc < ci; cc++ {
+				for y := 0; y < h; y++ {
+					copy(pad[cc*plane+(y+c.pt)*wp+c.pl:], src[(cc*h+y)*wd:(cc*h+y+1)*wd])
+				}
+			}
+			for y0 := 0; y0 < oh && !m.stopped(); y0 += rowsPer {
+				y1 := min(oh, y0+rowsPer)
+				N := (y1 - y0) * wp
+				pr := prod[:co*N]
+				clear(pr)
+				// Blocks of output channels of at most StopBlock
+				// multiply-adds, Stop looked at between them.
+				rows := gemmRows(N, K)
+				for o0 := 0; o0 < co && !m.stopped(); o0 += rows {
+					o1 := min(co, o0+rows)
+					kernel.SgemmIndirect(o1-o0, N, K, w.f[o0*K:], K, pad[y0*wp:], offs, pr[o0*N:], N)
+				}
+				for o := 0; o < co; o++ {
+					b := float32(0)
+					if bias != nil {
+						b = bias[o]
+					}
+					for y := y0; y < y1; y++ {
+						row, from := dst[o*P+y*ow:o*P+(y+1)*ow], pr[o*N+(y-y0)*wp:]
+						for xx := range row {
+							row[xx] = from[xx] + b
+						}
+					}
+				}
 			}
 		}
 	})

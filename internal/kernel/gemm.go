@@ -1,8 +1,11 @@
 package kernel
 
+import "fmt"
+
 // Sgemm adds A [M K] × B [K N] to C [M N], row-major with leading
 // dimensions lda, ldb, ldc (elements between rows). With AVX2+FMA, tiles
-// of 4 rows × 16 columns run in the assembly kernel (sgemm4x16); the rest,
+// of 4 rows × 16 columns run in the assembly kernel (sgemm4x16), or 4 × 32
+// with AVX-512 (sgemm4x32); the rest,
 // and other CPUs, take sgemmGo. The Go backend's Conv, MatMul and Gemm run
 // on it.
 func Sgemm(M, N, K int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
@@ -10,9 +13,15 @@ func Sgemm(M, N, K int, a []float32, lda int, b []float32, ldb int, c []float32,
 		sgemmGo(M, K, 0, N, a, lda, b, ldb, c, ldc)
 		return
 	}
-	m4, n16 := M&^3, N&^15
+	m4, n16, n32 := M&^3, N&^15, 0
+	if have512 {
+		n32 = N &^ 31
+	}
 	for i := 0; i < m4; i += 4 {
-		for j := 0; j < n16; j += 16 {
+		for j := 0; j < n32; j += 32 {
+			sgemm4x32(K, &a[i*lda], lda, &b[j], ldb, &c[i*ldc+j], ldc)
+		}
+		for j := n32; j < n16; j += 16 {
 			sgemm4x16(K, &a[i*lda], lda, &b[j], ldb, &c[i*ldc+j], ldc)
 		}
 	}
@@ -49,6 +58,65 @@ func sgemmGo(M, K, j0, j1 int, a []float32, lda int, b []float32, ldb int, c []f
 		for k := 0; k < K; k++ {
 			v := a[i*lda+k]
 			row := b[k*ldb+j0 : k*ldb+j1]
+			ci := ci[:len(row)]
+			for j, bv := range row {
+				ci[j] += v * bv
+			}
+		}
+	}
+}
+
+// SgemmIndirect adds A [M K] × B to C [M N], where row k of B is
+// b[offs[k] : offs[k]+N]: the rows of B are gathered from anywhere in b,
+// each read where it lies. A convolution of stride 1 runs on it straight
+// from its zero-padded input (row (c, i, j) of B is the input shifted by
+// tap (i, j)), without copying each tap's columns out (im2col). offs[k] +
+// N must lie within b: it is checked once per call, before the SIMD
+// kernel, which does not check.
+func SgemmIndirect(M, N, K int, a []float32, lda int, b []float32, offs []int, c []float32, ldc int) {
+	if M == 0 || N == 0 || K == 0 {
+		return
+	}
+	offs = offs[:K]
+	for _, o := range offs {
+		if o < 0 || o+N > len(b) {
+			panic(fmt.Sprintf("kernel: SgemmIndirect: row at %d of %d values does not hold %d", o, len(b), N))
+		}
+	}
+	_ = a[(M-1)*lda+K-1]
+	_ = c[(M-1)*ldc+N-1]
+	if !haveSIMD || K == 0 || M < 4 || N < 16 {
+		sgemmIndGo(M, K, 0, N, a, lda, b, offs, c, ldc)
+		return
+	}
+	m4, n16, n32 := M&^3, N&^15, 0
+	if have512 {
+		n32 = N &^ 31
+	}
+	for i := 0; i < m4; i += 4 {
+		for j := 0; j < n32; j += 32 {
+			sgemmInd4x32(K, &a[i*lda], lda, &b[j], &offs[0], &c[i*ldc+j], ldc)
+		}
+		for j := n32; j < n16; j += 16 {
+			sgemmInd4x16(K, &a[i*lda], lda, &b[j], &offs[0], &c[i*ldc+j], ldc)
+		}
+	}
+	if n16 < N {
+		sgemmIndGo(m4, K, n16, N, a, lda, b, offs, c, ldc)
+	}
+	if m4 < M {
+		sgemmIndGo(M-m4, K, 0, N, a[m4*lda:], lda, b, offs, c[m4*ldc:], ldc)
+	}
+}
+
+// sgemmIndGo adds columns [j0, j1) of A × B (rows at offs) to C, as
+// sgemmGo does for a strided B.
+func sgemmIndGo(M, K, j0, j1 int, a []float32, lda int, b []float32, offs []int, c []float32, ldc int) {
+	for i := 0; i < M; i++ {
+		ci := c[i*ldc+j0 : i*ldc+j1]
+		for k := 0; k < K; k++ {
+			v := a[i*lda+k]
+			row := b[offs[k]+j0 : offs[k]+j1]
 			ci := ci[:len(row)]
 			for j, bv := range row {
 				ci[j] += v * bv

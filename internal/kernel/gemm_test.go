@@ -10,7 +10,7 @@ import (
 // loop, over shapes with and without remainders of the 4×16 tile.
 func TestSgemm(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	for _, s := range [][3]int{{4, 16, 1}, {1, 1, 1}, {5, 17, 3}, {16, 1024, 144}, {33, 70, 9}, {64, 64, 576}, {3, 40, 7}, {8, 16, 0}} {
+	for _, s := range [][3]int{{4, 16, 1}, {1, 1, 1}, {5, 17, 3}, {6, 50, 5}, {8, 96, 33}, {16, 1024, 144}, {33, 70, 9}, {64, 64, 576}, {3, 40, 7}, {8, 16, 0}} {
 		M, N, K := s[0], s[1], s[2]
 		a, b, c := make([]float32, M*K), make([]float32, K*N), make([]float32, M*N)
 		for i := range a {
@@ -32,22 +32,95 @@ func TestSgemm(t *testing.T) {
 				want[i*N+j] = v
 			}
 		}
-		for _, simd := range []bool{true, false} {
-			if simd && !haveSIMD {
-				continue
-			}
-			saved := haveSIMD
-			haveSIMD = simd
+		for _, lv := range levels() {
 			got := append([]float32(nil), c...)
-			Sgemm(M, N, K, a, K, b, N, got, N)
-			haveSIMD = saved
+			lv.use(func() { Sgemm(M, N, K, a, K, b, N, got, N) })
 			for i := range got {
 				// float32 accumulation of K products of unit normals: error
 				// grows like sqrt(K)·2^-24 of the terms' scale.
 				if d := math.Abs(float64(got[i]) - want[i]); d > 1e-5*(1+math.Sqrt(float64(K))) {
-					t.Fatalf("%v simd=%v: C[%d] = %g, want %g", s, simd, i, got[i], want[i])
+					t.Fatalf("%v %v: C[%d] = %g, want %g", s, lv, i, got[i], want[i])
 				}
 			}
 		}
 	}
+}
+
+// TestSgemmIndirect: the gathered-row GEMM against a float64 triple loop
+// over rows at scattered, overlapping offsets (as a convolution's taps
+// overlap), with and without remainders of the 4×16 tile; an offset
+// whose row runs past b panics before the kernel reads it.
+func TestSgemmIndirect(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, s := range [][3]int{{4, 16, 1}, {1, 1, 1}, {5, 17, 3}, {6, 50, 5}, {8, 96, 33}, {16, 1088, 144}, {33, 70, 9}, {3, 40, 7}, {8, 16, 0}} {
+		M, N, K := s[0], s[1], s[2]
+		b := make([]float32, N+3*K+40)
+		for i := range b {
+			b[i] = float32(r.NormFloat64())
+		}
+		offs := make([]int, K)
+		for k := range offs {
+			offs[k] = r.IntN(len(b) - N + 1)
+		}
+		a, c := make([]float32, M*max(K, 1)), make([]float32, M*N)
+		for i := range a {
+			a[i] = float32(r.NormFloat64())
+		}
+		for i := range c {
+			c[i] = float32(r.NormFloat64())
+		}
+		want := make([]float64, M*N)
+		for i := 0; i < M; i++ {
+			for j := 0; j < N; j++ {
+				v := float64(c[i*N+j])
+				for k := 0; k < K; k++ {
+					v += float64(a[i*K+k]) * float64(b[offs[k]+j])
+				}
+				want[i*N+j] = v
+			}
+		}
+		for _, lv := range levels() {
+			got := append([]float32(nil), c...)
+			lv.use(func() { SgemmIndirect(M, N, K, a, max(K, 1), b, offs, got, N) })
+			for i := range got {
+				if d := math.Abs(float64(got[i]) - want[i]); d > 1e-5*(1+math.Sqrt(float64(K))) {
+					t.Fatalf("%v %v: C[%d] = %g, want %g", s, lv, i, got[i], want[i])
+				}
+			}
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("an offset past the end of b did not panic")
+		}
+	}()
+	b := make([]float32, 40)
+	SgemmIndirect(4, 16, 1, make([]float32, 4), 1, b, []int{30}, make([]float32, 64), 16)
+}
+
+// level is a choice of kernels: AVX-512, AVX2 or pure Go.
+type level struct{ simd, wide bool }
+
+func (l level) String() string {
+	return map[level]string{{true, true}: "avx512", {true, false}: "avx2", {false, false}: "go"}[l]
+}
+
+// use runs f with only this level's kernels enabled.
+func (l level) use(f func()) {
+	s, w := haveSIMD, have512
+	haveSIMD, have512 = l.simd, l.wide
+	defer func() { haveSIMD, have512 = s, w }()
+	f()
+}
+
+// levels are the kernel levels this CPU can run, widest first.
+func levels() []level {
+	var out []level
+	if have512 {
+		out = append(out, level{true, true})
+	}
+	if haveSIMD {
+		out = append(out, level{true, false})
+	}
+	return append(out, level{false, false})
 }

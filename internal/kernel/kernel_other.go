@@ -2,7 +2,7 @@
 
 package kernel
 
-var haveSIMD = false
+var haveSIMD, have512 = false, false
 
 // No SIMD kernels here: haveSIMD is false, so these are never called.
 
@@ -19,5 +19,17 @@ func addToAVX2(dst, src *float32, n int) { panic("kernel: no SIMD") }
 func fillAVX2(dst *float32, n int, v float32) { panic("kernel: no SIMD") }
 
 func sgemm4x16(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int) {
+	panic("kernel: no SIMD")
+}
+
+func sgemmInd4x16(k int, a *float32, lda int, b *float32, offs *int, c *float32, ldc int) {
+	panic("kernel: no SIMD")
+}
+
+func sgemm4x32(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int) {
+	panic("kernel: no SIMD")
+}
+
+func sgemmInd4x32(k int, a *float32, lda int, b *float32, offs *int, c *float32, ldc int) {
 	panic("kernel: no SIMD")
 }
