@@ -224,7 +224,13 @@ func (c conv) runPadded(m *Model, x, w *tensor, bias []float32, out *tensor, oh,
 				y1 := min(oh, y0+rowsPer)
 				N := (y1 - y0) * wp
 				pr := prod[:co*N]
-				clear(pr)
+				for o := 0; o < co; o++ { // the product starts at the bias
+					b := float32(0)
+					if bias != nil {
+						b = bias[o]
+					}
+					kernel.Fill(pr[o*N:(o+1)*N], b)
+				}
 				// Blocks of output channels of at most StopBlock
 				// multiply-adds, Stop looked at between them.
 				rows := gemmRows(N, K)
@@ -233,15 +239,8 @@ func (c conv) runPadded(m *Model, x, w *tensor, bias []float32, out *tensor, oh,
 					kernel.SgemmIndirect(o1-o0, N, K, w.f[o0*K:], K, pad[y0*wp:], offs, pr[o0*N:], N)
 				}
 				for o := 0; o < co; o++ {
-					b := float32(0)
-					if bias != nil {
-						b = bias[o]
-					}
 					for y := y0; y < y1; y++ {
-						row, from := dst[o*P+y*ow:o*P+(y+1)*ow], pr[o*N+(y-y0)*wp:]
-						for xx := range row {
-							row[xx] = from[xx] + b
-						}
+						copy(dst[o*P+y*ow:o*P+(y+1)*ow], pr[o*N+(y-y0)*wp:])
 					}
 				}
 			}

@@ -1,6 +1,9 @@
 package kernel
 
-import "fmt"
+import (
+	"fmt"
+	"sync"
+)
 
 // Sgemm adds A [M K] × B [K N] to C [M N], row-major with leading
 // dimensions lda, ldb, ldc (elements between rows). With AVX2+FMA, tiles
@@ -85,15 +88,48 @@ func SgemmIndirect(M, N, K int, a []float32, lda int, b []float32, offs []int, c
 	}
 	_ = a[(M-1)*lda+K-1]
 	_ = c[(M-1)*ldc+N-1]
-	if !haveSIMD || K == 0 || M < 4 || N < 16 {
+	if !haveSIMD || N < 16 {
 		sgemmIndGo(M, K, 0, N, a, lda, b, offs, c, ldc)
 		return
 	}
-	m4, n16, n32 := M&^3, N&^15, 0
+	m4 := M &^ 3
+	indTiles(m4, N, K, a, lda, b, offs, c, ldc)
+	if m4 < M {
+		// The last one to three rows (a model's output convolution has
+		// one or three channels) through a 4-row tile padded with zero
+		// rows, so that they run in the SIMD kernel too.
+		r := M - m4
+		buf := scratch.Get().(*[]float32)
+		if cap(*buf) < 4*(K+N) {
+			*buf = make([]float32, 4*(K+N))
+		}
+		a4, c4 := (*buf)[:4*K], (*buf)[4*K:4*(K+N)]
+		clear(a4)
+		clear(c4)
+		for i := 0; i < r; i++ {
+			copy(a4[i*K:(i+1)*K], a[(m4+i)*lda:])
+			copy(c4[i*N:(i+1)*N], c[(m4+i)*ldc:])
+		}
+		indTiles(4, N, K, a4, K, b, offs, c4, N)
+		for i := 0; i < r; i++ {
+			copy(c[(m4+i)*ldc:(m4+i)*ldc+N], c4[i*N:(i+1)*N])
+		}
+		scratch.Put(buf)
+	}
+}
+
+// scratch holds SgemmIndirect's padded tiles between calls (no allocation
+// per call once it has one).
+var scratch = sync.Pool{New: func() any { return new([]float32) }}
+
+// indTiles is SgemmIndirect for M a multiple of 4 on the SIMD kernels:
+// 4×32 tiles (AVX-512), then 4×16, then the last columns in Go.
+func indTiles(M, N, K int, a []float32, lda int, b []float32, offs []int, c []float32, ldc int) {
+	n16, n32 := N&^15, 0
 	if have512 {
 		n32 = N &^ 31
 	}
-	for i := 0; i < m4; i += 4 {
+	for i := 0; i < M; i += 4 {
 		for j := 0; j < n32; j += 32 {
 			sgemmInd4x32(K, &a[i*lda], lda, &b[j], &offs[0], &c[i*ldc+j], ldc)
 		}
@@ -102,10 +138,7 @@ func SgemmIndirect(M, N, K int, a []float32, lda int, b []float32, offs []int, c
 		}
 	}
 	if n16 < N {
-		sgemmIndGo(m4, K, n16, N, a, lda, b, offs, c, ldc)
-	}
-	if m4 < M {
-		sgemmIndGo(M-m4, K, 0, N, a[m4*lda:], lda, b, offs, c[m4*ldc:], ldc)
+		sgemmIndGo(M, K, n16, N, a, lda, b, offs, c, ldc)
 	}
 }
 
