@@ -104,27 +104,68 @@ func bstrides(shape []int, n int, out []int) []int {
 
 type number interface{ float32 | float64 | int64 }
 
-// binOp is an elementwise operator for each element type.
+// binOp is an elementwise operator for each element type, and for
+// float32 its row loops (one call per row, not per element): vv over two
+// rows, vs over a row and a broadcast value. Both operators commute, so vs
+// serves a broadcast value on either side.
 type binOp struct {
-	f func(x, y float32) float32
-	d func(x, y float64) float64
-	i func(x, y int64) int64
+	f  func(x, y float32) float32
+	d  func(x, y float64) float64
+	i  func(x, y int64) int64
+	vv func(o, x, y []float32)
+	vs func(o, x []float32, b float32)
 }
 
 var (
-	addOp = binOp{func(x, y float32) float32 { return x + y }, func(x, y float64) float64 { return x + y }, func(x, y int64) int64 { return x + y }}
-	mulOp = binOp{func(x, y float32) float32 { return x * y }, func(x, y float64) float64 { return x * y }, func(x, y int64) int64 { return x * y }}
+	addOp = binOp{func(x, y float32) float32 { return x + y }, func(x, y float64) float64 { return x + y }, func(x, y int64) int64 { return x + y },
+		func(o, x, y []float32) {
+			x, y = x[:len(o)], y[:len(o)]
+			for j := range o {
+				o[j] = x[j] + y[j]
+			}
+		},
+		func(o, x []float32, b float32) {
+			x = x[:len(o)]
+			for j := range o {
+				o[j] = x[j] + b
+			}
+		}}
+	mulOp = binOp{func(x, y float32) float32 { return x * y }, func(x, y float64) float64 { return x * y }, func(x, y int64) int64 { return x * y },
+		func(o, x, y []float32) {
+			x, y = x[:len(o)], y[:len(o)]
+			for j := range o {
+				o[j] = x[j] * y[j]
+			}
+		},
+		func(o, x []float32, b float32) {
+			x = x[:len(o)]
+			for j := range o {
+				o[j] = x[j] * b
+			}
+		}}
 )
 
-// run applies f to the rows of a broadcast: row r of the output (inner
-// elements) reads x from offX(r) stepping ix and y from offY(r) stepping iy.
-func runRows[T number](m *Model, f func(x, y T) T, x, y, out []T, rows, inner, ix, iy int, off func(r int, idx []int) (int, int), rank int) {
-	if rows == 1 && ix == 1 && iy == 1 {
-		m.parallel(len(out), 4096, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				out[i] = f(x[i], y[i])
+// rowLoops are the row loops of f, for the element types without their
+// own (float64 and int64: shape arithmetic, small).
+func rowLoops[T number](f func(x, y T) T) (func(o, x, y []T), func(o, x []T, b T)) {
+	return func(o, x, y []T) {
+			for j := range o {
+				o[j] = f(x[j], y[j])
 			}
-		})
+		}, func(o, x []T, b T) {
+			for j := range o {
+				o[j] = f(x[j], b)
+			}
+		}
+}
+
+// runRows applies an operator to the rows of a broadcast with its row
+// loops vv and vs: row r of the output (inner elements) reads x from
+// offX(r) stepping ix and y from offY(r) stepping iy; f serves the strided
+// rows that neither loop takes.
+func runRows[T number](m *Model, f func(x, y T) T, vv func(o, x, y []T), vs func(o, x []T, b T), x, y, out []T, rows, inner, ix, iy int, off func(r int, idx []int) (int, int), rank int) {
+	if rows == 1 && ix == 1 && iy == 1 {
+		m.parallel(len(out), 4096, func(lo, hi int) { vv(out[lo:hi], x[lo:hi], y[lo:hi]) })
 		return
 	}
 	m.parallel(rows, max(1, 2048/max(inner, 1)), func(lo, hi int) {
@@ -133,18 +174,12 @@ func runRows[T number](m *Model, f func(x, y T) T, x, y, out []T, rows, inner, i
 			ox, oy := off(r, idx)
 			o := out[r*inner : (r+1)*inner]
 			switch {
+			case ix == 1 && iy == 1:
+				vv(o, x[ox:ox+inner], y[oy:oy+inner])
 			case ix == 1 && iy == 0:
-				b := y[oy]
-				xs := x[ox : ox+inner]
-				for j := range o {
-					o[j] = f(xs[j], b)
-				}
-			case ix == 0 && iy == 1:
-				a := x[ox]
-				ys := y[oy : oy+inner]
-				for j := range o {
-					o[j] = f(a, ys[j])
-				}
+				vs(o, x[ox:ox+inner], y[oy])
+			case ix == 0 && iy == 1: // the operators commute
+				vs(o, y[oy:oy+inner], x[ox])
 			default:
 				for j := range o {
 					o[j] = f(x[ox+j*ix], y[oy+j*iy])
@@ -207,11 +242,13 @@ func binary(op binOp) compiler {
 			}
 			switch x.dt {
 			case f32:
-				runRows(m, op.f, x.f, y.f, out.f, rows, inner, ix, iy, off, len(outer))
+				runRows(m, op.f, op.vv, op.vs, x.f, y.f, out.f, rows, inner, ix, iy, off, len(outer))
 			case f64:
-				runRows(m, op.d, x.d, y.d, out.d, rows, inner, ix, iy, off, len(outer))
+				vv, vs := rowLoops(op.d)
+				runRows(m, op.d, vv, vs, x.d, y.d, out.d, rows, inner, ix, iy, off, len(outer))
 			case i64:
-				runRows(m, op.i, x.i, y.i, out.i, rows, inner, ix, iy, off, len(outer))
+				vv, vs := rowLoops(op.i)
+				runRows(m, op.i, vv, vs, x.i, y.i, out.i, rows, inner, ix, iy, off, len(outer))
 			}
 			return nil
 		}, a.check()
