@@ -31,6 +31,8 @@ echo "bench: training memory over 500 steps" >&2; out/bench/bench-openblas -mode
 echo "bench: sampling (ONNX Runtime)" >&2; out/bench/bench-openblas -mode sample > out/bench/sample.json
 echo "bench: the Go backend against ONNX Runtime (shipped MNIST, DDIM 20, batch 64 and 1)" >&2
 out/bench/bench-openblas -mode backends > out/bench/backends.json
+echo "bench: the GEMM kernel against OpenBLAS on sampling's and training's shapes" >&2
+out/bench/bench-openblas -mode gemm > out/bench/gemm.json
 echo "bench: the static and WebAssembly builds" >&2
 CGO_ENABLED=0 go build -o out/bench/condiff-run-static ./cmd/condiff-run
 GOOS=js GOARCH=wasm go build -o out/bench/condiff-run.wasm ./cmd/condiff-run
@@ -78,6 +80,7 @@ out["sample"]["peak_rss_mb"] = {"n64": round(sa["peak_rss_mb_n64"], 1), "n4096":
 out["serve"] = ld("serve")
 out["backends"] = ld("backends")
 out["backends"]["portable"] = ld("portable")
+out["gemm"] = ld("gemm")
 json.dump(out, open("out/bench.json", "w"), indent=2)
 print(json.dumps(out, indent=2))
 PY

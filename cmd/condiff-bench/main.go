@@ -34,7 +34,7 @@ func benchConfig(variant contract.Variant, norm models.NormKind) models.Config {
 }
 
 func main() {
-	mode := flag.String("mode", "train", "train, train-rss, sample, rss, serve or backends")
+	mode := flag.String("mode", "train", "train, train-rss, sample, rss, serve, backends or gemm")
 	threads := flag.Int("threads", 0, "backends: threads of both backends (0: all CPUs)")
 	serveBin := flag.String("serve-bin", "bin/condiff-run", "serve: the condiff-run binary to load-test")
 	serveModel := flag.String("serve-model", "assets/pretrained/mnist-cbn.onnx", "serve: the model to serve; backends: the model to time")
@@ -72,6 +72,8 @@ func main() {
 		out, err = benchServe(*serveBin, *serveModel, *serveFor, *latencyFor, *rssFor)
 	case "backends":
 		out, err = benchBackends(*serveModel, *threads)
+	case "gemm":
+		out, err = benchGemm()
 	default:
 		err = fmt.Errorf("unknown --mode %q", *mode)
 	}
