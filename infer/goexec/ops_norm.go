@@ -153,9 +153,7 @@ func planes(m *Model, x, out *tensor, p int, affine func(k int, plane []float32)
 		for k := lo; k < hi; k++ {
 			src, dst := x.f[k*l:(k+1)*l], out.f[k*l:(k+1)*l]
 			sc, sh := affine(k, src)
-			for i, v := range src {
-				dst[i] = v*sc + sh
-			}
+			kernel.ScaleShift(src, dst, sc, sh)
 		}
 	})
 }

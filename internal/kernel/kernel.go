@@ -75,6 +75,20 @@ func ScaleShiftSiLU(x, y, sig []float32, scale, shift float32) {
 	}
 }
 
+// ScaleShift sets y = x·scale + shift (an affine norm's output without an
+// activation).
+func ScaleShift(x, y []float32, scale, shift float32) {
+	y = y[:len(x)]
+	i := 0
+	if haveSIMD && len(x) >= 8 {
+		i = len(x) &^ 7
+		scaleShiftAVX2(&x[0], &y[0], i, scale, shift)
+	}
+	for ; i < len(x); i++ {
+		y[i] = x[i]*scale + shift
+	}
+}
+
 // Sigmoid is 1/(1 + e^−a) with Expf.
 func Sigmoid(a float32) float32 { return 1 / (1 + Expf(-a)) }
 

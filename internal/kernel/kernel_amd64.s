@@ -327,3 +327,28 @@ floop:
 fdone:
 	VZEROUPPER
 	RET
+
+// func scaleShiftAVX2(x, y *float32, n int, scale, shift float32)
+//
+// For the first n&^7 elements: y = x·scale + shift.
+TEXT ·scaleShiftAVX2(SB), NOSPLIT, $0-32
+	MOVQ         x+0(FP), SI
+	MOVQ         y+8(FP), DI
+	MOVQ         n+16(FP), CX
+	VBROADCASTSS scale+24(FP), Y14
+	VBROADCASTSS shift+28(FP), Y15
+	SHRQ         $3, CX
+	JZ           ssdone
+
+ssloop:
+	VMOVUPS     (SI), Y0
+	VFMADD213PS Y15, Y14, Y0
+	VMOVUPS     Y0, (DI)
+	ADDQ        $32, SI
+	ADDQ        $32, DI
+	DECQ        CX
+	JNZ         ssloop
+
+ssdone:
+	VZEROUPPER
+	RET

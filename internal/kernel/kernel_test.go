@@ -87,12 +87,15 @@ func TestKernels(t *testing.T) {
 			AddTo(sum, x)
 			fill := make([]float32, n)
 			Fill(fill, v)
+			ss, sss := make([]float32, n), make([]float32, n)
+			ScaleShift(x, ss, scale, shift)
 			var sas, sbs float64
 			noSIMD(func() {
 				ScaleShiftSiLU(x, ys, sigs, scale, shift)
 				sas, sbs = SiLUBackward(x, dy, das, scale, shift, rr, mr)
 				Affine(dxs, x, v, u, w)
 				AddTo(sums, x)
+				ScaleShift(x, sss, scale, shift)
 			})
 			for i := range x {
 				if sum[i] != sums[i] || sum[i] != dy[i]+x[i] || fill[i] != v {
@@ -107,6 +110,8 @@ func TestKernels(t *testing.T) {
 					t.Fatalf("n=%d: SiLU without sig %g, with %g", n, y2[i], y[i])
 				}
 				note("grad", relErr(float64(da[i]), float64(das[i]), math.Abs(float64(dy[i]))))
+				// FMA rounds x·scale + shift once, the scalar loop twice.
+				note("scale-shift", relErr(float64(ss[i]), float64(sss[i]), math.Abs(float64(x[i]*scale))+math.Abs(float64(shift))))
 				note("affine", relErr(float64(dx[i]), float64(dxs[i]), math.Abs(float64(dy[i]*v))+math.Abs(float64(x[i]*u))+math.Abs(float64(w))))
 				absA += math.Abs(float64(das[i]))
 				absB += math.Abs(float64(das[i] * (x[i]*rr - mr)))
