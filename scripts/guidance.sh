@@ -15,6 +15,9 @@
 # STEPS (default ddim, 20) when they are not the default. WEIGHTS_CFG,
 # WEIGHTS_INTERVAL, WEIGHTS_GUIDE and WEIGHTS_BOTH choose the weights ("":
 # skip that method). REUSE=1 keeps the evaluations a stopped run finished.
+# MODEL evaluates another denoiser of the dataset than the shipped one (a
+# candidate): its samples and logs go to out/guidance/NAME-MODELSTEM-seedSEED;
+# give it an OUTDIR of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:?usage: $0 mnist|fashion [OUTDIR]}
@@ -24,7 +27,7 @@ case $name in
   *) echo "usage: $0 mnist|fashion [OUTDIR]" >&2; exit 2 ;;
 esac
 p=assets/pretrained
-model=$p/$name-cbn.onnx clf=$p/$name-clf.onnx judge=$p/$name-judge.onnx guide=${GUIDE:-$p/$name-guide.onnx}
+model=${MODEL:-$p/$name-cbn.onnx} clf=$p/$name-clf.onnx judge=$p/$name-judge.onnx guide=${GUIDE:-$p/$name-guide.onnx}
 g=$(basename "$guide" .onnx)
 docs=${2:-docs/guidance/$name}
 bin="${CONDIFF_BIN:-bin/condiff}"
@@ -35,6 +38,7 @@ sampler=${SAMPLER:-ddim} steps=${STEPS:-20}
 tag=""
 [ "$sampler-$steps" = ddim-20 ] || tag="-$sampler$steps"
 work=out/guidance/$name-seed$seed
+[ -n "${MODEL:-}" ] && work=out/guidance/$name-$(basename "$MODEL" .onnx)-seed$seed
 mkdir -p "$work" "$docs"
 ev() { # ev OUT ARGS...: one evaluation, its log beside it
   local d=$1
