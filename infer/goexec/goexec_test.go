@@ -453,3 +453,36 @@ func TestMemoryPlan(t *testing.T) {
 		t.Errorf("%d nodes: %v", MaxNodes+1, err)
 	}
 }
+
+// BenchmarkConv times a 3×3 same convolution of the U-Net's shapes (batch
+// 16, 32 channels in and out, 32×32 and 16×16) through the padded-input
+// GEMM (runPadded) and through im2col, on two goroutines.
+func BenchmarkConv(b *testing.B) {
+	for _, hw := range []int{32, 16} {
+		const n, ci, co = 16, 32, 32
+		wv := make([]float32, co*ci*9)
+		for i := range wv {
+			wv[i] = float32(i%7) - 3
+		}
+		mb := model(17, map[string][]any{"X": {-1, ci, hw, hw}}, []onnxwire.Node{node("c", "Conv", []string{"X", "W"}, "Y",
+			ints("kernel_shape", 3, 3), ints("pads", 1, 1, 1, 1))},
+			[]onnxwire.Tensor{onnxwire.FloatTensor("W", []int{co, ci, 3, 3}, wv)}, "Y")
+		m, err := Load(mb, 2)
+		if err != nil {
+			b.Fatal(err)
+		}
+		x := make([]float32, n*ci*hw*hw)
+		for _, padded := range []bool{true, false} {
+			b.Run(fmt.Sprintf("%dpx/padded=%v", hw, padded), func(b *testing.B) {
+				saved := paddedConv
+				paddedConv = padded
+				defer func() { paddedConv = saved }()
+				for b.Loop() {
+					if _, err := m.Run([]Input{{Shape: []int{n, ci, hw, hw}, F: x}}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

@@ -128,7 +128,7 @@ func (c conv) run(m *Model, x, w *tensor, bias []float32, out *tensor) error {
 	}
 	K, P := ci*kh*kw, oh*ow
 	direct := kh == 1 && kw == 1 && c.sh == 1 && c.sw == 1 && c.pt+c.pl+c.pb+c.pr == 0
-	if !direct && c.sh == 1 && c.sw == 1 {
+	if !direct && c.sh == 1 && c.sw == 1 && paddedConv {
 		return c.runPadded(m, x, w, bias, out, oh, ow)
 	}
 	// The columns of a block of output rows at a time, about 256 KB, so
@@ -172,6 +172,10 @@ func (c conv) run(m *Model, x, w *tensor, bias []float32, out *tensor) error {
 	})
 	return nil
 }
+
+// paddedConv chooses runPadded for stride-1 convolutions (false: im2col,
+// as the strided ones; BenchmarkConv times both).
+var paddedConv = true
 
 // runPadded is a stride-1 convolution without im2col: each image is
 // copied once into a zero-padded plane per channel (Hp × Wp, Hp = H + pt +
