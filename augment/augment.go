@@ -16,6 +16,7 @@ import (
 	"os"
 	"slices"
 
+	"github.com/condiff/condiff/checkpoint"
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/data"
 	"github.com/condiff/condiff/eval"
@@ -129,8 +130,8 @@ func Measure(gen, trainSet, test *data.Set, o Options) (*eval.CAS, error) {
 		ds := assemble(gen, trainSet, genIdx, realIdx)
 		run++
 		dir := fmt.Sprintf("%s/%d", tmp, run)
-		ck, err := train.Run(train.Options{Out: dir, Set: ds, Data: data.Options{Name: ds.Name}, Model: o.Classifier,
-			Steps: o.Steps, Batch: o.Batch, LR: o.LR, Seed: o.Seed + uint64(rep), EMADecay: 0.99, GradClip: 1, Context: ctx})
+		ck, err := train.Run(train.Options{Out: dir, Set: ds, Data: data.Options{Name: ds.Name}, Model: o.Classifier, Context: ctx,
+			TrainInfo: checkpoint.TrainInfo{Steps: o.Steps, Batch: o.Batch, LR: o.LR, Seed: o.Seed + uint64(rep), EMADecay: 0.99, GradClip: 1}})
 		if errors.Is(err, train.ErrInterrupted) || ctx.Err() != nil {
 			// Its checkpoint is in a temporary folder about to go: say
 			// only what the user can act on.

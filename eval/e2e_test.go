@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/condiff/condiff/checkpoint"
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/data"
 	"github.com/condiff/condiff/diffusion"
@@ -37,8 +38,8 @@ func TestEndToEnd(t *testing.T) {
 	c := models.DefaultClassifier()
 	c.BaseChannels, c.Groups = 8, 4
 	model, clf := trainAndExport(t, dir,
-		train.Options{Model: m, Data: ds, Steps: steps, Batch: 32, LR: 2e-3, Seed: 3, Schedule: sp, CFGDrop: 0.15, EMADecay: 0.99, GradClip: 1, SaveEvery: 50},
-		train.Options{Model: c, Data: ds, Steps: 60, Batch: 32, LR: 2e-3, Seed: 4, EMADecay: 0.9, GradClip: 1})
+		train.Options{Model: m, Data: ds, SaveEvery: 50, TrainInfo: checkpoint.TrainInfo{Steps: steps, Batch: 32, LR: 2e-3, Seed: 3, Schedule: sp, CFGDrop: 0.15, EMADecay: 0.99, GradClip: 1}},
+		train.Options{Model: c, Data: ds, TrainInfo: checkpoint.TrainInfo{Steps: 60, Batch: 32, LR: 2e-3, Seed: 4, EMADecay: 0.9, GradClip: 1}})
 	var insp strings.Builder
 	if err := infer.Inspect(model, &insp); err != nil || !strings.Contains(insp.String(), "contract: yes") {
 		t.Fatalf("inspect: %v\n%s", err, insp.String())

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/condiff/condiff/checkpoint"
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/data"
 	"github.com/condiff/condiff/diffusion"
@@ -64,8 +65,8 @@ func TestRGB64(t *testing.T) {
 	c := models.DefaultClassifier()
 	c.BaseChannels, c.Groups = 8, 4
 	model, clf := trainAndExport(t, dir,
-		train.Options{Model: m, Data: ds, Steps: 6, Batch: 4, LR: 1e-3, Seed: 3, Schedule: sp, CFGDrop: 0.2, EMADecay: 0.9, GradClip: 1},
-		train.Options{Model: c, Data: ds, Steps: 6, Batch: 8, LR: 1e-3, Seed: 4, EMADecay: 0.9, GradClip: 1})
+		train.Options{Model: m, Data: ds, TrainInfo: checkpoint.TrainInfo{Steps: 6, Batch: 4, LR: 1e-3, Seed: 3, Schedule: sp, CFGDrop: 0.2, EMADecay: 0.9, GradClip: 1}},
+		train.Options{Model: c, Data: ds, TrainInfo: checkpoint.TrainInfo{Steps: 6, Batch: 8, LR: 1e-3, Seed: 4, EMADecay: 0.9, GradClip: 1}})
 	info, err := infer.ReadInfo(model)
 	if err != nil || info.Channels != 3 || info.ImageSize != 64 || info.ClassName(0) != "blue" {
 		t.Fatalf("model info %+v %v", info, err)

@@ -26,7 +26,6 @@ import (
 	"github.com/condiff/condiff/checkpoint"
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/data"
-	"github.com/condiff/condiff/diffusion"
 	"github.com/condiff/condiff/internal/field"
 	"github.com/condiff/condiff/internal/fsutil"
 	"github.com/condiff/condiff/internal/progress"
@@ -41,34 +40,35 @@ type Options struct {
 	Data   data.Options
 	// Set, if not nil, is the training data, in memory, instead of loading
 	// Data (whose Name is still recorded as the dataset).
-	Set      *data.Set
-	Steps    int // total optimisation steps; 0 on Resume keeps the checkpoint's target
-	Batch    int
-	LR       float64
-	Seed     uint64
-	Schedule diffusion.Spec
-	CFGDrop  float64
-	// MinSNRGamma, if > 0, weights each example's loss by
-	// min(SNR_t, γ)/SNR_t, SNR_t = ᾱ_t/(1−ᾱ_t) (Min-SNR-γ, Hang et al.
-	// 2023); 0: the plain mean squared error.
-	MinSNRGamma float64
-	ACWeight    float64
-	ACClf       string // frozen classifier run or checkpoint; empty: train jointly
-	EMADecay    float64
-	GradClip    float64
-	// LRSchedule is LRConstant (or "") or LRCosine, after a linear warm-up
-	// of LRWarmup steps.
-	LRSchedule string
-	LRWarmup   int
-	SaveEvery  int
-	Progress   io.Writer // progress display; nil for none
-	Log        io.Writer // one-line messages; nil for none
+	Set *data.Set
+	// TrainInfo is the recipe: the hyper-parameters (Steps, Batch, LR,
+	// Seed, Schedule, CFGDrop, MinSNRGamma, ACWeight, EMADecay, GradClip,
+	// LRSchedule, LRWarmup), recorded as they are in the checkpoint, whose
+	// TrainInfo this becomes: a new option is a field there and its use
+	// here. Its data and architecture fields (Dataset, Classes, PerClass,
+	// DataDir, SkipBad, Norm, ACMode, ClfConfig) are filled in by Run from
+	// Data and Model. Steps 0 on Resume keeps the checkpoint's target.
+	checkpoint.TrainInfo
+	ACClf     string // frozen classifier run or checkpoint; empty: train jointly
+	SaveEvery int
+	Progress  io.Writer // progress display; nil for none
+	Log       io.Writer // one-line messages; nil for none
 	// StopAfter, if > 0, ends the run after this many steps of this call
 	// (the checkpoint is written as at the end); for resume tests.
 	StopAfter int
 	// Context, when cancelled (Ctrl-C), ends the run after the current step
 	// with a checkpoint of that step; Run then returns ErrInterrupted.
 	Context context.Context
+}
+
+// Recorded is the TrainInfo a new run records: the recipe as given, with
+// the data and architecture fields filled in from Data and Model (the
+// M_AC classifier's are added when it is made).
+func (o Options) Recorded() checkpoint.TrainInfo {
+	info := o.TrainInfo
+	info.Dataset, info.Classes, info.PerClass, info.DataDir, info.SkipBad = o.Data.Name, o.Data.Classes, o.Data.PerClass, o.Data.Dir, o.Data.SkipBad
+	info.Norm, info.ACWeight, info.ACMode, info.ClfConfig = o.Model.Norm, 0, "", nil
+	return info
 }
 
 // MaxBatch bounds Options.Batch: the activations of a step grow with it
@@ -206,10 +206,7 @@ func newCheckpoint(o Options, ds *data.Set) (*checkpoint.Checkpoint, error) {
 	if _, err := o.Schedule.Build(); err != nil && cfg.Kind == contract.Denoiser {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	ck := &checkpoint.Checkpoint{Config: cfg, Info: checkpoint.TrainInfo{Dataset: o.Data.Name, Classes: o.Data.Classes, Steps: o.Steps, Batch: o.Batch,
-		PerClass: o.Data.PerClass, DataDir: o.Data.Dir, SkipBad: o.Data.SkipBad,
-		LR: o.LR, Seed: o.Seed, Norm: cfg.Norm, CFGDrop: o.CFGDrop, MinSNRGamma: o.MinSNRGamma, Schedule: o.Schedule, EMADecay: o.EMADecay, GradClip: o.GradClip,
-		LRSchedule: o.LRSchedule, LRWarmup: o.LRWarmup}}
+	ck := &checkpoint.Checkpoint{Config: cfg, Info: o.Recorded()}
 	ck.Params = models.InitParams(cfg, o.Seed)
 	ck.Stats = models.InitNormStats(cfg)
 	if cfg.Variant == contract.AC && cfg.Kind == contract.Denoiser && o.ACWeight > 0 {

@@ -23,9 +23,9 @@ func tinyOptions(t *testing.T, variant contract.Variant, norm models.NormKind) O
 	m := models.DefaultDenoiser()
 	m.Variant, m.Norm, m.BaseChannels, m.ChannelMult, m.Groups = variant, norm, 8, []int{1, 2}, 4
 	sp, _ := diffusion.Default("linear", 1000)
-	return Options{Out: t.TempDir(), Model: m, Steps: 30, Batch: 16, LR: 2e-3, Seed: 7, Schedule: sp,
-		EMADecay: 0.999, GradClip: 1, SaveEvery: 10,
-		Data: data.Options{Name: "synthetic", Size: 16, Channels: 1, Seed: 7, PerClass: 64}}
+	return Options{Out: t.TempDir(), Model: m, SaveEvery: 10,
+		Data:      data.Options{Name: "synthetic", Size: 16, Channels: 1, Seed: 7, PerClass: 64},
+		TrainInfo: checkpoint.TrainInfo{Steps: 30, Batch: 16, LR: 2e-3, Seed: 7, Schedule: sp, EMADecay: 0.999, GradClip: 1}}
 }
 
 func TestTrainLossFalls(t *testing.T) {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/condiff/condiff/cmd/internal/cli"
 	"github.com/condiff/condiff/contract"
-	"github.com/condiff/condiff/data"
 	"github.com/condiff/condiff/diffusion"
 	"github.com/condiff/condiff/models"
 	"github.com/condiff/condiff/train"
@@ -68,31 +67,35 @@ func trainFlags(classifier bool) (*cli.Flags, func() (train.Options, error)) {
 		name = "train-classifier"
 	}
 	fs := cli.NewFlags(name)
-	out := fs.String("out", "", "run directory (required)")
-	resume := fs.Bool("resume", false, "continue the run in --out from its checkpoint")
-	var dopt data.Options
-	ds := cli.DataFlags(fs, &dopt, cli.DataName|cli.DataClasses, "synthetic", "dataset: synthetic, mnist, fashion-mnist or folder:DIR")
-	fs.IntVar(&dopt.Size, "size", 32, "image height and width")
-	fs.IntVar(&dopt.Channels, "channels", 1, "1 (grayscale) or 3 (RGB), for folder and synthetic data")
-	fs.BoolVar(&dopt.SkipBad, "skip-bad", false, "skip unreadable images in a folder dataset, counting them")
-	steps := fs.Int("steps", 2000, "total optimisation steps (with --resume: default the checkpoint's target)")
-	batch := fs.Int("batch", 32, "batch size")
-	lr := fs.Float64("lr", 2e-4, "Adam learning rate")
+	// The recipe's flags set the run's options (train.Options and the
+	// checkpoint.TrainInfo it holds) directly: a new option is a field
+	// there, a line here, and its resume rule (resume.go, held by a test).
+	o := train.Options{Progress: os.Stderr, Log: os.Stderr}
+	fs.StringVar(&o.Out, "out", "", "run directory (required)")
+	fs.BoolVar(&o.Resume, "resume", false, "continue the run in --out from its checkpoint")
+	ds := cli.DataFlags(fs, &o.Data, cli.DataName|cli.DataClasses, "synthetic", "dataset: synthetic, mnist, fashion-mnist or folder:DIR")
+	fs.IntVar(&o.Data.Size, "size", 32, "image height and width")
+	fs.IntVar(&o.Data.Channels, "channels", 1, "1 (grayscale) or 3 (RGB), for folder and synthetic data")
+	fs.BoolVar(&o.Data.SkipBad, "skip-bad", false, "skip unreadable images in a folder dataset, counting them")
+	fs.IntVar(&o.Steps, "steps", 2000, "total optimisation steps (with --resume: default the checkpoint's target)")
+	fs.IntVar(&o.Batch, "batch", 32, "batch size")
+	fs.Float64Var(&o.LR, "lr", 2e-4, "Adam learning rate")
 	// The synthetic set is seeded by --seed too: the checkpoint records one
 	// seed, and --resume rebuilds the same set from it.
-	seed := fs.Uint64("seed", 1, "seed of initialisation, data order, noise and the synthetic dataset")
+	fs.Uint64Var(&o.Seed, "seed", 1, "seed of initialisation, data order, noise and the synthetic dataset")
+	fs.IntVar(&o.SaveEvery, "save-every", 100, "write a checkpoint every N steps (and at the end)")
+	fs.StringVar(&o.LRSchedule, "lr-schedule", train.LRConstant, "learning rate after the warm-up: constant, or cosine (decays to 0 at --steps; extending a run with --resume stretches the rest of the curve)")
+	fs.IntVar(&o.LRWarmup, "lr-warmup", 0, "steps of linear learning-rate warm-up from 0")
+	fs.Float64Var(&o.EMADecay, "ema", 0.999, "EMA decay of the weights (warmed up: min(decay, (1+step)/(10+step)))")
+	fs.Float64Var(&o.GradClip, "grad-clip", 1, "clip the global gradient norm to this (0: off)")
+	// The architecture's flags.
 	base := fs.Int("base", 32, "base channel width")
 	norm := fs.String("norm", "", "batch or group (default: batch for denoisers, group for classifiers)")
 	groups := fs.Int("groups", 8, "groups of --norm group")
-	saveEvery := fs.Int("save-every", 100, "write a checkpoint every N steps (and at the end)")
-	lrSchedule := fs.String("lr-schedule", train.LRConstant, "learning rate after the warm-up: constant, or cosine (decays to 0 at --steps; extending a run with --resume stretches the rest of the curve)")
-	lrWarmup := fs.Int("lr-warmup", 0, "steps of linear learning-rate warm-up from 0")
-	emaDecay := fs.Float64("ema", 0.999, "EMA decay of the weights (warmed up: min(decay, (1+step)/(10+step)))")
-	clip := fs.Float64("grad-clip", 1, "clip the global gradient norm to this (0: off)")
 	lossWeight := &minSNRFlag{}
-	var variant, sched, acClf, mult, attn *string
+	var variant, sched, mult, attn *string
 	var T, resBlocks *int
-	var cfgDrop, acWeight *float64
+	var acWeight *float64
 	if !classifier {
 		mult = fs.String("mult", "1,2,2", "channel multipliers, one per resolution")
 		resBlocks = fs.Int("res-blocks", 1, "residual blocks per resolution")
@@ -100,10 +103,10 @@ func trainFlags(classifier bool) (*cli.Flags, func() (train.Options, error)) {
 		variant = fs.String("variant", string(contract.CBN), "uncond (baseline), cbn (M_CBN) or ac (M_AC)")
 		sched = fs.String("schedule", "linear", "noise schedule: linear or cosine")
 		T = fs.Int("T", 1000, "diffusion steps")
-		cfgDrop = fs.Float64("cfg-drop", 0, "probability of replacing the label by the null class (classifier-free guidance)")
+		fs.Float64Var(&o.CFGDrop, "cfg-drop", 0, "probability of replacing the label by the null class (classifier-free guidance)")
 		fs.Var(lossWeight, "loss-weight", "the denoiser loss's weighting over timesteps: none (the plain mean squared error), or min-snr:GAMMA (each example weighted min(SNR_t, GAMMA)/SNR_t, Min-SNR-γ, Hang et al. 2023; they use 5)")
 		acWeight = fs.Float64("ac-weight", 0.1, "weight of the auxiliary classifier loss (variant ac)")
-		acClf = fs.String("ac-classifier", "", "pretrained classifier run to keep frozen (variant ac); default: train one jointly")
+		fs.StringVar(&o.ACClf, "ac-classifier", "", "pretrained classifier run to keep frozen (variant ac); default: train one jointly")
 	}
 	fs.Sets(map[string]string{"out": "Out", "resume": "Resume", "size": "data.Size", "skip-bad": "data.SkipBad",
 		"steps": "Steps", "batch": "Batch", "lr": "LR", "seed": "Seed", "save-every": "SaveEvery", "ema": "EMADecay", "grad-clip": "GradClip",
@@ -117,14 +120,12 @@ func trainFlags(classifier bool) (*cli.Flags, func() (train.Options, error)) {
 		})
 	}
 	return fs, func() (train.Options, error) {
-		if *out == "" {
+		if o.Out == "" {
 			return train.Options{}, fmt.Errorf("--out is required")
 		}
 		ds.Finish()
-		dopt.Seed = *seed
-		o := train.Options{Out: *out, Resume: *resume, Steps: *steps, Batch: *batch, LR: *lr, Seed: *seed,
-			SaveEvery: *saveEvery, EMADecay: *emaDecay, LRSchedule: *lrSchedule, LRWarmup: *lrWarmup, GradClip: *clip, Progress: os.Stderr, Log: os.Stderr, Data: dopt}
-		if *resume && !fs.IsSet("steps") {
+		o.Data.Seed = o.Seed
+		if o.Resume && !fs.IsSet("steps") {
 			o.Steps = 0 // keep the checkpoint's target
 		}
 		if !classifier {
@@ -140,12 +141,10 @@ func trainFlags(classifier bool) (*cli.Flags, func() (train.Options, error)) {
 					return o, err
 				}
 			}
-			spec, err := diffusion.Default(*sched, *T)
-			if err != nil {
+			if o.Schedule, err = diffusion.Default(*sched, *T); err != nil {
 				return o, fmt.Errorf("--schedule: %w", err)
 			}
-			o.Schedule = spec
-			o.CFGDrop, o.ACClf, o.MinSNRGamma = *cfgDrop, *acClf, lossWeight.gamma
+			o.MinSNRGamma = lossWeight.gamma
 			if o.Model.Variant == contract.AC || fs.IsSet("ac-weight") {
 				o.ACWeight = *acWeight // train refuses it for the other variants
 			}
