@@ -99,25 +99,18 @@ func (s *Server) generations(w http.ResponseWriter, r *http.Request) int {
 		return 0
 	}
 	defer cancel()
-	pngs := make([][]byte, len(p.indices))
-	err := j.wait(func(f finished) error {
-		im, err := s.image(p, f)
-		pngs[f.pos] = im.PNG
-		return err
-	}, nil)
-	if err != nil {
-		s.failed(w, j.ctx, err)
+	images, ok := s.collect(w, j, p)
+	if !ok {
 		return 0
 	}
-	s.answering(w)
 	resp := OpenAIResponse{Created: time.Now().Unix(), OutputFormat: "png", Size: fmt.Sprintf("%dx%d", s.info.ImageSize, s.info.ImageSize)}
 	resp.Data = make([]struct {
 		B64JSON string `json:"b64_json"`
-	}, len(pngs))
-	for i, b := range pngs {
-		resp.Data[i].B64JSON = base64.StdEncoding.EncodeToString(b)
+	}, len(images))
+	for i, im := range images {
+		resp.Data[i].B64JSON = base64.StdEncoding.EncodeToString(im.PNG)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(resp)
-	return len(pngs)
+	return len(images)
 }

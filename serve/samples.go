@@ -28,6 +28,23 @@ func (s *Server) submit(ctx context.Context, p *plan) (*job, error) {
 	return j, s.sched.enqueue(j)
 }
 
+// collect waits for all of a job's images and returns them as PNGs in the
+// plan's order; false: the job failed, and the request was answered.
+func (s *Server) collect(w http.ResponseWriter, j *job, p *plan) ([]Image, bool) {
+	images := make([]Image, len(p.indices))
+	err := j.wait(func(f finished) error {
+		im, err := s.image(p, f)
+		images[f.pos] = im
+		return err
+	}, nil)
+	if err != nil {
+		s.failed(w, j.ctx, err)
+		return nil, false
+	}
+	s.answering(w)
+	return images, true
+}
+
 // encodeError fails a request whose image could not be encoded: no
 // answer carries an empty image in its place.
 type encodeError struct{ err error }
@@ -85,17 +102,10 @@ func (s *Server) samples(w http.ResponseWriter, r *http.Request) int {
 	if strings.Contains(acceptHdr, "text/event-stream") {
 		return s.stream(w, j, p, resp)
 	}
-	var images []Image
-	err := j.wait(func(f finished) error {
-		im, err := s.image(p, f)
-		images = append(images, im)
-		return err
-	}, nil)
-	if err != nil {
-		s.failed(w, j.ctx, err)
+	images, ok := s.collect(w, j, p)
+	if !ok {
 		return 0
 	}
-	s.answering(w)
 	sort.Slice(images, func(a, b int) bool { return images[a].Index < images[b].Index })
 	resp.Images = images
 	if r.URL.Query().Get("format") == "zip" || strings.Contains(acceptHdr, "application/zip") {
