@@ -58,12 +58,22 @@ func ScaleShiftSiLU(x, y, sig []float32, scale, shift float32) {
 	}
 	i := 0
 	if haveSIMD && len(x) >= 8 {
-		i = len(x) &^ 7
 		var sp *float32
 		if keep {
 			sp = &sig[0]
 		}
-		scaleShiftSiLUAVX2(&x[0], &y[0], sp, i, scale, shift)
+		if have512 && len(x) >= 16 {
+			i = len(x) &^ 15
+			scaleShiftSiLU512(&x[0], &y[0], sp, i, scale, shift)
+		}
+		if n8 := len(x) &^ 7; i < n8 {
+			var spi *float32
+			if keep {
+				spi = &sig[i]
+			}
+			scaleShiftSiLUAVX2(&x[i], &y[i], spi, n8-i, scale, shift)
+			i = n8
+		}
 	}
 	for ; i < len(x); i++ {
 		a := x[i]*scale + shift

@@ -23,6 +23,9 @@ func scaleShiftSiLUAVX2(x, y, sig *float32, n int, scale, shift float32)
 func siluBackwardAVX2(x, dy, da *float32, n int, scale, shift, rr, mr float32, sums *[8]float64)
 
 //go:noescape
+func scaleShiftSiLU512(x, y, sig *float32, n int, scale, shift float32)
+
+//go:noescape
 func scaleShiftAVX2(x, y *float32, n int, scale, shift float32)
 
 //go:noescape

@@ -352,3 +352,67 @@ ssloop:
 ssdone:
 	VZEROUPPER
 	RET
+
+// SIGMOID512: SIGMOID on sixteen lanes: Z6 = 1/(1 + e^−Z0); uses Z1–Z5 and
+// Z13 = 0, the same operations in the same order (the constants broadcast
+// from their first lane).
+#define SIGMOID512 \
+	VSUBPS            Z0, Z13, Z1; \
+	VMAXPS.BCST       silulo<>(SB), Z1, Z1; \
+	VMINPS.BCST       siluhi<>(SB), Z1, Z1; \
+	VMULPS.BCST       silulog2e<>(SB), Z1, Z2; \
+	VRNDSCALEPS       $0, Z2, Z2; \
+	VFNMADD231PS.BCST siluln2hi<>(SB), Z2, Z1; \
+	VFMADD231PS.BCST  siluln2lo<>(SB), Z2, Z1; \
+	VMULPS            Z1, Z1, Z3; \
+	VBROADCASTSS      silup0<>(SB), Z4; \
+	VFMADD213PS.BCST  silup1<>(SB), Z1, Z4; \
+	VFMADD213PS.BCST  silup2<>(SB), Z1, Z4; \
+	VFMADD213PS.BCST  silup3<>(SB), Z1, Z4; \
+	VFMADD213PS.BCST  silup4<>(SB), Z1, Z4; \
+	VFMADD213PS.BCST  silup5<>(SB), Z1, Z4; \
+	VFMADD213PS       Z1, Z3, Z4; \
+	VADDPS.BCST       siluone<>(SB), Z4, Z4; \
+	VCVTPS2DQ         Z2, Z5; \
+	VPADDD.BCST       silubias<>(SB), Z5, Z5; \
+	VPSLLD            $23, Z5, Z5; \
+	VMULPS            Z5, Z4, Z4; \
+	VADDPS.BCST       siluone<>(SB), Z4, Z4; \
+	VBROADCASTSS      siluone<>(SB), Z6; \
+	VDIVPS            Z4, Z6, Z6
+
+// func scaleShiftSiLU512(x, y, sig *float32, n int, scale, shift float32)
+//
+// scaleShiftSiLUAVX2 on sixteen lanes, for the first n&^15 elements.
+TEXT ·scaleShiftSiLU512(SB), NOSPLIT, $0-40
+	MOVQ         x+0(FP), SI
+	MOVQ         y+8(FP), DI
+	MOVQ         sig+16(FP), DX
+	MOVQ         n+24(FP), CX
+	VBROADCASTSS scale+32(FP), Z14
+	VBROADCASTSS shift+36(FP), Z15
+	VPXORD       Z13, Z13, Z13
+	SHRQ         $4, CX
+	JZ           zdone
+
+zloop:
+	VMOVUPS      (SI), Z0
+	VMULPS       Z14, Z0, Z0
+	VADDPS       Z15, Z0, Z0 // Z0 = a = x·scale + shift (unfused, as the scalar loop)
+	SIGMOID512
+	VMULPS       Z6, Z0, Z7  // Z7 = a·sig
+	VMOVUPS      Z7, (DI)
+	ADDQ         $64, SI
+	ADDQ         $64, DI
+	TESTQ        DX, DX      // sig == nil: not kept
+	JZ           znext
+	VMOVUPS      Z6, (DX)
+	ADDQ         $64, DX
+
+znext:
+	DECQ         CX
+	JNZ          zloop
+
+zdone:
+	VZEROUPPER
+	RET

@@ -12,6 +12,8 @@ func siluBackwardAVX2(x, dy, da *float32, n int, scale, shift, rr, mr float32, s
 	panic("kernel: no SIMD")
 }
 
+func scaleShiftSiLU512(x, y, sig *float32, n int, scale, shift float32) { panic("kernel: no SIMD") }
+
 func scaleShiftAVX2(x, y *float32, n int, scale, shift float32) { panic("kernel: no SIMD") }
 
 func affineAVX2(dx, x *float32, n int, v, u, w float32) { panic("kernel: no SIMD") }

@@ -62,10 +62,21 @@ func relErr(got, want, scale float64) float64 {
 // of the float64 sums, so sigmoid agrees within 4e-7 absolute and SiLU,
 // its gradient and the sums within 1e-6 relative (a few float32 ulps; a
 // dropped term of the range reduction gives 1e-4).
+// Each SIMD level this CPU has (AVX-512 where the kernel has one, AVX2) is
+// checked against the scalar loops.
 func TestKernels(t *testing.T) {
 	if !haveSIMD {
 		t.Log("no AVX2+FMA on this CPU: checking the scalar loops only")
+		kernelsAgainstScalar(t)
 	}
+	for _, lv := range levels() {
+		if lv.simd {
+			t.Run(lv.String(), func(t *testing.T) { lv.use(func() { kernelsAgainstScalar(t) }) })
+		}
+	}
+}
+
+func kernelsAgainstScalar(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	worst := map[string]float64{}
 	note := func(k string, e float64) { worst[k] = max(worst[k], e) }
