@@ -70,6 +70,11 @@ type TrainInfo struct {
 	LRSchedule string         `json:"lr_schedule,omitempty"`
 	LRWarmup   int            `json:"lr_warmup,omitempty"`
 	ClfConfig  *models.Config `json:"-"` // the M_AC classifier's architecture
+	// Init is the model file a new run started from (train --init; "": a
+	// fresh initialisation): its architecture and schedule replace the
+	// run's, its weights are the first weights and their EMA, and the data
+	// must have its classes and image shape (export.Import).
+	Init string `json:"init,omitempty"`
 }
 
 // Checkpoint is everything a run needs to continue, and everything export

@@ -21,11 +21,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/condiff/condiff/checkpoint"
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/data"
+	"github.com/condiff/condiff/export"
 	"github.com/condiff/condiff/internal/field"
 	"github.com/condiff/condiff/internal/fsutil"
 	"github.com/condiff/condiff/internal/progress"
@@ -43,7 +45,7 @@ type Options struct {
 	Set *data.Set
 	// TrainInfo is the recipe: the hyper-parameters (Steps, Batch, LR,
 	// Seed, Schedule, CFGDrop, MinSNRGamma, ACWeight, EMADecay, GradClip,
-	// LRSchedule, LRWarmup), recorded as they are in the checkpoint, whose
+	// LRSchedule, LRWarmup, Init), recorded as they are in the checkpoint, whose
 	// TrainInfo this becomes: a new option is a field there and its use
 	// here. Its data and architecture fields (Dataset, Classes, PerClass,
 	// DataDir, SkipBad, Norm, ACMode, ClfConfig) are filled in by Run from
@@ -59,6 +61,20 @@ type Options struct {
 	// Context, when cancelled (Ctrl-C), ends the run after the current step
 	// with a checkpoint of that step; Run then returns ErrInterrupted.
 	Context context.Context
+}
+
+// startFrom gives a new run the weights of the model it starts from (as
+// its weights and their EMA), once its data is known to have the model's
+// classes.
+func startFrom(ck *checkpoint.Checkpoint, imp *export.Imported, path, data string) error {
+	if !slices.Equal(ck.Config.ClassNames, imp.Config.ClassNames) {
+		return bad("Init", path, "has the classes %q; the data %s has %q", imp.Config.ClassNames, data, ck.Config.ClassNames)
+	}
+	for name, w := range imp.Weights {
+		ck.Params[name] = w.Clone()
+	}
+	ck.EMA = cloneMap(ck.Params)
+	return nil
 }
 
 // Recorded is the TrainInfo a new run records: the recipe as given, with
@@ -126,6 +142,24 @@ func Run(o Options) (*checkpoint.Checkpoint, error) {
 	if !(o.ACWeight >= 0) || math.IsInf(o.ACWeight, 0) {
 		return nil, bad("ACWeight", o.ACWeight, "must be a finite number >= 0")
 	}
+	var imported *export.Imported
+	if o.Init != "" && !o.Resume {
+		var err error
+		if imported, err = export.Import(o.Init); err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
+		cfg := imported.Config
+		if cfg.Kind != o.Model.Kind {
+			return nil, bad("Init", o.Init, "is a %s; this run trains a %s", cfg.Kind, o.Model.Kind)
+		}
+		if cfg.Kind == contract.Denoiser && cfg.NullClass != (o.CFGDrop > 0) {
+			return nil, bad("CFGDrop", o.CFGDrop, "must be > 0 exactly when the model started from has a null class (%s: %v)", o.Init, cfg.NullClass)
+		}
+		o.Model, o.Data.Size, o.Data.Channels = cfg, cfg.ImageSize, cfg.Channels
+		if cfg.Kind == contract.Denoiser {
+			o.Schedule = imported.Schedule
+		}
+	}
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, bad("Out", o.Out, "%v", err)
 	}
@@ -175,6 +209,11 @@ func Run(o Options) (*checkpoint.Checkpoint, error) {
 	if ck == nil {
 		if ck, err = newCheckpoint(o, ds); err != nil {
 			return nil, err
+		}
+		if imported != nil {
+			if err := startFrom(ck, imported, o.Init, ds.Name); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if ds.N < 1 {

@@ -14,6 +14,7 @@ import (
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/data"
 	"github.com/condiff/condiff/diffusion"
+	"github.com/condiff/condiff/export"
 	"github.com/condiff/condiff/models"
 )
 
@@ -366,5 +367,100 @@ func TestMinSNR(t *testing.T) {
 	o.Model, o.MinSNRGamma = models.DefaultClassifier(), 5
 	if _, err := Run(o); err == nil || !strings.Contains(err.Error(), "MinSNRGamma") {
 		t.Errorf("a classifier with γ: %v", err)
+	}
+}
+
+// TestInitFromExport: a run started from an exported model (Init) begins
+// with exactly the weights the model was exported with (the source run's
+// EMA, bit for bit, as its weights and their EMA), takes the model's
+// architecture and schedule over its own options, records where it
+// started, and trains; a batch-norm model, a label-dropout mismatch and
+// data with other classes are refused, naming the option.
+func TestInitFromExport(t *testing.T) {
+	src := tinyOptions(t, contract.CBN, models.GroupNorm)
+	src.Steps, src.CFGDrop = 3, 0.2
+	srcCk, err := Run(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := filepath.Join(t.TempDir(), "m.onnx")
+	if err := export.Export(src.Out, model, export.Options{}); err != nil {
+		t.Fatal(err)
+	}
+
+	o := tinyOptions(t, contract.CBN, models.GroupNorm)
+	o.Init, o.CFGDrop, o.Steps = model, 0.2, 1
+	o.Model.BaseChannels = 16 // replaced by the model's
+	o.Schedule, _ = diffusion.Default("cosine", 500)
+	imp, err := export.Import(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Model, o.Schedule = imp.Config, imp.Schedule
+	ds, err := data.Load(o.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := newCheckpoint(o, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := startFrom(ck, imp, model, ds.Name); err != nil {
+		t.Fatal(err)
+	}
+	if len(ck.Params) != len(srcCk.EMA) || len(ck.Params) < 10 {
+		t.Fatalf("%d parameters, the source run %d", len(ck.Params), len(srcCk.EMA))
+	}
+	for name, want := range srcCk.EMA {
+		for _, set := range []map[string]models.Array{ck.Params, ck.EMA} {
+			got := set[name]
+			if len(got.Data) != len(want.Data) {
+				t.Fatalf("%s: %d values, want %d", name, len(got.Data), len(want.Data))
+			}
+			for i := range want.Data {
+				if math.Float32bits(got.Data[i]) != math.Float32bits(want.Data[i]) {
+					t.Fatalf("%s[%d] = %g, the exported weight %g", name, i, got.Data[i], want.Data[i])
+				}
+			}
+		}
+	}
+
+	o = tinyOptions(t, contract.CBN, models.GroupNorm)
+	o.Init, o.CFGDrop, o.Steps = model, 0.2, 1
+	o.Model.BaseChannels = 16
+	o.Schedule, _ = diffusion.Default("cosine", 500)
+	run, err := Run(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Info.Init != model || run.Config.BaseChannels != srcCk.Config.BaseChannels || run.Info.Schedule != srcCk.Info.Schedule {
+		t.Errorf("the run records init %q, base %d, schedule %+v; want %q, %d, %+v", run.Info.Init, run.Config.BaseChannels, run.Info.Schedule,
+			model, srcCk.Config.BaseChannels, srcCk.Info.Schedule)
+	}
+
+	bn := tinyOptions(t, contract.CBN, models.BatchNorm)
+	bn.Steps = 1
+	if _, err := Run(bn); err != nil {
+		t.Fatal(err)
+	}
+	bnModel := filepath.Join(t.TempDir(), "bn.onnx")
+	if err := export.Export(bn.Out, bnModel, export.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		edit func(*Options)
+		want string
+	}{
+		{"batch norm", func(o *Options) { o.Init = bnModel }, "batch norm"},
+		{"no label dropout", func(o *Options) { o.CFGDrop = 0 }, "CFGDrop 0"},
+		{"other classes", func(o *Options) { o.Data.Classes = []string{"0", "1"} }, "has the classes"},
+	} {
+		o := tinyOptions(t, contract.CBN, models.GroupNorm)
+		o.Init, o.CFGDrop, o.Steps = model, 0.2, 1
+		c.edit(&o)
+		if _, err := Run(o); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want a refusal saying %q", c.name, err, c.want)
+		}
 	}
 }

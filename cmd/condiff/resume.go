@@ -86,7 +86,10 @@ var resumeRules = map[string]resumeRule{
 	"Info.GradClip":   kept("grad-clip", func(c *checkpoint.Checkpoint) string { return fmtFloat(c.Info.GradClip) }),
 	"Info.LRSchedule": kept("lr-schedule", func(c *checkpoint.Checkpoint) string { return cmp.Or(c.Info.LRSchedule, train.LRConstant) }),
 	"Info.LRWarmup":   kept("lr-warmup", func(c *checkpoint.Checkpoint) string { return strconv.Itoa(c.Info.LRWarmup) }),
-	"Info.ClfConfig":  free("the M_AC classifier's architecture: --ac-classifier's run, or the default classifier (Info.ACMode)"),
+	// A resumed run continues from its checkpoint; the model it started
+	// from is history.
+	"Info.Init":      kept("init", func(c *checkpoint.Checkpoint) string { return c.Info.Init }),
+	"Info.ClfConfig": free("the M_AC classifier's architecture: --ac-classifier's run, or the default classifier (Info.ACMode)"),
 }
 
 // resumeFree are train's flags that no checkpoint field holds: a resumed

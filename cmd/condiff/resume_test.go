@@ -167,3 +167,24 @@ func TestResumeConflicts(t *testing.T) {
 		t.Errorf("train --resume of a classifier run: %v", err)
 	}
 }
+
+// TestInitRefusesArchitectureFlags: --init takes the architecture, image
+// shape and schedule from the model, so a flag that would set one of them
+// is refused, naming every one given.
+func TestInitRefusesArchitectureFlags(t *testing.T) {
+	fs, options := trainFlags(false)
+	if err := fs.Parse([]string{"--out", t.TempDir(), "--init", "m.onnx", "--base", "8", "--T", "500", "--lr", "1e-3"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := options()
+	if err == nil || !strings.Contains(err.Error(), "drop --base, --T") || strings.Contains(err.Error(), "--lr") {
+		t.Errorf("--init with --base and --T: %v", err)
+	}
+	fs, options = trainFlags(false)
+	if err := fs.Parse([]string{"--out", t.TempDir(), "--init", "m.onnx", "--lr", "1e-3", "--cfg-drop", "0.1"}); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := options(); err != nil || o.Init != "m.onnx" || o.LR != 1e-3 {
+		t.Errorf("--init with recipe flags only: %+v, %v", o.TrainInfo, err)
+	}
+}

@@ -83,6 +83,7 @@ func trainFlags(classifier bool) (*cli.Flags, func() (train.Options, error)) {
 	// The synthetic set is seeded by --seed too: the checkpoint records one
 	// seed, and --resume rebuilds the same set from it.
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed of initialisation, data order, noise and the synthetic dataset")
+	fs.StringVar(&o.Init, "init", "", "start from an exported model (MODEL.onnx, its group-norm network): its architecture, schedule and weights; the data must have its classes and image size, and no architecture flag may be given")
 	fs.IntVar(&o.SaveEvery, "save-every", 100, "write a checkpoint every N steps (and at the end)")
 	fs.StringVar(&o.LRSchedule, "lr-schedule", train.LRConstant, "learning rate after the warm-up: constant, or cosine (decays to 0 at --steps; extending a run with --resume stretches the rest of the curve)")
 	fs.IntVar(&o.LRWarmup, "lr-warmup", 0, "steps of linear learning-rate warm-up from 0")
@@ -110,7 +111,7 @@ func trainFlags(classifier bool) (*cli.Flags, func() (train.Options, error)) {
 	}
 	fs.Sets(map[string]string{"out": "Out", "resume": "Resume", "size": "data.Size", "skip-bad": "data.SkipBad",
 		"steps": "Steps", "batch": "Batch", "lr": "LR", "seed": "Seed", "save-every": "SaveEvery", "ema": "EMADecay", "grad-clip": "GradClip",
-		"lr-schedule": "LRSchedule", "lr-warmup": "LRWarmup"})
+		"lr-schedule": "LRSchedule", "lr-warmup": "LRWarmup", "init": "Init"})
 	if !classifier {
 		fs.Sets(map[string]string{
 			"cfg-drop":      "CFGDrop",
@@ -125,6 +126,17 @@ func trainFlags(classifier bool) (*cli.Flags, func() (train.Options, error)) {
 		}
 		ds.Finish()
 		o.Data.Seed = o.Seed
+		if o.Init != "" {
+			var given []string
+			for _, f := range initTakes {
+				if fs.IsSet(f) {
+					given = append(given, "--"+f)
+				}
+			}
+			if len(given) > 0 {
+				return o, fmt.Errorf("--init %s takes the architecture, image shape and schedule from the model; drop %s", o.Init, strings.Join(given, ", "))
+			}
+		}
 		if o.Resume && !fs.IsSet("steps") {
 			o.Steps = 0 // keep the checkpoint's target
 		}
@@ -158,6 +170,9 @@ func trainFlags(classifier bool) (*cli.Flags, func() (train.Options, error)) {
 		return o, nil
 	}
 }
+
+// initTakes are the flags whose settings --init takes from the model.
+var initTakes = []string{"variant", "norm", "groups", "base", "mult", "res-blocks", "attention", "size", "channels", "schedule", "T"}
 
 // minSNRFlag is --loss-weight: none, or min-snr:GAMMA (γ > 0, finite).
 type minSNRFlag struct{ gamma float64 }

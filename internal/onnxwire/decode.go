@@ -14,7 +14,9 @@
 package onnxwire
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -59,6 +61,28 @@ type Initializer struct {
 	DataType int64   // TensorProto.data_type = 2
 	DataLen  int     // raw_data = 9, float_data = 4, int32_data = 5, int64_data = 7, double_data = 10
 	RawBytes int     // raw_data's length in bytes (DataLen is -1 when it is no whole number of elements)
+	Raw      []byte  // raw_data itself, a view into the decoded bytes (nil when the data is elsewhere)
+}
+
+// Float32s is a float32 initializer's values, read from its raw_data
+// (little-endian, as ONNX stores it); other element types and data held in
+// float_data are refused, naming the tensor.
+func (t Initializer) Float32s() ([]float32, error) {
+	if t.DataType != Float {
+		return nil, fmt.Errorf("initializer %q: element type %s, not float", t.Name, ElemTypeName(t.DataType))
+	}
+	n := int64(1)
+	for _, d := range t.Dims {
+		n *= d
+	}
+	if t.Raw == nil || int64(len(t.Raw)) != 4*n {
+		return nil, fmt.Errorf("initializer %q: %d values of shape %v are not in raw_data (%d bytes there)", t.Name, n, t.Dims, len(t.Raw))
+	}
+	out := make([]float32, n)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.Raw[4*i:]))
+	}
+	return out, nil
 }
 
 // elemSize is the byte size of an element type's raw data (0: unknown).
@@ -301,7 +325,7 @@ func Decode(b []byte) (*File, error) {
 							return varint(typ, v, &in.DataType)
 						case num == 9 && typ == protowire.BytesType:
 							b, n := protowire.ConsumeBytes(v)
-							raw = len(b)
+							raw, in.Raw = len(b), b
 							return n
 						case num == 4 || num == 5:
 							return count(typ, v, map[protowire.Number]int{4: 4, 5: 0}[num], &in.DataLen)

@@ -1,8 +1,10 @@
 package onnxwire
 
 import (
+	"math"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	pb "github.com/advancedclimatesystems/gonnx/onnx"
@@ -88,5 +90,34 @@ func TestDecodeONNXAgainstProtobuf(t *testing.T) {
 		if _, err := Decode(bad); err == nil {
 			t.Errorf("Decode(%x) accepted garbage", bad)
 		}
+	}
+}
+
+// TestFloat32s: an encoded float32 initializer reads back bit for bit from
+// its raw_data; an int64 one and one whose data is not there are refused,
+// naming the tensor.
+func TestFloat32s(t *testing.T) {
+	vals := []float32{1.5, -0.0, float32(math.Inf(1)), 3.1415927, math.Float32frombits(0x7fc00001), 1e-40}
+	g := Graph{Inits: []Tensor{FloatTensor("w", []int{2, 3}, vals), Int64Tensor("shape", 2, 3)}}
+	f, err := Decode(Encode(&Model{IRVersion: 8, Graph: g, Opsets: []Opset{{Version: 17}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.Inits[0].Float32s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range vals {
+		if math.Float32bits(got[i]) != math.Float32bits(vals[i]) {
+			t.Errorf("value %d: %#x, want %#x", i, math.Float32bits(got[i]), math.Float32bits(vals[i]))
+		}
+	}
+	if _, err := f.Inits[1].Float32s(); err == nil || !strings.Contains(err.Error(), `"shape"`) {
+		t.Errorf("an int64 initializer: %v", err)
+	}
+	short := f.Inits[0]
+	short.Raw = short.Raw[:8]
+	if _, err := short.Float32s(); err == nil || !strings.Contains(err.Error(), `"w"`) {
+		t.Errorf("raw_data too short: %v", err)
 	}
 }
