@@ -77,6 +77,16 @@ type TrainInfo struct {
 	Init string `json:"init,omitempty"`
 }
 
+// RunConfig is a run described as JSON: its network's config, its noise
+// schedule (a denoiser's) and its recipe, in the same fields as the
+// checkpoint and the exported metadata hold them. `condiff train
+// --print-config` writes it (train.Plan).
+type RunConfig struct {
+	Config   models.Config   `json:"config"`
+	Schedule *diffusion.Spec `json:"schedule,omitempty"`
+	Train    TrainInfo       `json:"train"`
+}
+
 // Checkpoint is everything a run needs to continue, and everything export
 // needs to build a model: the config that built it travels with the weights.
 type Checkpoint struct {

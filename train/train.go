@@ -102,8 +102,9 @@ func bad(fieldName string, value any, format string, a ...any) error {
 	return field.Errorf("train", fieldName, value, format, a...)
 }
 
-// Run trains (or resumes) a run and returns its final checkpoint.
-func Run(o Options) (*checkpoint.Checkpoint, error) {
+// prepare checks the options and, for a new run started from a model
+// (Init), takes its architecture, image shape and schedule into o.
+func (o *Options) prepare() (*export.Imported, error) {
 	if o.Steps < 1 && !(o.Resume && o.Steps == 0) {
 		return nil, bad("Steps", o.Steps, "must be >= 1")
 	}
@@ -159,6 +160,43 @@ func Run(o Options) (*checkpoint.Checkpoint, error) {
 		if cfg.Kind == contract.Denoiser {
 			o.Schedule = imported.Schedule
 		}
+	}
+	return imported, nil
+}
+
+// Plan is what a new run of these options would build, without training
+// or writing anything: its network's config and the TrainInfo it would
+// record (`condiff train --print-config`; the torch trainer reads the
+// same JSON). It loads the data to learn its classes.
+func Plan(o Options) (models.Config, checkpoint.TrainInfo, error) {
+	o.Resume = false
+	imported, err := o.prepare()
+	if err != nil {
+		return models.Config{}, checkpoint.TrainInfo{}, err
+	}
+	ds := o.Set
+	if ds == nil {
+		if ds, err = data.Load(o.Data); err != nil {
+			return models.Config{}, checkpoint.TrainInfo{}, fmt.Errorf("train: %w", err)
+		}
+	}
+	ck, err := newCheckpoint(o, ds)
+	if err != nil {
+		return models.Config{}, checkpoint.TrainInfo{}, err
+	}
+	if imported != nil {
+		if err := startFrom(ck, imported, o.Init, ds.Name); err != nil {
+			return models.Config{}, checkpoint.TrainInfo{}, err
+		}
+	}
+	return ck.Config, ck.Info, nil
+}
+
+// Run trains (or resumes) a run and returns its final checkpoint.
+func Run(o Options) (*checkpoint.Checkpoint, error) {
+	imported, err := o.prepare()
+	if err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, bad("Out", o.Out, "%v", err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"io"
 	"reflect"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/condiff/condiff/checkpoint"
 	"github.com/condiff/condiff/models"
+	"github.com/condiff/condiff/train"
 )
 
 // TestResumeRulesCoverCheckpoint: every field of a checkpoint's config and
@@ -186,5 +188,40 @@ func TestInitRefusesArchitectureFlags(t *testing.T) {
 	}
 	if o, err := options(); err != nil || o.Init != "m.onnx" || o.LR != 1e-3 {
 		t.Errorf("--init with recipe flags only: %+v, %v", o.TrainInfo, err)
+	}
+}
+
+// TestPrintConfig: --print-config describes the run its flags would
+// start (train.Plan) without --out and without writing anything: the
+// network's config with the data's classes and label dropout's null row,
+// the schedule, and the recipe, as checkpoint.RunConfig JSON that reads
+// back to the same values.
+func TestPrintConfig(t *testing.T) {
+	fs, options := trainFlags(false)
+	if err := fs.Parse([]string{"--print-config", "--data", "synthetic", "--size", "8", "--base", "8", "--mult", "1,2",
+		"--cfg-drop", "0.1", "--loss-weight", "min-snr:5", "--schedule", "cosine", "--T", "500", "--lr", "1e-3"}); err != nil {
+		t.Fatal(err)
+	}
+	o, err := options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, info, err := train.Plan(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := checkpoint.RunConfig{Config: cfg, Schedule: &info.Schedule, Train: info}
+	b, err := json.Marshal(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back checkpoint.RunConfig
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Config.ImageSize != 8 || back.Config.BaseChannels != 8 || !back.Config.NullClass || back.Config.NumClasses < 2 ||
+		len(back.Config.ClassNames) != back.Config.NumClasses || back.Schedule == nil || back.Schedule.Kind != "cosine" || back.Schedule.T != 500 ||
+		back.Train.LR != 1e-3 || back.Train.MinSNRGamma != 5 || back.Train.CFGDrop != 0.1 || back.Train.Dataset != "synthetic" {
+		t.Errorf("the printed run: %s", b)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/condiff/condiff/checkpoint"
 	"github.com/condiff/condiff/cmd/internal/cli"
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/diffusion"
@@ -37,6 +39,9 @@ func cmdTrain(args []string, classifier bool) error {
 	o, err := options()
 	if err != nil {
 		return err
+	}
+	if fs.Lookup("print-config").Value.String() == "true" {
+		return printConfig(fs, o)
 	}
 	if o.Resume {
 		if err := resumeConflicts(fs.FlagSet, o.Out); err != nil {
@@ -83,6 +88,7 @@ func trainFlags(classifier bool) (*cli.Flags, func() (train.Options, error)) {
 	// The synthetic set is seeded by --seed too: the checkpoint records one
 	// seed, and --resume rebuilds the same set from it.
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed of initialisation, data order, noise and the synthetic dataset")
+	printCfg := fs.Bool("print-config", false, "print the run these flags describe (network config, schedule, recipe) as JSON and exit, training nothing")
 	fs.StringVar(&o.Init, "init", "", "start from an exported model (MODEL.onnx, its group-norm network): its architecture, schedule and weights; the data must have its classes and image size, and no architecture flag may be given")
 	fs.IntVar(&o.SaveEvery, "save-every", 100, "write a checkpoint every N steps (and at the end)")
 	fs.StringVar(&o.LRSchedule, "lr-schedule", train.LRConstant, "learning rate after the warm-up: constant, or cosine (decays to 0 at --steps; extending a run with --resume stretches the rest of the curve)")
@@ -121,7 +127,7 @@ func trainFlags(classifier bool) (*cli.Flags, func() (train.Options, error)) {
 		})
 	}
 	return fs, func() (train.Options, error) {
-		if o.Out == "" {
+		if o.Out == "" && !*printCfg {
 			return train.Options{}, fmt.Errorf("--out is required")
 		}
 		ds.Finish()
@@ -169,6 +175,25 @@ func trainFlags(classifier bool) (*cli.Flags, func() (train.Options, error)) {
 		}
 		return o, nil
 	}
+}
+
+// printConfig writes the run the options describe (train.Plan) as
+// checkpoint.RunConfig JSON to stdout.
+func printConfig(fs *cli.Flags, o train.Options) error {
+	cfg, info, err := train.Plan(o)
+	if err != nil {
+		return fs.Flagged(err)
+	}
+	rc := checkpoint.RunConfig{Config: cfg, Train: info}
+	if cfg.Kind == contract.Denoiser {
+		rc.Schedule = &info.Schedule
+	}
+	b, err := json.MarshalIndent(rc, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Printf("%s\n", b)
+	return err
 }
 
 // initTakes are the flags whose settings --init takes from the model.
