@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what condiff's build, tests and demo need when it is missing:
-# Debian packages (OpenBLAS, the ONNX checker, Fashion-MNIST, Chromium for the
+# Debian packages (OpenBLAS, the ONNX checker, PyTorch for python/condiff_torch,
+# Fashion-MNIST, Chromium for the
 # web page's test, Node and qemu-user for the WebAssembly and arm64 tests),
 # curl and unzip (the docs' examples), the MNIST files
 # (Go module cache) and the ONNX Runtime library (npm onnxruntime-node) in the
@@ -16,6 +17,7 @@ lib="$cache/ort/$ORT_VERSION/libonnxruntime.so.1"
 need=()
 [ -e /usr/lib/x86_64-linux-gnu/libopenblas.so ] || [ -e /usr/lib/aarch64-linux-gnu/libopenblas.so ] || need+=(libopenblas-dev)
 /usr/bin/python3 -c 'import onnx' 2>/dev/null || need+=(python3-onnx)
+/usr/bin/python3 -c 'import torch' 2>/dev/null || need+=(python3-torch) # python/condiff_torch and its tests
 [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
 command -v chromium >/dev/null || need+=(chromium) # the serve page's browser test
 command -v node >/dev/null || need+=(nodejs)        # the WebAssembly sampler's test
