@@ -1,0 +1,247 @@
+"""condiff's training recipe (train/) on PyTorch, on one process or many.
+
+    torchrun --nproc-per-node N -m condiff_torch.train --config CONFIG.json --data mnist --out RUN
+
+CONFIG.json is what `condiff train --print-config` writes (checkpoint.
+RunConfig: the network's config, the schedule and the recipe), or --init
+MODEL.onnx takes architecture, schedule and weights from a condiff export.
+The recipe's flags are named as `condiff train` names them and override the
+config's: ε-MSE (Min-SNR-γ weighted with --loss-weight), label dropout,
+EMA (warmed up as train's), Adam (0.9, 0.999, 1e-8), global-norm clipping,
+the learning rate's warm-up and cosine decay. Under torchrun the global
+batch --batch is split evenly over the processes (DistributedDataParallel:
+gloo on CPU, NCCL on GPUs); every process draws the same global batch from
+the same seed and takes its share, so N processes compute the gradient one
+process would. Rank 0 writes RUN/checkpoint.pt and RUN/log.jsonl; --resume
+continues from the checkpoint.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from . import data as cdata
+from .model import Net, label_rows
+
+CHECKPOINT, LOG = "checkpoint.pt", "log.jsonl"
+
+
+def alpha_bar(spec):
+    """diffusion.Spec.Build's ᾱ, float64."""
+    T = spec["T"]
+    if spec["kind"] == "linear":
+        s, e = spec["beta_start"], spec["beta_end"]
+        betas = [s if T == 1 else s + (e - s) * i / (T - 1) for i in range(T)]
+    elif spec["kind"] == "cosine":
+        f = lambda t: math.cos((t / T + spec["s"]) / (1 + spec["s"]) * math.pi / 2) ** 2
+        betas = [min(1 - f(i + 1) / f(i), 0.999) for i in range(T)]
+    else:
+        raise SystemExit(f"schedule kind {spec['kind']!r} is not linear or cosine")
+    ab, p = [], 1.0
+    for b in betas:
+        p *= 1 - b
+        ab.append(p)
+    return torch.tensor(ab, dtype=torch.float64)
+
+
+def learning_rate(r, step):
+    """train.learningRate: warm-up, then constant or cosine to 0 at the last step (step is 1-based)."""
+    if step <= r["lr_warmup"]:
+        return r["lr"] * step / r["lr_warmup"]
+    if r["lr_schedule"] != "cosine" or r["steps"] <= r["lr_warmup"]:
+        return r["lr"]
+    f = min(1.0, (step - r["lr_warmup"]) / (r["steps"] - r["lr_warmup"]))
+    return r["lr"] * 0.5 * (1 + math.cos(math.pi * f))
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(prog="condiff_torch.train", description=__doc__.split("\n\n")[0])
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--config", help="checkpoint.RunConfig JSON (condiff train --print-config)")
+    src.add_argument("--init", help="a condiff export: architecture, schedule and first weights")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--data", help="mnist or fashion-mnist (default: the config's)")
+    p.add_argument("--data-dir", default=None, help="directory of the IDX files")
+    for name, typ in [("steps", int), ("batch", int), ("lr", float), ("seed", int), ("cfg-drop", float), ("ema", float),
+                      ("grad-clip", float), ("lr-schedule", str), ("lr-warmup", int), ("save-every", int), ("loss-weight", str)]:
+        p.add_argument("--" + name, type=typ, default=None)
+    return p.parse_args(argv)
+
+
+def recipe_from(args, run):
+    """The recipe: the config's train section, overridden by the flags, in TrainInfo's JSON names."""
+    r = {"steps": 2000, "batch": 32, "lr": 2e-4, "seed": 1, "cfg_drop": 0.0, "ema_decay": 0.999, "grad_clip": 1.0,
+         "lr_schedule": "constant", "lr_warmup": 0, "min_snr_gamma": 0.0, "dataset": "mnist", "data_dir": ""}
+    r.update({k: v for k, v in run.get("train", {}).items() if v is not None})
+    for flag, key in [("steps", "steps"), ("batch", "batch"), ("lr", "lr"), ("seed", "seed"), ("cfg_drop", "cfg_drop"),
+                      ("ema", "ema_decay"), ("grad_clip", "grad_clip"), ("lr_schedule", "lr_schedule"), ("lr_warmup", "lr_warmup"),
+                      ("data", "dataset"), ("data_dir", "data_dir")]:
+        v = getattr(args, flag)
+        if v is not None:
+            r[key] = v
+    if args.loss_weight is not None:
+        if args.loss_weight == "none":
+            r["min_snr_gamma"] = 0.0
+        elif args.loss_weight.startswith("min-snr:"):
+            r["min_snr_gamma"] = float(args.loss_weight[len("min-snr:"):])
+        else:
+            raise SystemExit(f"--loss-weight {args.loss_weight}: not none or min-snr:GAMMA")
+    return r
+
+
+def main(argv=None):
+    args = parse(sys.argv[1:] if argv is None else argv)
+    distributed = "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
+    device = torch.device("cpu")
+    if distributed:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if backend == "nccl":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(device)
+    else:
+        rank, world = 0, 1
+        if torch.cuda.is_available():
+            device = torch.device("cuda")
+    ckpath = os.path.join(args.out, CHECKPOINT)
+    state = None
+    if args.resume:
+        if not os.path.exists(ckpath):
+            raise SystemExit(f"--resume: {ckpath} does not exist")
+        state = torch.load(ckpath, map_location="cpu")
+        run = state["run"]
+    elif args.config:
+        run = json.load(open(args.config))
+    elif args.init:
+        from .onnxio import read
+        cfg, md, inits = read(args.init)
+        run = {"config": cfg, "schedule": json.loads(md.get("condiff.schedule", "null")) if "condiff.schedule" in md else None,
+               "train": {}, "init": args.init}
+    else:
+        raise SystemExit("give --config CONFIG.json, --init MODEL.onnx or --resume")
+    if not args.resume and os.path.exists(ckpath):
+        raise SystemExit(f"--out {args.out} already holds a checkpoint; --resume it or choose another directory")
+    cfg = run["config"]
+    if cfg["kind"] != "denoiser":
+        raise SystemExit("the torch trainer trains denoisers (classifiers: condiff train-classifier)")
+    if cfg["variant"] == "ac":
+        raise SystemExit("variant ac (the auxiliary classifier) is not in the torch trainer yet; train it with condiff")
+    r = state["recipe"] if state else recipe_from(args, run)
+    if args.resume and args.steps is not None:
+        if args.steps < state["step"]:
+            raise SystemExit(f"--steps {args.steps} is below the step the checkpoint holds ({state['step']})")
+        r["steps"] = args.steps
+    if r["batch"] % world:
+        raise SystemExit(f"--batch {r['batch']} does not split evenly over {world} processes")
+    save_every = args.save_every if args.save_every is not None else 100
+    images, labels, names = cdata.load(r["dataset"], cfg["image_size"], r.get("data_dir", ""))
+    if names != cfg["class_names"]:
+        raise SystemExit(f"--data {r['dataset']}: classes {names}, the config's {cfg['class_names']}")
+    if bool(cfg.get("null_class")) != (r["cfg_drop"] > 0):
+        raise SystemExit(f"--cfg-drop {r['cfg_drop']}: must be > 0 exactly when the config has a null class ({cfg.get('null_class')})")
+    images = torch.from_numpy(images)
+    labels = torch.from_numpy(labels)
+
+    torch.manual_seed(r["seed"])
+    net = Net(cfg, seed=r["seed"])
+    if run.get("init") and not state:
+        from .onnxio import read
+        _, _, inits = read(run["init"])
+        with torch.no_grad():
+            for n, p in net.named().items():
+                p.copy_(torch.from_numpy(inits[n].copy()))
+    ema = {n: p.detach().clone() for n, p in net.named().items()}
+    opt = torch.optim.Adam(net.parameters(), lr=r["lr"], betas=(0.9, 0.999), eps=1e-8)
+    step = 0
+    gen = torch.Generator().manual_seed(r["seed"])
+    if state:
+        net.load_state_dict(state["net"])
+        ema = state["ema"]
+        opt.load_state_dict(state["opt"])
+        step = state["step"]
+        gen.set_state(state["rng"])
+    net.to(device)
+    ema = {n: v.to(device) for n, v in ema.items()}
+    model = torch.nn.parallel.DistributedDataParallel(net) if distributed else net
+    ab = alpha_bar(run["schedule"]).to(device)
+    sab, s1ab = ab.sqrt().float(), (1 - ab).sqrt().float()
+    snr = ab / (1 - ab)
+    T, B, share = run["schedule"]["T"], r["batch"], r["batch"] // world
+    null = cfg["num_classes"]
+    if rank == 0:
+        os.makedirs(args.out, exist_ok=True)
+        log = open(os.path.join(args.out, LOG), "a")
+    start, t0 = step, time.time()
+    while step < r["steps"]:
+        # The global batch, drawn alike in every process; each takes its share.
+        idx = torch.randint(len(labels), (B,), generator=gen)
+        t = torch.randint(T, (B,), generator=gen)
+        eps = torch.randn((B,) + tuple(images.shape[1:]), generator=gen)
+        drop = torch.rand(B, generator=gen, dtype=torch.float64) < r["cfg_drop"]
+        mine = slice(rank * share, (rank + 1) * share)
+        x0, y, t, eps, drop = images[idx[mine]].to(device), labels[idx[mine]].to(device), t[mine].to(device), eps[mine].to(device), drop[mine].to(device)
+        if cfg.get("null_class"):
+            y = torch.where(drop, torch.full_like(y, null), y)
+        if cfg["variant"] == "uncond":
+            y = torch.zeros_like(y)
+        xt = sab[t][:, None, None, None] * x0 + s1ab[t][:, None, None, None] * eps
+        model.train()
+        out = model(xt, t, y)
+        sq = (out - eps) ** 2
+        mse = sq.mean()
+        if r["min_snr_gamma"] > 0:
+            w = (torch.minimum(snr[t], torch.tensor(r["min_snr_gamma"], dtype=torch.float64, device=device)) / snr[t]).float()
+            loss = (sq * w[:, None, None, None]).mean()
+        else:
+            loss = mse
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if r["grad_clip"] > 0:  # train.clipGlobalNorm: scale to the bound when over it
+            norm = torch.sqrt(sum((p.grad.double() ** 2).sum() for p in net.parameters() if p.grad is not None))
+            if norm > r["grad_clip"]:
+                for p in net.parameters():
+                    if p.grad is not None:
+                        p.grad.mul_(r["grad_clip"] / norm.item())
+        step += 1
+        lr = learning_rate(r, step)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.step()
+        d = min(r["ema_decay"], (1 + step) / (10 + step))
+        with torch.no_grad():
+            for n, p in net.named().items():
+                ema[n].mul_(d).add_(p.detach(), alpha=1 - d)
+        losses = torch.stack([loss.detach(), mse.detach()])
+        if distributed:  # every process's share weighs alike: the global mean
+            dist.all_reduce(losses, op=dist.ReduceOp.SUM)
+            losses /= world
+        loss, mse = losses[0], losses[1]
+        if rank == 0:
+            ips = (step - start) * B / max(time.time() - t0, 1e-9)
+            log.write(json.dumps({"step": step - 1, "loss": loss.item(), "mse": mse.item(), "lr": lr, "img_per_s": ips}) + "\n")
+            if step % 50 == 0 or step == r["steps"]:
+                print(f"train loss {loss.item():.4f} {ips:.1f} img/s: {step}/{r['steps']}", file=sys.stderr, flush=True)
+            if (save_every and step % save_every == 0) or step == r["steps"]:
+                log.flush()
+                tmp = ckpath + ".tmp"
+                torch.save({"run": run, "recipe": r, "net": net.state_dict(), "ema": {n: v.cpu() for n, v in ema.items()}, "opt": opt.state_dict(),
+                            "step": step, "rng": gen.get_state()}, tmp)
+                os.replace(tmp, ckpath)
+    if rank == 0:
+        log.close()
+    if distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
