@@ -89,6 +89,8 @@ class Ops:
         return table[y]
 
     def time_embedding(self, t, dim):
+        if self.net.table is not None:  # the same values, looked up (an export's graph)
+            return self.net.table[t]
         return sinusoid(t, dim)
 
     def to_map(self, x, h, w):
@@ -100,8 +102,8 @@ class Ops:
     def attend(self, q, k, v):
         n, c, h, w = q.shape
         q, k, v = q.reshape(n, c, h * w), k.reshape(n, c, h * w), v.reshape(n, c, h * w)
-        s = torch.softmax(torch.einsum("nci,ncj->nij", q, k) / math.sqrt(c), dim=-1)
-        return torch.einsum("nij,ncj->nci", s, v).reshape(n, c, h, w)
+        s = torch.softmax(torch.bmm(q.transpose(1, 2), k) / math.sqrt(c), dim=-1)  # [n i j]
+        return torch.bmm(v, s.transpose(1, 2)).reshape(n, c, h, w)
 
 
 def He(fan_in, scale):
@@ -240,6 +242,7 @@ class Net(nn.Module):
         self.cfg = cfg
         self.params = nn.ParameterDict()
         self.bn_names = []
+        self.table = None
         self.arch = Denoiser(cfg) if cfg["kind"] == "denoiser" else Classifier(cfg)
         gen = torch.Generator().manual_seed(seed)
         s, n = cfg["image_size"], 2
@@ -273,6 +276,12 @@ class Net(nn.Module):
         if self.cfg["kind"] == "denoiser":
             return self.arch.forward(o, x, t, y)
         return self.arch.forward(o, x)
+
+    def use_table(self, T):
+        """Look the time embedding up in a [T, base] table of models.Sinusoid
+        (as condiff's graph does) instead of computing it: the same values,
+        and an exported graph without float64 arithmetic."""
+        self.table = sinusoid(torch.arange(T), self.cfg["base_channels"])
 
     def named(self):
         """condiff's names → parameters."""

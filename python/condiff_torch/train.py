@@ -180,6 +180,13 @@ def main(argv=None):
     if rank == 0:
         os.makedirs(args.out, exist_ok=True)
         log = open(os.path.join(args.out, LOG), "a")
+    def save():
+        log.flush()
+        tmp = ckpath + ".tmp"
+        torch.save({"run": run, "recipe": r, "net": net.state_dict(), "ema": {n: v.cpu() for n, v in ema.items()}, "opt": opt.state_dict(),
+                    "step": step, "rng": gen.get_state()}, tmp)
+        os.replace(tmp, ckpath)
+
     start, t0 = step, time.time()
     while step < r["steps"]:
         # The global batch, drawn alike in every process; each takes its share.
@@ -230,13 +237,10 @@ def main(argv=None):
             log.write(json.dumps({"step": step - 1, "loss": loss.item(), "mse": mse.item(), "lr": lr, "img_per_s": ips}) + "\n")
             if step % 50 == 0 or step == r["steps"]:
                 print(f"train loss {loss.item():.4f} {ips:.1f} img/s: {step}/{r['steps']}", file=sys.stderr, flush=True)
-            if (save_every and step % save_every == 0) or step == r["steps"]:
-                log.flush()
-                tmp = ckpath + ".tmp"
-                torch.save({"run": run, "recipe": r, "net": net.state_dict(), "ema": {n: v.cpu() for n, v in ema.items()}, "opt": opt.state_dict(),
-                            "step": step, "rng": gen.get_state()}, tmp)
-                os.replace(tmp, ckpath)
+            if save_every and step % save_every == 0 and step < r["steps"]:
+                save()
     if rank == 0:
+        save()  # the end (also of a run of 0 steps: its initial weights)
         log.close()
     if distributed:
         dist.barrier()

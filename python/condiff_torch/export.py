@@ -1,0 +1,125 @@
+"""Export a torch run to condiff's model contract:
+
+    python3 -m condiff_torch.export RUN --out model.onnx
+
+The EMA weights (--raw: the raw ones) in an ONNX graph (opset 17) whose
+inputs and outputs are the contract's (x, t and y for a conditional
+denoiser; eps) and whose metadata are condiff's (contract/contract.go:
+Info.Metadata): condiff's parameter names as initializers, its config, the
+schedule and the recipe. `condiff inspect model.onnx` says "contract: yes";
+`condiff train --init model.onnx` continues the run in Go. The contract's
+keys are written here and parsed by condiff; go test's round trip and
+parity tests catch a drift.
+"""
+import argparse
+import json
+import os
+import sys
+
+import onnx
+import torch
+
+from .model import Net
+
+
+class Denoising(torch.nn.Module):
+    def __init__(self, net, conditional):
+        super().__init__()
+        self.net, self.conditional = net, conditional
+
+    def forward(self, x, t, y=None):
+        if not self.conditional:
+            y = torch.zeros_like(t)
+        return self.net(x, t, y)
+
+
+def metadata(run, recipe, step):
+    cfg, sched = run["config"], run["schedule"]
+    md = {
+        "condiff.kind": "denoiser",
+        "condiff.variant": cfg["variant"],
+        "condiff.num_classes": str(cfg["num_classes"]),
+        "condiff.class_names": json.dumps(cfg["class_names"], separators=(",", ":")),
+        "condiff.image_size": str(cfg["image_size"]),
+        "condiff.channels": str(cfg["channels"]),
+        "condiff.schedule": json.dumps(sched, separators=(",", ":")),
+        "condiff.prediction": "epsilon",
+        "condiff.config": json.dumps(cfg, separators=(",", ":")),
+        "condiff.train": json.dumps(recipe, separators=(",", ":")),
+    }
+    if step > 0:
+        md["condiff.step"] = str(step)
+    if cfg.get("null_class"):
+        md["condiff.null_class"] = str(cfg["num_classes"])
+    return md
+
+
+def export(run_dir, out, raw=False):
+    state = torch.load(os.path.join(run_dir, "checkpoint.pt"), map_location="cpu")
+    run, cfg = state["run"], state["run"]["config"]
+    net = Net(cfg)
+    weights = state["net"] if raw else None
+    with torch.no_grad():
+        if raw:
+            net.load_state_dict(weights)
+        else:
+            net.load_state_dict(state["net"])
+            for n, p in net.named().items():
+                p.copy_(state["ema"][n])
+    net.eval()
+    net.use_table(run["schedule"]["T"])
+    conditional = cfg["variant"] != "uncond"
+    s, c = cfg["image_size"], cfg["channels"]
+    args = (torch.zeros(2, c, s, s), torch.zeros(2, dtype=torch.long))
+    names = ["x", "t"]
+    if conditional:
+        args += (torch.zeros(2, dtype=torch.long),)
+        names.append("y")
+    tmp = out + ".tmp"
+    # torch's exporter merges initializers with equal values (two biases
+    # still at zero become one), which would lose condiff's parameter
+    # names: that pass is skipped.
+    dedup = torch._C._jit_pass_onnx_deduplicate_initializers
+    torch._C._jit_pass_onnx_deduplicate_initializers = lambda graph, params, training: params
+    try:
+        torch.onnx.export(Denoising(net, conditional), args, tmp, input_names=names, output_names=["eps"], opset_version=17,
+                          dynamic_axes={n: {0: "N"} for n in names + ["eps"]}, do_constant_folding=False)
+    finally:
+        torch._C._jit_pass_onnx_deduplicate_initializers = dedup
+    m = onnx.load(tmp)
+    # torch names a parameter after its attribute ("net.params.down__0__…");
+    # condiff's name it is.
+    rename = {}
+    for init in m.graph.initializer:
+        base = init.name.split("params.", 1)[-1] if "params." in init.name else None
+        if base is not None:
+            rename[init.name] = base.replace("__", ".")
+    for init in m.graph.initializer:
+        init.name = rename.get(init.name, init.name)
+    for node in m.graph.node:
+        for i, name in enumerate(node.input):
+            if name in rename:
+                node.input[i] = rename[name]
+    missing = [n for n in net.named() if n not in {i.name for i in m.graph.initializer}]
+    if missing:
+        os.remove(tmp)
+        raise SystemExit(f"export: parameters not in the graph's initializers: {missing[:5]}")
+    del m.metadata_props[:]
+    for k, v in metadata(run, state["recipe"], state["step"]).items():
+        m.metadata_props.add(key=k, value=v)
+    onnx.checker.check_model(m)
+    onnx.save(m, tmp)
+    os.replace(tmp, out)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="condiff_torch.export", description="Export a torch run to condiff's model contract.")
+    p.add_argument("run", help="run directory (checkpoint.pt)")
+    p.add_argument("--out", required=True, help="the .onnx file to write")
+    p.add_argument("--raw", action="store_true", help="export the raw weights instead of their EMA")
+    a = p.parse_args(sys.argv[1:] if argv is None else argv)
+    export(a.run, a.out, a.raw)
+
+
+if __name__ == "__main__":
+    main()
