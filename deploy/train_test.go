@@ -97,3 +97,130 @@ rc=0; for p in "${pids[@]}"; do wait "$p" || rc=$?; done; exit $rc
 		t.Errorf("after resubmitting, the log has %d steps, want 3", len(l))
 	}
 }
+
+// TestKubernetesTrainJob: kubernetes/train-job.yaml parses strictly into
+// Kubernetes' types and holds together: an Indexed Job whose pods (as
+// many as torchrun's --nnodes) are named through a headless Service that
+// selects them, the rendezvous at pod 0's DNS name on the Service's port,
+// the run directory on a ReadWriteMany volume and the config on the mounted
+// ConfigMap. Its container command then runs here, once per pod (the
+// rendezvous at 127.0.0.1, the paths in a temporary directory), and trains
+// the run to its steps.
+func TestKubernetesTrainJob(t *testing.T) {
+	const path = "kubernetes/train-job.yaml"
+	if err := exec.Command("/usr/bin/python3", "-c", "import torch").Run(); err != nil {
+		need(t, "python3-torch")
+	}
+	if _, err := exec.LookPath("torchrun"); err != nil {
+		need(t, "torchrun (python3-torch)")
+	}
+	o := parseManifests(t, path)
+	if len(o.jobs) != 1 || len(o.services) != 1 || len(o.claims) != 1 {
+		t.Fatalf("%s: %d jobs, %d services, %d claims", path, len(o.jobs), len(o.services), len(o.claims))
+	}
+	j, svc, claim := o.jobs[0], o.services[0], o.claims[0]
+	pod := j.Spec.Template.Spec
+	if j.Spec.CompletionMode == nil || *j.Spec.CompletionMode != "Indexed" || j.Spec.Completions == nil || j.Spec.Parallelism == nil ||
+		*j.Spec.Completions != *j.Spec.Parallelism {
+		t.Fatalf("%s: not an Indexed Job running all its pods at once", path)
+	}
+	n := int(*j.Spec.Completions)
+	if svc.Spec.ClusterIP != "None" || pod.Subdomain != svc.Name || svc.Spec.Selector["batch.kubernetes.io/job-name"] != j.Name {
+		t.Errorf("%s: the pods are not named through a headless Service that selects them (clusterIP %q, subdomain %q, selector %v)",
+			path, svc.Spec.ClusterIP, pod.Subdomain, svc.Spec.Selector)
+	}
+	if len(pod.Containers) != 1 {
+		t.Fatalf("%s: %d containers", path, len(pod.Containers))
+	}
+	c := pod.Containers[0]
+	cmd := c.Command
+	arg := func(name string) string {
+		for i, a := range cmd {
+			if a == name && i+1 < len(cmd) {
+				return cmd[i+1]
+			}
+		}
+		return ""
+	}
+	if len(cmd) == 0 || cmd[0] != "torchrun" || arg("-m") != "condiff_torch.train" {
+		t.Fatalf("%s: the command is not torchrun -m condiff_torch.train: %v", path, cmd)
+	}
+	if arg("--nnodes") != strconv.Itoa(n) {
+		t.Errorf("%s: --nnodes %s for %d pods", path, arg("--nnodes"), n)
+	}
+	port := strconv.Itoa(int(svc.Spec.Ports[0].Port))
+	if want := j.Name + "-0." + svc.Name + ":" + port; arg("--rdzv_endpoint") != want {
+		t.Errorf("%s: --rdzv_endpoint %s, want pod 0's name %s", path, arg("--rdzv_endpoint"), want)
+	}
+	mounts := map[string]string{} // mount path → volume
+	for _, m := range c.VolumeMounts {
+		mounts[m.MountPath] = m.Name
+	}
+	volumes := map[string]bool{}
+	for _, v := range pod.Volumes {
+		switch {
+		case v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == claim.Name:
+			volumes[v.Name] = true
+		case v.ConfigMap != nil:
+			volumes[v.Name] = false
+		}
+	}
+	if len(claim.Spec.AccessModes) != 1 || claim.Spec.AccessModes[0] != "ReadWriteMany" {
+		t.Errorf("%s: the run's claim is %v; the pods share it: ReadWriteMany", path, claim.Spec.AccessModes)
+	}
+	if rw, ok := volumes[mounts[filepath.Dir(arg("--out"))]]; !ok || !rw {
+		t.Errorf("%s: --out %s is not on the shared claim", path, arg("--out"))
+	}
+	if rw, ok := volumes[mounts[filepath.Dir(arg("--config"))]]; !ok || rw {
+		t.Errorf("%s: --config %s is not on the ConfigMap", path, arg("--config"))
+	}
+
+	// The command, once per pod, here.
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "run.json")
+	os.WriteFile(cfg, []byte(tinyRun), 0o644)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := l.Addr().String()
+	l.Close()
+	py, _ := filepath.Abs("../python")
+	args := make([]string, len(cmd)-1)
+	for i, a := range cmd[1:] {
+		switch {
+		case a == arg("--rdzv_endpoint"):
+			a = local
+		case a == arg("--config"):
+			a = cfg
+		case a == arg("--out"):
+			a = filepath.Join(dir, "run")
+		}
+		args[i] = a
+	}
+	var procs []*exec.Cmd
+	for i := 0; i < n; i++ {
+		p := exec.Command("torchrun", args...)
+		p.Env = append(os.Environ(), "PYTHONPATH="+py, "OMP_NUM_THREADS=1", "JOB_COMPLETION_INDEX="+strconv.Itoa(i))
+		var buf strings.Builder
+		p.Stdout, p.Stderr = &buf, &buf
+		if err := p.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if t.Failed() {
+				t.Logf("pod %d:\n%s", i, buf.String())
+			}
+		}()
+		procs = append(procs, p)
+	}
+	for i, p := range procs {
+		if err := p.Wait(); err != nil {
+			t.Errorf("pod %d: %v", i, err)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "run", "log.jsonl"))
+	if err != nil || len(strings.Split(strings.TrimSpace(string(b)), "\n")) != 3 {
+		t.Errorf("the run's log: %v\n%s", err, b)
+	}
+}
