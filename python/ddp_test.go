@@ -26,6 +26,13 @@ func runConfig(t *testing.T, path string, steps, batch int) {
 	sp, _ := diffusion.Default("linear", 1000)
 	o := train.Options{Model: m, Data: data.Options{Name: "mnist", Size: 8, Channels: 1},
 		TrainInfo: checkpoint.TrainInfo{Steps: steps, Batch: batch, LR: 1e-3, Seed: 3, Schedule: sp, CFGDrop: 0.1, MinSNRGamma: 5, EMADecay: 0.999, GradClip: 1}}
+	runJSON(t, path, o)
+}
+
+// runJSON writes the checkpoint.RunConfig of o (train.Plan), as `condiff
+// train --print-config` does.
+func runJSON(t *testing.T, path string, o train.Options) {
+	t.Helper()
 	cfg, info, err := train.Plan(o)
 	if err != nil {
 		t.Fatal(err)
