@@ -179,7 +179,15 @@ def main(argv=None):
     null = cfg["num_classes"]
     if rank == 0:
         os.makedirs(args.out, exist_ok=True)
-        log = open(os.path.join(args.out, LOG), "a")
+        logpath = os.path.join(args.out, LOG)
+        if state and os.path.exists(logpath):
+            # Lines past the checkpoint (a kill between saves) go: the
+            # resumed run writes them again (checkpoint.TruncateLog).
+            kept = [l for l in open(logpath) if l.strip() and json.loads(l)["step"] < step]
+            with open(logpath + ".tmp", "w") as f:
+                f.writelines(kept)
+            os.replace(logpath + ".tmp", logpath)
+        log = open(logpath, "a")
     def save():
         log.flush()
         tmp = ckpath + ".tmp"
