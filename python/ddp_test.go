@@ -19,13 +19,20 @@ import (
 
 // runConfig writes what `condiff train --print-config` would for a tiny
 // MNIST denoiser (8×8, base 8, group norm, label dropout, Min-SNR-5).
-func runConfig(t *testing.T, path string, steps, batch int) {
+func runConfig(t *testing.T, path string, steps, batch int) { runConfigOf(t, path, contract.CBN, steps, batch) }
+
+// runConfigOf is runConfig for a variant (ac: joint auxiliary classifier,
+// weight 0.1).
+func runConfigOf(t *testing.T, path string, variant contract.Variant, steps, batch int) {
 	t.Helper()
 	m := models.DefaultDenoiser()
-	m.Variant, m.Norm, m.Groups, m.BaseChannels, m.ChannelMult = contract.CBN, models.GroupNorm, 4, 8, []int{1, 2}
+	m.Variant, m.Norm, m.Groups, m.BaseChannels, m.ChannelMult = variant, models.GroupNorm, 4, 8, []int{1, 2}
 	sp, _ := diffusion.Default("linear", 1000)
 	o := train.Options{Model: m, Data: data.Options{Name: "mnist", Size: 8, Channels: 1},
 		TrainInfo: checkpoint.TrainInfo{Steps: steps, Batch: batch, LR: 1e-3, Seed: 3, Schedule: sp, CFGDrop: 0.1, MinSNRGamma: 5, EMADecay: 0.999, GradClip: 1}}
+	if variant == contract.AC {
+		o.ACWeight = 0.1
+	}
 	runJSON(t, path, o)
 }
 
@@ -56,7 +63,8 @@ func torchrun(n int, args ...string) *exec.Cmd {
 
 // TestDDPEquivalence: two processes under torchrun (gloo on localhost),
 // each with half of the global batch, end with the parameters one process
-// with the whole batch reaches, after the same steps: within 1e-5 of the
+// with the whole batch reaches (the denoiser's, and for M_AC its jointly
+// trained classifier's), after the same steps: within 1e-5 of the
 // weights' scale (the gradients are averaged in another order; measured
 // about 1e-7 after 6 steps). Their logs agree as closely.
 func TestDDPEquivalence(t *testing.T) {
@@ -64,9 +72,15 @@ func TestDDPEquivalence(t *testing.T) {
 	if _, err := exec.LookPath("torchrun"); err != nil {
 		t.Fatal("torchrun is missing (python3-torch installs it)")
 	}
+	for _, variant := range []contract.Variant{contract.CBN, contract.AC} {
+		t.Run(string(variant), func(t *testing.T) { ddpEquivalence(t, py, variant) })
+	}
+}
+
+func ddpEquivalence(t *testing.T, py string, variant contract.Variant) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "run.json")
-	runConfig(t, cfg, 6, 8)
+	runConfigOf(t, cfg, variant, 6, 8)
 	one, two := filepath.Join(dir, "one"), filepath.Join(dir, "two")
 	pyModule(t, py, "train", "--config", cfg, "--out", one, "--save-every", "0")
 	if out, err := torchrun(2, "--config", cfg, "--out", two, "--save-every", "0").CombinedOutput(); err != nil {
@@ -76,6 +90,8 @@ func TestDDPEquivalence(t *testing.T) {
 a, b = torch.load(sys.argv[1] + "/checkpoint.pt"), torch.load(sys.argv[2] + "/checkpoint.pt")
 assert a["step"] == b["step"] == 6, (a["step"], b["step"])
 d = max((a["net"][k] - b["net"][k]).abs().max().item() for k in a["net"])
+if a.get("clf"):
+    d = max(d, max((a["clf"][k] - b["clf"][k]).abs().max().item() for k in a["clf"]))
 s = max(v.abs().max().item() for v in a["net"].values())
 print(d, s)`, one, two).CombinedOutput()
 	if err != nil {

@@ -71,7 +71,8 @@ def parse(argv):
     p.add_argument("--data", help="mnist or fashion-mnist (default: the config's)")
     p.add_argument("--data-dir", default=None, help="directory of the IDX files")
     for name, typ in [("steps", int), ("batch", int), ("lr", float), ("seed", int), ("cfg-drop", float), ("ema", float),
-                      ("grad-clip", float), ("lr-schedule", str), ("lr-warmup", int), ("save-every", int), ("loss-weight", str)]:
+                      ("grad-clip", float), ("lr-schedule", str), ("lr-warmup", int), ("save-every", int), ("loss-weight", str),
+                      ("ac-weight", float), ("ac-classifier", str)]:
         p.add_argument("--" + name, type=typ, default=None)
     return p.parse_args(argv)
 
@@ -83,7 +84,7 @@ def recipe_from(args, run):
     r.update({k: v for k, v in run.get("train", {}).items() if v is not None})
     for flag, key in [("steps", "steps"), ("batch", "batch"), ("lr", "lr"), ("seed", "seed"), ("cfg_drop", "cfg_drop"),
                       ("ema", "ema_decay"), ("grad_clip", "grad_clip"), ("lr_schedule", "lr_schedule"), ("lr_warmup", "lr_warmup"),
-                      ("data", "dataset"), ("data_dir", "data_dir")]:
+                      ("data", "dataset"), ("data_dir", "data_dir"), ("ac_weight", "ac_weight")]:
         v = getattr(args, flag)
         if v is not None:
             r[key] = v
@@ -133,8 +134,6 @@ def main(argv=None):
     cfg = run["config"]
     if cfg["kind"] != "denoiser":
         raise SystemExit("the torch trainer trains denoisers (classifiers: condiff train-classifier)")
-    if cfg["variant"] == "ac":
-        raise SystemExit("variant ac (the auxiliary classifier) is not in the torch trainer yet; train it with condiff")
     r = state["recipe"] if state else recipe_from(args, run)
     if args.resume and args.steps is not None:
         if args.steps < state["step"]:
@@ -159,19 +158,63 @@ def main(argv=None):
         with torch.no_grad():
             for n, p in net.named().items():
                 p.copy_(torch.from_numpy(inits[n].copy()))
+    # M_AC: the auxiliary classifier judges x̂₀ = c1·x_t − c2·ε̂ against the
+    # true label (a dropped label is not judged), weighted --ac-weight;
+    # trained jointly (condiff's default classifier, its parameters
+    # "clf."-prefixed as train's) or frozen from a condiff export.
+    clf, clf_frozen = None, False
+    if cfg["variant"] == "ac" and r.get("ac_weight", 0) > 0:
+        ccfg = {"kind": "classifier", "norm": "group", "groups": 8, "channels": cfg["channels"], "image_size": cfg["image_size"],
+                "base_channels": 32, "channel_mult": None, "num_res_blocks": 0, "num_classes": cfg["num_classes"],
+                "class_names": cfg["class_names"], "null_class": False}
+        if args.ac_classifier:
+            from .onnxio import read
+            ccfg, _, cinits = read(args.ac_classifier)
+            clf, clf_frozen = Net(ccfg), True
+            with torch.no_grad():
+                for n, p in clf.named().items():
+                    p.copy_(torch.from_numpy(cinits[n].copy()))
+            clf.requires_grad_(False)
+        else:
+            clf = Net(ccfg, seed=r["seed"] + 1)
+        r["ac_mode"] = "frozen" if clf_frozen else "joint"
+    elif cfg["variant"] != "ac":
+        r.pop("ac_weight", None)
     ema = {n: p.detach().clone() for n, p in net.named().items()}
-    opt = torch.optim.Adam(net.parameters(), lr=r["lr"], betas=(0.9, 0.999), eps=1e-8)
+    params = list(net.parameters()) + (list(clf.parameters()) if clf is not None and not clf_frozen else [])
+    opt = torch.optim.Adam(params, lr=r["lr"], betas=(0.9, 0.999), eps=1e-8)
     step = 0
     gen = torch.Generator().manual_seed(r["seed"])
     if state:
+        if clf is not None and state.get("clf") is not None:
+            clf.load_state_dict(state["clf"])
         net.load_state_dict(state["net"])
         ema = state["ema"]
         opt.load_state_dict(state["opt"])
         step = state["step"]
         gen.set_state(state["rng"])
     net.to(device)
+    if clf is not None:
+        clf.to(device)
     ema = {n: v.to(device) for n, v in ema.items()}
-    model = torch.nn.parallel.DistributedDataParallel(net) if distributed else net
+
+    class Step(torch.nn.Module):
+        """One module for DDP: the denoiser's ε̂ and, for M_AC, the
+        classifier's logits on x̂₀ = c1·x_t − c2·ε̂."""
+
+        def __init__(self):
+            super().__init__()
+            self.net, self.clf = net, clf
+
+        def forward(self, xt, t, y, c1=None, c2=None):
+            out = self.net(xt, t, y)
+            if self.clf is None:
+                return out, None
+            return out, self.clf(c1 * xt - c2 * out)[0]
+
+    model = Step()
+    if distributed:
+        model = torch.nn.parallel.DistributedDataParallel(model)
     ab = alpha_bar(run["schedule"]).to(device)
     sab, s1ab = ab.sqrt().float(), (1 - ab).sqrt().float()
     snr = ab / (1 - ab)
@@ -191,7 +234,8 @@ def main(argv=None):
     def save():
         log.flush()
         tmp = ckpath + ".tmp"
-        torch.save({"run": run, "recipe": r, "net": net.state_dict(), "ema": {n: v.cpu() for n, v in ema.items()}, "opt": opt.state_dict(),
+        torch.save({"run": run, "recipe": r, "net": net.state_dict(), "clf": clf.state_dict() if clf is not None else None,
+                    "ema": {n: v.cpu() for n, v in ema.items()}, "opt": opt.state_dict(),
                     "step": step, "rng": gen.get_state()}, tmp)
         os.replace(tmp, ckpath)
 
@@ -204,13 +248,17 @@ def main(argv=None):
         drop = torch.rand(B, generator=gen, dtype=torch.float64) < r["cfg_drop"]
         mine = slice(rank * share, (rank + 1) * share)
         x0, y, t, eps, drop = images[idx[mine]].to(device), labels[idx[mine]].to(device), t[mine].to(device), eps[mine].to(device), drop[mine].to(device)
+        labels_true = y
         if cfg.get("null_class"):
             y = torch.where(drop, torch.full_like(y, null), y)
         if cfg["variant"] == "uncond":
             y = torch.zeros_like(y)
         xt = sab[t][:, None, None, None] * x0 + s1ab[t][:, None, None, None] * eps
         model.train()
-        out = model(xt, t, y)
+        c1 = c2 = None
+        if clf is not None:
+            c1, c2 = (1 / sab[t])[:, None, None, None], (s1ab[t] / sab[t])[:, None, None, None]
+        out, logits = model(xt, t, y, c1, c2)
         sq = (out - eps) ** 2
         mse = sq.mean()
         if r["min_snr_gamma"] > 0:
@@ -218,6 +266,12 @@ def main(argv=None):
             loss = (sq * w[:, None, None, None]).mean()
         else:
             loss = mse
+        aux = None
+        if clf is not None:
+            judged = ~drop if cfg.get("null_class") else torch.ones_like(drop)
+            # train's crossEntropy: the sum over judged examples, over all n
+            aux = -(F.log_softmax(logits, 1).gather(1, labels_true[:, None])[:, 0] * judged).sum() / len(t)
+            loss = loss + r["ac_weight"] * aux
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if r["grad_clip"] > 0:  # train.clipGlobalNorm: scale to the bound when over it
@@ -235,14 +289,17 @@ def main(argv=None):
         with torch.no_grad():
             for n, p in net.named().items():
                 ema[n].mul_(d).add_(p.detach(), alpha=1 - d)
-        losses = torch.stack([loss.detach(), mse.detach()])
+        losses = torch.stack([loss.detach(), mse.detach(), aux.detach() if aux is not None else torch.zeros((), device=device)])
         if distributed:  # every process's share weighs alike: the global mean
             dist.all_reduce(losses, op=dist.ReduceOp.SUM)
             losses /= world
-        loss, mse = losses[0], losses[1]
+        loss, mse, aux = losses[0], losses[1], (losses[2] if clf is not None else None)
         if rank == 0:
             ips = (step - start) * B / max(time.time() - t0, 1e-9)
-            log.write(json.dumps({"step": step - 1, "loss": loss.item(), "mse": mse.item(), "lr": lr, "img_per_s": ips}) + "\n")
+            entry = {"step": step - 1, "loss": loss.item(), "mse": mse.item(), "lr": lr, "img_per_s": ips}
+            if aux is not None:
+                entry["aux"] = aux.item()
+            log.write(json.dumps(entry) + "\n")
             if step % 50 == 0 or step == r["steps"]:
                 print(f"train loss {loss.item():.4f} {ips:.1f} img/s: {step}/{r['steps']}", file=sys.stderr, flush=True)
             if save_every and step % save_every == 0 and step < r["steps"]:
