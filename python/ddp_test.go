@@ -19,7 +19,9 @@ import (
 
 // runConfig writes what `condiff train --print-config` would for a tiny
 // MNIST denoiser (8×8, base 8, group norm, label dropout, Min-SNR-5).
-func runConfig(t *testing.T, path string, steps, batch int) { runConfigOf(t, path, contract.CBN, steps, batch) }
+func runConfig(t *testing.T, path string, steps, batch int) {
+	runConfigOf(t, path, contract.CBN, steps, batch)
+}
 
 // runConfigOf is runConfig for a variant (ac: joint auxiliary classifier,
 // weight 0.1).
