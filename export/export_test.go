@@ -1,4 +1,4 @@
-package export
+package export_test
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"github.com/condiff/condiff/checkpoint"
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/diffusion"
+	"github.com/condiff/condiff/export"
 	"github.com/condiff/condiff/graphs/graphstest"
 	"github.com/condiff/condiff/infer"
 	"github.com/condiff/condiff/infer/infertest"
@@ -97,7 +98,7 @@ func TestParity(t *testing.T) {
 				t.Fatal(err)
 			}
 			path := filepath.Join(dir, "model.onnx")
-			if err := Export(dir, path, Options{}); err != nil {
+			if err := export.Export(dir, path, export.Options{}); err != nil {
 				t.Fatal(err)
 			}
 			testenv.CheckONNX(t, path)
@@ -174,7 +175,7 @@ func maxAbsDiff(a, b []float32) float64 {
 func TestExportErrors(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "model.onnx")
-	if err := Export(dir, out, Options{}); err == nil {
+	if err := export.Export(dir, out, export.Options{}); err == nil {
 		t.Fatal("export of a run without a checkpoint succeeded")
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
@@ -185,7 +186,7 @@ func TestExportErrors(t *testing.T) {
 	if err := ck.Save(filepath.Join(dir, checkpoint.File)); err != nil {
 		t.Fatal(err)
 	}
-	if err := Export(dir, out, Options{}); err == nil {
+	if err := export.Export(dir, out, export.Options{}); err == nil {
 		t.Fatal("export of an inconsistent checkpoint succeeded")
 	}
 	// The output may not be the run's checkpoint or log.
@@ -196,7 +197,7 @@ func TestExportErrors(t *testing.T) {
 	}
 	before, _ := os.ReadFile(ckPath)
 	for _, bad := range []string{ckPath, filepath.Join(dir, ".", checkpoint.File), filepath.Join(dir, checkpoint.LogFile)} {
-		if err := Export(dir, bad, Options{}); err == nil || !strings.Contains(err.Error(), "is the run's own") {
+		if err := export.Export(dir, bad, export.Options{}); err == nil || !strings.Contains(err.Error(), "is the run's own") {
 			t.Errorf("export --out %s: %v", bad, err)
 		}
 	}
@@ -229,7 +230,7 @@ func TestMetadataRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "m.onnx")
-	if err := Export(dir, path, Options{Raw: true}); err != nil {
+	if err := export.Export(dir, path, export.Options{Raw: true}); err != nil {
 		t.Fatal(err)
 	}
 	md, err := infer.ReadMetadata(path)
@@ -252,7 +253,7 @@ func TestMetadataRoundTrip(t *testing.T) {
 	if err := json.Unmarshal(info.Train, &tr); err != nil || tr.CFGDrop != 0.1 || tr.Steps != 7 || tr.Norm != "" && tr.Norm != ck.Info.Norm {
 		t.Fatalf("%s %s: %v", contract.KeyTrain, info.Train, err)
 	}
-	for k, v := range Metadata(ck) {
+	for k, v := range export.Metadata(ck) {
 		if md[k] != v {
 			t.Errorf("metadata %s: wrote %q, read %q", k, v, md[k])
 		}
@@ -274,7 +275,7 @@ func TestInspect(t *testing.T) {
 		t.Fatal(err)
 	}
 	own := filepath.Join(dir, "own.onnx")
-	if err := Export(dir, own, Options{}); err != nil {
+	if err := export.Export(dir, own, export.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	out.Reset()
@@ -282,7 +283,7 @@ func TestInspect(t *testing.T) {
 		t.Fatalf("own export: %v\n%s", err, out.String())
 	}
 	// A config that disagrees with the rest of the metadata is refused.
-	md := Metadata(ck)
+	md := export.Metadata(ck)
 	var c models.Config
 	json.Unmarshal([]byte(md[contract.KeyConfig]), &c)
 	c.NumClasses = 4
