@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -141,7 +142,7 @@ func judge(t *testing.T, srcs []string, class string) int {
 
 // TestServePageWithToken: under --token-file the page first says a token
 // is needed; once the token is typed (and the field left), the classes
-// and the model's defaults load (guidance 1 for the guidance-ready model,
+// and the model's defaults load (the shipped model's sidecar guidance,
 // shown in the field), and sampling a class sends that guidance and shows
 // images of the class.
 func TestServePageWithToken(t *testing.T) {
@@ -167,8 +168,9 @@ func TestServePageWithToken(t *testing.T) {
 	if err != nil {
 		t.Fatalf("with the token: %v\nserver log:\n%s", err, s.log())
 	}
-	if guidance, err := chromedp.Run(ctx, chromedp.Value(chromedp.ID("guidance"))); err != nil || guidance != "1" {
-		t.Errorf("the guidance field shows %q once the model loaded (%v); want the model's default 1", guidance, err)
+	want := shippedGuidance(t)
+	if guidance, err := chromedp.Run(ctx, chromedp.Value(chromedp.ID("guidance"))); err != nil || guidance != want {
+		t.Errorf("the guidance field shows %q once the model loaded (%v); want the model's default %s", guidance, err, want)
 	}
 	err = chromedp.Do(ctx,
 		chromedp.SetValue(chromedp.ID("class"), "5"),
@@ -179,8 +181,8 @@ func TestServePageWithToken(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sampling with the token: %v\nserver log:\n%s", err, s.log())
 	}
-	if head, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`.req > div`))); err != nil || !strings.Contains(head, "class 5, guidance 1,") {
-		t.Errorf("the request's line says %q (%v); want class 5 with guidance 1", head, err)
+	if head, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`.req > div`))); err != nil || !strings.Contains(head, "class 5, guidance "+want+",") {
+		t.Errorf("the request's line says %q (%v); want class 5 with guidance %s", head, err, want)
 	}
 	srcs, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll(".req .imgs img")).map(i => i.src)`))
 	if err != nil || len(srcs) != 4 {
@@ -222,4 +224,21 @@ func TestServePageHostileClassNames(t *testing.T) {
 	if got[0] != true || got[1] != float64(0) || got[2] != evil || !strings.Contains(got[3].(string), evil) {
 		t.Errorf("a class name of markup: no script ran %v, injected elements %v, option %q, request line %q", got[0], got[1], got[2], got[3])
 	}
+}
+
+// shippedGuidance is the guidance weight of the shipped MNIST model's
+// sidecar, as the page writes it.
+func shippedGuidance(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../../assets/pretrained/mnist-cbn.sampling.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Guidance float64 `json:"guidance"`
+	}
+	if err := json.Unmarshal(b, &d); err != nil || d.Guidance == 0 {
+		t.Fatalf("the shipped sidecar: %v (guidance %g)", err, d.Guidance)
+	}
+	return strconv.FormatFloat(d.Guidance, 'g', -1, 64)
 }
