@@ -38,11 +38,7 @@ func Import(path string) (*Imported, error) {
 	if err != nil || !f.HasGraph {
 		return nil, fmt.Errorf("import: %s is not an ONNX model (%v)", path, err)
 	}
-	md := map[string]string{}
-	for _, kv := range f.Metadata {
-		md[kv[0]] = kv[1]
-	}
-	in, err := contract.Parse(path, md)
+	in, err := contract.Parse(path, f.MetadataMap())
 	if err != nil {
 		return nil, fmt.Errorf("import: %w", err)
 	}

@@ -60,14 +60,6 @@ func readFileBounded(path string) ([]byte, error) {
 	return b, nil
 }
 
-func metadata(m *onnxwire.File) map[string]string {
-	md := map[string]string{}
-	for _, kv := range m.Metadata {
-		md[kv[0]] = kv[1]
-	}
-	return md
-}
-
 // ReadMetadata returns the metadata_props of a model file, without ONNX
 // Runtime.
 func ReadMetadata(path string) (map[string]string, error) {
@@ -75,13 +67,13 @@ func ReadMetadata(path string) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return metadata(m), nil
+	return m.MetadataMap(), nil
 }
 
 // info parses a decoded model's metadata and, when it carries the
 // architecture, rebuilds the config and checks it against the rest.
 func info(path string, m *onnxwire.File) (contract.Info, error) {
-	in, err := contract.Parse(path, metadata(m))
+	in, err := contract.Parse(path, m.MetadataMap())
 	if err != nil {
 		return in, err
 	}
@@ -156,7 +148,7 @@ func Inspect(path string, w io.Writer) error {
 			fmt.Fprintf(w, "  %-10s %s %s\n", v.Name, v.Type, contract.ShapeString(v.Dims))
 		}
 	}
-	md := metadata(m)
+	md := m.MetadataMap()
 	fmt.Fprintln(w, "metadata:")
 	for _, kv := range m.Metadata {
 		fmt.Fprintf(w, "  %s = %s\n", kv[0], kv[1])

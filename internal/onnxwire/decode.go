@@ -64,6 +64,16 @@ type Initializer struct {
 	Raw      []byte  // raw_data itself, a view into the decoded bytes (nil when the data is elsewhere)
 }
 
+// MetadataMap is the file's metadata_props as a map (a key given twice:
+// the last value).
+func (f *File) MetadataMap() map[string]string {
+	md := make(map[string]string, len(f.Metadata))
+	for _, kv := range f.Metadata {
+		md[kv[0]] = kv[1]
+	}
+	return md
+}
+
 // Float32s is a float32 initializer's values, read from its raw_data
 // (little-endian, as ONNX stores it); other element types and data held in
 // float_data are refused, naming the tensor.
