@@ -42,11 +42,11 @@ func runConfigOf(t *testing.T, path string, variant contract.Variant, steps, bat
 // train --print-config` does.
 func runJSON(t *testing.T, path string, o train.Options) {
 	t.Helper()
-	cfg, info, err := train.Plan(o)
+	rc, err := train.Plan(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := json.Marshal(checkpoint.RunConfig{Config: cfg, Schedule: &info.Schedule, Train: info})
+	b, _ := json.Marshal(rc)
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -63,8 +63,8 @@ type Options struct {
 	Context context.Context
 }
 
-// startFrom gives a new run the weights of the model it starts from (as
-// its weights and their EMA), once its data is known to have the model's
+// startFrom gives a new run the weights of the model it starts from (its
+// EMA is cloned from them), once its data is known to have the model's
 // classes.
 func startFrom(ck *checkpoint.Checkpoint, imp *export.Imported, path, data string) error {
 	if !slices.Equal(ck.Config.ClassNames, imp.Config.ClassNames) {
@@ -73,7 +73,6 @@ func startFrom(ck *checkpoint.Checkpoint, imp *export.Imported, path, data strin
 	for name, w := range imp.Weights {
 		ck.Params[name] = w.Clone()
 	}
-	ck.EMA = cloneMap(ck.Params)
 	return nil
 }
 
@@ -165,31 +164,31 @@ func (o *Options) prepare() (*export.Imported, error) {
 }
 
 // Plan is what a new run of these options would build, without training
-// or writing anything: its network's config and the TrainInfo it would
-// record (`condiff train --print-config`; the torch trainer reads the
-// same JSON). It loads the data to learn its classes.
-func Plan(o Options) (models.Config, checkpoint.TrainInfo, error) {
+// or writing anything: its network's config, its schedule (a denoiser's)
+// and the TrainInfo it would record (`condiff train --print-config`; the
+// torch trainer reads the same JSON). It loads the data to learn its
+// classes.
+func Plan(o Options) (checkpoint.RunConfig, error) {
 	o.Resume = false
 	imported, err := o.prepare()
 	if err != nil {
-		return models.Config{}, checkpoint.TrainInfo{}, err
+		return checkpoint.RunConfig{}, err
 	}
 	ds := o.Set
 	if ds == nil {
 		if ds, err = data.Load(o.Data); err != nil {
-			return models.Config{}, checkpoint.TrainInfo{}, fmt.Errorf("train: %w", err)
+			return checkpoint.RunConfig{}, fmt.Errorf("train: %w", err)
 		}
 	}
-	ck, err := newCheckpoint(o, ds)
+	ck, err := newCheckpoint(o, ds, imported)
 	if err != nil {
-		return models.Config{}, checkpoint.TrainInfo{}, err
+		return checkpoint.RunConfig{}, err
 	}
-	if imported != nil {
-		if err := startFrom(ck, imported, o.Init, ds.Name); err != nil {
-			return models.Config{}, checkpoint.TrainInfo{}, err
-		}
+	rc := checkpoint.RunConfig{Config: ck.Config, Train: ck.Info}
+	if ck.Config.Kind == contract.Denoiser {
+		rc.Schedule = &rc.Train.Schedule
 	}
-	return ck.Config, ck.Info, nil
+	return rc, nil
 }
 
 // Run trains (or resumes) a run and returns its final checkpoint.
@@ -245,13 +244,8 @@ func Run(o Options) (*checkpoint.Checkpoint, error) {
 		}
 	}
 	if ck == nil {
-		if ck, err = newCheckpoint(o, ds); err != nil {
+		if ck, err = newCheckpoint(o, ds, imported); err != nil {
 			return nil, err
-		}
-		if imported != nil {
-			if err := startFrom(ck, imported, o.Init, ds.Name); err != nil {
-				return nil, err
-			}
 		}
 	}
 	if ds.N < 1 {
@@ -260,8 +254,9 @@ func Run(o Options) (*checkpoint.Checkpoint, error) {
 	return loop(o, ck, ds, ckPath)
 }
 
-// newCheckpoint initialises a fresh run.
-func newCheckpoint(o Options, ds *data.Set) (*checkpoint.Checkpoint, error) {
+// newCheckpoint initialises a fresh run: from the model it starts from
+// when imported is not nil (prepare read it), else from scratch.
+func newCheckpoint(o Options, ds *data.Set, imported *export.Imported) (*checkpoint.Checkpoint, error) {
 	cfg := o.Model
 	cfg.ImageSize, cfg.Channels = ds.Size, ds.C
 	cfg.NumClasses, cfg.ClassNames = len(ds.ClassNames), ds.ClassNames
@@ -301,6 +296,11 @@ func newCheckpoint(o Options, ds *data.Set) (*checkpoint.Checkpoint, error) {
 			frozen = c
 		}
 		addClassifier(ck, o.ACWeight, frozen, o.Seed+1)
+	}
+	if imported != nil {
+		if err := startFrom(ck, imported, o.Init, ds.Name); err != nil {
+			return nil, err
+		}
 	}
 	ck.EMA = cloneMap(ck.Params)
 	ck.AdamM, ck.AdamV = zerosLike(ck.Params), zerosLike(ck.Params)

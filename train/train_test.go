@@ -401,11 +401,8 @@ func TestInitFromExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ck, err := newCheckpoint(o, ds)
+	ck, err := newCheckpoint(o, ds, imp)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := startFrom(ck, imp, model, ds.Name); err != nil {
 		t.Fatal(err)
 	}
 	if len(ck.Params) != len(srcCk.EMA) || len(ck.Params) < 10 {

@@ -206,11 +206,10 @@ func TestPrintConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, info, err := train.Plan(o)
+	rc, err := train.Plan(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc := checkpoint.RunConfig{Config: cfg, Schedule: &info.Schedule, Train: info}
 	b, err := json.Marshal(rc)
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/condiff/condiff/checkpoint"
 	"github.com/condiff/condiff/cmd/internal/cli"
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/diffusion"
@@ -180,13 +179,9 @@ func trainFlags(classifier bool) (*cli.Flags, func() (train.Options, error)) {
 // printConfig writes the run the options describe (train.Plan) as
 // checkpoint.RunConfig JSON to stdout.
 func printConfig(fs *cli.Flags, o train.Options) error {
-	cfg, info, err := train.Plan(o)
+	rc, err := train.Plan(o)
 	if err != nil {
 		return fs.Flagged(err)
-	}
-	rc := checkpoint.RunConfig{Config: cfg, Train: info}
-	if cfg.Kind == contract.Denoiser {
-		rc.Schedule = &info.Schedule
 	}
 	b, err := json.MarshalIndent(rc, "", "  ")
 	if err != nil {
