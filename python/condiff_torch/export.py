@@ -58,12 +58,9 @@ def export(run_dir, out, raw=False):
     state = torch.load(os.path.join(run_dir, "checkpoint.pt"), map_location="cpu")
     run, cfg = state["run"], state["run"]["config"]
     net = Net(cfg)
-    weights = state["net"] if raw else None
-    with torch.no_grad():
-        if raw:
-            net.load_state_dict(weights)
-        else:
-            net.load_state_dict(state["net"])
+    net.load_state_dict(state["net"])
+    if not raw:
+        with torch.no_grad():
             for n, p in net.named().items():
                 p.copy_(state["ema"][n])
     net.eval()

@@ -1,7 +1,7 @@
 """Reading condiff models (ONNX files with condiff's contract) into torch."""
 import json
 
-import numpy as np
+import torch
 import onnx
 from onnx import numpy_helper
 
@@ -20,3 +20,18 @@ def read(path):
     cfg = json.loads(md["condiff.config"])
     inits = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
     return cfg, md, inits
+
+
+def load_weights(net, inits, path):
+    """Sets every parameter of net (condiff's names) from a model file's
+    initializers, refusing one that is missing or shaped otherwise."""
+    named = net.named()
+    missing = [n for n in named if n not in inits]
+    if missing:
+        raise SystemExit(f"{path}: parameters missing from its initializers: {missing[:5]}")
+    with torch.no_grad():
+        for n, p in named.items():
+            a = torch.from_numpy(inits[n].copy())
+            if tuple(a.shape) != tuple(p.shape):
+                raise SystemExit(f"{path}: {n}: shape {tuple(a.shape)} in the file, {tuple(p.shape)} in the network")
+            p.copy_(a)

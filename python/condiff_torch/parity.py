@@ -11,23 +11,15 @@ import sys
 import torch
 
 from .model import Net
-from .onnxio import read
+from .onnxio import load_weights, read
 
 
 def main(argv):
     model, stats_path, in_path, out_path = argv
     cfg, _, inits = read(model)
     net = Net(cfg)
-    named = net.named()
-    missing = [n for n in named if n not in inits]
-    if missing:
-        raise SystemExit(f"{model}: parameters missing from its initializers: {missing[:5]}")
+    load_weights(net, inits, model)
     with torch.no_grad():
-        for n, p in named.items():
-            a = torch.from_numpy(inits[n].copy())
-            if tuple(a.shape) != tuple(p.shape):
-                raise SystemExit(f"{n}: shape {tuple(a.shape)} in the file, {tuple(p.shape)} in Net")
-            p.copy_(a)
         for n, s in json.load(open(stats_path)).items():
             net.stats()[n].copy_(torch.tensor(s, dtype=torch.float32))
     net.eval()

@@ -153,11 +153,9 @@ def main(argv=None):
     torch.manual_seed(r["seed"])
     net = Net(cfg, seed=r["seed"])
     if run.get("init") and not state:
-        from .onnxio import read
+        from .onnxio import load_weights, read
         _, _, inits = read(run["init"])
-        with torch.no_grad():
-            for n, p in net.named().items():
-                p.copy_(torch.from_numpy(inits[n].copy()))
+        load_weights(net, inits, run["init"])
     # M_AC: the auxiliary classifier judges x̂₀ = c1·x_t − c2·ε̂ against the
     # true label (a dropped label is not judged), weighted --ac-weight;
     # trained jointly (condiff's default classifier, its parameters
@@ -168,12 +166,10 @@ def main(argv=None):
                 "base_channels": 32, "channel_mult": None, "num_res_blocks": 0, "num_classes": cfg["num_classes"],
                 "class_names": cfg["class_names"], "null_class": False}
         if args.ac_classifier:
-            from .onnxio import read
+            from .onnxio import load_weights, read
             ccfg, _, cinits = read(args.ac_classifier)
             clf, clf_frozen = Net(ccfg), True
-            with torch.no_grad():
-                for n, p in clf.named().items():
-                    p.copy_(torch.from_numpy(cinits[n].copy()))
+            load_weights(clf, cinits, args.ac_classifier)
             clf.requires_grad_(False)
         else:
             clf = Net(ccfg, seed=r["seed"] + 1)
