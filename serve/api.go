@@ -206,22 +206,22 @@ func (s *Server) samplesPlan(r *SamplesRequest) (*plan, error) {
 	return s.newPlan(r.Sampling, choices, n)
 }
 
-// defaults are the sampling options of a request that gives none: the
-// model's (infer.ModelDefaults, read when the server started), resolved as
-// every request's are.
-func (s *Server) defaults() Defaults {
-	smp, err := s.defs.Resolve(infer.Given{}, s.info)
-	if err != nil { // New resolved them once already
-		panic(err)
+// shownDefaults are the sampling options of a request that gives none, as
+// /v1/models shows them: the model's (infer.ModelDefaults) resolved as
+// every request's are. New computes them once.
+func shownDefaults(defs infer.Defaults, info contract.Info, sch *diffusion.Schedule) (Defaults, error) {
+	smp, err := defs.Resolve(infer.Given{}, info)
+	if err != nil {
+		return Defaults{}, err
 	}
 	d := Defaults{Sampler: smp.Sampler.Name(), Eta: smp.Eta, Seed: smp.Seed, Guidance: smp.Guidance, Guide: smp.Guide != "", GuidanceInterval: "none"}
 	if !smp.Interval.Everywhere() {
 		d.GuidanceInterval = smp.Interval.String()
 	}
-	if ts, err := smp.Sampler.Timesteps(s.sch.Spec.T, smp.Steps); err == nil {
+	if ts, err := smp.Sampler.Timesteps(sch.Spec.T, smp.Steps); err == nil {
 		d.Steps = len(ts)
 	}
-	return d
+	return d, nil
 }
 
 func classNames(in contract.Info) []string {

@@ -38,7 +38,7 @@ type Defaults struct {
 func (s *Server) modelInfo() ModelInfo {
 	m := ModelInfo{ID: s.id, Object: "model", Created: s.created, OwnedBy: "condiff", SHA256: s.hash,
 		ImageSize: s.info.ImageSize, Channels: s.info.Channels, Variant: string(s.info.Variant),
-		GuidanceReady: s.info.HasNull, Schedule: s.info.Schedule, Defaults: s.defaults()}
+		GuidanceReady: s.info.HasNull, Schedule: s.info.Schedule, Defaults: s.shown}
 	if s.info.Conditional() {
 		m.Classes = classNames(s.info)
 	}

@@ -99,6 +99,7 @@ type Server struct {
 	o         Options
 	session   *infer.Session
 	defs      infer.Defaults // the model's sampling defaults
+	shown     Defaults       // defs resolved, as /v1/models shows them
 	guide     *infer.Session // nil without Options.Guide
 	guideID   string         // its file name without .onnx
 	guideHash string
@@ -164,7 +165,8 @@ func New(o Options) (_ *Server, err error) {
 		o.Guide = ""
 	}
 	defs.Guide = o.Guide // the guide requests get by default: the server's
-	if _, err := defs.Resolve(infer.Given{}, sess.Info); err != nil {
+	shown, err := shownDefaults(defs, sess.Info, sch)
+	if err != nil {
 		return nil, err
 	}
 	guideID, guideHash := "", ""
@@ -193,7 +195,7 @@ func New(o Options) (_ *Server, err error) {
 	if guide != nil {
 		sched.batch.Guide = guide
 	}
-	return &Server{o: o, session: sess, defs: defs, guide: guide, guideID: guideID, guideHash: guideHash, info: sess.Info, sch: sch, hash: hash, metrics: m, log: o.Log,
+	return &Server{o: o, session: sess, defs: defs, shown: shown, guide: guide, guideID: guideID, guideHash: guideHash, info: sess.Info, sch: sch, hash: hash, metrics: m, log: o.Log,
 		id: strings.TrimSuffix(filepath.Base(o.Model), ".onnx"), hostname: thisHost(), created: created,
 		sched: sched}, nil
 }
