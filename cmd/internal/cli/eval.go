@@ -33,7 +33,7 @@ func Eval(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := smp.check(); err != nil {
+	if err := smp.parse(); err != nil {
 		return err
 	}
 	if o.Classifier == "" || o.Data.Name == "" {

@@ -14,10 +14,11 @@ import (
 	"github.com/condiff/condiff/infer"
 )
 
-// sampler holds the sampling flags as given; resolve types them and
+// sampler holds the sampling flags as given; parse types them, resolve
 // fills in the model's defaults for the ones not given.
 type sampler struct {
 	name, interval, guide string
+	given                 infer.Given
 	o                     *infer.SampleOptions
 	f                     *Flags
 }
@@ -47,40 +48,49 @@ func samplerFlags(fs *Flags, o *infer.SampleOptions) *sampler {
 	return s
 }
 
-// resolve reads the model once and sets the sampling options: the flags
-// given, over the model's defaults (infer.ModelDefaults, Defaults.Resolve:
-// the one place they are merged), checked against the model.
-func (s *sampler) resolve(model string) (contract.Info, error) {
-	var g infer.Given
-	if s.f.IsSet("sampler") {
-		smp, err := diffusion.ParseSampler(s.name)
-		if err != nil {
-			return contract.Info{}, s.f.Flagged(err)
-		}
+// parse types the sampling flags into what was given (the flags not set
+// stay nil: the model's defaults fill them in resolve). A malformed
+// sampler or interval is refused here, with or without a model.
+func (s *sampler) parse() error {
+	g := &s.given
+	smp, err := diffusion.ParseSampler(s.name)
+	if err != nil {
+		return s.f.Flagged(err)
+	}
+	iv, err := diffusion.ParseInterval(s.interval)
+	if err != nil {
+		return s.f.Flagged(err)
+	}
+	set := s.f.IsSet
+	if set("sampler") {
 		g.Sampler = smp
 	}
-	if s.f.IsSet("guidance-interval") {
-		iv, err := diffusion.ParseInterval(s.interval)
-		if err != nil {
-			return contract.Info{}, s.f.Flagged(err)
-		}
+	if set("guidance-interval") {
 		g.Interval = &iv
 	}
-	if s.f.IsSet("steps") {
+	if set("steps") {
 		g.Steps = &s.o.Steps
 	}
-	if s.f.IsSet("eta") {
+	if set("eta") {
 		g.Eta = &s.o.Eta
 	}
-	if s.f.IsSet("guidance") {
+	if set("guidance") {
 		g.Guidance = &s.o.Guidance
 	}
-	if s.f.IsSet("guide") {
+	if set("guide") {
 		g.Guide = &s.guide
 	}
-	if s.f.IsSet("seed") {
+	if set("seed") {
 		g.Seed = &s.o.Seed
 	}
+	return nil
+}
+
+// resolve reads the model once and sets the sampling options: the flags
+// given (parse), over the model's defaults (infer.ModelDefaults,
+// Defaults.Resolve: the one place they are merged), checked against the
+// model.
+func (s *sampler) resolve(model string) (contract.Info, error) {
 	info, err := infer.ReadInfo(model)
 	if err != nil {
 		return info, err
@@ -89,7 +99,7 @@ func (s *sampler) resolve(model string) (contract.Info, error) {
 	if err != nil {
 		return info, err
 	}
-	smp, err := d.Resolve(g, info)
+	smp, err := d.Resolve(s.given, info)
 	if err != nil {
 		return info, err
 	}
@@ -98,18 +108,6 @@ func (s *sampler) resolve(model string) (contract.Info, error) {
 	}
 	s.o.SetSampling(smp)
 	return info, nil
-}
-
-// check types the flags a run without a model still takes (eval of a
-// sample directory): they are refused when malformed, as with a model.
-func (s *sampler) check() error {
-	if _, err := diffusion.ParseSampler(s.name); err != nil {
-		return s.f.Flagged(err)
-	}
-	if _, err := diffusion.ParseInterval(s.interval); err != nil {
-		return s.f.Flagged(err)
-	}
-	return nil
 }
 
 // Sample is `sample`: generate labelled images from an .onnx denoiser.
@@ -135,7 +133,7 @@ func Sample(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := smp.check(); err != nil {
+	if err := smp.parse(); err != nil {
 		return err
 	}
 	spec, err := AutoShard(*shard, os.Getenv)
