@@ -37,7 +37,8 @@ type Model struct {
 	slots   []tensor
 	in, out []int // slots of the inputs and outputs
 	threads int
-	scratch [][]float32 // per worker: im2col columns
+	scratch [][]float32 // per worker: im2col columns, or a padded input and its product
+	offs    []int       // the padded convolution's row offsets (one convolution runs at a time)
 	stop    atomic.Bool
 	mem     memory
 	frees   [][]int // per step: the slots whose last reader it is

@@ -115,6 +115,34 @@ func compileConv(a attrs, nin int) (opFunc, error) {
 // W [M C·kH·kW] × cols [C·kH·kW oH·oW]; images in parallel.
 type conv struct{ pt, pl, pb, pr, sh, sw int }
 
+// scratchAtLeast gives each of the first workers scratch buffers at least
+// need values long, counted against the model's memory bound.
+func (m *Model) scratchAtLeast(workers, need int, what string) error {
+	for k := 0; k < workers; k++ {
+		if cap(m.scratch[k]) < need {
+			m.mem.held -= int64(cap(m.scratch[k])) * 4
+			m.scratch[k] = nil
+			if err := m.mem.reserve(int64(need) * 4); err != nil {
+				return fmt.Errorf("%s scratch: %w", what, err)
+			}
+			m.scratch[k] = make([]float32, need)
+		}
+	}
+	return nil
+}
+
+// fillBias starts each of the co rows of n values of dst at its bias (0
+// without one).
+func fillBias(dst, bias []float32, co, n int) {
+	for o := 0; o < co; o++ {
+		b := float32(0)
+		if bias != nil {
+			b = bias[o]
+		}
+		kernel.Fill(dst[o*n:(o+1)*n], b)
+	}
+}
+
 func (c conv) run(m *Model, x, w *tensor, bias []float32, out *tensor) error {
 	n, ci, h, wd := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
 	co, kh, kw := w.shape[0], w.shape[2], w.shape[3]
@@ -136,28 +164,15 @@ func (c conv) run(m *Model, x, w *tensor, bias []float32, out *tensor) error {
 	rowsPer := max(1, min(oh, (1<<16)/max(K*ow, 1)))
 	workers := min(m.threads, n)
 	if !direct {
-		for k := 0; k < workers; k++ {
-			if cap(m.scratch[k]) < K*rowsPer*ow {
-				m.mem.held -= int64(cap(m.scratch[k])) * 4
-				m.scratch[k] = nil
-				if err := m.mem.reserve(int64(K*rowsPer*ow) * 4); err != nil {
-					return fmt.Errorf("im2col scratch: %w", err)
-				}
-				m.scratch[k] = make([]float32, K*rowsPer*ow)
-			}
+		if err := m.scratchAtLeast(workers, K*rowsPer*ow, "im2col"); err != nil {
+			return err
 		}
 	}
 	m.workers(workers, func(k int) {
 		for img := k; img < n && !m.stopped(); img += workers {
 			src := x.f[img*ci*h*wd : (img+1)*ci*h*wd]
 			dst := out.f[img*co*P : (img+1)*co*P]
-			for o := 0; o < co; o++ {
-				b := float32(0)
-				if bias != nil {
-					b = bias[o]
-				}
-				kernel.Fill(dst[o*P:(o+1)*P], b)
-			}
+			fillBias(dst, bias, co, P)
 			if direct {
 				m.gemmHere(co, P, K, w.f, K, src, P, dst, P)
 				continue
@@ -190,7 +205,10 @@ func (c conv) runPadded(m *Model, x, w *tensor, bias []float32, out *tensor, oh,
 	wp, hp := wd+c.pl+c.pr, h+c.pt+c.pb
 	plane := hp*wp + kw
 	K, P := ci*kh*kw, oh*ow
-	offs := make([]int, K)
+	if cap(m.offs) < K {
+		m.offs = make([]int, K)
+	}
+	offs := m.offs[:K]
 	for cc := 0; cc < ci; cc++ {
 		for i := 0; i < kh; i++ {
 			for j := 0; j < kw; j++ {
@@ -203,15 +221,8 @@ func (c conv) runPadded(m *Model, x, w *tensor, bias []float32, out *tensor, oh,
 	rowsPer := max(1, min(oh, (1<<16)/max(co*wp, 1)))
 	need := ci*plane + co*rowsPer*wp
 	workers := min(m.threads, n)
-	for k := 0; k < workers; k++ {
-		if cap(m.scratch[k]) < need {
-			m.mem.held -= int64(cap(m.scratch[k])) * 4
-			m.scratch[k] = nil
-			if err := m.mem.reserve(int64(need) * 4); err != nil {
-				return fmt.Errorf("padded input scratch: %w", err)
-			}
-			m.scratch[k] = make([]float32, need)
-		}
+	if err := m.scratchAtLeast(workers, need, "padded input"); err != nil {
+		return err
 	}
 	m.workers(workers, func(k int) {
 		pad, prod := m.scratch[k][:ci*plane], m.scratch[k][ci*plane:need]
@@ -228,13 +239,7 @@ func (c conv) runPadded(m *Model, x, w *tensor, bias []float32, out *tensor, oh,
 				y1 := min(oh, y0+rowsPer)
 				N := (y1 - y0) * wp
 				pr := prod[:co*N]
-				for o := 0; o < co; o++ { // the product starts at the bias
-					b := float32(0)
-					if bias != nil {
-						b = bias[o]
-					}
-					kernel.Fill(pr[o*N:(o+1)*N], b)
-				}
+				fillBias(pr, bias, co, N) // the product starts at the bias
 				// Blocks of output channels of at most StopBlock
 				// multiply-adds, Stop looked at between them.
 				rows := gemmRows(N, K)
