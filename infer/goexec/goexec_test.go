@@ -222,7 +222,7 @@ func TestOperators(t *testing.T) {
 	// Conv against a direct loop, with stride 2, padding, bias and sizes
 	// that leave remainders of the 4×16 tile.
 	r := rand.New(rand.NewPCG(7, 8))
-	for _, c := range []struct{ n, ci, h, w, co, k, s, p int }{{3, 5, 9, 7, 6, 3, 1, 1}, {2, 4, 8, 8, 8, 3, 2, 1}, {1, 3, 5, 5, 5, 1, 1, 0}, {2, 16, 8, 8, 17, 3, 1, 1}, {1, 2, 6, 5, 4, 5, 1, 2}, {2, 3, 7, 9, 5, 3, 1, 0}, {1, 64, 40, 40, 4, 3, 1, 1}} {
+	for _, c := range []struct{ n, ci, h, w, co, k, s, p int }{{3, 5, 9, 7, 6, 3, 1, 1}, {2, 4, 8, 8, 8, 3, 2, 1}, {1, 3, 5, 5, 5, 1, 1, 0}, {2, 16, 8, 8, 17, 3, 1, 1}, {1, 2, 6, 5, 4, 5, 1, 2}, {2, 3, 7, 9, 5, 3, 1, 0}, {1, 64, 40, 40, 4, 3, 1, 1}, {2, 32, 7, 7, 32, 3, 1, 1}, {1, 8, 14, 13, 12, 3, 1, 1}} {
 		xv := make([]float32, c.n*c.ci*c.h*c.w)
 		wv := make([]float32, c.co*c.ci*c.k*c.k)
 		bv := make([]float32, c.co)

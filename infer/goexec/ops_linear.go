@@ -218,14 +218,21 @@ func (c conv) runPadded(m *Model, x, w *tensor, bias []float32, out *tensor, oh,
 	}
 	// Output rows per block: the block's product, co × rows·Wp, about
 	// 256 KB.
+	// The product of a block is made on whole 16-column tiles (the
+	// columns past its last row are read from the padding, computed and
+	// dropped) so that none of it falls to the kernel's scalar edge: a 7×7
+	// plane (Wp = 9, 63 columns) would otherwise put a quarter of its
+	// columns there. The input gets 16 values of slack for those reads.
 	rowsPer := max(1, min(oh, (1<<16)/max(co*wp, 1)))
-	need := ci*plane + co*rowsPer*wp
+	const slack = 16
+	padLen := ci*plane + slack
+	need := padLen + co*roundUp16(rowsPer*wp)
 	workers := min(m.threads, n)
 	if err := m.scratchAtLeast(workers, need, "padded input"); err != nil {
 		return err
 	}
 	m.workers(workers, func(k int) {
-		pad, prod := m.scratch[k][:ci*plane], m.scratch[k][ci*plane:need]
+		pad, prod := m.scratch[k][:padLen], m.scratch[k][padLen:need]
 		for img := k; img < n && !m.stopped(); img += workers {
 			src := x.f[img*ci*h*wd : (img+1)*ci*h*wd]
 			dst := out.f[img*co*P : (img+1)*co*P]
@@ -237,7 +244,7 @@ func (c conv) runPadded(m *Model, x, w *tensor, bias []float32, out *tensor, oh,
 			}
 			for y0 := 0; y0 < oh && !m.stopped(); y0 += rowsPer {
 				y1 := min(oh, y0+rowsPer)
-				N := (y1 - y0) * wp
+				N := roundUp16((y1 - y0) * wp)
 				pr := prod[:co*N]
 				fillBias(pr, bias, co, N) // the product starts at the bias
 				// Blocks of output channels of at most StopBlock
@@ -257,6 +264,9 @@ func (c conv) runPadded(m *Model, x, w *tensor, bias []float32, out *tensor, oh,
 	})
 	return nil
 }
+
+// roundUp16 is n rounded up to a multiple of 16.
+func roundUp16(n int) int { return (n + 15) &^ 15 }
 
 // im2col writes the patches of output rows [y0, y1) of one image [C H W]
 // as rows (c, i, j) of columns (y − y0, x):

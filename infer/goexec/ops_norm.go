@@ -125,24 +125,13 @@ func compileBatchNorm(a attrs, nin int) (opFunc, error) {
 	}, a.check()
 }
 
-// meanVar is the mean and the (biased) variance of x, in one pass with
-// four float64 accumulators of Σx and Σx² (float32 inputs leave float64's
-// E[x²] − E[x]² far from cancelling).
+// meanVar is the mean and the (biased) variance of x, in one pass
+// (kernel.SumSquares: float64 sums, far from cancelling for float32 x).
 func meanVar(x []float32) (mean, variance float64) {
-	var s0, s1, s2, s3, q0, q1, q2, q3 float64
-	i := 0
-	for ; i+4 <= len(x); i += 4 {
-		a, b, c, d := float64(x[i]), float64(x[i+1]), float64(x[i+2]), float64(x[i+3])
-		s0, s1, s2, s3 = s0+a, s1+b, s2+c, s3+d
-		q0, q1, q2, q3 = q0+a*a, q1+b*b, q2+c*c, q3+d*d
-	}
-	for ; i < len(x); i++ {
-		a := float64(x[i])
-		s0, q0 = s0+a, q0+a*a
-	}
+	s, q := kernel.SumSquares(x)
 	n := float64(len(x))
-	mean = (s0 + s1 + s2 + s3) / n
-	return mean, max(0, (q0+q1+q2+q3)/n-mean*mean)
+	mean = s / n
+	return mean, max(0, q/n-mean*mean)
 }
 
 // planes sets each of the p planes of x (the values of one image and

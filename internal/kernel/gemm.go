@@ -29,11 +29,37 @@ func Sgemm(M, N, K int, a []float32, lda int, b []float32, ldb int, c []float32,
 		}
 	}
 	if n16 < N {
-		sgemmGo(m4, K, n16, N, a, lda, b, ldb, c, ldc)
+		sgemmEdge(m4, N-n16, K, a, lda, b[n16:], ldb, c[n16:], ldc)
 	}
 	if m4 < M {
 		sgemmGo(M-m4, K, 0, N, a[m4*lda:], lda, b, ldb, c[m4*ldc:], ldc)
 	}
+}
+
+// sgemmEdge is Sgemm on the last r < 16 columns of M (a multiple of 4)
+// rows: B's and C's columns are copied into 16-column tiles padded with
+// zeros and run in the SIMD kernel (a 7×7 image's 49 columns would
+// otherwise put a third of the product in Go loops).
+func sgemmEdge(M, r, K int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	buf := scratch.Get().(*[]float32)
+	if cap(*buf) < 16*(K+M) {
+		*buf = make([]float32, 16*(K+M))
+	}
+	b16, c16 := (*buf)[:16*K], (*buf)[16*K:16*(K+M)]
+	clear(b16)
+	for k := 0; k < K; k++ {
+		copy(b16[k*16:k*16+r], b[k*ldb:k*ldb+r])
+	}
+	for i := 0; i < M; i++ {
+		copy(c16[i*16:i*16+r], c[i*ldc:i*ldc+r])
+	}
+	for i := 0; i < M; i += 4 {
+		sgemm4x16(K, &a[i*lda], lda, &b16[0], 16, &c16[i*16], 16)
+	}
+	for i := 0; i < M; i++ {
+		copy(c[i*ldc:i*ldc+r], c16[i*16:i*16+r])
+	}
+	scratch.Put(buf)
 }
 
 // sgemmGo adds columns [j0, j1) of A [M K] × B [K ·] to C [M ·]: rows of

@@ -50,7 +50,7 @@ func atEveryLevel(t *testing.T, shape [3]int, c []float32, want []float64, gemm 
 // tiles.
 func TestSgemm(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	for _, s := range [][3]int{{4, 16, 1}, {1, 1, 1}, {5, 17, 3}, {6, 50, 5}, {8, 96, 33}, {16, 1024, 144}, {33, 70, 9}, {64, 64, 576}, {3, 40, 7}, {8, 16, 0}} {
+	for _, s := range [][3]int{{4, 16, 1}, {1, 1, 1}, {5, 17, 3}, {6, 50, 5}, {8, 96, 33}, {16, 1024, 144}, {33, 70, 9}, {64, 64, 576}, {3, 40, 7}, {8, 16, 0}, {12, 49, 64}} {
 		M, N, K := s[0], s[1], s[2]
 		a, b, c := normals(r, M*K), normals(r, K*N), normals(r, M*N)
 		want := product(M, N, K, a, b, c, func(k int) int { return k * N })
@@ -65,7 +65,7 @@ func TestSgemm(t *testing.T) {
 // kernel reads it.
 func TestSgemmIndirect(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
-	for _, s := range [][3]int{{4, 16, 1}, {1, 1, 1}, {5, 17, 3}, {6, 50, 5}, {8, 96, 33}, {16, 1088, 144}, {33, 70, 9}, {3, 40, 7}, {8, 16, 0}} {
+	for _, s := range [][3]int{{4, 16, 1}, {1, 1, 1}, {5, 17, 3}, {6, 50, 5}, {8, 96, 33}, {16, 1088, 144}, {33, 70, 9}, {3, 40, 7}, {8, 16, 0}, {12, 63, 64}} {
 		M, N, K := s[0], s[1], s[2]
 		b := normals(r, N+3*K+40)
 		offs := make([]int, K)

@@ -99,6 +99,23 @@ func ScaleShift(x, y []float32, scale, shift float32) {
 	}
 }
 
+// SumSquares is Σx and Σx², accumulated in float64 (so that a variance
+// E[x²] − E[x]² made from them does not cancel for float32 inputs).
+func SumSquares(x []float32) (sum, squares float64) {
+	i := 0
+	if haveSIMD && len(x) >= 8 {
+		i = len(x) &^ 7
+		var s [8]float64
+		sumSqAVX2(&x[0], i, &s)
+		sum, squares = s[0]+s[1]+s[2]+s[3], s[4]+s[5]+s[6]+s[7]
+	}
+	for ; i < len(x); i++ {
+		a := float64(x[i])
+		sum, squares = sum+a, squares+a*a
+	}
+	return sum, squares
+}
+
 // Sigmoid is 1/(1 + e^−a) with Expf.
 func Sigmoid(a float32) float32 { return 1 / (1 + Expf(-a)) }
 

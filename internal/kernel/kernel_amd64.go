@@ -37,6 +37,9 @@ func addToAVX2(dst, src *float32, n int)
 //go:noescape
 func fillAVX2(dst *float32, n int, v float32)
 
+//go:noescape
+func sumSqAVX2(x *float32, n int, sums *[8]float64)
+
 // sgemm4x16 adds a 4×16 tile of A×B to C (gemm_amd64.s).
 //
 //go:noescape

@@ -416,3 +416,37 @@ znext:
 zdone:
 	VZEROUPPER
 	RET
+
+// func sumSqAVX2(x *float32, n int, sums *[8]float64)
+//
+// For the first n&^7 elements: Σx in four float64 lanes into sums[0:4] and
+// Σx² into sums[4:8].
+TEXT ·sumSqAVX2(SB), NOSPLIT, $0-24
+	MOVQ        x+0(FP), SI
+	MOVQ        n+8(FP), CX
+	MOVQ        sums+16(FP), DI
+	VXORPD      Y0, Y0, Y0
+	VXORPD      Y1, Y1, Y1
+	VXORPD      Y2, Y2, Y2
+	VXORPD      Y3, Y3, Y3
+	SHRQ        $3, CX
+	JZ          sqdone
+
+sqloop:
+	VCVTPS2PD   (SI), Y4
+	VCVTPS2PD   16(SI), Y5
+	VADDPD      Y4, Y0, Y0
+	VADDPD      Y5, Y1, Y1
+	VFMADD231PD Y4, Y4, Y2
+	VFMADD231PD Y5, Y5, Y3
+	ADDQ        $32, SI
+	DECQ        CX
+	JNZ         sqloop
+
+sqdone:
+	VADDPD      Y1, Y0, Y0
+	VADDPD      Y3, Y2, Y2
+	VMOVUPD     Y0, (DI)
+	VMOVUPD     Y2, 32(DI)
+	VZEROUPPER
+	RET

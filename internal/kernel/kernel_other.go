@@ -22,6 +22,8 @@ func addToAVX2(dst, src *float32, n int) { panic("kernel: no SIMD") }
 
 func fillAVX2(dst *float32, n int, v float32) { panic("kernel: no SIMD") }
 
+func sumSqAVX2(x *float32, n int, sums *[8]float64) { panic("kernel: no SIMD") }
+
 func sgemm4x16(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int) {
 	panic("kernel: no SIMD")
 }

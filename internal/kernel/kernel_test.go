@@ -100,8 +100,10 @@ func kernelsAgainstScalar(t *testing.T) {
 			Fill(fill, v)
 			ss, sss := make([]float32, n), make([]float32, n)
 			ScaleShift(x, ss, scale, shift)
-			var sas, sbs float64
+			qs, qq := SumSquares(x)
+			var sas, sbs, qss, qqs float64
 			noSIMD(func() {
+				qss, qqs = SumSquares(x)
 				ScaleShiftSiLU(x, ys, sigs, scale, shift)
 				sas, sbs = SiLUBackward(x, dy, das, scale, shift, rr, mr)
 				Affine(dxs, x, v, u, w)
@@ -132,6 +134,14 @@ func kernelsAgainstScalar(t *testing.T) {
 				// relative to |dy|·(1+|a|), the size of the terms of 1 + a·(1−s)
 				note("scalar grad vs float64", relErr(float64(das[i]), float64(dy[i])*s*(1+a*(1-s)), math.Abs(float64(dy[i]))*(1+math.Abs(a))))
 			}
+			// float64 sums of float32 values in another order: rounding
+			// of float64 relative to Σ|x| and Σx².
+			var absX, sq float64
+			for _, v := range x {
+				absX, sq = absX+math.Abs(float64(v)), sq+float64(v)*float64(v)
+			}
+			note("sum squares", relErr(qs, qss, absX))
+			note("sum squares", relErr(qq, qqs, sq))
 			note("sums", relErr(sa, sas, absA))
 			note("sums", relErr(sb, sbs, absB))
 		}
