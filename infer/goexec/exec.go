@@ -40,6 +40,7 @@ type Model struct {
 	scratch [][]float32 // per worker: im2col columns, or a padded input and its product
 	offs    []int       // the padded convolution's row offsets (one convolution runs at a time)
 	stop    atomic.Bool
+	crew    crew // the goroutines operators split their work over
 	mem     memory
 	frees   [][]int // per step: the slots whose last reader it is
 	values  []int   // the slots of graph inputs and node outputs

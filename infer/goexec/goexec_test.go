@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -484,5 +485,29 @@ func BenchmarkConv(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// TestCrew: over many operators in a row (helpers kept alive between
+// them), every part of each runs exactly once, and the helpers end once
+// no operator comes for spinFor.
+func TestCrew(t *testing.T) {
+	m := &Model{threads: 4}
+	const ops, w = 2000, 4
+	var runs [w]atomic.Int64
+	for range ops {
+		m.workers(w, func(k int) { runs[k].Add(1) })
+	}
+	for k := range runs {
+		if got := runs[k].Load(); got != ops {
+			t.Errorf("part %d ran %d times in %d operators", k, got, ops)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for m.crew.live.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := m.crew.live.Load(); n != 0 {
+		t.Errorf("%d helpers still running 5 s after the last operator (they end after %v idle)", n, spinFor)
 	}
 }
