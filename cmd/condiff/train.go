@@ -47,6 +47,9 @@ func cmdTrain(args []string, classifier bool) error {
 			return err
 		}
 	}
+	if a := train.BLASAdvice(); a != "" {
+		fmt.Fprintf(os.Stderr, "%s: %s\n", fs.Name(), a)
+	}
 	var skipped int
 	o.Data.Skipped = &skipped
 	ctx, stop := cli.Interruptible()
