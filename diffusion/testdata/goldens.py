@@ -68,10 +68,19 @@ def uniform(T, steps):
     return [int(math.floor((T - 1) * (steps - 1 - i) / (steps - 1) + 0.5)) for i in range(steps)]
 
 
+def trailing(T, steps):
+    return [T * (steps - k) // steps - 1 for k in range(steps)]
+
+
 def run(case):
     betas, ab = schedule(case["kind"], case["T"], case.get("beta_start"), case.get("beta_end"))
     T, w, eta, sampler = case["T"], case["guidance"], case["eta"], case["sampler"]
-    ts = list(range(T - 1, -1, -1)) if sampler == "ddpm" else uniform(T, case["steps"])
+    if sampler == "ddpm":
+        ts = list(range(T - 1, -1, -1))
+    elif sampler == "ddim-trailing":
+        ts = trailing(T, case["steps"])
+    else:
+        ts = uniform(T, case["steps"])
     rng = np.random.default_rng(case["seed"])
     # An interval given as chain positions [i, j] becomes (σ at step j, σ at
     # step i]: its bounds are two steps' σ exactly, so < against ≤ at either
@@ -106,7 +115,7 @@ def run(case):
                     + (math.sqrt(1 - betas[t]) * (1 - a_next) / (1 - ab[t])) * x
                 var = (1 - a_next) / (1 - ab[t]) * betas[t]
                 x = mean + math.sqrt(var) * draw() if t > 0 else mean
-            elif sampler == "ddim":
+            elif sampler in ("ddim", "ddim-trailing"):
                 e_hat = (x - math.sqrt(ab[t]) * x0) / math.sqrt(1 - ab[t])
                 sigma = eta * math.sqrt((1 - a_next) / (1 - ab[t])) * math.sqrt(1 - ab[t] / a_next)
                 x = math.sqrt(a_next) * x0 + math.sqrt(max(0.0, 1 - a_next - sigma ** 2)) * e_hat
@@ -147,6 +156,8 @@ CASES = [
          guide=True),
     dict(name="ddpm cosine guide interval", sampler="ddpm", kind="cosine", T=20, steps=0, eta=0, guidance=1, guide=True,
          interval_steps=[5, 14]),
+    dict(name="ddim trailing guided", sampler="ddim-trailing", kind="linear", T=1000, beta_start=1e-4, beta_end=0.02, steps=4, eta=0,
+         guidance=1),
 ]
 
 if __name__ == "__main__":

@@ -1,0 +1,79 @@
+package diffusion
+
+import (
+	"math"
+
+	"github.com/condiff/condiff/internal/field"
+)
+
+// DDIMTrailing is DDIM on the trailing grid (TrailingTimesteps): steps
+// evenly spaced from T−1 to the clean image, each grid of 2N steps holding
+// the grid of N. Distilled students (progressive distillation, Salimans &
+// Ho 2022) are trained and sampled on it: a student of N steps does in
+// each step what its teacher did in two on the grid of 2N.
+var DDIMTrailing Sampler = ddimTrailing{}
+
+func init() { Register(DDIMTrailing) }
+
+type ddimTrailing struct{ ddim }
+
+func (ddimTrailing) Name() string { return "ddim-trailing" }
+func (ddimTrailing) Doc() string {
+	return "DDIM on steps evenly spaced from T to the clean image (t_k = T·(steps−k)/steps − 1), the grid distilled students run on"
+}
+func (ddimTrailing) Timesteps(T, steps int) ([]int, error) { return TrailingTimesteps(T, steps) }
+
+// TrailingTimesteps is the trailing grid of steps calls on a schedule of T
+// steps (0: DefaultSteps): t_k = ⌊T·(steps−k)/steps⌋ − 1 for k = 0 …
+// steps−1, then the clean image. With T a multiple of steps (or steps a
+// power of two dividing T's), TrailingTimesteps(T, 2N)[2k] =
+// TrailingTimesteps(T, N)[k]: the grid of N is every other point of the
+// grid of 2N.
+func TrailingTimesteps(T, steps int) ([]int, error) {
+	if steps == 0 {
+		steps = min(DefaultSteps, T)
+	}
+	if steps < 1 || steps > T {
+		return nil, field.Errorf("diffusion", "Steps", steps, "out of 1..%d (the model's T)", T)
+	}
+	ts := make([]int, steps)
+	for k := range ts {
+		ts[k] = T*(steps-k)/steps - 1
+	}
+	return ts, nil
+}
+
+// DistillTarget is the noise a one-step student at timestep t must
+// predict so that its DDIM step (η = 0, no clipping) from z_t lands on z2,
+// the teacher's state after its two steps to t2 (−1: the clean image):
+// with α = √ᾱ, σ = √(1−ᾱ) and r = σ_t2/σ_t, the student's clean image is
+// x̃ = (z2 − r·z_t)/(α_t2 − r·α_t) and ε̃ = (z_t − α_t·x̃)/σ_t (Salimans &
+// Ho 2022, Algorithm 2, in ε units). Written into eps; all of [D].
+func (s *Schedule) DistillTarget(t, t2 int, zt, z2, eps []float32) {
+	a, sg := s.SqrtAB[t], s.SqrtOneAB[t]
+	a2, s2 := 1.0, 0.0
+	if t2 >= 0 {
+		a2, s2 = s.SqrtAB[t2], s.SqrtOneAB[t2]
+	}
+	r := s2 / sg
+	den := a2 - r*a
+	for k := range eps {
+		x := (float64(z2[k]) - r*float64(zt[k])) / den
+		eps[k] = float32((float64(zt[k]) - a*x) / sg)
+	}
+}
+
+// DistillWeight is the weight of a student example at timestep t stepping
+// to t2 (−1: clean) in an ε-prediction loss: the square of how much an
+// error in ε̃ moves the student's next state, (α_t2·σ_t/α_t − σ_t2)². An ε
+// error at high noise moves x̂ by σ/α (large) but the next state only by
+// that times α_t2, so the weight follows what the student's step does
+// with its prediction.
+func (s *Schedule) DistillWeight(t, t2 int) float64 {
+	a, sg := s.SqrtAB[t], s.SqrtOneAB[t]
+	a2, s2 := 1.0, 0.0
+	if t2 >= 0 {
+		a2, s2 = s.SqrtAB[t2], s.SqrtOneAB[t2]
+	}
+	return math.Pow(a2*sg/a-s2, 2)
+}
