@@ -12,12 +12,14 @@ package contract
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/condiff/condiff/diffusion"
+	"github.com/condiff/condiff/internal/strictjson"
 )
 
 // Tensor names of the graph inputs and outputs.
@@ -44,7 +46,47 @@ const (
 	KeyTrain      = "condiff.train"       // JSON: how it was trained (informational)
 	KeyStep       = "condiff.step"        // optimiser steps behind the weights (informational)
 	KeyConfig     = "condiff.config"      // JSON: the architecture that rebuilds the network (models.Config)
+	KeyDistilled  = "condiff.distilled"   // JSON Distilled: a few-step student (denoiser)
 )
+
+// Distilled says that a denoiser is a distilled student (progressive
+// distillation, Salimans & Ho 2022): it is sampled by Sampler in exactly
+// Steps steps, and its teacher's guidance (Guidance in GuidanceInterval,
+// "" everywhere) is part of what it learned: it takes none at sampling.
+type Distilled struct {
+	Sampler          string  `json:"sampler"`
+	Steps            int     `json:"steps"`
+	Guidance         float64 `json:"guidance"`
+	GuidanceInterval string  `json:"guidance_interval,omitempty"`
+}
+
+// Check refuses a Distilled that no sampler could honour on a schedule of
+// T steps.
+func (d Distilled) Check(T int) error {
+	sm, err := diffusion.ParseSampler(d.Sampler)
+	if err != nil {
+		return err
+	}
+	if _, err := sm.Timesteps(T, d.Steps); err != nil || d.Steps < 1 {
+		return fmt.Errorf("steps %d: not a chain of %s on %d timesteps", d.Steps, d.Sampler, T)
+	}
+	if !(d.Guidance >= 0) || math.IsInf(d.Guidance, 0) {
+		return fmt.Errorf("guidance %v: must be a finite number >= 0", d.Guidance)
+	}
+	if _, err := diffusion.ParseInterval(d.GuidanceInterval); err != nil {
+		return err
+	}
+	return nil
+}
+
+// What is the student's guidance in words: "guidance 0.6 in σ ∈ (0.3, 7]".
+func (d Distilled) What() string {
+	iv, _ := diffusion.ParseInterval(d.GuidanceInterval)
+	if iv.Everywhere() {
+		return fmt.Sprintf("guidance %g", d.Guidance)
+	}
+	return fmt.Sprintf("guidance %g in σ ∈ (%g, %g]", d.Guidance, iv.Lo, iv.Hi)
+}
 
 // Kind is what a model does.
 type Kind string
@@ -98,6 +140,7 @@ type Info struct {
 	Step       int            // 0 when unknown
 	Train      json.RawMessage
 	Config     json.RawMessage // the architecture, when the producer wrote it
+	Distilled  *Distilled      // a distilled student's sampling (denoiser); nil: any sampler
 }
 
 // Conditional reports whether the model has a label input.
@@ -203,6 +246,10 @@ func (in Info) Metadata() map[string]string {
 		md[KeyPrediction] = PredictionEpsilon
 		if in.HasNull {
 			md[KeyNullClass] = strconv.Itoa(in.Null())
+		}
+		if in.Distilled != nil {
+			b, _ := json.Marshal(in.Distilled)
+			md[KeyDistilled] = string(b)
 		}
 	}
 	return md
@@ -316,6 +363,16 @@ func Parse(file string, md map[string]string) (Info, error) {
 	}
 	if in.Prediction != PredictionEpsilon {
 		return in, bad(KeyPrediction, "%q is not supported (want %s)", in.Prediction, PredictionEpsilon)
+	}
+	if s, ok := md[KeyDistilled]; ok {
+		var d Distilled
+		if err := strictjson.Decode([]byte(s), &d, true); err != nil {
+			return in, bad(KeyDistilled, "not a JSON object of sampler, steps, guidance and guidance_interval: %v", err)
+		}
+		if err := d.Check(in.Schedule.T); err != nil {
+			return in, bad(KeyDistilled, "%v", err)
+		}
+		in.Distilled = &d
 	}
 	return in, nil
 }

@@ -42,6 +42,15 @@ func TestRoundTrip(t *testing.T) {
 	if back, err := Parse("c.onnx", cmd); err != nil || back.Kind != Classifier || back.Conditional() {
 		t.Fatalf("classifier: %+v %v", back, err)
 	}
+	// A distilled student's sampling travels with it.
+	in.Distilled = &Distilled{Sampler: "ddim-trailing", Steps: 4, Guidance: 0.6, GuidanceInterval: "0.3,7"}
+	back, err = Parse("s.onnx", in.Metadata())
+	if err != nil || back.Distilled == nil || *back.Distilled != *in.Distilled {
+		t.Fatalf("distilled: %+v %v", back.Distilled, err)
+	}
+	if w := back.Distilled.What(); w != "guidance 0.6 in σ ∈ (0.3, 7]" {
+		t.Errorf("What: %q", w)
+	}
 }
 
 // TestParseErrors: each bad key is refused with the file and the key named.
@@ -63,6 +72,13 @@ func TestParseErrors(t *testing.T) {
 		{KeyClassNames, `["a","b","` + strings.Repeat("x", 257) + `"]`, `name of 257 bytes, over 256`},
 		{KeySchedule, `{"kind":"linear","T":0}`, `"condiff.schedule"`},
 		{KeyPrediction, "v", `"v" is not supported`},
+		{KeyDistilled, `{"sampler":"ddim-trailing","steps":4,"guidance":0.6}x`, `"condiff.distilled": not a JSON object`},
+		{KeyDistilled, `{"sampler":"ddim-trailing","steps":4,"guidance":0.6,"eta":1}`, `unknown field "eta"`},
+		{KeyDistilled, `{"sampler":"euler","steps":4,"guidance":0}`, `"condiff.distilled": diffusion: Sampler "euler"`},
+		{KeyDistilled, `{"sampler":"ddim-trailing","steps":0,"guidance":0}`, `steps 0: not a chain of ddim-trailing on 1000 timesteps`},
+		{KeyDistilled, `{"sampler":"ddim-trailing","steps":1001,"guidance":0}`, `steps 1001: not a chain`},
+		{KeyDistilled, `{"sampler":"ddim-trailing","steps":4,"guidance":-1}`, `guidance -1: must be a finite number >= 0`},
+		{KeyDistilled, `{"sampler":"ddim-trailing","steps":4,"guidance":1,"guidance_interval":"7,3"}`, `must be 0 <= LO < HI`},
 		{KeyPrediction, "", ""},
 	}
 	for _, c := range cases {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/condiff/condiff/contract"
@@ -43,6 +44,11 @@ func SamplingFile(model string) string {
 // DDIM at its default steps, guidance DefaultGuidance for a model trained
 // with label dropout (0 for the others), every step, no guide.
 func BuiltinDefaults(info contract.Info) Defaults {
+	if ds := info.Distilled; ds != nil {
+		// A distilled student: its own sampler and steps, no guidance
+		// (its teacher's is part of what it learned).
+		return Defaults{Sampler: ds.Sampler, Steps: ds.Steps, Source: "the model's metadata: a student distilled for " + ds.Sampler + " in " + strconv.Itoa(ds.Steps) + " steps"}
+	}
 	d := Defaults{Sampler: diffusion.DDIM.Name()}
 	if info.HasNull {
 		d.Guidance = diffusion.DefaultGuidance
@@ -154,6 +160,9 @@ func (d Defaults) Resolve(g Given, info contract.Info) (Sampling, error) {
 	if g.Steps != nil {
 		s.Steps = *g.Steps
 	}
+	if ds := info.Distilled; ds != nil && s.Steps == 0 && s.Sampler.Name() == ds.Sampler {
+		s.Steps = ds.Steps // a student's sampler's own default is its chain
+	}
 	s.Guide = d.Guide
 	if g.Guide != nil {
 		s.Guide = *g.Guide
@@ -191,6 +200,21 @@ func (d Defaults) Resolve(g Given, info contract.Info) (Sampling, error) {
 // class or a guide, and a guide at weight 0 (it would guide nothing).
 // diffusion.Request.Check holds the rest (ranges, the sampler's steps).
 func (s Sampling) Check(info contract.Info) error {
+	if ds := info.Distilled; ds != nil {
+		// A student runs the chain it was distilled for, unguided.
+		if s.Guidance != 0 || s.Guide != "" {
+			return field.Errorf("infer", "Guidance", s.Guidance, "a distilled student takes no guidance: its teacher's (%s) is part of what it learned; sample it at guidance 0", ds.What())
+		}
+		if s.Sampler.Name() != ds.Sampler {
+			return field.Errorf("infer", "Sampler", s.Sampler.Name(), "a student distilled for %s in %d steps runs that sampler only", ds.Sampler, ds.Steps)
+		}
+		if s.Steps != ds.Steps {
+			return field.Errorf("infer", "Steps", s.Steps, "a student distilled for %s in %d steps runs %d steps only (each of its steps stands for two of its teacher's)", ds.Sampler, ds.Steps, ds.Steps)
+		}
+		if s.Eta != 0 {
+			return field.Errorf("infer", "Eta", s.Eta, "a distilled student's steps are deterministic (η = 0)")
+		}
+	}
 	if s.Guide != "" && s.Guidance == 0 {
 		return field.Errorf("infer", "Guide", s.Guide, "guides nothing at guidance 0; give a guidance weight")
 	}

@@ -17,6 +17,7 @@ import (
 func TestResolve(t *testing.T) {
 	withNull := contract.Info{HasNull: true}
 	noNull := contract.Info{}
+	student := contract.Info{HasNull: true, Distilled: &contract.Distilled{Sampler: "ddim-trailing", Steps: 4, Guidance: 0.6, GuidanceInterval: "0.3,7"}}
 	iv := diffusion.Interval{Lo: 0.3, Hi: 7}
 	model := infer.Defaults{Sampler: "ddim", Steps: 20, Guidance: 1, GuidanceInterval: "0.3,7", Guide: "g.onnx"}
 	f, n, s := func(v float64) *float64 { return &v }, func(v int) *int { return &v }, func(v string) *string { return &v }
@@ -48,6 +49,18 @@ func TestResolve(t *testing.T) {
 			infer.Sampling{Sampler: diffusion.DDIM, Steps: 20, Interval: iv, Guide: "h.onnx", Seed: 1}, "guides nothing at guidance 0"},
 		{"built-in, no null class", infer.BuiltinDefaults(noNull), infer.Given{}, noNull,
 			infer.Sampling{Sampler: diffusion.DDIM, Seed: 1}, ""},
+		{"a student: its own chain, unguided", infer.BuiltinDefaults(student), infer.Given{}, student,
+			infer.Sampling{Sampler: diffusion.DDIMTrailing, Steps: 4, Seed: 1}, ""},
+		{"a student named its own sampler: its chain", infer.BuiltinDefaults(student), infer.Given{Sampler: diffusion.DDIMTrailing}, student,
+			infer.Sampling{Sampler: diffusion.DDIMTrailing, Steps: 4, Seed: 1}, ""},
+		{"a student asked for guidance", infer.BuiltinDefaults(student), infer.Given{Guidance: f(1)}, student,
+			infer.Sampling{Sampler: diffusion.DDIMTrailing, Steps: 4, Guidance: 1, Seed: 1}, "its teacher's (guidance 0.6 in σ ∈ (0.3, 7]) is part of what it learned"},
+		{"a student asked for 8 steps", infer.BuiltinDefaults(student), infer.Given{Steps: n(8)}, student,
+			infer.Sampling{Sampler: diffusion.DDIMTrailing, Steps: 8, Seed: 1}, "runs 4 steps only"},
+		{"a student asked for DDIM", infer.BuiltinDefaults(student), infer.Given{Sampler: diffusion.DDIM}, student,
+			infer.Sampling{Sampler: diffusion.DDIM, Seed: 1}, "runs that sampler only"},
+		{"a student asked for η", infer.BuiltinDefaults(student), infer.Given{Eta: f(1)}, student,
+			infer.Sampling{Sampler: diffusion.DDIMTrailing, Steps: 4, Eta: 1, Seed: 1}, "deterministic"},
 		{"built-in with a null class", infer.BuiltinDefaults(withNull), infer.Given{Eta: f(0.5), Seed: func(v uint64) *uint64 { return &v }(9), Interval: &iv}, withNull,
 			infer.Sampling{Sampler: diffusion.DDIM, Guidance: diffusion.DefaultGuidance, Eta: 0.5, Interval: iv, Seed: 9}, ""},
 	}
