@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/diffusion"
 	"github.com/condiff/condiff/internal/fsutil"
 	"github.com/condiff/condiff/models"
@@ -75,6 +76,13 @@ type TrainInfo struct {
 	// run's, its weights are the first weights and their EMA, and the data
 	// must have its classes and image shape (export.Import).
 	Init string `json:"init,omitempty"`
+	// Distill makes the run progressive distillation (Salimans & Ho 2022):
+	// the network, started from Init (the teacher), learns to do in each
+	// step of Distill.Sampler's chain of Distill.Steps what Init does in
+	// two steps of the chain of twice as many, guided by Distill.Guidance
+	// in Distill.GuidanceInterval. The student predicts v, not ε
+	// (contract.PredictionV). nil: ordinary training.
+	Distill *contract.Distilled `json:"distill,omitempty"`
 }
 
 // RunConfig is a run described as JSON: its network's config, its noise

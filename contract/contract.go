@@ -10,6 +10,7 @@
 package contract
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -110,8 +111,16 @@ const (
 // Variants lists every variant.
 var Variants = []Variant{Uncond, CBN, AC}
 
-// PredictionEpsilon is the only prediction target condiff samples.
-const PredictionEpsilon = "epsilon"
+// Prediction targets: what a denoiser's "eps" output holds. Samplers take
+// ε; a v-prediction model's output (v = α_t·ε − σ_t·x₀, Salimans & Ho
+// 2022) is turned into ε = σ_t·x_t + α_t·v by its session. Distilled
+// students predict v: at the first step of a few-step chain (α_t ≈ 0.006
+// at t = 999 of the linear schedule) an ε error moves x̂₀ by σ_t/α_t ≈ 160
+// times itself, a v error by σ_t ≈ 1.
+const (
+	PredictionEpsilon = "epsilon"
+	PredictionV       = "v"
+)
 
 // NullLabel is the label of the learned null class ("no label") of a model
 // with numClasses classes trained with label dropout: the row after the last
@@ -243,7 +252,7 @@ func (in Info) Metadata() map[string]string {
 	if kind == Denoiser {
 		md[KeyVariant] = string(in.Variant)
 		md[KeySchedule] = in.Schedule.JSON()
-		md[KeyPrediction] = PredictionEpsilon
+		md[KeyPrediction] = cmp.Or(in.Prediction, PredictionEpsilon)
 		if in.HasNull {
 			md[KeyNullClass] = strconv.Itoa(in.Null())
 		}
@@ -361,8 +370,8 @@ func Parse(file string, md map[string]string) (Info, error) {
 	if in.Prediction, err = get(KeyPrediction); err != nil {
 		return in, err
 	}
-	if in.Prediction != PredictionEpsilon {
-		return in, bad(KeyPrediction, "%q is not supported (want %s)", in.Prediction, PredictionEpsilon)
+	if in.Prediction != PredictionEpsilon && in.Prediction != PredictionV {
+		return in, bad(KeyPrediction, "%q is not supported (want %s or %s)", in.Prediction, PredictionEpsilon, PredictionV)
 	}
 	if s, ok := md[KeyDistilled]; ok {
 		var d Distilled

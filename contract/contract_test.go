@@ -71,7 +71,7 @@ func TestParseErrors(t *testing.T) {
 		{KeyClassNames, `["a","b","a"]`, `classes 0 and 2 are both named "a"`},
 		{KeyClassNames, `["a","b","` + strings.Repeat("x", 257) + `"]`, `name of 257 bytes, over 256`},
 		{KeySchedule, `{"kind":"linear","T":0}`, `"condiff.schedule"`},
-		{KeyPrediction, "v", `"v" is not supported`},
+		{KeyPrediction, "x0", `"x0" is not supported (want epsilon or v)`},
 		{KeyDistilled, `{"sampler":"ddim-trailing","steps":4,"guidance":0.6}x`, `"condiff.distilled": not a JSON object`},
 		{KeyDistilled, `{"sampler":"ddim-trailing","steps":4,"guidance":0.6,"eta":1}`, `unknown field "eta"`},
 		{KeyDistilled, `{"sampler":"euler","steps":4,"guidance":0}`, `"condiff.distilled": diffusion: Sampler "euler"`},

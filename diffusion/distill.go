@@ -43,13 +43,14 @@ func TrailingTimesteps(T, steps int) ([]int, error) {
 	return ts, nil
 }
 
-// DistillTarget is the noise a one-step student at timestep t must
-// predict so that its DDIM step (η = 0, no clipping) from z_t lands on z2,
-// the teacher's state after its two steps to t2 (−1: the clean image):
+// DistillTarget is what a one-step v-prediction student at timestep t
+// must output so that its DDIM step (η = 0, no clipping) from z_t lands on
+// z2, the teacher's state after its two steps to t2 (−1: the clean image):
 // with α = √ᾱ, σ = √(1−ᾱ) and r = σ_t2/σ_t, the student's clean image is
-// x̃ = (z2 − r·z_t)/(α_t2 − r·α_t) and ε̃ = (z_t − α_t·x̃)/σ_t (Salimans &
-// Ho 2022, Algorithm 2, in ε units). Written into eps; all of [D].
-func (s *Schedule) DistillTarget(t, t2 int, zt, z2, eps []float32) {
+// x̃ = (z2 − r·z_t)/(α_t2 − r·α_t) (Salimans & Ho 2022, Algorithm 2), and
+// its v = α_t·ε̃ − σ_t·x̃ with ε̃ = (z_t − α_t·x̃)/σ_t, that is
+// (α_t·z_t − x̃)/σ_t. Written into v; all of [D].
+func (s *Schedule) DistillTarget(t, t2 int, zt, z2, v []float32) {
 	a, sg := s.SqrtAB[t], s.SqrtOneAB[t]
 	a2, s2 := 1.0, 0.0
 	if t2 >= 0 {
@@ -57,23 +58,31 @@ func (s *Schedule) DistillTarget(t, t2 int, zt, z2, eps []float32) {
 	}
 	r := s2 / sg
 	den := a2 - r*a
-	for k := range eps {
+	for k := range v {
 		x := (float64(z2[k]) - r*float64(zt[k])) / den
-		eps[k] = float32((float64(zt[k]) - a*x) / sg)
+		v[k] = float32((a*float64(zt[k]) - x) / sg)
 	}
 }
 
 // DistillWeight is the weight of a student example at timestep t stepping
-// to t2 (−1: clean) in an ε-prediction loss: the square of how much an
-// error in ε̃ moves the student's next state, (α_t2·σ_t/α_t − σ_t2)². An ε
-// error at high noise moves x̂ by σ/α (large) but the next state only by
-// that times α_t2, so the weight follows what the student's step does
-// with its prediction.
+// to t2 (−1: clean) in a v-prediction loss: the square of how much an
+// error in v moves the student's next state. x̂ = α_t·z_t − σ_t·v moves by
+// σ_t·δv, the next state by (α_t2 − σ_t2·α_t/σ_t) times that:
+// (α_t2·σ_t − σ_t2·α_t)².
 func (s *Schedule) DistillWeight(t, t2 int) float64 {
 	a, sg := s.SqrtAB[t], s.SqrtOneAB[t]
 	a2, s2 := 1.0, 0.0
 	if t2 >= 0 {
 		a2, s2 = s.SqrtAB[t2], s.SqrtOneAB[t2]
 	}
-	return math.Pow(a2*sg/a-s2, 2)
+	return math.Pow(a2*sg-s2*a, 2)
+}
+
+// EpsFromV turns a v-prediction at timestep t into the noise samplers
+// take, in place: ε = σ_t·x_t + α_t·v (x, v: [D]).
+func (s *Schedule) EpsFromV(t int, x, v []float32) {
+	a, sg := s.SqrtAB[t], s.SqrtOneAB[t]
+	for k := range v {
+		v[k] = float32(sg*float64(x[k]) + a*float64(v[k]))
+	}
 }

@@ -42,24 +42,30 @@ func TestTrailingTimesteps(t *testing.T) {
 }
 
 // TestDistillTarget: by hand on a two-step schedule, and on the linear
-// schedule: the student's DDIM step with the target lands on the teacher's
-// state, to float32 rounding.
+// schedule: the student's DDIM step with the target (as ε, EpsFromV)
+// lands on the teacher's state, to float32 rounding.
 func TestDistillTarget(t *testing.T) {
 	// ᾱ = 0.64, 0.25 (α 0.8, 0.5; σ 0.6, √0.75): from t = 1 to t2 = 0 with
 	// z_t = 1, z2 = 0.5, from the definitions as on paper.
 	sch := &Schedule{SqrtAB: []float64{0.8, 0.5}, SqrtOneAB: []float64{0.6, math.Sqrt(0.75)}}
-	eps := make([]float32, 1)
-	sch.DistillTarget(1, 0, []float32{1}, []float32{0.5}, eps)
+	v := make([]float32, 1)
+	sch.DistillTarget(1, 0, []float32{1}, []float32{0.5}, v)
 	r := 0.6 / math.Sqrt(0.75)
 	x := (0.5 - r*1) / (0.8 - r*0.5)
-	want := (1 - 0.5*x) / math.Sqrt(0.75)
-	if math.Abs(float64(eps[0])-want) > 1e-6 {
-		t.Errorf("by hand: ε̃ %v, want %v", eps[0], want)
+	eps := (1 - 0.5*x) / math.Sqrt(0.75)
+	if want := 0.5*eps - math.Sqrt(0.75)*x; math.Abs(float64(v[0])-want) > 1e-6 {
+		t.Errorf("by hand: v %v, want %v", v[0], want)
 	}
-	// To the clean image (t2 = −1): x̃ = z2, ε̃ = (z_t − α·z2)/σ.
-	sch.DistillTarget(0, -1, []float32{0.3}, []float32{-0.2}, eps)
-	if want := (0.3 - 0.8*-0.2) / 0.6; math.Abs(float64(eps[0])-want) > 1e-6 {
-		t.Errorf("to clean: ε̃ %v, want %v", eps[0], want)
+	// To the clean image (t2 = −1): x̃ = z2, v = (α·z_t − z2)/σ.
+	sch.DistillTarget(0, -1, []float32{0.3}, []float32{-0.2}, v)
+	if want := (0.8*0.3 + 0.2) / 0.6; math.Abs(float64(v[0])-want) > 1e-6 {
+		t.Errorf("to clean: v %v, want %v", v[0], want)
+	}
+	// EpsFromV: ε = σ·x + α·v.
+	e := []float32{2}
+	sch.EpsFromV(0, []float32{1}, e)
+	if want := 0.6*1 + 0.8*2; math.Abs(float64(e[0])-want) > 1e-6 {
+		t.Errorf("EpsFromV: %v, want %v", e[0], want)
 	}
 
 	lin, err := Spec{Kind: "linear", T: 1000, BetaStart: 1e-4, BetaEnd: 0.02}.Build()
@@ -68,28 +74,29 @@ func TestDistillTarget(t *testing.T) {
 	}
 	r2 := rand.New(rand.NewPCG(3, 4))
 	for _, c := range [][2]int{{999, 749}, {749, 499}, {499, 249}, {249, -1}, {124, 61}} {
-		zt, z2, e := make([]float32, 64), make([]float32, 64), make([]float32, 64)
+		zt, z2, out := make([]float32, 64), make([]float32, 64), make([]float32, 64)
 		for k := range zt {
 			zt[k], z2[k] = float32(r2.NormFloat64()), float32(r2.NormFloat64()*0.5)
 		}
-		lin.DistillTarget(c[0], c[1], zt, z2, e)
-		// The student's unclipped DDIM step with ε̃.
+		lin.DistillTarget(c[0], c[1], zt, z2, out)
+		lin.EpsFromV(c[0], zt, out)
+		// The student's unclipped DDIM step with that ε.
 		a, s := lin.SqrtAB[c[0]], lin.SqrtOneAB[c[0]]
 		a2, s2 := 1.0, 0.0
 		if c[1] >= 0 {
 			a2, s2 = lin.SqrtAB[c[1]], lin.SqrtOneAB[c[1]]
 		}
 		for k := range zt {
-			x := (float64(zt[k]) - s*float64(e[k])) / a
-			got := a2*x + s2*float64(e[k])
-			// ε̃ is float32: its rounding, times the step's σ_t2 + α_t2·σ_t/α_t.
-			tol := 1e-6 * (1 + math.Abs(float64(e[k]))) * (s2 + a2*s/a)
+			x := (float64(zt[k]) - s*float64(out[k])) / a
+			got := a2*x + s2*float64(out[k])
+			// ε is float32: its rounding, times the step's σ_t2 + α_t2·σ_t/α_t.
+			tol := 1e-6 * (1 + math.Abs(float64(out[k]))) * (s2 + a2*s/a)
 			if math.Abs(got-float64(z2[k])) > tol {
 				t.Fatalf("%d → %d: the student's step lands at %v, the teacher's at %v", c[0], c[1], got, z2[k])
 			}
 		}
-		if w := lin.DistillWeight(c[0], c[1]); !(w > 0) {
-			t.Errorf("%d → %d: weight %v", c[0], c[1], w)
+		if w := lin.DistillWeight(c[0], c[1]); !(w > 0) || w > 1 {
+			t.Errorf("%d → %d: weight %v, want in (0, 1]", c[0], c[1], w)
 		}
 	}
 }

@@ -33,6 +33,9 @@ func Metadata(ck *checkpoint.Checkpoint) map[string]string {
 	in.Train, _ = json.Marshal(ck.Info)
 	if ck.Config.Kind == contract.Denoiser {
 		in.Schedule, in.Prediction = ck.Info.Schedule, contract.PredictionEpsilon
+		if ck.Info.Distill != nil {
+			in.Prediction, in.Distilled = contract.PredictionV, ck.Info.Distill // a student predicts v
+		}
 	}
 	return in.Metadata()
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/condiff/condiff/contract"
+	"github.com/condiff/condiff/diffusion"
 	"github.com/condiff/condiff/internal/field"
 )
 
@@ -47,6 +48,9 @@ type Session struct {
 	RunTime time.Duration
 	// Calls counts the runs.
 	Calls int
+	// vSchedule turns a v-prediction model's output into ε (built on
+	// its first call).
+	vSchedule *diffusion.Schedule
 }
 
 // runner is a backend's session over one model.
@@ -156,6 +160,28 @@ func (s *Session) Eps(x []float32, t, y []int64, out []float32) error {
 	s.Calls++
 	if err != nil {
 		return fmt.Errorf("infer: %s: run: %w", s.Path, err)
+	}
+	if s.Info.Prediction == contract.PredictionV {
+		return s.epsFromV(x, t, out, d)
+	}
+	return nil
+}
+
+// epsFromV turns a v-prediction model's output into the noise samplers
+// take (diffusion.Schedule.EpsFromV), row by row.
+func (s *Session) epsFromV(x []float32, t []int64, out []float32, d int) error {
+	if s.vSchedule == nil {
+		sch, err := s.Info.Schedule.Build()
+		if err != nil {
+			return fmt.Errorf("infer: %s: %w", s.Path, err)
+		}
+		s.vSchedule = sch
+	}
+	for i, ti := range t {
+		if ti < 0 || int(ti) >= len(s.vSchedule.SqrtAB) {
+			return fmt.Errorf("infer: %s: timestep %d out of 0..%d", s.Path, ti, len(s.vSchedule.SqrtAB)-1)
+		}
+		s.vSchedule.EpsFromV(int(ti), x[i*d:(i+1)*d], out[i*d:(i+1)*d])
 	}
 	return nil
 }

@@ -24,11 +24,12 @@ type trainer struct {
 	noise []float32 // [B C H W]: the target ε
 	c1    []float32 // [B]: M_AC x̂₀ coefficients
 	c2    []float32
+	teach *teacher // a distillation run's teacher; nil otherwise
 }
 
 func newTrainer(ck *checkpoint.Checkpoint, batch int) (*trainer, error) {
 	cfg := ck.Config
-	spec := graphSpec{cfg: cfg, n: batch, training: true, weights: ck.Params, stats: ck.Stats, weighted: ck.Info.MinSNRGamma > 0}
+	spec := graphSpec{cfg: cfg, n: batch, training: true, weights: ck.Params, stats: ck.Stats, weighted: ck.Info.MinSNRGamma > 0 || ck.Info.Distill != nil}
 	if ck.Info.ClfConfig != nil {
 		spec.clf, spec.acWeight, spec.clfFrozen = ck.Info.ClfConfig, ck.Info.ACWeight, ck.Info.ACMode == checkpoint.ACFrozen
 	}
@@ -43,6 +44,12 @@ func newTrainer(ck *checkpoint.Checkpoint, batch int) (*trainer, error) {
 			return nil, fmt.Errorf("train: %w", err)
 		}
 	}
+	if ck.Info.Distill != nil {
+		if tr.teach, err = openTeacher(ck, batch); err != nil {
+			gr.vm.Close()
+			return nil, err
+		}
+	}
 	for _, p := range gr.learn {
 		tr.names = append(tr.names, p.Name())
 	}
@@ -52,7 +59,12 @@ func newTrainer(ck *checkpoint.Checkpoint, batch int) (*trainer, error) {
 	return tr, nil
 }
 
-func (tr *trainer) close() { tr.gr.vm.Close() }
+func (tr *trainer) close() {
+	tr.gr.vm.Close()
+	if tr.teach != nil {
+		tr.teach.close()
+	}
+}
 
 // step draws a batch from ds with rng (images, timesteps, noise, label
 // dropout), runs forward and backward, and applies the update. The entry's
@@ -61,7 +73,12 @@ func (tr *trainer) step(rng *rand.Rand, ds *data.Set) (checkpoint.LogEntry, erro
 	ck, gr := tr.ck, tr.gr
 	cfg := ck.Config
 	D := cfg.Channels * cfg.ImageSize * cfg.ImageSize
-	for i := 0; i < tr.batch; i++ {
+	if tr.teach != nil {
+		if err := tr.distillBatch(rng, ds); err != nil {
+			return checkpoint.LogEntry{}, fmt.Errorf("step %d: %w", ck.Step+1, err)
+		}
+	}
+	for i := 0; i < tr.batch && tr.teach == nil; i++ {
 		j := rng.IntN(ds.N)
 		img := ds.Image(j)
 		label := ds.Labels[j]

@@ -142,6 +142,9 @@ func (o *Options) prepare() (*export.Imported, error) {
 	if !(o.ACWeight >= 0) || math.IsInf(o.ACWeight, 0) {
 		return nil, bad("ACWeight", o.ACWeight, "must be a finite number >= 0")
 	}
+	if err := o.checkDistill(); err != nil {
+		return nil, err
+	}
 	var imported *export.Imported
 	if o.Init != "" && !o.Resume {
 		var err error
@@ -152,7 +155,7 @@ func (o *Options) prepare() (*export.Imported, error) {
 		if cfg.Kind != o.Model.Kind {
 			return nil, bad("Init", o.Init, "is a %s; this run trains a %s", cfg.Kind, o.Model.Kind)
 		}
-		if cfg.Kind == contract.Denoiser && cfg.NullClass != (o.CFGDrop > 0) {
+		if cfg.Kind == contract.Denoiser && o.Distill == nil && cfg.NullClass != (o.CFGDrop > 0) {
 			return nil, bad("CFGDrop", o.CFGDrop, "must be > 0 exactly when the model started from has a null class (%s: %v)", o.Init, cfg.NullClass)
 		}
 		o.Model, o.Data.Size, o.Data.Channels = cfg, cfg.ImageSize, cfg.Channels
@@ -261,7 +264,9 @@ func newCheckpoint(o Options, ds *data.Set, imported *export.Imported) (*checkpo
 	cfg.ImageSize, cfg.Channels = ds.Size, ds.C
 	cfg.NumClasses, cfg.ClassNames = len(ds.ClassNames), ds.ClassNames
 	if cfg.Kind == contract.Denoiser {
-		cfg.NullClass = o.CFGDrop > 0
+		// A student keeps its teacher's null class (it learns no label
+		// dropout: its teacher's guidance is in its targets).
+		cfg.NullClass = o.CFGDrop > 0 || (o.Distill != nil && o.Model.NullClass)
 		if cfg.Variant == contract.Uncond && o.CFGDrop > 0 {
 			return nil, bad("CFGDrop", o.CFGDrop, "label dropout needs a conditional variant (cbn or ac)")
 		}

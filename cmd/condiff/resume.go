@@ -88,7 +88,27 @@ var resumeRules = map[string]resumeRule{
 	"Info.LRWarmup":   kept("lr-warmup", func(c *checkpoint.Checkpoint) string { return strconv.Itoa(c.Info.LRWarmup) }),
 	// A resumed run continues from its checkpoint; the model it started
 	// from is history.
-	"Info.Init":      kept("init", func(c *checkpoint.Checkpoint) string { return c.Info.Init }),
+	"Info.Init": kept("init", func(c *checkpoint.Checkpoint) string { return c.Info.Init }),
+	"Info.Distill": {flags: map[string]func(*checkpoint.Checkpoint) string{
+		"distill": func(c *checkpoint.Checkpoint) string {
+			if c.Info.Distill == nil {
+				return "0"
+			}
+			return strconv.Itoa(c.Info.Distill.Steps)
+		},
+		"distill-guidance": func(c *checkpoint.Checkpoint) string {
+			if c.Info.Distill == nil {
+				return "0"
+			}
+			return fmtFloat(c.Info.Distill.Guidance)
+		},
+		"distill-interval": func(c *checkpoint.Checkpoint) string {
+			if c.Info.Distill == nil {
+				return ""
+			}
+			return c.Info.Distill.GuidanceInterval
+		},
+	}},
 	"Info.ClfConfig": free("the M_AC classifier's architecture: --ac-classifier's run, or the default classifier (Info.ACMode)"),
 }
 

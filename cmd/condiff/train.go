@@ -12,6 +12,7 @@ import (
 	"github.com/condiff/condiff/cmd/internal/cli"
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/diffusion"
+	"github.com/condiff/condiff/infer"
 	"github.com/condiff/condiff/models"
 	"github.com/condiff/condiff/train"
 )
@@ -102,9 +103,9 @@ func trainFlags(classifier bool) (*cli.Flags, func() (train.Options, error)) {
 	norm := fs.String("norm", "", "batch or group (default: batch for denoisers, group for classifiers)")
 	groups := fs.Int("groups", 8, "groups of --norm group")
 	lossWeight := &minSNRFlag{}
-	var variant, sched, mult, attn *string
-	var T, resBlocks *int
-	var acWeight *float64
+	var variant, sched, mult, attn, distillInterval *string
+	var T, resBlocks, distill *int
+	var acWeight, distillGuidance *float64
 	if !classifier {
 		mult = fs.String("mult", "1,2,2", "channel multipliers, one per resolution")
 		resBlocks = fs.Int("res-blocks", 1, "residual blocks per resolution")
@@ -116,6 +117,9 @@ func trainFlags(classifier bool) (*cli.Flags, func() (train.Options, error)) {
 		fs.Var(lossWeight, "loss-weight", "the denoiser loss's weighting over timesteps: none (the plain mean squared error), or min-snr:GAMMA (each example weighted min(SNR_t, GAMMA)/SNR_t, Min-SNR-γ, Hang et al. 2023; they use 5)")
 		acWeight = fs.Float64("ac-weight", 0.1, "weight of the auxiliary classifier loss (variant ac)")
 		fs.StringVar(&o.ACClf, "ac-classifier", "", "pretrained classifier run to keep frozen (variant ac); default: train one jointly")
+		distill = fs.Int("distill", 0, "distil the --init model (the teacher) into a student of N steps: progressive distillation on the ddim-trailing grid, each student step learning two of the teacher's (0: ordinary training; condiff distill says the same)")
+		distillGuidance = fs.Float64("distill-guidance", 0, "the guidance weight the teacher runs at, learned by the student (default: the teacher's own, from its NAME.sampling.json)")
+		distillInterval = fs.String("distill-interval", "", "the teacher's guidance interval LO,HI or none (default: the teacher's own)")
 	}
 	fs.Sets(map[string]string{"out": "Out", "resume": "Resume", "size": "data.Size", "skip-bad": "data.SkipBad",
 		"steps": "Steps", "batch": "Batch", "lr": "LR", "seed": "Seed", "save-every": "SaveEvery", "ema": "EMADecay", "grad-clip": "GradClip",
@@ -126,6 +130,7 @@ func trainFlags(classifier bool) (*cli.Flags, func() (train.Options, error)) {
 			"loss-weight":   "MinSNRGamma",
 			"ac-weight":     "ACWeight",
 			"ac-classifier": "ACClf",
+			"distill":       "Distill",
 		})
 	}
 	return fs, func() (train.Options, error) {
@@ -165,6 +170,14 @@ func trainFlags(classifier bool) (*cli.Flags, func() (train.Options, error)) {
 				return o, fmt.Errorf("--schedule: %w", err)
 			}
 			o.MinSNRGamma = lossWeight.gamma
+			if *distill != 0 {
+				var err error
+				if o.Distill, err = distillation(fs, o, *distill, *distillGuidance, *distillInterval); err != nil {
+					return o, err
+				}
+			} else if *distillGuidance != 0 || *distillInterval != "" {
+				return o, fmt.Errorf("--distill-guidance and --distill-interval set how a teacher is run; give --distill N")
+			}
 			if o.Model.Variant == contract.AC || fs.IsSet("ac-weight") {
 				o.ACWeight = *acWeight // train refuses it for the other variants
 			}
@@ -222,4 +235,49 @@ func (f *minSNRFlag) Set(v string) error {
 	}
 	f.gamma = gamma
 	return nil
+}
+
+// distillation is --distill's recipe: the student's chain (N steps of
+// ddim-trailing) and the guidance its teacher (--init) runs at: the given
+// one, else the teacher's own defaults; a teacher that is itself a student
+// hands down the guidance it learned (and takes no other). On --resume the
+// checkpoint's recipe is kept (resumeConflicts refuses a different one).
+func distillation(fs *cli.Flags, o train.Options, steps int, guidance float64, interval string) (*contract.Distilled, error) {
+	d := &contract.Distilled{Sampler: diffusion.DDIMTrailing.Name(), Steps: steps, Guidance: guidance, GuidanceInterval: interval}
+	if o.Resume || o.Init == "" {
+		return d, nil // train refuses a missing teacher; resume keeps the checkpoint's
+	}
+	info, err := infer.ReadInfo(o.Init)
+	if err != nil {
+		return nil, fmt.Errorf("--init: %w", err)
+	}
+	if td := info.Distilled; td != nil {
+		if fs.IsSet("distill-guidance") || fs.IsSet("distill-interval") {
+			return nil, fmt.Errorf("--init %s is a student that learned %s; it hands that down and runs at no other: drop --distill-guidance and --distill-interval", o.Init, td.What())
+		}
+		d.Guidance, d.GuidanceInterval = td.Guidance, td.GuidanceInterval
+		return d, nil
+	}
+	def, err := infer.ModelDefaults(o.Init, info)
+	if err != nil {
+		return nil, fmt.Errorf("--init: %w", err)
+	}
+	if !fs.IsSet("distill-guidance") {
+		d.Guidance = def.Guidance
+	}
+	if !fs.IsSet("distill-interval") {
+		d.GuidanceInterval = def.GuidanceInterval
+	}
+	if iv, err := diffusion.ParseInterval(d.GuidanceInterval); err != nil {
+		return nil, fmt.Errorf("--distill-interval: %w", err)
+	} else {
+		d.GuidanceInterval = iv.String()
+		if iv.Everywhere() {
+			d.GuidanceInterval = ""
+		}
+	}
+	if def.Guide != "" && !fs.IsSet("distill-guidance") {
+		return nil, fmt.Errorf("--init %s is sampled with an autoguidance guide by default, which distillation does not run: give --distill-guidance (classifier-free)", o.Init)
+	}
+	return d, nil
 }

@@ -1,0 +1,190 @@
+package train
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+
+	"github.com/condiff/condiff/checkpoint"
+	"github.com/condiff/condiff/contract"
+	"github.com/condiff/condiff/data"
+	"github.com/condiff/condiff/diffusion"
+	"github.com/condiff/condiff/infer"
+)
+
+// teacher is a distillation run's teacher (TrainInfo.Distill): the model
+// the run started from, run by the Go backend in-process, and the two
+// grids: the student's chain of N steps and the teacher's of 2N, which
+// holds it (diffusion.TrailingTimesteps).
+type teacher struct {
+	s        *infer.Session
+	sampler  diffusion.Sampler
+	student  []int // the student's timesteps, then −1 (clean)
+	fine     []int // the teacher's: fine[2k] = student[k]
+	guidance diffusion.Guidance
+	wNorm    float64 // the mean of DistillWeight over the student's steps
+	batch    diffusion.Batch
+	images   []*diffusion.Image
+	zt       []float32 // [B D]: each example's z_t
+	next     []int     // [B]: where each example's student step goes
+}
+
+// openTeacher opens ck's teacher (its Init) and checks that it can teach:
+// a denoiser of the run's schedule and classes (the run started from it,
+// so a mismatch means the file changed since).
+func openTeacher(ck *checkpoint.Checkpoint, batch int) (*teacher, error) {
+	d := ck.Info.Distill
+	s, err := infer.Open(ck.Info.Init, infer.Options{Backend: infer.BackendGo, Threads: runtime.NumCPU()})
+	if err != nil {
+		return nil, fmt.Errorf("distill: teacher: %w", err)
+	}
+	fail := func(format string, a ...any) (*teacher, error) {
+		s.Close()
+		return nil, fmt.Errorf("distill: teacher %s: %s", ck.Info.Init, fmt.Sprintf(format, a...))
+	}
+	if s.Info.Kind != contract.Denoiser || s.Info.Schedule != ck.Info.Schedule || s.Info.NumClasses != ck.Config.NumClasses {
+		return fail("is not a denoiser of this run's schedule and %d classes (it changed since the run started from it?)", ck.Config.NumClasses)
+	}
+	t := &teacher{s: s}
+	if t.sampler, err = diffusion.ParseSampler(d.Sampler); err != nil {
+		return fail("%v", err)
+	}
+	T := ck.Info.Schedule.T
+	if t.student, err = t.sampler.Timesteps(T, d.Steps); err != nil {
+		return fail("%v", err)
+	}
+	if t.fine, err = t.sampler.Timesteps(T, 2*d.Steps); err != nil {
+		return fail("a student of %d steps needs its teacher at %d: %v", d.Steps, 2*d.Steps, err)
+	}
+	for k, ts := range t.student {
+		if t.fine[2*k] != ts {
+			return fail("the %s grid of %d steps (%v) does not hold the grid of %d (%v)", d.Sampler, 2*d.Steps, t.fine, d.Steps, t.student)
+		}
+	}
+	t.student = append(t.student, -1)
+	iv, err := diffusion.ParseInterval(d.GuidanceInterval)
+	if err != nil {
+		return fail("%v", err)
+	}
+	t.guidance = diffusion.Guidance{Weight: d.Guidance, Interval: iv, Null: s.Info.Null()}
+	if td := s.Info.Distilled; td != nil {
+		// A student teaching the next round: its own chain, twice the
+		// new one, unguided; its teacher's guidance is handed down.
+		if td.Sampler != d.Sampler || td.Steps != 2*d.Steps {
+			return fail("is a student of %s in %d steps; it teaches a student of %s in %d steps only", td.Sampler, td.Steps, td.Sampler, td.Steps/2)
+		}
+		if td.Guidance != d.Guidance || td.GuidanceInterval != d.GuidanceInterval {
+			return fail("learned %s; the run records guidance %g in %q", td.What(), d.Guidance, d.GuidanceInterval)
+		}
+		t.guidance = diffusion.Guidance{}
+	}
+	if t.guidance.Weight != 0 && !s.Info.HasNull {
+		return fail("guidance %g needs a null class, and the teacher has none", d.Guidance)
+	}
+	sch, err := ck.Info.Schedule.Build()
+	if err != nil {
+		return fail("%v", err)
+	}
+	for k := 0; k < d.Steps; k++ {
+		t.wNorm += sch.DistillWeight(t.student[k], t.student[k+1]) / float64(d.Steps)
+	}
+	D := ck.Config.Channels * ck.Config.ImageSize * ck.Config.ImageSize
+	t.batch.Values = D
+	t.images = make([]*diffusion.Image, batch)
+	t.zt, t.next = make([]float32, batch*D), make([]int, batch)
+	return t, nil
+}
+
+func (t *teacher) close() { t.s.Close() }
+
+// zeros is a noise stream of zeros: the teacher's chains are
+// deterministic (η = 0), and NewImage's starting draw is overwritten.
+type zeros struct{}
+
+func (zeros) NormFloat64() float64 { return 0 }
+
+// distillBatch draws a distillation batch: for each example an image and
+// a step k of the student's chain, z_t at its timestep, the teacher's two
+// guided steps from it (one denoiser call per step for the whole batch),
+// and the noise ε̃ that makes the student's one step land where they did
+// (Schedule.DistillTarget), weighted by DistillWeight over its mean.
+func (tr *trainer) distillBatch(rng *rand.Rand, ds *data.Set) error {
+	t, gr, cfg := tr.teach, tr.gr, tr.ck.Config
+	D := cfg.Channels * cfg.ImageSize * cfg.ImageSize
+	for i := 0; i < tr.batch; i++ {
+		j := rng.IntN(ds.N)
+		k := rng.IntN(len(t.student) - 1)
+		ts, mid, next := t.student[k], t.fine[2*k+1], t.student[k+1]
+		chain := []int{ts, mid}
+		if next >= 0 {
+			chain = append(chain, next) // the teacher stops before its call at next
+		}
+		eps := tr.noise[i*D : (i+1)*D]
+		for v := range eps {
+			eps[v] = float32(rng.NormFloat64())
+		}
+		zt := t.zt[i*D : (i+1)*D]
+		tr.sch.Noise(ts, ds.Image(j), eps, zt)
+		c := diffusion.Chain{Schedule: tr.sch, Timesteps: chain, Values: D}
+		im := diffusion.NewImage(t.sampler, c, ds.Labels[j], t.guidance, zeros{})
+		copy(im.X, zt)
+		t.images[i] = im
+		gr.times[i], gr.labels[i], t.next[i] = ts, ds.Labels[j], next
+		gr.lossW[i] = float32(tr.sch.DistillWeight(ts, next) / t.wNorm)
+	}
+	for step := 0; step < 2; step++ {
+		if err := t.batch.Step(t.s, t.images); err != nil {
+			return fmt.Errorf("distill: teacher: %w", err)
+		}
+		for _, im := range t.images {
+			if err := im.Err(); err != nil {
+				return fmt.Errorf("distill: teacher: %w", err)
+			}
+		}
+	}
+	for i, im := range t.images {
+		zt := t.zt[i*D : (i+1)*D]
+		copy(tr.x[i*D:(i+1)*D], zt)
+		tr.sch.DistillTarget(gr.times[i], t.next[i], zt, im.X, tr.noise[i*D:(i+1)*D])
+	}
+	return nil
+}
+
+// checkDistill refuses distillation options that cannot make a student:
+// no teacher (Init), a classifier, a chain the sampler cannot double, or
+// options of ordinary training that distillation replaces (label dropout,
+// Min-SNR weighting, the auxiliary classifier).
+func (o *Options) checkDistill() error {
+	d := o.Distill
+	if d == nil {
+		return nil
+	}
+	if o.Model.Kind != contract.Denoiser {
+		return bad("Distill", d.Steps, "distils a denoiser; this run trains a %s", o.Model.Kind)
+	}
+	if o.Init == "" && !o.Resume {
+		return bad("Distill", d.Steps, "needs its teacher: the model the student starts from (Init)")
+	}
+	if d.Steps < 1 {
+		return bad("Distill", d.Steps, "must be >= 1 (the student's steps)")
+	}
+	if _, err := diffusion.ParseSampler(d.Sampler); err != nil {
+		return bad("Distill", d.Sampler, "%v", err)
+	}
+	if _, err := diffusion.ParseInterval(d.GuidanceInterval); err != nil {
+		return bad("Distill", d.GuidanceInterval, "%v", err)
+	}
+	if !(d.Guidance >= 0) || math.IsInf(d.Guidance, 0) {
+		return bad("Distill", d.Guidance, "the teacher's guidance must be a finite number >= 0")
+	}
+	switch {
+	case o.CFGDrop != 0:
+		return bad("CFGDrop", o.CFGDrop, "must be 0 when distilling: the student learns its teacher's guided output, not label dropout")
+	case o.MinSNRGamma != 0:
+		return bad("MinSNRGamma", o.MinSNRGamma, "must be 0 when distilling: each example is weighted by what its error does to the student's step")
+	case o.ACWeight != 0:
+		return bad("ACWeight", o.ACWeight, "must be 0 when distilling")
+	}
+	return nil
+}

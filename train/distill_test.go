@@ -1,0 +1,302 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/condiff/condiff/checkpoint"
+	"github.com/condiff/condiff/contract"
+	"github.com/condiff/condiff/data"
+	"github.com/condiff/condiff/diffusion"
+	"github.com/condiff/condiff/export"
+	"github.com/condiff/condiff/infer"
+	"github.com/condiff/condiff/models"
+)
+
+// distillTeacher trains a tiny guided teacher (synthetic 16×16, label
+// dropout) for steps steps and exports it.
+func distillTeacher(t *testing.T, steps int) string {
+	t.Helper()
+	o := tinyOptions(t, contract.CBN, models.GroupNorm)
+	o.Steps, o.CFGDrop, o.SaveEvery = steps, 0.2, 0
+	if _, err := Run(o); err != nil {
+		t.Fatal(err)
+	}
+	model := filepath.Join(t.TempDir(), "teacher.onnx")
+	if err := export.Export(o.Out, model, export.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	return model
+}
+
+// studentOptions distils teacher into a student of n steps at guidance w.
+func studentOptions(t *testing.T, teacher string, n int, w float64) Options {
+	o := tinyOptions(t, contract.CBN, models.GroupNorm)
+	o.Init, o.LR, o.SaveEvery = teacher, 1e-3, 0
+	o.Distill = &contract.Distilled{Sampler: diffusion.DDIMTrailing.Name(), Steps: n, Guidance: w}
+	return o
+}
+
+// TestDistillBatch: the targets a distillation step trains on, against
+// the teacher's two guided DDIM steps computed here by hand (its ε for the
+// label and the null class, (1+w)·ε(y) − w·ε(∅), the clipped x̂, DDIM's
+// update) and the student's step solved for its v.
+func TestDistillBatch(t *testing.T) {
+	teacher := distillTeacher(t, 20)
+	o := studentOptions(t, teacher, 2, 1.5)
+	imp, err := o.prepare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := data.Load(o.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := newCheckpoint(o, ds, imp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := newTrainer(ck, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.close()
+	if err := tr.distillBatch(rand.New(rand.NewPCG(1, 2)), ds); err != nil {
+		t.Fatal(err)
+	}
+	s, err := infer.Open(teacher, infer.Options{Backend: infer.BackendGo, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	sch := tr.sch
+	D := 16 * 16
+	eps := func(x []float32, ts, y int) []float64 {
+		out := make([]float32, D)
+		if err := s.Eps(x, []int64{int64(ts)}, []int64{int64(y)}, out); err != nil {
+			t.Fatal(err)
+		}
+		r := make([]float64, D)
+		for k := range r {
+			r[k] = float64(out[k])
+		}
+		return r
+	}
+	// step is one guided DDIM step (η = 0) from ts to next (−1: clean).
+	step := func(x []float32, ts, next, y int) []float32 {
+		c, u := eps(x, ts, y), eps(x, ts, s.Info.Null())
+		a, sg := math.Sqrt(sch.AlphaBar[ts]), math.Sqrt(1-sch.AlphaBar[ts])
+		an := 1.0
+		if next >= 0 {
+			an = math.Sqrt(sch.AlphaBar[next])
+		}
+		out := make([]float32, D)
+		for k := range out {
+			e := 2.5*c[k] - 1.5*u[k]
+			x0 := math.Max(-1, math.Min(1, (float64(x[k])-sg*e)/a))
+			e = (float64(x[k]) - a*x0) / sg
+			out[k] = float32(an*x0 + math.Sqrt(1-an*an)*e)
+		}
+		return out
+	}
+	grid := map[int][2]int{999: {749, 499}, 499: {249, -1}} // ddim-trailing: 2 steps of 1000 in 4
+	seen := map[int]bool{}
+	var worst float64
+	for i := 0; i < 16; i++ {
+		ts := tr.gr.times[i]
+		g, ok := grid[ts]
+		if !ok {
+			t.Fatalf("example %d at t=%d, not a step of the student's chain (999, 499)", i, ts)
+		}
+		seen[ts] = true
+		zt := tr.x[i*D : (i+1)*D]
+		z2 := step(step(zt, ts, g[0], tr.gr.labels[i]), g[0], g[1], tr.gr.labels[i])
+		a, sg := math.Sqrt(sch.AlphaBar[ts]), math.Sqrt(1-sch.AlphaBar[ts])
+		a2, s2 := 1.0, 0.0
+		if g[1] >= 0 {
+			a2, s2 = math.Sqrt(sch.AlphaBar[g[1]]), math.Sqrt(1-sch.AlphaBar[g[1]])
+		}
+		for k := 0; k < D; k++ {
+			// The student's x̃ lands on z2 in one step: z2 = a2·x̃ + s2·(z_t − a·x̃)/sg.
+			x := (float64(z2[k]) - s2/sg*float64(zt[k])) / (a2 - s2/sg*a)
+			want := (a*float64(zt[k]) - x) / sg // v = α·ε̃ − σ·x̃
+			worst = max(worst, math.Abs(float64(tr.noise[i*D+k])-want)/(1+math.Abs(want)))
+		}
+		if w := float64(tr.gr.lossW[i]); !(w > 0) || math.IsInf(w, 0) {
+			t.Errorf("example %d: loss weight %v", i, w)
+		}
+	}
+	t.Logf("largest difference from the hand-made target: %.2g (relative to 1 + |ṽ|)", worst)
+	// float32 states through two steps and the solve: the division by
+	// a2 − s2·a/sg (≈ 0.05 at t = 999) magnifies their rounding ~20×.
+	if worst > 2e-4 {
+		t.Errorf("targets differ from the hand-made ones by %.3g", worst)
+	}
+	if len(seen) != 2 {
+		t.Errorf("16 examples drew the student's steps %v; want both", seen)
+	}
+}
+
+// TestDistillResumeEquivalence: distillation resumes as train does: N
+// steps straight equal k, a stop, a resume and N−k, bit for bit.
+func TestDistillResumeEquivalence(t *testing.T) {
+	teacher := distillTeacher(t, 5)
+	straight := studentOptions(t, teacher, 2, 1)
+	straight.Steps = 6
+	a, err := Run(straight)
+	if err != nil {
+		t.Fatal(err)
+	}
+	split := studentOptions(t, teacher, 2, 1)
+	split.Steps, split.StopAfter = 6, 3
+	if _, err := Run(split); err != nil {
+		t.Fatal(err)
+	}
+	split.StopAfter, split.Resume = 0, true
+	b, err := Run(split)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Step != 6 || b.Step != 6 {
+		t.Fatalf("steps %d and %d, want 6", a.Step, b.Step)
+	}
+	for name, arr := range a.Params {
+		if !slicesEqual(arr.Data, b.Params[name].Data) {
+			t.Fatalf("param %q differs between the straight and the resumed distillation", name)
+		}
+	}
+	if b.Info.Distill == nil || *b.Info.Distill != *straight.Distill {
+		t.Fatalf("the resumed run records %+v, want %+v", b.Info.Distill, straight.Distill)
+	}
+}
+
+// TestDistillRefusals: what cannot make a student is refused, naming the
+// option.
+func TestDistillRefusals(t *testing.T) {
+	teacher := distillTeacher(t, 2)
+	for _, c := range []struct {
+		name string
+		edit func(*Options)
+		want string
+	}{
+		{"no teacher", func(o *Options) { o.Init = "" }, "needs its teacher"},
+		{"label dropout", func(o *Options) { o.CFGDrop = 0.1 }, "CFGDrop"},
+		{"min-snr", func(o *Options) { o.MinSNRGamma = 5 }, "MinSNRGamma"},
+		{"no sampler", func(o *Options) { o.Distill.Sampler = "euler" }, "euler"},
+		{"steps 0", func(o *Options) { o.Distill.Steps = 0 }, "must be >= 1"},
+		{"odd grid", func(o *Options) { o.Distill.Steps = 600 }, "needs its teacher at 1200"},
+		{"bad interval", func(o *Options) { o.Distill.GuidanceInterval = "5,1" }, "LO < HI"},
+	} {
+		o := studentOptions(t, teacher, 2, 1)
+		o.Steps = 1
+		c.edit(&o)
+		_, err := Run(o)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error saying %q", c.name, err, c.want)
+		}
+	}
+}
+
+// TestStudentExports: a distilled run exports as a student, a v-prediction
+// model whose metadata names its chain and the guidance it learned, and
+// it samples by that chain with no options (its defaults); the session
+// turns its v into the ε samplers take (ε = σ·x + α·v, checked on one call
+// against the raw output of the same graph read as ε).
+func TestStudentExports(t *testing.T) {
+	teacher := distillTeacher(t, 3)
+	o := studentOptions(t, teacher, 2, 1)
+	o.Steps = 2
+	if _, err := Run(o); err != nil {
+		t.Fatal(err)
+	}
+	student := filepath.Join(t.TempDir(), "student.onnx")
+	if err := export.Export(o.Out, student, export.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := infer.ReadInfo(student)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := contract.Distilled{Sampler: "ddim-trailing", Steps: 2, Guidance: 1}
+	if info.Distilled == nil || *info.Distilled != want || info.Prediction != contract.PredictionV {
+		t.Fatalf("the student's metadata: prediction %q, distilled %+v; want v, %+v", info.Prediction, info.Distilled, want)
+	}
+	s, err := infer.Open(student, infer.Options{Backend: infer.BackendGo, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	d, err := infer.ModelDefaults(student, info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm, err := d.Resolve(infer.Given{}, info)
+	if err != nil || sm.Check(info) != nil || sm.Sampler != diffusion.DDIMTrailing || sm.Steps != 2 || sm.Guidance != 0 {
+		t.Fatalf("the student's sampling by default: %+v (%v, %v)", sm, err, sm.Check(info))
+	}
+	sch, _ := info.Schedule.Build()
+	req := diffusion.Request{Sampler: sm.Sampler, Steps: sm.Steps, Seed: 1, Batch: 4, Values: 256, Indices: []int{0, 1, 2, 3}, Labels: []int{0, 1, 2, 3}}
+	var images int
+	err = diffusion.Sample(context.Background(), s, sch, req, nil, func(ix []int, x []float32) error {
+		for _, v := range x {
+			if v < -1 || v > 1 || v != v {
+				return fmt.Errorf("pixel %v", v)
+			}
+		}
+		images += len(ix)
+		return nil
+	})
+	if err != nil || images != 4 || s.Calls != 2 {
+		t.Fatalf("sampled %d images in %d calls: %v; want 4 in 2", images, s.Calls, err)
+	}
+	// v → ε: the same weights exported as an ε model give the raw v; the
+	// student's session gives σ·x + α·v.
+	x := make([]float32, 256)
+	for k := range x {
+		x[k] = float32(k%7)/3 - 1
+	}
+	got := make([]float32, 256)
+	if err := s.Eps(x, []int64{600}, []int64{1}, got); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := infer.Open(epsilonCopy(t, o.Out), infer.Options{Backend: infer.BackendGo, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	v := make([]float32, 256)
+	if err := raw.Eps(x, []int64{600}, []int64{1}, v); err != nil {
+		t.Fatal(err)
+	}
+	a, sg := sch.SqrtAB[600], sch.SqrtOneAB[600]
+	for k := range v {
+		if want := sg*float64(x[k]) + a*float64(v[k]); math.Abs(float64(got[k])-want) > 1e-5 {
+			t.Fatalf("value %d: ε %v, want σ·x + α·v = %v", k, got[k], want)
+		}
+	}
+}
+
+// epsilonCopy exports the run's weights as an ordinary (ε) model: its
+// checkpoint without the distillation record.
+func epsilonCopy(t *testing.T, run string) string {
+	t.Helper()
+	ck, err := checkpoint.Load(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck.Info.Distill = nil
+	dir := t.TempDir()
+	if err := ck.Save(filepath.Join(dir, checkpoint.File)); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "eps.onnx")
+	if err := export.Export(dir, out, export.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
