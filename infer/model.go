@@ -198,6 +198,9 @@ func Inspect(path string, w io.Writer) error {
 		fmt.Fprintf(w, "config: rebuilds the %s; every parameter of its network present with its shape (%d)\n", what, n)
 	}
 	fmt.Fprintln(w, "contract: yes (condiff can sample/evaluate with it)")
+	if d := in.Distilled; d != nil {
+		fmt.Fprintf(w, "student: distilled for %s in %d steps, predicts %s; it learned its teacher's %s and samples unguided\n", d.Sampler, d.Steps, in.Prediction, d.What())
+	}
 	// The Go backend: whether it runs the model, or why not (any backend
 	// runs a model that follows the contract through ONNX Runtime).
 	if b, err := readFileBounded(path); err == nil {

@@ -189,7 +189,7 @@ func TestDistillRefusals(t *testing.T) {
 		{"min-snr", func(o *Options) { o.MinSNRGamma = 5 }, "MinSNRGamma"},
 		{"no sampler", func(o *Options) { o.Distill.Sampler = "euler" }, "euler"},
 		{"steps 0", func(o *Options) { o.Distill.Steps = 0 }, "must be >= 1"},
-		{"odd grid", func(o *Options) { o.Distill.Steps = 600 }, "needs its teacher at 1200"},
+		{"too many steps", func(o *Options) { o.Distill.Steps = 600 }, "its teacher would run 1200 steps of 1000 timesteps: at most 500"},
 		{"bad interval", func(o *Options) { o.Distill.GuidanceInterval = "5,1" }, "LO < HI"},
 	} {
 		o := studentOptions(t, teacher, 2, 1)

@@ -162,6 +162,16 @@ func (o *Options) prepare() (*export.Imported, error) {
 		if cfg.Kind == contract.Denoiser {
 			o.Schedule = imported.Schedule
 		}
+		if d := o.Distill; d != nil {
+			// The student's chain and its teacher's, twice as long, on the
+			// teacher's schedule.
+			if err := d.Check(o.Schedule.T); err != nil {
+				return nil, bad("Distill", d.Steps, "%v", err)
+			}
+			if err := (contract.Distilled{Sampler: d.Sampler, Steps: 2 * d.Steps}).Check(o.Schedule.T); err != nil {
+				return nil, bad("Distill", d.Steps, "its teacher would run %d steps of %d timesteps: at most %d student steps", 2*d.Steps, o.Schedule.T, o.Schedule.T/2)
+			}
+		}
 	}
 	return imported, nil
 }
@@ -199,6 +209,9 @@ func Run(o Options) (*checkpoint.Checkpoint, error) {
 	imported, err := o.prepare()
 	if err != nil {
 		return nil, err
+	}
+	if a := BLASAdvice(); a != "" && o.Log != nil {
+		fmt.Fprintf(o.Log, "train: %s\n", a)
 	}
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, bad("Out", o.Out, "%v", err)

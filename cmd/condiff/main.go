@@ -9,6 +9,7 @@ import "github.com/condiff/condiff/cmd/internal/cli"
 func main() {
 	cmds := []cli.Command{
 		{Name: "train", Summary: "train a denoiser (uncond, cbn = M_CBN, ac = M_AC)", Run: func(a []string) error { return cmdTrain(a, false) }},
+		{Name: "distill", Summary: "distil a denoiser into a few-step student (progressive distillation; the student samples in --student-steps steps)", Run: cmdDistill},
 		{Name: "train-classifier", Summary: "train an image classifier (for M_AC and evaluation)", Run: func(a []string) error { return cmdTrain(a, true) }},
 		{Name: "export", Summary: "turn a run into a self-describing .onnx file", Run: cmdExport},
 		{Name: "cas", Summary: "do the samples teach a classifier? (CAS, augmentation gain; adds to an eval report)", Run: cmdCAS},

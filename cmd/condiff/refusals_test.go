@@ -90,11 +90,24 @@ func TestRefusalsNameOwnFlags(t *testing.T) {
 		clf   = "../../assets/pretrained/mnist-clf.onnx"
 	)
 	ev := tinyEval(t)
+	teacher := filepath.Join(dir, "teacher.onnx")
+	for _, args := range [][]string{
+		{"train", "--out", filepath.Join(dir, "teach"), "--data", "synthetic", "--size", "8", "--base", "8", "--mult", "1", "--norm", "group", "--groups", "4",
+			"--cfg-drop", "0.2", "--steps", "1", "--batch", "2", "--synthetic-per-class", "2"},
+		{"export", "--run", filepath.Join(dir, "teach"), "--out", teacher},
+	} {
+		if r := run(t, "condiff", args...); r.code != 0 {
+			t.Fatalf("%v: %s", args, r.stderr)
+		}
+	}
 
 	train := []string{"--steps", "1", "--size", "8", "--base", "8", "--synthetic-per-class", "2", "--batch", "2", "--save-every", "0"}
 	bases := map[string]func(out string) []string{
 		"train":            func(out string) []string { return append([]string{"--out", out, "--mult", "1"}, train...) },
 		"train-classifier": func(out string) []string { return append([]string{"--out", out}, train...) },
+		"distill": func(out string) []string {
+			return []string{"--out", out, "--teacher", teacher, "--student-steps", "2", "--steps", "1", "--synthetic-per-class", "2", "--batch", "2", "--save-every", "0"}
+		},
 		"export": func(out string) []string {
 			return []string{"--run", filepath.Join(dir, "no-run"), "--out", filepath.Join(out, "m.onnx")}
 		},
@@ -122,6 +135,8 @@ func TestRefusalsNameOwnFlags(t *testing.T) {
 		{"eval", []string{"--n-per-class", "2000000"}, "--n-per-class"},
 		{"train", []string{"--lr", "1e9"}, "--lr"},
 		{"train", []string{"--ac-weight", "0.5"}, "--ac-weight"},
+		{"distill", []string{"--student-steps", "600"}, "--student-steps"},
+		{"distill", []string{"--cfg-drop", "0.1"}, "--cfg-drop"},
 		{"sample", []string{"--threads", "100000"}, "--threads"},
 		{"sample", []string{"--sampler", "dpm++2m", "--eta", "1"}, "--eta"},
 		{"eval", []string{"--run", "/dev/null/x"}, "--run"},

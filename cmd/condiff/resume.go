@@ -90,12 +90,7 @@ var resumeRules = map[string]resumeRule{
 	// from is history.
 	"Info.Init": kept("init", func(c *checkpoint.Checkpoint) string { return c.Info.Init }),
 	"Info.Distill": {flags: map[string]func(*checkpoint.Checkpoint) string{
-		"distill": func(c *checkpoint.Checkpoint) string {
-			if c.Info.Distill == nil {
-				return "0"
-			}
-			return strconv.Itoa(c.Info.Distill.Steps)
-		},
+		"distill": distillSteps,
 		"distill-guidance": func(c *checkpoint.Checkpoint) string {
 			if c.Info.Distill == nil {
 				return "0"
@@ -110,6 +105,16 @@ var resumeRules = map[string]resumeRule{
 		},
 	}},
 	"Info.ClfConfig": free("the M_AC classifier's architecture: --ac-classifier's run, or the default classifier (Info.ACMode)"),
+}
+
+// distillNames are train's names of distill's own flags.
+var distillNames = map[string]string{"teacher": "init", "student-steps": "distill"}
+
+func distillSteps(c *checkpoint.Checkpoint) string {
+	if c.Info.Distill == nil {
+		return "0"
+	}
+	return strconv.Itoa(c.Info.Distill.Steps)
 }
 
 // resumeFree are train's flags that no checkpoint field holds: a resumed
@@ -131,8 +136,12 @@ func resumeConflicts(fs *flag.FlagSet, out string) error {
 	}
 	var bad []string
 	fs.Visit(func(fl *flag.Flag) {
+		name := fl.Name
+		if fs.Name() == "distill" {
+			name = cmp.Or(distillNames[name], name)
+		}
 		for _, r := range resumeRules {
-			if value, ok := r.flags[fl.Name]; ok {
+			if value, ok := r.flags[name]; ok {
 				if want := value(ck); fl.Value.String() != want {
 					bad = append(bad, fmt.Sprintf("--%s %s (the checkpoint has %q)", fl.Name, fl.Value.String(), want))
 				}

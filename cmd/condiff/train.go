@@ -33,6 +33,18 @@ func intList(flagName, s string) ([]int, error) {
 // cmdTrain is `train` (a denoiser) and `train-classifier`.
 func cmdTrain(args []string, classifier bool) error {
 	fs, options := trainFlags(classifier)
+	return runTrain(fs, options, args)
+}
+
+// cmdDistill is `condiff distill`: train's run with the teacher (--teacher,
+// train's --init) distilled into a student of --student-steps steps
+// (train's --distill).
+func cmdDistill(args []string) error {
+	fs, options := flagsOf("distill", false)
+	return runTrain(fs, options, args)
+}
+
+func runTrain(fs *cli.Flags, options func() (train.Options, error), args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -47,9 +59,6 @@ func cmdTrain(args []string, classifier bool) error {
 		if err := resumeConflicts(fs.FlagSet, o.Out); err != nil {
 			return err
 		}
-	}
-	if a := train.BLASAdvice(); a != "" {
-		fmt.Fprintf(os.Stderr, "%s: %s\n", fs.Name(), a)
 	}
 	var skipped int
 	o.Data.Skipped = &skipped
@@ -70,9 +79,19 @@ func cmdTrain(args []string, classifier bool) error {
 // them with the function that turns them, once parsed, into the run's
 // options.
 func trainFlags(classifier bool) (*cli.Flags, func() (train.Options, error)) {
-	name := "train"
 	if classifier {
-		name = "train-classifier"
+		return flagsOf("train-classifier", true)
+	}
+	return flagsOf("train", false)
+}
+
+// flagsOf is trainFlags for the command name: train, train-classifier or
+// distill (train's flags, --init named --teacher and --distill
+// --student-steps, which it requires).
+func flagsOf(name string, classifier bool) (*cli.Flags, func() (train.Options, error)) {
+	initFlag, distillFlag := "init", "distill"
+	if name == "distill" {
+		initFlag, distillFlag = "teacher", "student-steps"
 	}
 	fs := cli.NewFlags(name)
 	// The recipe's flags set the run's options (train.Options and the
@@ -92,7 +111,11 @@ func trainFlags(classifier bool) (*cli.Flags, func() (train.Options, error)) {
 	// seed, and --resume rebuilds the same set from it.
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed of initialisation, data order, noise and the synthetic dataset")
 	printCfg := fs.Bool("print-config", false, "print the run these flags describe (network config, schedule, recipe) as JSON and exit, training nothing")
-	fs.StringVar(&o.Init, "init", "", "start from an exported model (MODEL.onnx, its group-norm network): its architecture, schedule and weights; the data must have its classes and image size, and no architecture flag may be given")
+	initHelp := "start from an exported model (MODEL.onnx, its group-norm network): its architecture, schedule and weights; the data must have its classes and image size, and no architecture flag may be given"
+	if name == "distill" {
+		initHelp = "the teacher (MODEL.onnx, a group-norm denoiser, or a student of twice --student-steps): the student starts from its architecture, schedule and weights; the data must have its classes"
+	}
+	fs.StringVar(&o.Init, initFlag, "", initHelp)
 	fs.IntVar(&o.SaveEvery, "save-every", 100, "write a checkpoint every N steps (and at the end)")
 	fs.StringVar(&o.LRSchedule, "lr-schedule", train.LRConstant, "learning rate after the warm-up: constant, or cosine (decays to 0 at --steps; extending a run with --resume stretches the rest of the curve)")
 	fs.IntVar(&o.LRWarmup, "lr-warmup", 0, "steps of linear learning-rate warm-up from 0")
@@ -117,20 +140,24 @@ func trainFlags(classifier bool) (*cli.Flags, func() (train.Options, error)) {
 		fs.Var(lossWeight, "loss-weight", "the denoiser loss's weighting over timesteps: none (the plain mean squared error), or min-snr:GAMMA (each example weighted min(SNR_t, GAMMA)/SNR_t, Min-SNR-γ, Hang et al. 2023; they use 5)")
 		acWeight = fs.Float64("ac-weight", 0.1, "weight of the auxiliary classifier loss (variant ac)")
 		fs.StringVar(&o.ACClf, "ac-classifier", "", "pretrained classifier run to keep frozen (variant ac); default: train one jointly")
-		distill = fs.Int("distill", 0, "distil the --init model (the teacher) into a student of N steps: progressive distillation on the ddim-trailing grid, each student step learning two of the teacher's (0: ordinary training; condiff distill says the same)")
+		distillHelp := "distil the --init model (the teacher) into a student of N steps: progressive distillation on the ddim-trailing grid, each student step learning two of the teacher's (0: ordinary training; condiff distill says the same)"
+		if name == "distill" {
+			distillHelp = "the student's steps N: each learns two of the teacher's on the ddim-trailing grid (a teacher that is a student runs 2N)"
+		}
+		distill = fs.Int(distillFlag, 0, distillHelp)
 		distillGuidance = fs.Float64("distill-guidance", 0, "the guidance weight the teacher runs at, learned by the student (default: the teacher's own, from its NAME.sampling.json)")
 		distillInterval = fs.String("distill-interval", "", "the teacher's guidance interval LO,HI or none (default: the teacher's own)")
 	}
 	fs.Sets(map[string]string{"out": "Out", "resume": "Resume", "size": "data.Size", "skip-bad": "data.SkipBad",
 		"steps": "Steps", "batch": "Batch", "lr": "LR", "seed": "Seed", "save-every": "SaveEvery", "ema": "EMADecay", "grad-clip": "GradClip",
-		"lr-schedule": "LRSchedule", "lr-warmup": "LRWarmup", "init": "Init"})
+		"lr-schedule": "LRSchedule", "lr-warmup": "LRWarmup", initFlag: "Init"})
 	if !classifier {
 		fs.Sets(map[string]string{
 			"cfg-drop":      "CFGDrop",
 			"loss-weight":   "MinSNRGamma",
 			"ac-weight":     "ACWeight",
 			"ac-classifier": "ACClf",
-			"distill":       "Distill",
+			distillFlag:     "Distill",
 		})
 	}
 	return fs, func() (train.Options, error) {
@@ -147,7 +174,7 @@ func trainFlags(classifier bool) (*cli.Flags, func() (train.Options, error)) {
 				}
 			}
 			if len(given) > 0 {
-				return o, fmt.Errorf("--init %s takes the architecture, image shape and schedule from the model; drop %s", o.Init, strings.Join(given, ", "))
+				return o, fmt.Errorf("--%s %s takes the architecture, image shape and schedule from the model; drop %s", initFlag, o.Init, strings.Join(given, ", "))
 			}
 		}
 		if o.Resume && !fs.IsSet("steps") {
@@ -170,6 +197,9 @@ func trainFlags(classifier bool) (*cli.Flags, func() (train.Options, error)) {
 				return o, fmt.Errorf("--schedule: %w", err)
 			}
 			o.MinSNRGamma = lossWeight.gamma
+			if name == "distill" && *distill == 0 && !o.Resume {
+				return o, fmt.Errorf("--student-steps is required (the student's steps, e.g. 4)")
+			}
 			if *distill != 0 {
 				var err error
 				if o.Distill, err = distillation(fs, o, *distill, *distillGuidance, *distillInterval); err != nil {
@@ -249,18 +279,18 @@ func distillation(fs *cli.Flags, o train.Options, steps int, guidance float64, i
 	}
 	info, err := infer.ReadInfo(o.Init)
 	if err != nil {
-		return nil, fmt.Errorf("--init: %w", err)
+		return nil, fmt.Errorf("the teacher: %w", err)
 	}
 	if td := info.Distilled; td != nil {
 		if fs.IsSet("distill-guidance") || fs.IsSet("distill-interval") {
-			return nil, fmt.Errorf("--init %s is a student that learned %s; it hands that down and runs at no other: drop --distill-guidance and --distill-interval", o.Init, td.What())
+			return nil, fmt.Errorf("the teacher %s is a student that learned %s; it hands that down and runs at no other: drop --distill-guidance and --distill-interval", o.Init, td.What())
 		}
 		d.Guidance, d.GuidanceInterval = td.Guidance, td.GuidanceInterval
 		return d, nil
 	}
 	def, err := infer.ModelDefaults(o.Init, info)
 	if err != nil {
-		return nil, fmt.Errorf("--init: %w", err)
+		return nil, fmt.Errorf("the teacher: %w", err)
 	}
 	if !fs.IsSet("distill-guidance") {
 		d.Guidance = def.Guidance
@@ -277,7 +307,7 @@ func distillation(fs *cli.Flags, o train.Options, steps int, guidance float64, i
 		}
 	}
 	if def.Guide != "" && !fs.IsSet("distill-guidance") {
-		return nil, fmt.Errorf("--init %s is sampled with an autoguidance guide by default, which distillation does not run: give --distill-guidance (classifier-free)", o.Init)
+		return nil, fmt.Errorf("the teacher %s is sampled with an autoguidance guide by default, which distillation does not run: give --distill-guidance (classifier-free)", o.Init)
 	}
 	return d, nil
 }
