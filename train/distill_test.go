@@ -142,39 +142,6 @@ func TestDistillBatch(t *testing.T) {
 	}
 }
 
-// TestDistillResumeEquivalence: distillation resumes as train does: N
-// steps straight equal k, a stop, a resume and N−k, bit for bit.
-func TestDistillResumeEquivalence(t *testing.T) {
-	teacher := distillTeacher(t, 5)
-	straight := studentOptions(t, teacher, 2, 1)
-	straight.Steps = 6
-	a, err := Run(straight)
-	if err != nil {
-		t.Fatal(err)
-	}
-	split := studentOptions(t, teacher, 2, 1)
-	split.Steps, split.StopAfter = 6, 3
-	if _, err := Run(split); err != nil {
-		t.Fatal(err)
-	}
-	split.StopAfter, split.Resume = 0, true
-	b, err := Run(split)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a.Step != 6 || b.Step != 6 {
-		t.Fatalf("steps %d and %d, want 6", a.Step, b.Step)
-	}
-	for name, arr := range a.Params {
-		if !slicesEqual(arr.Data, b.Params[name].Data) {
-			t.Fatalf("param %q differs between the straight and the resumed distillation", name)
-		}
-	}
-	if b.Info.Distill == nil || *b.Info.Distill != *straight.Distill {
-		t.Fatalf("the resumed run records %+v, want %+v", b.Info.Distill, straight.Distill)
-	}
-}
-
 // TestDistillRefusals: what cannot make a student is refused, naming the
 // option.
 func TestDistillRefusals(t *testing.T) {

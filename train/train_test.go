@@ -72,12 +72,20 @@ func TestTrainLossFalls(t *testing.T) {
 }
 
 // TestResumeEquivalence: N steps straight equal k steps, a stop, a resume
-// and N−k more, bit for bit (same seed, same data order, same noise).
+// and N−k more, bit for bit (same seed, same data order, same noise), for
+// M_CBN, M_AC and a distillation (its teacher's steps included).
 func TestResumeEquivalence(t *testing.T) {
-	for _, variant := range []contract.Variant{contract.CBN, contract.AC} {
+	for _, variant := range []contract.Variant{contract.CBN, contract.AC, "distill"} {
 		t.Run(string(variant), func(t *testing.T) {
-			straight := tinyOptions(t, variant, models.BatchNorm)
-			straight.Steps, straight.CFGDrop = 12, 0.2
+			var straight Options
+			switch variant {
+			case "distill":
+				straight = studentOptions(t, distillTeacher(t, 5), 2, 1)
+				straight.Steps = 12
+			default:
+				straight = tinyOptions(t, variant, models.BatchNorm)
+				straight.Steps, straight.CFGDrop = 12, 0.2
+			}
 			if variant == contract.AC {
 				straight.ACWeight = 0.1
 				// The learning rate's course resumes too (warm-up over the split).
