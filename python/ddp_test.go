@@ -116,7 +116,7 @@ print(d, s)`, one, two).CombinedOutput()
 		var a, b checkpoint.LogEntry
 		json.Unmarshal([]byte(ea[i]), &a)
 		json.Unmarshal([]byte(eb[i]), &b)
-		if a.Step != i || b.Step != i || a.Loss <= 0 || abs(a.Loss-b.Loss) > 1e-5*a.Loss {
+		if a.Step != i+1 || b.Step != i+1 || a.Loss <= 0 || abs(a.Loss-b.Loss) > 1e-5*a.Loss {
 			t.Errorf("step %d: loss %g (1 process) and %g (2)", i, a.Loss, b.Loss)
 		}
 	}
@@ -143,7 +143,7 @@ func TestTorchResume(t *testing.T) {
 	pyModule(t, py, "train", "--config", cfg, "--out", split, "--steps", "3")
 	// A kill after the checkpoint leaves log lines past it: resuming drops them.
 	f, _ := os.OpenFile(filepath.Join(split, "log.jsonl"), os.O_APPEND|os.O_WRONLY, 0)
-	f.WriteString(`{"step": 3, "loss": 9, "img_per_s": 1}` + "\n")
+	f.WriteString(`{"step": 4, "loss": 9, "img_per_s": 1}` + "\n")
 	f.Close()
 	pyModule(t, py, "train", "--resume", "--out", split, "--steps", "6")
 	out, err := exec.Command(py, "-c", `import sys, torch

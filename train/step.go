@@ -1,7 +1,10 @@
 package train
 
 import (
+	"bufio"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"math/rand/v2"
 
 	"github.com/condiff/condiff/checkpoint"
@@ -25,6 +28,26 @@ type trainer struct {
 	c1    []float32 // [B]: M_AC x̂₀ coefficients
 	c2    []float32
 	teach *teacher // a distillation run's teacher; nil otherwise
+	rec   *bufio.Writer
+}
+
+// RecordBatch is the layout of Options.RecordBatches: per step, per
+// example, little-endian: the image's index in the dataset, the timestep,
+// the true label and the label fed to the network (the null class where
+// it was dropped) as int32, then the noise ε as C·H·W float32.
+const RecordBatch = "int32 image, int32 t, int32 label, int32 y, float32 eps[C*H*W] per example"
+
+// record appends one example of this step's batch to tr.rec.
+func (tr *trainer) record(image, t, label, y int, eps []float32) {
+	var b [16]byte
+	for i, v := range []int{image, t, label, y} {
+		binary.LittleEndian.PutUint32(b[4*i:], uint32(int32(v)))
+	}
+	tr.rec.Write(b[:])
+	for _, v := range eps {
+		binary.LittleEndian.PutUint32(b[:4], math.Float32bits(v))
+		tr.rec.Write(b[:4])
+	}
 }
 
 func newTrainer(ck *checkpoint.Checkpoint, batch int) (*trainer, error) {
@@ -106,6 +129,9 @@ func (tr *trainer) step(rng *rand.Rand, ds *data.Set) (checkpoint.LogEntry, erro
 			y = 0 // unused by the network
 		}
 		gr.labels[i] = y
+		if tr.rec != nil {
+			tr.record(j, t, label, y, eps)
+		}
 		if gr.targets != nil { // M_AC: judge x̂₀ against the true label
 			gr.targets[i] = label
 			if cfg.NullClass && y == contract.NullLabel(cfg.NumClasses) {

@@ -12,6 +12,7 @@
 package train
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,6 +59,10 @@ type Options struct {
 	// StopAfter, if > 0, ends the run after this many steps of this call
 	// (the checkpoint is written as at the end); for resume tests.
 	StopAfter int
+	// RecordBatches, if set, gets every step's batch as the denoiser drew
+	// it (RecordBatch), for replaying the same recipe on the same batches
+	// elsewhere (condiff_torch.train --replay).
+	RecordBatches io.Writer
 	// Context, when cancelled (Ctrl-C), ends the run after the current step
 	// with a checkpoint of that step; Run then returns ErrInterrupted.
 	Context context.Context
@@ -378,6 +383,12 @@ func loop(o Options, ck *checkpoint.Checkpoint, ds *data.Set, ckPath string) (*c
 		return nil, err
 	}
 	defer tr.close()
+	if o.RecordBatches != nil {
+		if cfg.Kind != contract.Denoiser || ck.Info.Distill != nil {
+			return nil, bad("RecordBatches", "", "records a denoiser's training batches; this run is a %s", map[bool]string{true: "distillation", false: string(cfg.Kind)}[ck.Info.Distill != nil])
+		}
+		tr.rec = bufio.NewWriter(o.RecordBatches)
+	}
 	pcg := &rand.PCG{}
 	if err := pcg.UnmarshalBinary(ck.RNG); err != nil {
 		return nil, fmt.Errorf("train: checkpoint RNG state: %w", err)
@@ -467,6 +478,11 @@ func loop(o Options, ck *checkpoint.Checkpoint, ds *data.Set, ckPath string) (*c
 	}
 	if err := save(); err != nil {
 		return nil, err
+	}
+	if tr.rec != nil {
+		if err := tr.rec.Flush(); err != nil { // bufio keeps the first write error
+			return nil, fmt.Errorf("train: recording the batches: %w", err)
+		}
 	}
 	bar.Finish()
 	if interrupted {

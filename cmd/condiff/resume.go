@@ -119,7 +119,7 @@ func distillSteps(c *checkpoint.Checkpoint) string {
 
 // resumeFree are train's flags that no checkpoint field holds: a resumed
 // run may change them.
-var resumeFree = map[string]bool{"out": true, "resume": true, "steps": true, "save-every": true, "print-config": true}
+var resumeFree = map[string]bool{"out": true, "resume": true, "steps": true, "save-every": true, "print-config": true, "record-batches": true}
 
 // resumeConflicts refuses flags that contradict the checkpoint being
 // resumed (resumeRules): a resumed run keeps its config, data and

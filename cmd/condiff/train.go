@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -65,7 +66,29 @@ func runTrain(fs *cli.Flags, options func() (train.Options, error), args []strin
 	ctx, stop := cli.Interruptible()
 	defer stop()
 	o.Context = ctx
+	var rec *os.File
+	if path := fs.Lookup("record-batches"); path != nil && path.Value.String() != "" {
+		// Written beside its name and renamed once the run has ended
+		// without error: no half record under the name.
+		if rec, err = os.CreateTemp(filepath.Dir(path.Value.String()), ".record-*"); err != nil {
+			return fmt.Errorf("--record-batches: %w", err)
+		}
+		defer os.Remove(rec.Name())
+		defer rec.Close()
+		o.RecordBatches = rec
+	}
 	_, err = train.Run(o)
+	if rec != nil && err == nil {
+		if err = rec.Chmod(0o644); err == nil {
+			err = rec.Close()
+		}
+		if err == nil {
+			err = os.Rename(rec.Name(), fs.Lookup("record-batches").Value.String())
+		}
+		if err != nil {
+			err = fmt.Errorf("--record-batches: %w", err)
+		}
+	}
 	if skipped > 0 {
 		fmt.Fprintf(os.Stderr, "train: skipped %d unreadable images\n", skipped)
 	}
@@ -145,6 +168,9 @@ func flagsOf(name string, classifier bool) (*cli.Flags, func() (train.Options, e
 			distillHelp = "the student's steps N: each learns two of the teacher's on the ddim-trailing grid (a teacher that is a student runs 2N)"
 		}
 		distill = fs.Int(distillFlag, 0, distillHelp)
+		if name == "train" {
+			fs.String("record-batches", "", "write every step's batch (image indices, timesteps, labels, noise: "+train.RecordBatch+") to FILE, for replaying the recipe on the same batches (python -m condiff_torch.train --replay FILE); about 4 KB per 32×32 image")
+		}
 		distillGuidance = fs.Float64("distill-guidance", 0, "the guidance weight the teacher runs at, learned by the student (default: the teacher's own, from its NAME.sampling.json)")
 		distillInterval = fs.String("distill-interval", "", "the teacher's guidance interval LO,HI or none (default: the teacher's own)")
 	}

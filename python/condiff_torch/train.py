@@ -68,6 +68,8 @@ def parse(argv):
     src.add_argument("--init", help="a condiff export: architecture, schedule and first weights")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--replay", help="train on the batches `condiff train --record-batches FILE` drew, step by step, "
+                   "instead of drawing them (one process; recipe parity)")
     p.add_argument("--data", help="mnist or fashion-mnist (default: the config's)")
     p.add_argument("--data-dir", default=None, help="directory of the IDX files")
     for name, typ in [("steps", int), ("batch", int), ("lr", float), ("seed", int), ("cfg-drop", float), ("ema", float),
@@ -222,7 +224,7 @@ def main(argv=None):
         if state and os.path.exists(logpath):
             # Lines past the checkpoint (a kill between saves) go: the
             # resumed run writes them again (checkpoint.TruncateLog).
-            kept = [l for l in open(logpath) if l.strip() and json.loads(l)["step"] < step]
+            kept = [l for l in open(logpath) if l.strip() and json.loads(l)["step"] <= step]
             with open(logpath + ".tmp", "w") as f:
                 f.writelines(kept)
             os.replace(logpath + ".tmp", logpath)
@@ -235,15 +237,41 @@ def main(argv=None):
                     "step": step, "rng": gen.get_state()}, tmp)
         os.replace(tmp, ckpath)
 
+    replay = None
+    if args.replay:
+        # condiff train --record-batches: per example int32 image, t,
+        # label, y, then float32 eps[C*H*W] (train.RecordBatch).
+        if distributed:
+            raise SystemExit("--replay runs in one process")
+        D = int(np.prod(images.shape[1:]))
+        rec = np.fromfile(args.replay, dtype=np.uint8)
+        per = 16 + 4 * D
+        if len(rec) % (per * B):
+            raise SystemExit(f"--replay {args.replay}: {len(rec)} bytes are not whole batches of {B} examples of {per} bytes")
+        if len(rec) // (per * B) < r["steps"]:
+            raise SystemExit(f"--replay {args.replay}: {len(rec) // (per * B)} batches, fewer than the run's {r['steps']} steps")
+        rec = rec.reshape(-1, per)
+        replay = (rec[:, :16].copy().view("<i4"), rec[:, 16:].copy().view("<f4"))
     start, t0 = step, time.time()
     while step < r["steps"]:
-        # The global batch, drawn alike in every process; each takes its share.
-        idx = torch.randint(len(labels), (B,), generator=gen)
-        t = torch.randint(T, (B,), generator=gen)
-        eps = torch.randn((B,) + tuple(images.shape[1:]), generator=gen)
-        drop = torch.rand(B, generator=gen, dtype=torch.float64) < r["cfg_drop"]
-        mine = slice(rank * share, (rank + 1) * share)
-        x0, y, t, eps, drop = images[idx[mine]].to(device), labels[idx[mine]].to(device), t[mine].to(device), eps[mine].to(device), drop[mine].to(device)
+        if replay is not None:
+            rows = slice(step * B, (step + 1) * B)  # the record starts at step 0
+            ints, noise = replay[0][rows], replay[1][rows]
+            idx, t, y_fed = (torch.from_numpy(ints[:, k].astype(np.int64)) for k in (0, 1, 3))
+            eps = torch.from_numpy(noise).reshape((B,) + tuple(images.shape[1:]))
+            x0, y = images[idx].to(device), labels[idx].to(device)
+            if not torch.equal(y.long(), torch.from_numpy(ints[:, 2].astype(np.int64)).to(y.device)):
+                raise SystemExit(f"--replay {args.replay}: step {step}: the recorded labels are not this dataset's")
+            drop = (y_fed == null).to(device) if cfg.get("null_class") else torch.zeros(B, dtype=torch.bool, device=device)
+            t, eps = t.to(device), eps.to(device)
+        else:
+            # The global batch, drawn alike in every process; each takes its share.
+            idx = torch.randint(len(labels), (B,), generator=gen)
+            t = torch.randint(T, (B,), generator=gen)
+            eps = torch.randn((B,) + tuple(images.shape[1:]), generator=gen)
+            drop = torch.rand(B, generator=gen, dtype=torch.float64) < r["cfg_drop"]
+            mine = slice(rank * share, (rank + 1) * share)
+            x0, y, t, eps, drop = images[idx[mine]].to(device), labels[idx[mine]].to(device), t[mine].to(device), eps[mine].to(device), drop[mine].to(device)
         labels_true = y
         if cfg.get("null_class"):
             y = torch.where(drop, torch.full_like(y, null), y)
@@ -292,7 +320,7 @@ def main(argv=None):
         loss, mse, aux = losses[0], losses[1], (losses[2] if clf is not None else None)
         if rank == 0:
             ips = (step - start) * B / max(time.time() - t0, 1e-9)
-            entry = {"step": step - 1, "loss": loss.item(), "mse": mse.item(), "lr": lr, "img_per_s": ips}
+            entry = {"step": step, "loss": loss.item(), "mse": mse.item(), "lr": lr, "img_per_s": ips}
             if aux is not None:
                 entry["aux"] = aux.item()
             log.write(json.dumps(entry) + "\n")
