@@ -10,6 +10,7 @@ func main() {
 	cmds := []cli.Command{
 		{Name: "train", Summary: "train a denoiser (uncond, cbn = M_CBN, ac = M_AC)", Run: func(a []string) error { return cmdTrain(a, false) }},
 		{Name: "distill", Summary: "distil a denoiser into a few-step student (progressive distillation; the student samples in --student-steps steps)", Run: cmdDistill},
+		{Name: "dataset", Summary: "write a training set as condiff loads it, as NumPy .npz (the torch trainer's --data-file)", Run: cmdDataset},
 		{Name: "train-classifier", Summary: "train an image classifier (for M_AC and evaluation)", Run: func(a []string) error { return cmdTrain(a, true) }},
 		{Name: "export", Summary: "turn a run into a self-describing .onnx file", Run: cmdExport},
 		{Name: "cas", Summary: "do the samples teach a classifier? (CAS, augmentation gain; adds to an eval report)", Run: cmdCAS},

@@ -105,6 +105,9 @@ func TestRefusalsNameOwnFlags(t *testing.T) {
 	bases := map[string]func(out string) []string{
 		"train":            func(out string) []string { return append([]string{"--out", out, "--mult", "1"}, train...) },
 		"train-classifier": func(out string) []string { return append([]string{"--out", out}, train...) },
+		"dataset": func(out string) []string {
+			return []string{"--out", out + ".npz", "--data", "synthetic", "--size", "8", "--synthetic-per-class", "2"}
+		},
 		"distill": func(out string) []string {
 			return []string{"--out", out, "--teacher", teacher, "--student-steps", "2", "--steps", "1", "--synthetic-per-class", "2", "--batch", "2", "--save-every", "0"}
 		},

@@ -78,7 +78,8 @@ def load(name, size, data_dir="", test=False):
     elif name == "fashion-mnist":
         names, d = FASHION, data_dir or FASHION_DIR
     else:
-        raise SystemExit(f"--data {name}: the torch trainer reads mnist and fashion-mnist (IDX files; --data-dir names another directory of them)")
+        raise SystemExit(f"--data {name}: the torch trainer reads mnist and fashion-mnist itself (IDX files; --data-dir names another directory of them); "
+                         f"for any other dataset give --data-file FILE.npz (condiff dataset --data {name} ... --out FILE.npz)")
     prefix = "t10k" if test else "train"
     raw = read_idx_images(os.path.join(d, prefix + "-images-idx3-ubyte.gz"))
     labels = read_idx_labels(os.path.join(d, prefix + "-labels-idx1-ubyte.gz"), len(names))
@@ -86,3 +87,21 @@ def load(name, size, data_dir="", test=False):
         raise SystemExit(f"{d}: {len(labels)} labels for {len(raw)} images")
     src = (raw.astype(np.float32) / np.float32(127.5) - np.float32(1)).astype(np.float32)
     return resize(src, size)[:, None], labels, list(names)
+
+
+def load_file(path, name, size, channels):
+    """A training set written by `condiff dataset --out FILE.npz`
+    (data.Set.WriteNPZ): (images, labels, class names), checked against
+    the run's dataset name, image size and channels."""
+    try:
+        z = np.load(path)
+        images, labels, names, stored = z["images"], z["labels"], [str(c) for c in z["classes"]], str(z["name"])
+    except (OSError, KeyError, ValueError) as e:
+        raise SystemExit(f"--data-file {path}: not a condiff dataset file (condiff dataset --out FILE.npz): {e}")
+    if stored != name:
+        raise SystemExit(f"--data-file {path}: holds the dataset {stored!r}; the run trains on {name!r}")
+    if images.dtype != np.float32 or images.ndim != 4 or images.shape[1:] != (channels, size, size):
+        raise SystemExit(f"--data-file {path}: images {images.dtype} {images.shape}, the run's are float32 [N {channels} {size} {size}]")
+    if labels.shape != (images.shape[0],) or (labels.size and (labels.min() < 0 or labels.max() >= len(names))):
+        raise SystemExit(f"--data-file {path}: labels {labels.shape} do not fit {images.shape[0]} images of {len(names)} classes")
+    return images, labels.astype(np.int64), names

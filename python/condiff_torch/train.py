@@ -72,6 +72,8 @@ def parse(argv):
                    "instead of drawing them (one process; recipe parity)")
     p.add_argument("--data", help="mnist or fashion-mnist (default: the config's)")
     p.add_argument("--data-dir", default=None, help="directory of the IDX files")
+    p.add_argument("--data-file", default=None, help="the training set as condiff loads it (condiff dataset --out FILE.npz): "
+                   "any dataset condiff reads (synthetic, folder:DIR, --classes subsets)")
     for name, typ in [("steps", int), ("batch", int), ("lr", float), ("seed", int), ("cfg-drop", float), ("ema", float),
                       ("grad-clip", float), ("lr-schedule", str), ("lr-warmup", int), ("save-every", int), ("loss-weight", str),
                       ("ac-weight", float), ("ac-classifier", str)]:
@@ -144,7 +146,11 @@ def main(argv=None):
     if r["batch"] % world:
         raise SystemExit(f"--batch {r['batch']} does not split evenly over {world} processes")
     save_every = args.save_every if args.save_every is not None else 100
-    images, labels, names = cdata.load(r["dataset"], cfg["image_size"], r.get("data_dir", ""))
+    data_file = args.data_file or (state or {}).get("data_file")
+    if data_file:
+        images, labels, names = cdata.load_file(data_file, r["dataset"], cfg["image_size"], cfg["channels"])
+    else:
+        images, labels, names = cdata.load(r["dataset"], cfg["image_size"], r.get("data_dir", ""))
     if names != cfg["class_names"]:
         raise SystemExit(f"--data {r['dataset']}: classes {names}, the config's {cfg['class_names']}")
     if bool(cfg.get("null_class")) != (r["cfg_drop"] > 0):
@@ -234,7 +240,7 @@ def main(argv=None):
         tmp = ckpath + ".tmp"
         torch.save({"run": run, "recipe": r, "net": net.state_dict(), "clf": clf.state_dict() if clf is not None else None,
                     "ema": {n: v.cpu() for n, v in ema.items()}, "opt": opt.state_dict(),
-                    "step": step, "rng": gen.get_state()}, tmp)
+                    "step": step, "rng": gen.get_state(), "data_file": data_file}, tmp)
         os.replace(tmp, ckpath)
 
     replay = None
