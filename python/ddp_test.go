@@ -29,6 +29,9 @@ func runConfigOf(t *testing.T, path string, variant contract.Variant, steps, bat
 	t.Helper()
 	m := models.DefaultDenoiser()
 	m.Variant, m.Norm, m.Groups, m.BaseChannels, m.ChannelMult = variant, models.GroupNorm, 4, 8, []int{1, 2}
+	if variant == cbnBatch { // M_CBN as the study built it: conditional batch norm
+		m.Variant, m.Norm = contract.CBN, models.BatchNorm
+	}
 	sp, _ := diffusion.Default("linear", 1000)
 	o := train.Options{Model: m, Data: data.Options{Name: "mnist", Size: 8, Channels: 1},
 		TrainInfo: checkpoint.TrainInfo{Steps: steps, Batch: batch, LR: 1e-3, Seed: 3, Schedule: sp, CFGDrop: 0.1, MinSNRGamma: 5, EMADecay: 0.999, GradClip: 1}}
@@ -37,6 +40,9 @@ func runConfigOf(t *testing.T, path string, variant contract.Variant, steps, bat
 	}
 	runJSON(t, path, o)
 }
+
+// cbnBatch is runConfigOf's M_CBN with batch norm (the others: group norm).
+const cbnBatch contract.Variant = "cbn-batch"
 
 // runJSON writes the checkpoint.RunConfig of o (train.Plan), as `condiff
 // train --print-config` does.
@@ -68,13 +74,15 @@ func torchrun(n int, args ...string) *exec.Cmd {
 // with the whole batch reaches (the denoiser's, and for M_AC its jointly
 // trained classifier's), after the same steps: within 1e-5 of the
 // weights' scale (the gradients are averaged in another order; measured
-// about 1e-7 after 6 steps). Their logs agree as closely.
+// about 1e-7 after 6 steps). Their logs agree as closely. With batch norm
+// the two processes normalise over the global batch (synced statistics),
+// and their running statistics end as one process's.
 func TestDDPEquivalence(t *testing.T) {
 	py := torchPython(t)
 	if _, err := exec.LookPath("torchrun"); err != nil {
 		t.Fatal("torchrun is missing (python3-torch installs it)")
 	}
-	for _, variant := range []contract.Variant{contract.CBN, contract.AC} {
+	for _, variant := range []contract.Variant{contract.CBN, contract.AC, cbnBatch} {
 		t.Run(string(variant), func(t *testing.T) { ddpEquivalence(t, py, variant) })
 	}
 }
@@ -94,8 +102,12 @@ assert a["step"] == b["step"] == 6, (a["step"], b["step"])
 d = max((a["net"][k] - b["net"][k]).abs().max().item() for k in a["net"])
 if a.get("clf"):
     d = max(d, max((a["clf"][k] - b["clf"][k]).abs().max().item() for k in a["clf"]))
+stats = [k for k in a["net"] if "running_" in k]
+if sys.argv[3] == "cbn-batch":
+    assert stats, "a batch-norm run without running statistics"
+d = max([d] + [(a["net"][k] - b["net"][k]).abs().max().item() for k in stats])
 s = max(v.abs().max().item() for v in a["net"].values())
-print(d, s)`, one, two).CombinedOutput()
+print(d, s)`, one, two, string(variant)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}

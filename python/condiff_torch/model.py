@@ -14,6 +14,8 @@ catches a difference.
 import math
 
 import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as dist_nn
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -268,8 +270,31 @@ class Net(nn.Module):
             self.bn_names.append(name)
         mean, var = getattr(self, rm), getattr(self, rv)
         if self.training and not self._tracing:
+            if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+                return self.synced_batch_norm(x, mean, var)
             return F.batch_norm(x, mean, var, training=True, momentum=BN_MOMENTUM, eps=NORM_EPS)
         return F.batch_norm(x, mean, var, training=False, eps=NORM_EPS)
+
+    def synced_batch_norm(self, x, running_mean, running_var):
+        """Batch norm over the global batch under DDP (SyncBatchNorm): each
+        process's Σx and Σx² per channel (float64) are summed over the
+        processes, with their gradients, so that N processes normalise as
+        one process with the whole batch does; the running statistics are
+        updated alike in every process."""
+        dims = [0] + list(range(2, x.dim()))
+        n = torch.tensor(float(x.numel() // x.shape[1]), dtype=torch.float64, device=x.device)
+        xd = x.double()
+        sums = torch.cat([xd.sum(dims), (xd * xd).sum(dims), n[None]])
+        sums = dist_nn.all_reduce(sums)
+        c = x.shape[1]
+        count = sums[2 * c]
+        mean = sums[:c] / count
+        var = (sums[c:2 * c] / count - mean * mean).clamp_min(0)
+        with torch.no_grad():
+            running_mean.mul_(1 - BN_MOMENTUM).add_(mean.float(), alpha=BN_MOMENTUM)
+            running_var.mul_(1 - BN_MOMENTUM).add_((var * count / (count - 1)).float(), alpha=BN_MOMENTUM)
+        shape = [1, c] + [1] * (x.dim() - 2)
+        return ((xd - mean.view(shape)) / torch.sqrt(var.view(shape) + NORM_EPS)).float()
 
     def forward(self, x, t=None, y=None):
         o = Ops(self)
