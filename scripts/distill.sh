@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Distils a shipped model into few-step students by progressive
+# distillation (condiff distill), one round per halving, each resumable in
+# its own run directory:
+#   scripts/distill.sh mnist|fashion [STEPS_PER_ROUND]
+# Round 1 teaches a student of FIRST/2 steps (FIRST, default 16, is the
+# teacher's ddim-trailing chain at its default guidance), each next round
+# halves the last student, down to LAST steps (default 4). Round r lives in
+# assets/pretrained/<name>-student<N>.run, is exported to
+# out/<name>-student<N>.onnx (the next round's teacher) and logs to
+# out/distill-<name>.log. Run it again after a stop: finished rounds are
+# skipped, a stopped one resumes. LR (default 1e-3) is each round's
+# learning rate; OPENBLAS_CORETYPE as for train.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin="${CONDIFF_BIN:-bin/condiff}"
+name=${1:?usage: $0 mnist|fashion [STEPS_PER_ROUND]}
+case $name in
+  mnist) data=mnist seed=5 ;;
+  fashion) data=fashion-mnist seed=6 ;;
+  *) echo "usage: $0 mnist|fashion [STEPS_PER_ROUND]" >&2; exit 2 ;;
+esac
+steps=${2:-4000}
+first=${FIRST:-16} last=${LAST:-4} lr=${LR:-1e-3}
+teacher=assets/pretrained/$name-cbn.onnx
+mkdir -p out
+log=out/distill-$name.log
+n=$((first / 2))
+while [ "$n" -ge "$last" ]; do
+  run=assets/pretrained/$name-student$n.run
+  model=out/$name-student$n.onnx
+  if [ -f "$run/checkpoint.gob" ]; then
+    "$bin" distill --resume --steps "$steps" --save-every 500 --out "$run" >>"$log" 2>&1
+  else
+    "$bin" distill --teacher "$teacher" --student-steps "$n" --data "$data" --batch 32 --seed "$seed" --lr "$lr" \
+      --steps "$steps" --save-every 500 --out "$run" >>"$log" 2>&1
+  fi
+  "$bin" export --run "$run" --out "$model" >>"$log" 2>&1
+  echo "distill: round to $n steps done: $model" | tee -a "$log"
+  teacher=$model
+  n=$((n / 2))
+done
