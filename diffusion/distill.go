@@ -1,8 +1,6 @@
 package diffusion
 
 import (
-	"math"
-
 	"github.com/condiff/condiff/internal/field"
 )
 
@@ -64,18 +62,13 @@ func (s *Schedule) DistillTarget(t, t2 int, zt, z2, v []float32) {
 	}
 }
 
-// DistillWeight is the weight of a student example at timestep t stepping
-// to t2 (−1: clean) in a v-prediction loss: the square of how much an
-// error in v moves the student's next state. x̂ = α_t·z_t − σ_t·v moves by
-// σ_t·δv, the next state by (α_t2 − σ_t2·α_t/σ_t) times that:
-// (α_t2·σ_t − σ_t2·α_t)².
-func (s *Schedule) DistillWeight(t, t2 int) float64 {
-	a, sg := s.SqrtAB[t], s.SqrtOneAB[t]
-	a2, s2 := 1.0, 0.0
-	if t2 >= 0 {
-		a2, s2 = s.SqrtAB[t2], s.SqrtOneAB[t2]
-	}
-	return math.Pow(a2*sg-s2*a, 2)
+// DistillWeight is the weight of a student example at timestep t in a
+// v-prediction loss: Salimans & Ho's (2022) "truncated SNR" weighting,
+// max(‖x − x̂‖², ‖ε − ε̂‖²) per unit ‖v − v̂‖², that is max(σ_t², α_t²):
+// near 1 everywhere, so that the noisiest step, which settles the image's
+// layout, weighs as much as the last.
+func (s *Schedule) DistillWeight(t int) float64 {
+	return max(1-s.AlphaBar[t], s.AlphaBar[t])
 }
 
 // EpsFromV turns a v-prediction at timestep t into the noise samplers

@@ -95,8 +95,8 @@ func TestDistillTarget(t *testing.T) {
 				t.Fatalf("%d → %d: the student's step lands at %v, the teacher's at %v", c[0], c[1], got, z2[k])
 			}
 		}
-		if w := lin.DistillWeight(c[0], c[1]); !(w > 0) || w > 1 {
-			t.Errorf("%d → %d: weight %v, want in (0, 1]", c[0], c[1], w)
+		if w := lin.DistillWeight(c[0]); !(w >= 0.5) || w > 1 {
+			t.Errorf("t=%d: weight %v, want in [0.5, 1]", c[0], w)
 		}
 	}
 }

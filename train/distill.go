@@ -87,7 +87,7 @@ func openTeacher(ck *checkpoint.Checkpoint, batch int) (*teacher, error) {
 		return fail("%v", err)
 	}
 	for k := 0; k < d.Steps; k++ {
-		t.wNorm += sch.DistillWeight(t.student[k], t.student[k+1]) / float64(d.Steps)
+		t.wNorm += sch.DistillWeight(t.student[k]) / float64(d.Steps)
 	}
 	D := ck.Config.Channels * ck.Config.ImageSize * ck.Config.ImageSize
 	t.batch.Values = D
@@ -131,7 +131,7 @@ func (tr *trainer) distillBatch(rng *rand.Rand, ds *data.Set) error {
 		copy(im.X, zt)
 		t.images[i] = im
 		gr.times[i], gr.labels[i], t.next[i] = ts, ds.Labels[j], next
-		gr.lossW[i] = float32(tr.sch.DistillWeight(ts, next) / t.wNorm)
+		gr.lossW[i] = float32(tr.sch.DistillWeight(ts) / t.wNorm)
 	}
 	for step := 0; step < 2; step++ {
 		if err := t.batch.Step(t.s, t.images); err != nil {
