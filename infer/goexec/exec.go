@@ -94,6 +94,7 @@ type step struct {
 	out      int
 	run      opFunc
 	args     []*tensor // reused argument list
+	attrs    attrs     // the node's attributes, for fuse
 }
 
 type opFunc func(m *Model, in []*tensor, out *tensor) error
@@ -186,7 +187,7 @@ func LoadDecoded(b []byte, f *onnxwire.File, threads int) (*Model, error) {
 		if err != nil {
 			return nil, &NodeError{Node: nodeName(n, i), Op: n.OpType, Err: err}
 		}
-		s := step{name: nodeName(n, i), op: n.OpType, out: get(n.Outputs[0]), run: k}
+		s := step{name: nodeName(n, i), op: n.OpType, out: get(n.Outputs[0]), run: k, attrs: attrs{op.Attributes, map[string]bool{}}}
 		for _, in := range n.Inputs {
 			if in == "" {
 				s.in = append(s.in, -1)
