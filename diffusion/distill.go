@@ -1,9 +1,5 @@
 package diffusion
 
-import (
-	"github.com/condiff/condiff/internal/field"
-)
-
 // DDIMTrailing is DDIM on the trailing grid (TrailingTimesteps): steps
 // evenly spaced from T−1 to the clean image, each grid of 2N steps holding
 // the grid of N. Distilled students (progressive distillation, Salimans &
@@ -28,11 +24,9 @@ func (ddimTrailing) Timesteps(T, steps int) ([]int, error) { return TrailingTime
 // TrailingTimesteps(T, N)[k]: the grid of N is every other point of the
 // grid of 2N.
 func TrailingTimesteps(T, steps int) ([]int, error) {
-	if steps == 0 {
-		steps = min(DefaultSteps, T)
-	}
-	if steps < 1 || steps > T {
-		return nil, field.Errorf("diffusion", "Steps", steps, "out of 1..%d (the model's T)", T)
+	steps, err := chainLength(T, steps)
+	if err != nil {
+		return nil, err
 	}
 	ts := make([]int, steps)
 	for k := range ts {

@@ -122,11 +122,9 @@ const DefaultSteps = 20
 // steps: steps of T timesteps (0: DefaultSteps), evenly spaced from T−1
 // down to 0, t_i = round((T−1)·(steps−1−i)/(steps−1)).
 func UniformTimesteps(T, steps int) ([]int, error) {
-	if steps == 0 {
-		steps = min(DefaultSteps, T)
-	}
-	if steps < 1 || steps > T {
-		return nil, field.Errorf("diffusion", "Steps", steps, "out of 1..%d (the model's T)", T)
+	steps, err := chainLength(T, steps)
+	if err != nil {
+		return nil, err
 	}
 	ts := make([]int, steps)
 	for i := range ts {
@@ -137,6 +135,18 @@ func UniformTimesteps(T, steps int) ([]int, error) {
 		ts[i] = int(math.Round(float64(T-1) * float64(steps-1-i) / float64(steps-1)))
 	}
 	return ts, nil
+}
+
+// chainLength is steps (0: DefaultSteps, at most T) checked against a
+// schedule of T steps.
+func chainLength(T, steps int) (int, error) {
+	if steps == 0 {
+		steps = min(DefaultSteps, T)
+	}
+	if steps < 1 || steps > T {
+		return 0, field.Errorf("diffusion", "Steps", steps, "out of 1..%d (the model's T)", T)
+	}
+	return steps, nil
 }
 
 // next is the timestep after call i of ts: -1 (the clean image) after the
