@@ -107,7 +107,7 @@ func (zeros) NormFloat64() float64 { return 0 }
 // distillBatch draws a distillation batch: for each example an image and
 // a step k of the student's chain, z_t at its timestep, the teacher's two
 // guided steps from it (one denoiser call per step for the whole batch),
-// and the noise ε̃ that makes the student's one step land where they did
+// and the v that makes the student's one step land where they did
 // (Schedule.DistillTarget), weighted by DistillWeight over its mean.
 func (tr *trainer) distillBatch(rng *rand.Rand, ds *data.Set) error {
 	t, gr, cfg := tr.teach, tr.gr, tr.ck.Config
