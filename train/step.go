@@ -24,7 +24,7 @@ type trainer struct {
 	sch   *diffusion.Schedule // nil for a classifier
 	batch int
 	x     []float32 // [B C H W]: x_t (denoiser) or images (classifier)
-	noise []float32 // [B C H W]: the target ε
+	noise []float32 // [B C H W]: the target: ε, or a student's v
 	c1    []float32 // [B]: M_AC x̂₀ coefficients
 	c2    []float32
 	teach *teacher // a distillation run's teacher; nil otherwise
