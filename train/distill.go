@@ -2,7 +2,6 @@ package train
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"runtime"
 
@@ -152,9 +151,11 @@ func (tr *trainer) distillBatch(rng *rand.Rand, ds *data.Set) error {
 }
 
 // checkDistill refuses distillation options that cannot make a student:
-// no teacher (Init), a classifier, a chain the sampler cannot double, or
-// options of ordinary training that distillation replaces (label dropout,
-// Min-SNR weighting, the auxiliary classifier).
+// no teacher (Init), a classifier, no steps, or options of ordinary
+// training that distillation replaces (label dropout, Min-SNR weighting,
+// the auxiliary classifier). The sampler, the guidance and the chain
+// against the teacher's schedule are contract.Distilled.Check's, once
+// prepare has read the teacher.
 func (o *Options) checkDistill() error {
 	d := o.Distill
 	if d == nil {
@@ -168,15 +169,6 @@ func (o *Options) checkDistill() error {
 	}
 	if d.Steps < 1 {
 		return bad("Distill", d.Steps, "must be >= 1 (the student's steps)")
-	}
-	if _, err := diffusion.ParseSampler(d.Sampler); err != nil {
-		return bad("Distill", d.Sampler, "%v", err)
-	}
-	if _, err := diffusion.ParseInterval(d.GuidanceInterval); err != nil {
-		return bad("Distill", d.GuidanceInterval, "%v", err)
-	}
-	if !(d.Guidance >= 0) || math.IsInf(d.Guidance, 0) {
-		return bad("Distill", d.Guidance, "the teacher's guidance must be a finite number >= 0")
 	}
 	switch {
 	case o.CFGDrop != 0:
