@@ -11,7 +11,6 @@ import (
 
 	"github.com/condiff/condiff/checkpoint"
 	"github.com/condiff/condiff/contract"
-	"github.com/condiff/condiff/data"
 	"github.com/condiff/condiff/diffusion"
 	"github.com/condiff/condiff/export"
 	"github.com/condiff/condiff/infer"
@@ -48,19 +47,7 @@ func studentOptions(t *testing.T, teacher string, n int, w float64) Options {
 // update) and the student's step solved for its v.
 func TestDistillBatch(t *testing.T) {
 	teacher := distillTeacher(t, 20)
-	o := studentOptions(t, teacher, 2, 1.5)
-	imp, err := o.prepare()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ds, err := data.Load(o.Data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ck, err := newCheckpoint(o, ds, imp)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ck, ds := freshCheckpoint(t, studentOptions(t, teacher, 2, 1.5))
 	tr, err := newTrainer(ck, 16)
 	if err != nil {
 		t.Fatal(err)

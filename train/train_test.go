@@ -133,6 +133,25 @@ func TestResumeEquivalence(t *testing.T) {
 	}
 }
 
+// freshCheckpoint is the checkpoint Run starts a new run of o from: o
+// prepared (the model it starts from read), its data loaded.
+func freshCheckpoint(t *testing.T, o Options) (*checkpoint.Checkpoint, *data.Set) {
+	t.Helper()
+	imp, err := o.prepare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := data.Load(o.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := newCheckpoint(o, ds, imp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ck, ds
+}
+
 func slicesEqual(a, b []float32) bool {
 	if len(a) != len(b) {
 		return false
@@ -400,19 +419,7 @@ func TestInitFromExport(t *testing.T) {
 	o.Init, o.CFGDrop, o.Steps = model, 0.2, 1
 	o.Model.BaseChannels = 16 // replaced by the model's
 	o.Schedule, _ = diffusion.Default("cosine", 500)
-	imp, err := export.Import(model)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.Model, o.Schedule = imp.Config, imp.Schedule
-	ds, err := data.Load(o.Data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ck, err := newCheckpoint(o, ds, imp)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ck, _ := freshCheckpoint(t, o)
 	if len(ck.Params) != len(srcCk.EMA) || len(ck.Params) < 10 {
 		t.Fatalf("%d parameters, the source run %d", len(ck.Params), len(srcCk.EMA))
 	}

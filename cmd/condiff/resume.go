@@ -90,19 +90,9 @@ var resumeRules = map[string]resumeRule{
 	// from is history.
 	"Info.Init": kept("init", func(c *checkpoint.Checkpoint) string { return c.Info.Init }),
 	"Info.Distill": {flags: map[string]func(*checkpoint.Checkpoint) string{
-		"distill": distillSteps,
-		"distill-guidance": func(c *checkpoint.Checkpoint) string {
-			if c.Info.Distill == nil {
-				return "0"
-			}
-			return fmtFloat(c.Info.Distill.Guidance)
-		},
-		"distill-interval": func(c *checkpoint.Checkpoint) string {
-			if c.Info.Distill == nil {
-				return ""
-			}
-			return c.Info.Distill.GuidanceInterval
-		},
+		"distill":          distilled("0", func(d *contract.Distilled) string { return strconv.Itoa(d.Steps) }),
+		"distill-guidance": distilled("0", func(d *contract.Distilled) string { return fmtFloat(d.Guidance) }),
+		"distill-interval": distilled("", func(d *contract.Distilled) string { return d.GuidanceInterval }),
 	}},
 	"Info.ClfConfig": free("the M_AC classifier's architecture: --ac-classifier's run, or the default classifier (Info.ACMode)"),
 }
@@ -110,11 +100,15 @@ var resumeRules = map[string]resumeRule{
 // distillNames are train's names of distill's own flags.
 var distillNames = map[string]string{"teacher": "init", "student-steps": "distill"}
 
-func distillSteps(c *checkpoint.Checkpoint) string {
-	if c.Info.Distill == nil {
-		return "0"
+// distilled is a rule's value of one field of the run's distillation, or
+// none (the flag's default) for a run that is not one.
+func distilled(none string, field func(*contract.Distilled) string) func(*checkpoint.Checkpoint) string {
+	return func(c *checkpoint.Checkpoint) string {
+		if c.Info.Distill == nil {
+			return none
+		}
+		return field(c.Info.Distill)
 	}
-	return strconv.Itoa(c.Info.Distill.Steps)
 }
 
 // resumeFree are train's flags that no checkpoint field holds: a resumed

@@ -67,10 +67,14 @@ func runTrain(fs *cli.Flags, options func() (train.Options, error), args []strin
 	defer stop()
 	o.Context = ctx
 	var rec *os.File
-	if path := fs.Lookup("record-batches"); path != nil && path.Value.String() != "" {
+	var recPath string
+	if fl := fs.Lookup("record-batches"); fl != nil {
+		recPath = fl.Value.String()
+	}
+	if recPath != "" {
 		// Written beside its name and renamed once the run has ended
 		// without error: no half record under the name.
-		if rec, err = os.CreateTemp(filepath.Dir(path.Value.String()), ".record-*"); err != nil {
+		if rec, err = os.CreateTemp(filepath.Dir(recPath), ".record-*"); err != nil {
 			return fmt.Errorf("--record-batches: %w", err)
 		}
 		defer os.Remove(rec.Name())
@@ -83,7 +87,7 @@ func runTrain(fs *cli.Flags, options func() (train.Options, error), args []strin
 			err = rec.Close()
 		}
 		if err == nil {
-			err = os.Rename(rec.Name(), fs.Lookup("record-batches").Value.String())
+			err = os.Rename(rec.Name(), recPath)
 		}
 		if err != nil {
 			err = fmt.Errorf("--record-batches: %w", err)
