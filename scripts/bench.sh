@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # make bench: training throughput (OpenBLAS and pure-Go BLAS builds), sampling
-# throughput and memory, the Go backend against ONNX Runtime (and the
-# WebAssembly build under Node, the static binary's size), the sampling
-# service under load (throughput against
-# offline sampling, latency against one request at a time, RSS over 10
+# throughput and memory, the distilled students against their teachers, the
+# Go backend against ONNX Runtime (and the WebAssembly build under Node,
+# the static binary's size), the sampling service under load (throughput
+# against offline sampling, latency against one request at a time, RSS over 10
 # minutes), and the PyTorch CPU reference, measured in one run on
 # this machine; prints one JSON object with the ratios (also in out/bench.json),
 # and the per-op profile of a training step (out/bench/train-profile.txt).
@@ -31,6 +31,11 @@ echo "bench: training memory over 500 steps" >&2; out/bench/bench-openblas -mode
 echo "bench: sampling (ONNX Runtime)" >&2; out/bench/bench-openblas -mode sample > out/bench/sample.json
 echo "bench: the Go backend against ONNX Runtime (shipped MNIST, DDIM 20, batch 64 and 1)" >&2
 out/bench/bench-openblas -mode backends > out/bench/backends.json
+echo "bench: the shipped students against their teachers, each at its defaults" >&2
+for name in mnist fashion; do
+  out/bench/bench-openblas -mode students -model assets/pretrained/$name-cbn.onnx \
+    -student assets/pretrained/$name-cbn-student.onnx > out/bench/students-$name.json
+done
 echo "bench: the GEMM kernel against OpenBLAS on sampling's and training's shapes" >&2
 out/bench/bench-openblas -mode gemm > out/bench/gemm.json
 echo "bench: the static and WebAssembly builds" >&2
@@ -81,6 +86,7 @@ out["serve"] = ld("serve")
 out["backends"] = ld("backends")
 out["backends"]["portable"] = ld("portable")
 out["gemm"] = ld("gemm")
+out["students"] = {n: ld("students-" + n) for n in ("mnist", "fashion")}
 json.dump(out, open("out/bench.json", "w"), indent=2)
 print(json.dumps(out, indent=2))
 PY

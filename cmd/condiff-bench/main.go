@@ -34,15 +34,16 @@ func benchConfig(variant contract.Variant, norm models.NormKind) models.Config {
 }
 
 func main() {
-	mode := flag.String("mode", "train", "train, train-rss, sample, rss, serve, backends or gemm")
-	threads := flag.Int("threads", 0, "backends: threads of both backends (0: all CPUs)")
+	mode := flag.String("mode", "train", "train, train-rss, sample, rss, serve, backends, students or gemm")
+	threads := flag.Int("threads", 0, "backends, students: threads of the backends (0: all CPUs)")
 	serveBin := flag.String("serve-bin", "bin/condiff-run", "serve: the condiff-run binary to load-test")
 	serveModel := flag.String("serve-model", "assets/pretrained/mnist-cbn.onnx", "serve: the model to serve; backends: the model to time")
 	serveFor := flag.Duration("serve-for", 60*time.Second, "serve: how long the throughput load runs")
 	latencyFor := flag.Duration("latency-for", 30*time.Second, "serve: how long each latency comparison runs")
 	rssFor := flag.Duration("rss-for", 10*time.Minute, "serve: how long the memory load runs (RSS every minute)")
 	steps := flag.Int("steps", 5, "training steps timed per variant")
-	model := flag.String("model", "", "rss: model to sample")
+	model := flag.String("model", "", "rss: model to sample; students: the teacher")
+	student := flag.String("student", "", "students: the teacher's distilled student")
 	n := flag.Int("n", 64, "rss: images")
 	only := flag.String("variant", "", "train: time only this variant (uncond, cbn_batch, cbn_group, ac)")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof -top)")
@@ -72,6 +73,8 @@ func main() {
 		out, err = benchServe(*serveBin, *serveModel, *serveFor, *latencyFor, *rssFor)
 	case "backends":
 		out, err = benchBackends(*serveModel, *threads)
+	case "students":
+		out, err = benchStudents(*model, *student, *threads)
 	case "gemm":
 		out, err = benchGemm()
 	default:
