@@ -10,7 +10,9 @@
 # out/<name>-student<N>.onnx (the next round's teacher) and logs to
 # out/distill-<name>.log. Run it again after a stop: finished rounds are
 # skipped, a stopped one resumes. LR (default 1e-3) is each round's
-# learning rate; OPENBLAS_CORETYPE as for train.
+# learning rate; OPENBLAS_CORETYPE as for train. TEACHER (default the
+# shipped model) starts the halving from another model, e.g. a finished
+# round's student: FIRST=4 LAST=1 TEACHER=out/mnist-student4.onnx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${CONDIFF_BIN:-bin/condiff}"
@@ -22,7 +24,7 @@ case $name in
 esac
 steps=${2:-4000}
 first=${FIRST:-16} last=${LAST:-4} lr=${LR:-1e-3}
-teacher=assets/pretrained/$name-cbn.onnx
+teacher=${TEACHER:-assets/pretrained/$name-cbn.onnx}
 mkdir -p out
 log=out/distill-$name.log
 n=$((first / 2))
