@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -50,16 +51,34 @@ const (
 	KeyDistilled  = "condiff.distilled"   // JSON Distilled: a few-step student (denoiser)
 )
 
-// Distilled says that a denoiser is a distilled student (progressive
-// distillation, Salimans & Ho 2022): it is sampled by Sampler in exactly
-// Steps steps, and its teacher's guidance (Guidance in GuidanceInterval,
-// "" everywhere) is part of what it learned: it takes none at sampling.
+// Distilled says that a denoiser is a distilled student: it is sampled by
+// Sampler in exactly Steps steps, and its teacher's guidance (Guidance in
+// GuidanceInterval, "" everywhere) is part of what it learned: it takes
+// none at sampling. Method is how it learned (DistillProgressive, also "",
+// or DistillConsistency).
 type Distilled struct {
 	Sampler          string  `json:"sampler"`
 	Steps            int     `json:"steps"`
 	Guidance         float64 `json:"guidance"`
 	GuidanceInterval string  `json:"guidance_interval,omitempty"`
+	Method           string  `json:"method,omitempty"`
 }
+
+// Distillation methods.
+const (
+	// DistillProgressive: each student step learns two of its teacher's
+	// (Salimans & Ho 2022); a student of N steps has a teacher of 2N.
+	DistillProgressive = "progressive"
+	// DistillConsistency: consistency distillation (Song et al. 2023)
+	// with the student's own current weights as its target (ECT, Geng et
+	// al. 2024): from any point of the teacher's grid of 2N steps the
+	// student predicts the clean image its own prediction one teacher
+	// step later makes.
+	DistillConsistency = "consistency"
+)
+
+// DistillMethods lists the methods.
+var DistillMethods = []string{DistillProgressive, DistillConsistency}
 
 // Check refuses a Distilled that no sampler could honour on a schedule of
 // T steps.
@@ -77,7 +96,18 @@ func (d Distilled) Check(T int) error {
 	if _, err := diffusion.ParseInterval(d.GuidanceInterval); err != nil {
 		return err
 	}
+	if d.Method != "" && !slices.Contains(DistillMethods, d.Method) {
+		return fmt.Errorf("method %q: not one of %s", d.Method, strings.Join(DistillMethods, ", "))
+	}
 	return nil
+}
+
+// MethodName is the student's method, "progressive" for the default "".
+func (d Distilled) MethodName() string {
+	if d.Method == "" {
+		return DistillProgressive
+	}
+	return d.Method
 }
 
 // What is the student's guidance in words: "guidance 0.6 in σ ∈ (0.3, 7]".

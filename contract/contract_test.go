@@ -43,7 +43,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("classifier: %+v %v", back, err)
 	}
 	// A distilled student's sampling travels with it.
-	in.Distilled = &Distilled{Sampler: "ddim-trailing", Steps: 4, Guidance: 0.6, GuidanceInterval: "0.3,7"}
+	in.Distilled = &Distilled{Sampler: "ddim-trailing", Steps: 4, Guidance: 0.6, GuidanceInterval: "0.3,7", Method: DistillConsistency}
 	back, err = Parse("s.onnx", in.Metadata())
 	if err != nil || back.Distilled == nil || *back.Distilled != *in.Distilled {
 		t.Fatalf("distilled: %+v %v", back.Distilled, err)
@@ -79,6 +79,7 @@ func TestParseErrors(t *testing.T) {
 		{KeyDistilled, `{"sampler":"ddim-trailing","steps":1001,"guidance":0}`, `steps 1001: not a chain`},
 		{KeyDistilled, `{"sampler":"ddim-trailing","steps":4,"guidance":-1}`, `guidance -1: must be a finite number >= 0`},
 		{KeyDistilled, `{"sampler":"ddim-trailing","steps":4,"guidance":1,"guidance_interval":"7,3"}`, `must be 0 <= LO < HI`},
+		{KeyDistilled, `{"sampler":"ddim-trailing","steps":4,"guidance":1,"method":"rectified"}`, `method "rectified": not one of progressive, consistency`},
 		{KeyPrediction, "", ""},
 	}
 	for _, c := range cases {

@@ -199,7 +199,7 @@ func Inspect(path string, w io.Writer) error {
 	}
 	fmt.Fprintln(w, "contract: yes (condiff can sample/evaluate with it)")
 	if d := in.Distilled; d != nil {
-		fmt.Fprintf(w, "student: distilled for %s in %d steps, predicts %s; it learned its teacher's %s and samples unguided\n", d.Sampler, d.Steps, in.Prediction, d.What())
+		fmt.Fprintf(w, "student: distilled (%s) for %s in %d steps, predicts %s; it learned its teacher's %s and samples unguided\n", d.MethodName(), d.Sampler, d.Steps, in.Prediction, d.What())
 	}
 	// The Go backend: whether it runs the model, or why not (any backend
 	// runs a model that follows the contract through ONNX Runtime).

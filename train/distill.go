@@ -4,12 +4,18 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/condiff/condiff/checkpoint"
 	"github.com/condiff/condiff/contract"
 	"github.com/condiff/condiff/data"
 	"github.com/condiff/condiff/diffusion"
+	"github.com/condiff/condiff/export"
+	"github.com/condiff/condiff/graphs"
 	"github.com/condiff/condiff/infer"
+	"github.com/condiff/condiff/internal/onnxwire"
 )
 
 // teacher is a distillation run's teacher (TrainInfo.Distill): the model
@@ -17,16 +23,17 @@ import (
 // grids: the student's chain of N steps and the teacher's of 2N, which
 // holds it (diffusion.TrailingTimesteps).
 type teacher struct {
-	s        *infer.Session
-	sampler  diffusion.Sampler
-	student  []int // the student's timesteps, then −1 (clean)
-	fine     []int // the teacher's: fine[2k] = student[k]
-	guidance diffusion.Guidance
-	wNorm    float64 // the mean of DistillWeight over the student's steps
-	batch    diffusion.Batch
-	images   []*diffusion.Image
-	zt       []float32 // [B D]: each example's z_t
-	next     []int     // [B]: where each example's student step goes
+	s           *infer.Session
+	consistency bool // contract.DistillConsistency; else progressive
+	sampler     diffusion.Sampler
+	student     []int // the student's timesteps, then −1 (clean)
+	fine        []int // the teacher's: fine[2k] = student[k]; then −1
+	guidance    diffusion.Guidance
+	wNorm       float64 // the mean of DistillWeight over the steps trained on
+	batch       diffusion.Batch
+	images      []*diffusion.Image
+	zt          []float32 // [B D]: each example's z_t
+	next        []int     // [B]: where each example's student step goes
 }
 
 // openTeacher opens ck's teacher (its Init) and checks that it can teach:
@@ -61,7 +68,8 @@ func openTeacher(ck *checkpoint.Checkpoint, batch int) (*teacher, error) {
 			return fail("the %s grid of %d steps (%v) does not hold the grid of %d (%v)", d.Sampler, 2*d.Steps, t.fine, d.Steps, t.student)
 		}
 	}
-	t.student = append(t.student, -1)
+	t.student, t.fine = append(t.student, -1), append(t.fine, -1)
+	t.consistency = d.Method == contract.DistillConsistency
 	iv, err := diffusion.ParseInterval(d.GuidanceInterval)
 	if err != nil {
 		return fail("%v", err)
@@ -85,8 +93,12 @@ func openTeacher(ck *checkpoint.Checkpoint, batch int) (*teacher, error) {
 	if err != nil {
 		return fail("%v", err)
 	}
-	for k := 0; k < d.Steps; k++ {
-		t.wNorm += sch.DistillWeight(t.student[k]) / float64(d.Steps)
+	trained := t.student[:d.Steps]
+	if t.consistency {
+		trained = t.fine[:2*d.Steps]
+	}
+	for _, ts := range trained {
+		t.wNorm += sch.DistillWeight(ts) / float64(len(trained))
 	}
 	D := ck.Config.Channels * ck.Config.ImageSize * ck.Config.ImageSize
 	t.batch.Values = D
@@ -110,6 +122,9 @@ func (zeros) NormFloat64() float64 { return 0 }
 // (Schedule.DistillTarget), weighted by DistillWeight over its mean.
 func (tr *trainer) distillBatch(rng *rand.Rand, ds *data.Set) error {
 	t, gr, cfg := tr.teach, tr.gr, tr.ck.Config
+	if t.consistency {
+		return tr.consistencyBatch(rng, ds)
+	}
 	D := cfg.Channels * cfg.ImageSize * cfg.ImageSize
 	for i := 0; i < tr.batch; i++ {
 		j := rng.IntN(ds.N)
@@ -150,6 +165,102 @@ func (tr *trainer) distillBatch(rng *rand.Rand, ds *data.Set) error {
 	return nil
 }
 
+// consistencyBatch draws a consistency-distillation batch: for each
+// example an image and a step k of the teacher's grid of 2N, z_t at its
+// timestep t, the teacher's one guided step from it to the grid's next
+// point s, and the student's own clean image from z_s at s, computed by
+// the student's current weights and not trained through (θ⁻ = θ, ECT):
+// the student learns to predict at t the clean image it predicts one
+// teacher step later. At the grid's last step (s clean) the target is the
+// teacher's own clean image. The v that makes the student's x̂ at t that
+// image is its target (Schedule.DistillTarget to the clean image),
+// weighted by DistillWeight over its mean on the grid.
+func (tr *trainer) consistencyBatch(rng *rand.Rand, ds *data.Set) error {
+	t, gr, cfg := tr.teach, tr.gr, tr.ck.Config
+	D := cfg.Channels * cfg.ImageSize * cfg.ImageSize
+	for i := 0; i < tr.batch; i++ {
+		j := rng.IntN(ds.N)
+		k := rng.IntN(len(t.fine) - 1)
+		ts, next := t.fine[k], t.fine[k+1]
+		chain := []int{ts}
+		if next >= 0 {
+			chain = append(chain, next)
+		}
+		eps := tr.noise[i*D : (i+1)*D]
+		for v := range eps {
+			eps[v] = float32(rng.NormFloat64())
+		}
+		zt := t.zt[i*D : (i+1)*D]
+		tr.sch.Noise(ts, ds.Image(j), eps, zt)
+		c := diffusion.Chain{Schedule: tr.sch, Timesteps: chain, Values: D}
+		im := diffusion.NewImage(t.sampler, c, ds.Labels[j], t.guidance, zeros{})
+		copy(im.X, zt)
+		t.images[i] = im
+		gr.times[i], gr.labels[i], t.next[i] = ts, ds.Labels[j], next
+		gr.lossW[i] = float32(tr.sch.DistillWeight(ts) / t.wNorm)
+	}
+	if err := t.batch.Step(t.s, t.images); err != nil {
+		return fmt.Errorf("distill: teacher: %w", err)
+	}
+	var xs []float32
+	var ts, ys []int64
+	var at []int // examples whose target the student makes
+	for i, im := range t.images {
+		if err := im.Err(); err != nil {
+			return fmt.Errorf("distill: teacher: %w", err)
+		}
+		if t.next[i] >= 0 {
+			xs = append(xs, im.X...)
+			ts, ys = append(ts, int64(t.next[i])), append(ys, int64(gr.labels[i]))
+			at = append(at, i)
+		}
+	}
+	var eps []float32
+	if len(at) > 0 {
+		own, err := tr.ownSession()
+		if err != nil {
+			return err
+		}
+		defer own.Close()
+		eps = make([]float32, len(xs))
+		if err := own.Eps(xs, ts, ys, eps); err != nil {
+			return fmt.Errorf("distill: the student's own target: %w", err)
+		}
+	}
+	x0 := make([]float32, D)
+	for i, im := range t.images {
+		copy(x0, im.X) // the last step's target: the teacher's clean image
+		if n := slices.Index(at, i); n >= 0 {
+			// x̂ = (z_s − σ_s·ε̂)/α_s from the student's own ε̂ at s.
+			s := t.next[i]
+			a, sg := tr.sch.SqrtAB[s], tr.sch.SqrtOneAB[s]
+			for v := range x0 {
+				x0[v] = float32((float64(im.X[v]) - sg*float64(eps[n*D+v])) / a)
+			}
+		}
+		zt := t.zt[i*D : (i+1)*D]
+		copy(tr.x[i*D:(i+1)*D], zt)
+		tr.sch.DistillTarget(gr.times[i], -1, zt, x0, tr.noise[i*D:(i+1)*D])
+	}
+	return nil
+}
+
+// ownSession is the student as it stands (its current weights, not the
+// EMA), exported in memory and opened in the Go backend: consistency
+// distillation's target network.
+func (tr *trainer) ownSession() (*infer.Session, error) {
+	ck := tr.ck
+	m, err := graphs.Build(ck.Config, ck.Params, ck.Stats, ck.Info.Schedule.T, export.Metadata(ck))
+	if err != nil {
+		return nil, fmt.Errorf("distill: the student's own target: %w", err)
+	}
+	s, err := infer.OpenGoBytes("the student at step "+strconv.Itoa(ck.Step), onnxwire.Encode(m), infer.Options{Backend: infer.BackendGo, Threads: runtime.NumCPU()})
+	if err != nil {
+		return nil, fmt.Errorf("distill: the student's own target: %w", err)
+	}
+	return s, nil
+}
+
 // checkDistill refuses distillation options that cannot make a student:
 // no teacher (Init), a classifier, no steps, or options of ordinary
 // training that distillation replaces (label dropout, Min-SNR weighting,
@@ -169,6 +280,9 @@ func (o *Options) checkDistill() error {
 	}
 	if d.Steps < 1 {
 		return bad("Distill", d.Steps, "must be >= 1 (the student's steps)")
+	}
+	if d.Method != "" && !slices.Contains(contract.DistillMethods, d.Method) {
+		return bad("Distill.Method", d.Method, "not one of %s", strings.Join(contract.DistillMethods, ", "))
 	}
 	switch {
 	case o.CFGDrop != 0:

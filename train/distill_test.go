@@ -63,34 +63,7 @@ func TestDistillBatch(t *testing.T) {
 	defer s.Close()
 	sch := tr.sch
 	D := 16 * 16
-	eps := func(x []float32, ts, y int) []float64 {
-		out := make([]float32, D)
-		if err := s.Eps(x, []int64{int64(ts)}, []int64{int64(y)}, out); err != nil {
-			t.Fatal(err)
-		}
-		r := make([]float64, D)
-		for k := range r {
-			r[k] = float64(out[k])
-		}
-		return r
-	}
-	// step is one guided DDIM step (η = 0) from ts to next (−1: clean).
-	step := func(x []float32, ts, next, y int) []float32 {
-		c, u := eps(x, ts, y), eps(x, ts, s.Info.Null())
-		a, sg := math.Sqrt(sch.AlphaBar[ts]), math.Sqrt(1-sch.AlphaBar[ts])
-		an := 1.0
-		if next >= 0 {
-			an = math.Sqrt(sch.AlphaBar[next])
-		}
-		out := make([]float32, D)
-		for k := range out {
-			e := 2.5*c[k] - 1.5*u[k]
-			x0 := math.Max(-1, math.Min(1, (float64(x[k])-sg*e)/a))
-			e = (float64(x[k]) - a*x0) / sg
-			out[k] = float32(an*x0 + math.Sqrt(1-an*an)*e)
-		}
-		return out
-	}
+	step := guidedStep(t, s, sch, 1.5)
 	grid := map[int][2]int{999: {749, 499}, 499: {249, -1}} // ddim-trailing: 2 steps of 1000 in 4
 	seen := map[int]bool{}
 	var worst float64
@@ -129,6 +102,133 @@ func TestDistillBatch(t *testing.T) {
 	}
 }
 
+// guidedStep is one guided DDIM step (η = 0) of the teacher s at weight w
+// from ts to next (−1: clean), computed here by hand: its ε for the label
+// and the null class, (1+w)·ε(y) − w·ε(∅), the clipped x̂, DDIM's update.
+func guidedStep(t *testing.T, s *infer.Session, sch *diffusion.Schedule, w float64) func(x []float32, ts, next, y int) []float32 {
+	D := s.Info.Channels * s.Info.ImageSize * s.Info.ImageSize
+	eps := func(x []float32, ts, y int) []float64 {
+		out := make([]float32, D)
+		if err := s.Eps(x, []int64{int64(ts)}, []int64{int64(y)}, out); err != nil {
+			t.Fatal(err)
+		}
+		r := make([]float64, D)
+		for k := range r {
+			r[k] = float64(out[k])
+		}
+		return r
+	}
+	return func(x []float32, ts, next, y int) []float32 {
+		c, u := eps(x, ts, y), eps(x, ts, s.Info.Null())
+		a, sg := math.Sqrt(sch.AlphaBar[ts]), math.Sqrt(1-sch.AlphaBar[ts])
+		an := 1.0
+		if next >= 0 {
+			an = math.Sqrt(sch.AlphaBar[next])
+		}
+		out := make([]float32, D)
+		for k := range out {
+			e := (1+w)*c[k] - w*u[k]
+			x0 := math.Max(-1, math.Min(1, (float64(x[k])-sg*e)/a))
+			e = (float64(x[k]) - a*x0) / sg
+			out[k] = float32(an*x0 + math.Sqrt(1-an*an)*e)
+		}
+		return out
+	}
+}
+
+// TestConsistencyBatch: the targets of a consistency-distillation step,
+// against the teacher's one guided step computed here by hand and the
+// student's own clean image at the next point of the teacher's grid (its
+// current weights exported through the file path, read as v and turned
+// into ε by the session), the clean image the student's x̂ at t must be.
+func TestConsistencyBatch(t *testing.T) {
+	teacher := distillTeacher(t, 20)
+	o := studentOptions(t, teacher, 2, 1.5)
+	o.Distill.Method = contract.DistillConsistency
+	ck, ds := freshCheckpoint(t, o)
+	// One ordinary step first, so that the student's own weights are no
+	// longer its teacher's.
+	warm, err := newTrainer(ck, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	if _, err := warm.step(rng, ds); err != nil {
+		t.Fatal(err)
+	}
+	warm.close()
+	tr, err := newTrainer(ck, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.close()
+	if err := tr.distillBatch(rng, ds); err != nil {
+		t.Fatal(err)
+	}
+	s, err := infer.Open(teacher, infer.Options{Backend: infer.BackendGo, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	dir := t.TempDir()
+	if err := ck.Save(filepath.Join(dir, checkpoint.File)); err != nil {
+		t.Fatal(err)
+	}
+	ownFile := filepath.Join(t.TempDir(), "own.onnx")
+	if err := export.Export(dir, ownFile, export.Options{Raw: true}); err != nil {
+		t.Fatal(err)
+	}
+	own, err := infer.Open(ownFile, infer.Options{Backend: infer.BackendGo, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	sch := tr.sch
+	D := 16 * 16
+	step := guidedStep(t, s, sch, 1.5)
+	next := map[int]int{999: 749, 749: 499, 499: 249, 249: -1} // ddim-trailing: the teacher's 4 steps of 1000
+	seen := map[int]bool{}
+	var worst float64
+	for i := 0; i < 16; i++ {
+		ts, y := tr.gr.times[i], tr.gr.labels[i]
+		nx, ok := next[ts]
+		if !ok {
+			t.Fatalf("example %d at t=%d, not a step of the teacher's grid (999, 749, 499, 249)", i, ts)
+		}
+		seen[ts] = true
+		zt := tr.x[i*D : (i+1)*D]
+		zs := step(zt, ts, nx, y)
+		x0 := make([]float64, D)
+		for k := range x0 {
+			x0[k] = float64(zs[k])
+		}
+		if nx >= 0 {
+			e := make([]float32, D)
+			if err := own.Eps(zs, []int64{int64(nx)}, []int64{int64(y)}, e); err != nil {
+				t.Fatal(err)
+			}
+			a, sg := math.Sqrt(sch.AlphaBar[nx]), math.Sqrt(1-sch.AlphaBar[nx])
+			for k := range x0 {
+				x0[k] = (float64(zs[k]) - sg*float64(e[k])) / a
+			}
+		}
+		a, sg := math.Sqrt(sch.AlphaBar[ts]), math.Sqrt(1-sch.AlphaBar[ts])
+		for k := 0; k < D; k++ {
+			want := (a*float64(zt[k]) - x0[k]) / sg // v whose x̂ = α·z_t − σ·v is x0
+			worst = max(worst, math.Abs(float64(tr.noise[i*D+k])-want)/(1+math.Abs(want)))
+		}
+	}
+	t.Logf("largest difference from the hand-made target: %.2g (relative to 1 + |ṽ|)", worst)
+	// float32 states and ε; x̂ = (z_s − σ·ε̂)/α divides by α_s ≥ 0.06 (at
+	// s = 749), magnifying their rounding ~17×.
+	if worst > 2e-4 {
+		t.Errorf("targets differ from the hand-made ones by %.3g", worst)
+	}
+	if len(seen) < 3 {
+		t.Errorf("16 examples drew the teacher's steps %v; want at least 3 of the 4", seen)
+	}
+}
+
 // TestDistillRefusals: what cannot make a student is refused, naming the
 // option.
 func TestDistillRefusals(t *testing.T) {
@@ -145,6 +245,7 @@ func TestDistillRefusals(t *testing.T) {
 		{"steps 0", func(o *Options) { o.Distill.Steps = 0 }, "must be >= 1"},
 		{"too many steps", func(o *Options) { o.Distill.Steps = 600 }, "its teacher would run 1200 steps of 1000 timesteps: at most 500"},
 		{"bad interval", func(o *Options) { o.Distill.GuidanceInterval = "5,1" }, "LO < HI"},
+		{"bad method", func(o *Options) { o.Distill.Method = "rectified" }, `Distill.Method "rectified": not one of progressive, consistency`},
 	} {
 		o := studentOptions(t, teacher, 2, 1)
 		o.Steps = 1

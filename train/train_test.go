@@ -75,13 +75,17 @@ func TestTrainLossFalls(t *testing.T) {
 // and N−k more, bit for bit (same seed, same data order, same noise), for
 // M_CBN, M_AC and a distillation (its teacher's steps included).
 func TestResumeEquivalence(t *testing.T) {
-	for _, variant := range []contract.Variant{contract.CBN, contract.AC, "distill"} {
+	for _, variant := range []contract.Variant{contract.CBN, contract.AC, "distill", "consistency"} {
 		t.Run(string(variant), func(t *testing.T) {
 			var straight Options
 			switch variant {
-			case "distill":
+			case "distill", "consistency":
 				straight = studentOptions(t, distillTeacher(t, 5), 2, 1)
 				straight.Steps = 12
+				if variant == "consistency" {
+					// Its target is the student's own weights: they resume too.
+					straight.Distill.Method = contract.DistillConsistency
+				}
 			default:
 				straight = tinyOptions(t, variant, models.BatchNorm)
 				straight.Steps, straight.CFGDrop = 12, 0.2

@@ -93,6 +93,7 @@ var resumeRules = map[string]resumeRule{
 		"distill":          distilled("0", func(d *contract.Distilled) string { return strconv.Itoa(d.Steps) }),
 		"distill-guidance": distilled("0", func(d *contract.Distilled) string { return fmtFloat(d.Guidance) }),
 		"distill-interval": distilled("", func(d *contract.Distilled) string { return d.GuidanceInterval }),
+		"distill-method":   distilled(contract.DistillProgressive, func(d *contract.Distilled) string { return d.MethodName() }),
 	}},
 	"Info.ClfConfig": free("the M_AC classifier's architecture: --ac-classifier's run, or the default classifier (Info.ACMode)"),
 }

@@ -156,6 +156,7 @@ func flagsOf(name string, classifier bool) (*cli.Flags, func() (train.Options, e
 	var variant, sched, mult, attn, distillInterval *string
 	var T, resBlocks, distill *int
 	var acWeight, distillGuidance *float64
+	var distillMethod *string
 	if !classifier {
 		mult = fs.String("mult", "1,2,2", "channel multipliers, one per resolution")
 		resBlocks = fs.Int("res-blocks", 1, "residual blocks per resolution")
@@ -177,17 +178,19 @@ func flagsOf(name string, classifier bool) (*cli.Flags, func() (train.Options, e
 		}
 		distillGuidance = fs.Float64("distill-guidance", 0, "the guidance weight the teacher runs at, learned by the student (default: the teacher's own, from its NAME.sampling.json)")
 		distillInterval = fs.String("distill-interval", "", "the teacher's guidance interval LO,HI or none (default: the teacher's own)")
+		distillMethod = fs.String("distill-method", contract.DistillProgressive, "how the student learns: progressive (each student step learns two of the teacher's; Salimans & Ho 2022) or consistency (from any point of the teacher's grid of 2N steps the student predicts the clean image its own current weights predict one teacher step later; Song et al. 2023, Geng et al. 2024)")
 	}
 	fs.Sets(map[string]string{"out": "Out", "resume": "Resume", "size": "data.Size", "skip-bad": "data.SkipBad",
 		"steps": "Steps", "batch": "Batch", "lr": "LR", "seed": "Seed", "save-every": "SaveEvery", "ema": "EMADecay", "grad-clip": "GradClip",
 		"lr-schedule": "LRSchedule", "lr-warmup": "LRWarmup", initFlag: "Init"})
 	if !classifier {
 		fs.Sets(map[string]string{
-			"cfg-drop":      "CFGDrop",
-			"loss-weight":   "MinSNRGamma",
-			"ac-weight":     "ACWeight",
-			"ac-classifier": "ACClf",
-			distillFlag:     "Distill",
+			"cfg-drop":       "CFGDrop",
+			"loss-weight":    "MinSNRGamma",
+			"ac-weight":      "ACWeight",
+			"ac-classifier":  "ACClf",
+			distillFlag:      "Distill",
+			"distill-method": "Distill.Method",
 		})
 	}
 	return fs, func() (train.Options, error) {
@@ -235,8 +238,11 @@ func flagsOf(name string, classifier bool) (*cli.Flags, func() (train.Options, e
 				if o.Distill, err = distillation(fs, o, *distill, *distillGuidance, *distillInterval); err != nil {
 					return o, err
 				}
-			} else if *distillGuidance != 0 || *distillInterval != "" {
-				return o, fmt.Errorf("--distill-guidance and --distill-interval set how a teacher is run; give --distill N")
+				if *distillMethod != contract.DistillProgressive {
+					o.Distill.Method = *distillMethod // train refuses an unknown one
+				}
+			} else if *distillGuidance != 0 || *distillInterval != "" || fs.IsSet("distill-method") {
+				return o, fmt.Errorf("--distill-guidance, --distill-interval and --distill-method set how a teacher is run; give --%s N", distillFlag)
 			}
 			if o.Model.Variant == contract.AC || fs.IsSet("ac-weight") {
 				o.ACWeight = *acWeight // train refuses it for the other variants
