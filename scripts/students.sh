@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Distilled students beside their teacher, by the evaluation protocol:
+#   scripts/students.sh mnist|fashion [SEED]
+# The teacher (assets/pretrained/NAME-cbn.onnx) at its defaults (its
+# NAME.sampling.json: guidance and interval) with DDIM 10, 20 and 50 steps,
+# and every student found: out/NAME-student{8,4,2,1}.onnx (scripts/distill.sh's
+# rounds) and EXTRA="label=model.onnx ..." (e.g. an ablation's students),
+# each at its own defaults. TEACHER_STEPS (default "10 20 50") chooses the
+# teacher's rows. 100 samples per class (N_PER_CLASS), sample seed SEED
+# (default 1), ten real draws of --eval-seed 1, judged by NAME-clf.onnx and,
+# on the same samples, by NAME-judge.onnx (trained apart). Reports go
+# to docs/distill/NAME (docs/distill/NAME-seedSEED for another seed) with
+# compare.md; samples and logs stay in out/students/NAME-seedSEED. REUSE=1
+# keeps the evaluations a stopped run finished.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+name=${1:?usage: $0 mnist|fashion [SEED]}
+case $name in
+  mnist) data=mnist ;;
+  fashion) data=fashion-mnist ;;
+  *) echo "usage: $0 mnist|fashion [SEED]" >&2; exit 2 ;;
+esac
+seed=${2:-1}
+p=assets/pretrained
+clf=$p/$name-clf.onnx judge=$p/$name-judge.onnx
+bin="${CONDIFF_BIN:-bin/condiff}"
+n=${N_PER_CLASS:-100}
+docs=docs/distill/$name
+[ "$seed" = 1 ] || docs=docs/distill/$name-seed$seed
+work=out/students/$name-seed$seed
+mkdir -p "$work" "$docs"
+ev() { # ev OUT ARGS...: one evaluation, its log beside it
+  local d=$1
+  shift
+  [ -n "${REUSE:-}" ] && [ -f "$d/report.json" ] && return
+  "$bin" eval --data "$data" --n-per-class "$n" --eval-seed 1 --out "$d" "$@" >"$d.log" 2>&1 || { cat "$d.log" >&2; exit 1; }
+  grep '^eval: over' "$d.log" | sed "s|^|$(basename "$d"): |"
+}
+run() { # run LABEL MODEL ARGS...
+  local label=$1 model=$2
+  shift 2
+  local d=$work/$label
+  ev "$d" --model "$model" --classifier "$clf" --seed "$seed" "$@"
+  ev "$d-judge" --samples "$d/samples" --classifier "$judge"
+  cp "$d/report.json" "$docs/$label.json"
+  cp "$d-judge/report.json" "$docs/$label-judge.json"
+}
+for s in ${TEACHER_STEPS-10 20 50}; do run "teacher-ddim$s" "$p/$name-cbn.onnx" --steps "$s"; done
+for s in 8 4 2 1; do
+  m=out/$name-student$s.onnx
+  [ "$s" = 4 ] && [ -f "$p/$name-cbn-student.onnx" ] && m=$p/$name-cbn-student.onnx
+  [ -f "$m" ] && run "student$s" "$m"
+done
+for e in ${EXTRA:-}; do run "${e%%=*}" "${e#*=}"; done
+"$bin" compare --out "$docs" "$docs"/*.json >/dev/null
+echo "students: $docs/compare.md"
