@@ -281,6 +281,10 @@ func TestStudentExports(t *testing.T) {
 	if info.Distilled == nil || *info.Distilled != want || info.Prediction != contract.PredictionV {
 		t.Fatalf("the student's metadata: prediction %q, distilled %+v; want v, %+v", info.Prediction, info.Distilled, want)
 	}
+	var inspect strings.Builder
+	if err := infer.Inspect(student, &inspect); err != nil || !strings.Contains(inspect.String(), "student: distilled (progressive) for ddim-trailing in 2 steps, predicts v; it learned its teacher's guidance 1") {
+		t.Errorf("inspect: %v\n%s", err, inspect.String())
+	}
 	s, err := infer.Open(student, infer.Options{Backend: infer.BackendGo, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
