@@ -241,7 +241,7 @@ func flagsOf(name string, classifier bool) (*cli.Flags, func() (train.Options, e
 				if *distillMethod != contract.DistillProgressive {
 					o.Distill.Method = *distillMethod // train refuses an unknown one
 				}
-			} else if *distillGuidance != 0 || *distillInterval != "" || fs.IsSet("distill-method") {
+			} else if *distillGuidance != 0 || *distillInterval != "" || *distillMethod != contract.DistillProgressive {
 				return o, fmt.Errorf("--distill-guidance, --distill-interval and --distill-method set how a teacher is run; give --%s N", distillFlag)
 			}
 			if o.Model.Variant == contract.AC || fs.IsSet("ac-weight") {
