@@ -5,8 +5,9 @@
 # NAME.sampling.json: guidance and interval) with DDIM 10, 20 and 50 steps,
 # and every student found: out/NAME-student{8,4,2,1}.onnx (scripts/distill.sh's
 # rounds) and EXTRA="label=model.onnx ..." (e.g. an ablation's students),
-# each at its own defaults. TEACHER_STEPS (default "10 20 50") chooses the
-# teacher's rows. 100 samples per class (N_PER_CLASS), sample seed SEED
+# each at its own defaults, and the teacher's own chain on the students'
+# grid (ddim-trailing, TRAILING_STEPS, default "8 4 2 1"). TEACHER_STEPS
+# (default "10 20 50") chooses the teacher's DDIM rows. 100 samples per class (N_PER_CLASS), sample seed SEED
 # (default 1), ten real draws of --eval-seed 1, judged by NAME-clf.onnx and,
 # on the same samples, by NAME-judge.onnx (trained apart). Reports go
 # to docs/distill/NAME (docs/distill/NAME-seedSEED for another seed) with
@@ -46,6 +47,8 @@ run() { # run LABEL MODEL ARGS...
   cp "$d-judge/report.json" "$docs/$label-judge.json"
 }
 for s in ${TEACHER_STEPS-10 20 50}; do run "teacher-ddim$s" "$p/$name-cbn.onnx" --steps "$s"; done
+# The teacher's own chain on the students' grid, undistilled.
+for s in ${TRAILING_STEPS-8 4 2 1}; do run "teacher-trailing$s" "$p/$name-cbn.onnx" --sampler ddim-trailing --steps "$s"; done
 for s in 8 4 2 1; do
   m=out/$name-student$s.onnx
   [ "$s" = 4 ] && [ -f "$p/$name-cbn-student.onnx" ] && m=$p/$name-cbn-student.onnx
