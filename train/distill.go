@@ -134,18 +134,7 @@ func (tr *trainer) distillBatch(rng *rand.Rand, ds *data.Set) error {
 		if next >= 0 {
 			chain = append(chain, next) // the teacher stops before its call at next
 		}
-		eps := tr.noise[i*D : (i+1)*D]
-		for v := range eps {
-			eps[v] = float32(rng.NormFloat64())
-		}
-		zt := t.zt[i*D : (i+1)*D]
-		tr.sch.Noise(ts, ds.Image(j), eps, zt)
-		c := diffusion.Chain{Schedule: tr.sch, Timesteps: chain, Values: D}
-		im := diffusion.NewImage(t.sampler, c, ds.Labels[j], t.guidance, zeros{})
-		copy(im.X, zt)
-		t.images[i] = im
-		gr.times[i], gr.labels[i], t.next[i] = ts, ds.Labels[j], next
-		gr.lossW[i] = float32(tr.sch.DistillWeight(ts) / t.wNorm)
+		tr.startTeacher(i, rng, ds, j, chain, next)
 	}
 	for step := 0; step < 2; step++ {
 		if err := t.batch.Step(t.s, t.images); err != nil {
@@ -163,6 +152,27 @@ func (tr *trainer) distillBatch(rng *rand.Rand, ds *data.Set) error {
 		tr.sch.DistillTarget(gr.times[i], t.next[i], zt, im.X, tr.noise[i*D:(i+1)*D])
 	}
 	return nil
+}
+
+// startTeacher draws example i's noise, makes its z_t at chain[0] from
+// image j, and starts the teacher's chain from it; next is where the
+// student's step from chain[0] goes (−1: the clean image).
+func (tr *trainer) startTeacher(i int, rng *rand.Rand, ds *data.Set, j int, chain []int, next int) {
+	t, gr, cfg := tr.teach, tr.gr, tr.ck.Config
+	D := cfg.Channels * cfg.ImageSize * cfg.ImageSize
+	ts := chain[0]
+	eps := tr.noise[i*D : (i+1)*D]
+	for v := range eps {
+		eps[v] = float32(rng.NormFloat64())
+	}
+	zt := t.zt[i*D : (i+1)*D]
+	tr.sch.Noise(ts, ds.Image(j), eps, zt)
+	c := diffusion.Chain{Schedule: tr.sch, Timesteps: chain, Values: D}
+	im := diffusion.NewImage(t.sampler, c, ds.Labels[j], t.guidance, zeros{})
+	copy(im.X, zt)
+	t.images[i] = im
+	gr.times[i], gr.labels[i], t.next[i] = ts, ds.Labels[j], next
+	gr.lossW[i] = float32(tr.sch.DistillWeight(ts) / t.wNorm)
 }
 
 // consistencyBatch draws a consistency-distillation batch: for each
@@ -186,18 +196,7 @@ func (tr *trainer) consistencyBatch(rng *rand.Rand, ds *data.Set) error {
 		if next >= 0 {
 			chain = append(chain, next)
 		}
-		eps := tr.noise[i*D : (i+1)*D]
-		for v := range eps {
-			eps[v] = float32(rng.NormFloat64())
-		}
-		zt := t.zt[i*D : (i+1)*D]
-		tr.sch.Noise(ts, ds.Image(j), eps, zt)
-		c := diffusion.Chain{Schedule: tr.sch, Timesteps: chain, Values: D}
-		im := diffusion.NewImage(t.sampler, c, ds.Labels[j], t.guidance, zeros{})
-		copy(im.X, zt)
-		t.images[i] = im
-		gr.times[i], gr.labels[i], t.next[i] = ts, ds.Labels[j], next
-		gr.lossW[i] = float32(tr.sch.DistillWeight(ts) / t.wNorm)
+		tr.startTeacher(i, rng, ds, j, chain, next)
 	}
 	if err := t.batch.Step(t.s, t.images); err != nil {
 		return fmt.Errorf("distill: teacher: %w", err)
