@@ -12,7 +12,9 @@
 # skipped, a stopped one resumes. LR (default 1e-3) is each round's
 # learning rate; OPENBLAS_CORETYPE as for train. TEACHER (default the
 # shipped model) starts the halving from another model, e.g. a finished
-# round's student: FIRST=4 LAST=1 TEACHER=out/mnist-student4.onnx.
+# round's student: FIRST=4 LAST=1 TEACHER=out/mnist-student4.onnx. TAG
+# (default empty) goes into every run's and model's name (NAME-TAG-studentN)
+# so that another recipe (e.g. FIRST=32 TAG=from32) keeps its own rounds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${CONDIFF_BIN:-bin/condiff}"
@@ -29,8 +31,8 @@ mkdir -p out
 log=out/distill-$name.log
 n=$((first / 2))
 while [ "$n" -ge "$last" ]; do
-  run=assets/pretrained/$name-student$n.run
-  model=out/$name-student$n.onnx
+  run=assets/pretrained/$name${TAG:+-$TAG}-student$n.run
+  model=out/$name${TAG:+-$TAG}-student$n.onnx
   if [ -f "$run/checkpoint.gob" ]; then
     "$bin" distill --resume --steps "$steps" --save-every 500 --out "$run" >>"$log" 2>&1
   else
