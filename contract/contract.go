@@ -80,6 +80,15 @@ const (
 // DistillMethods lists the methods.
 var DistillMethods = []string{DistillProgressive, DistillConsistency}
 
+// CheckDistillMethod refuses a method that is not one of DistillMethods
+// ("" is progressive).
+func CheckDistillMethod(m string) error {
+	if m != "" && !slices.Contains(DistillMethods, m) {
+		return fmt.Errorf("not one of %s", strings.Join(DistillMethods, ", "))
+	}
+	return nil
+}
+
 // Check refuses a Distilled that no sampler could honour on a schedule of
 // T steps.
 func (d Distilled) Check(T int) error {
@@ -96,8 +105,8 @@ func (d Distilled) Check(T int) error {
 	if _, err := diffusion.ParseInterval(d.GuidanceInterval); err != nil {
 		return err
 	}
-	if d.Method != "" && !slices.Contains(DistillMethods, d.Method) {
-		return fmt.Errorf("method %q: not one of %s", d.Method, strings.Join(DistillMethods, ", "))
+	if err := CheckDistillMethod(d.Method); err != nil {
+		return fmt.Errorf("method %q: %w", d.Method, err)
 	}
 	return nil
 }

@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
-	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/condiff/condiff/checkpoint"
 	"github.com/condiff/condiff/contract"
@@ -201,9 +199,9 @@ func (tr *trainer) consistencyBatch(rng *rand.Rand, ds *data.Set) error {
 	if err := t.batch.Step(t.s, t.images); err != nil {
 		return fmt.Errorf("distill: teacher: %w", err)
 	}
+	// The examples not at the grid's last step, in order, ask the student.
 	var xs []float32
 	var ts, ys []int64
-	var at []int // examples whose target the student makes
 	for i, im := range t.images {
 		if err := im.Err(); err != nil {
 			return fmt.Errorf("distill: teacher: %w", err)
@@ -211,11 +209,10 @@ func (tr *trainer) consistencyBatch(rng *rand.Rand, ds *data.Set) error {
 		if t.next[i] >= 0 {
 			xs = append(xs, im.X...)
 			ts, ys = append(ts, int64(t.next[i])), append(ys, int64(gr.labels[i]))
-			at = append(at, i)
 		}
 	}
 	var eps []float32
-	if len(at) > 0 {
+	if len(ts) > 0 {
 		own, err := tr.ownSession()
 		if err != nil {
 			return err
@@ -227,15 +224,17 @@ func (tr *trainer) consistencyBatch(rng *rand.Rand, ds *data.Set) error {
 		}
 	}
 	x0 := make([]float32, D)
+	n := 0 // the next of the student's answers
 	for i, im := range t.images {
 		copy(x0, im.X) // the last step's target: the teacher's clean image
-		if n := slices.Index(at, i); n >= 0 {
+		if s := t.next[i]; s >= 0 {
 			// x̂ = (z_s − σ_s·ε̂)/α_s from the student's own ε̂ at s.
-			s := t.next[i]
-			a, sg := tr.sch.SqrtAB[s], tr.sch.SqrtOneAB[s]
+			c1, c2 := tr.sch.X0Coefficients(s)
+			e := eps[n*D : (n+1)*D]
 			for v := range x0 {
-				x0[v] = float32((float64(im.X[v]) - sg*float64(eps[n*D+v])) / a)
+				x0[v] = float32(c1*float64(im.X[v]) - c2*float64(e[v]))
 			}
+			n++
 		}
 		zt := t.zt[i*D : (i+1)*D]
 		copy(tr.x[i*D:(i+1)*D], zt)
@@ -280,8 +279,8 @@ func (o *Options) checkDistill() error {
 	if d.Steps < 1 {
 		return bad("Distill", d.Steps, "must be >= 1 (the student's steps)")
 	}
-	if d.Method != "" && !slices.Contains(contract.DistillMethods, d.Method) {
-		return bad("Distill.Method", d.Method, "not one of %s", strings.Join(contract.DistillMethods, ", "))
+	if err := contract.CheckDistillMethod(d.Method); err != nil {
+		return bad("Distill.Method", d.Method, "%v", err)
 	}
 	switch {
 	case o.CFGDrop != 0:

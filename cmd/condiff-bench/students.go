@@ -33,6 +33,7 @@ func benchStudents(teacher, student string, threads int) (any, error) {
 		threads = runtime.NumCPU()
 	}
 	models := map[string]string{"teacher": teacher, "student": student}
+	discard := func([]int, []float32) error { return nil }
 	res := map[string]any{"teacher": teacher, "student": student, "threads": threads, "rounds": rounds}
 	for _, backend := range []string{infer.BackendORT, infer.BackendGo} {
 		for _, b := range []int{64, 1} {
@@ -92,7 +93,7 @@ func benchStudents(teacher, student string, threads int) (any, error) {
 				warm := req
 				warm.Indices, warm.Labels = idx[:b], labels[:b]
 				rc := &rowCounter{d: s}
-				if err := diffusion.Sample(context.Background(), rc, sch, warm, nil, func([]int, []float32) error { return nil }); err != nil {
+				if err := diffusion.Sample(context.Background(), rc, sch, warm, nil, discard); err != nil {
 					return nil, err
 				}
 				row[who+"_rows_per_image"] = float64(rc.rows) / float64(b)
@@ -101,7 +102,7 @@ func benchStudents(teacher, student string, threads int) (any, error) {
 				for _, who := range []string{"teacher", "student"} {
 					j := jobs[who]
 					start := time.Now()
-					if err := diffusion.Sample(context.Background(), j.s, j.sch, j.req, nil, func([]int, []float32) error { return nil }); err != nil {
+					if err := diffusion.Sample(context.Background(), j.s, j.sch, j.req, nil, discard); err != nil {
 						return nil, err
 					}
 					walls[who] = append(walls[who], time.Since(start).Seconds())

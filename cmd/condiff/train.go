@@ -153,10 +153,9 @@ func flagsOf(name string, classifier bool) (*cli.Flags, func() (train.Options, e
 	norm := fs.String("norm", "", "batch or group (default: batch for denoisers, group for classifiers)")
 	groups := fs.Int("groups", 8, "groups of --norm group")
 	lossWeight := &minSNRFlag{}
-	var variant, sched, mult, attn, distillInterval *string
+	var variant, sched, mult, attn, distillInterval, distillMethod *string
 	var T, resBlocks, distill *int
 	var acWeight, distillGuidance *float64
-	var distillMethod *string
 	if !classifier {
 		mult = fs.String("mult", "1,2,2", "channel multipliers, one per resolution")
 		resBlocks = fs.Int("res-blocks", 1, "residual blocks per resolution")
