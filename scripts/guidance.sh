@@ -40,23 +40,14 @@ tag=""
 work=out/guidance/$name-seed$seed
 [ -n "${MODEL:-}" ] && work=out/guidance/$name-$(basename "$MODEL" .onnx)-seed$seed
 mkdir -p "$work" "$docs"
-ev() { # ev OUT ARGS...: one evaluation, its log beside it
-  local d=$1
-  shift
-  [ -n "${REUSE:-}" ] && [ -f "$d/report.json" ] && return
-  "$bin" eval --data "$data" --n-per-class "$n" --eval-seed 1 --out "$d" "$@" >"$d.log" 2>&1 || { cat "$d.log" >&2; exit 1; }
-  grep '^eval: over' "$d.log" | sed "s|^|$(basename "$d"): |"
-}
+# shellcheck source=scripts/protocol.sh
+. scripts/protocol.sh
 reports=()
 run() { # run METHOD W ARGS...
   local m=$1 w=$2
   shift 2
   m=$m$tag
-  local d=$work/$m-w$w
-  ev "$d" --model "$model" --classifier "$clf" --seed "$seed" --sampler "$sampler" --steps "$steps" --guidance "$w" "$@"
-  ev "$d-judge" --samples "$d/samples" --classifier "$judge"
-  cp "$d/report.json" "$docs/$m-w$w.json"
-  cp "$d-judge/report.json" "$docs/$m-w$w-judge.json"
+  judged "$work/$m-w$w" "$m-w$w" --model "$model" --seed "$seed" --sampler "$sampler" --steps "$steps" --guidance "$w" "$@"
   reports+=("$docs/$m-w$w.json" "$docs/$m-w$w-judge.json")
 }
 # Every method names both options: a model's sidecar would fill in the

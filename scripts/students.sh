@@ -30,21 +30,12 @@ docs=docs/distill/$name
 [ "$seed" = 1 ] || docs=docs/distill/$name-seed$seed
 work=out/students/$name-seed$seed
 mkdir -p "$work" "$docs"
-ev() { # ev OUT ARGS...: one evaluation, its log beside it
-  local d=$1
-  shift
-  [ -n "${REUSE:-}" ] && [ -f "$d/report.json" ] && return
-  "$bin" eval --data "$data" --n-per-class "$n" --eval-seed 1 --out "$d" "$@" >"$d.log" 2>&1 || { cat "$d.log" >&2; exit 1; }
-  grep '^eval: over' "$d.log" | sed "s|^|$(basename "$d"): |"
-}
+# shellcheck source=scripts/protocol.sh
+. scripts/protocol.sh
 run() { # run LABEL MODEL ARGS...
   local label=$1 model=$2
   shift 2
-  local d=$work/$label
-  ev "$d" --model "$model" --classifier "$clf" --seed "$seed" "$@"
-  ev "$d-judge" --samples "$d/samples" --classifier "$judge"
-  cp "$d/report.json" "$docs/$label.json"
-  cp "$d-judge/report.json" "$docs/$label-judge.json"
+  judged "$work/$label" "$label" --model "$model" --seed "$seed" "$@"
 }
 for s in ${TEACHER_STEPS-10 20 50}; do run "teacher-ddim$s" "$p/$name-cbn.onnx" --steps "$s"; done
 # The teacher's own chain on the students' grid, undistilled.
