@@ -15,6 +15,10 @@
 # round's student: FIRST=4 LAST=1 TEACHER=out/mnist-student4.onnx. TAG
 # (default empty) goes into every run's and model's name (NAME-TAG-studentN)
 # so that another recipe (e.g. FIRST=32 TAG=from32) keeps its own rounds.
+# W (default: the teacher's own, from its sampling defaults) is the guidance
+# weight of the first round's teacher chain, e.g. FIRST=32 W=3
+# TAG=from32w3; later rounds' teachers are students, whose guidance is
+# learned, and take none.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${CONDIFF_BIN:-bin/condiff}"
@@ -30,17 +34,19 @@ teacher=${TEACHER:-assets/pretrained/$name-cbn.onnx}
 mkdir -p out
 log=out/distill-$name.log
 n=$((first / 2))
+wflag=()
+[ -n "${W:-}" ] && wflag=(--distill-guidance "$W")
 while [ "$n" -ge "$last" ]; do
   run=assets/pretrained/$name${TAG:+-$TAG}-student$n.run
   model=out/$name${TAG:+-$TAG}-student$n.onnx
   if [ -f "$run/checkpoint.gob" ]; then
     "$bin" distill --resume --steps "$steps" --save-every 500 --out "$run" >>"$log" 2>&1
   else
-    "$bin" distill --teacher "$teacher" --student-steps "$n" --data "$data" --batch 32 --seed "$seed" --lr "$lr" \
+    "$bin" distill --teacher "$teacher" --student-steps "$n" "${wflag[@]}" --data "$data" --batch 32 --seed "$seed" --lr "$lr" \
       --steps "$steps" --save-every 500 --out "$run" >>"$log" 2>&1
   fi
   "$bin" export --run "$run" --out "$model" >>"$log" 2>&1
   echo "distill: round to $n steps done: $model" | tee -a "$log"
-  teacher=$model
+  teacher=$model wflag=()
   n=$((n / 2))
 done
