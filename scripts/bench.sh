@@ -36,6 +36,16 @@ for name in mnist fashion; do
   out/bench/bench-openblas -mode students -model assets/pretrained/$name-cbn.onnx \
     -student assets/pretrained/$name-cbn-student.onnx > out/bench/students-$name.json
 done
+# The 2-step students: one more round of each shipped student's line, not
+# shipped as files (exported here from their runs; docs/distill).
+go build -o out/bench/condiff ./cmd/condiff
+for pair in mnist=mnist-student2 fashion=fashion-from32w3-student2; do
+  name=${pair%%=*} run=assets/pretrained/${pair#*=}.run
+  echo "bench: $run against its teacher" >&2
+  out/bench/condiff export --run "$run" --out "out/bench/$name-student2.onnx" >/dev/null
+  out/bench/bench-openblas -mode students -model assets/pretrained/$name-cbn.onnx \
+    -student "out/bench/$name-student2.onnx" > "out/bench/students-$name-2step.json"
+done
 echo "bench: the GEMM kernel against OpenBLAS on sampling's and training's shapes" >&2
 out/bench/bench-openblas -mode gemm > out/bench/gemm.json
 echo "bench: the static and WebAssembly builds" >&2
@@ -86,7 +96,7 @@ out["serve"] = ld("serve")
 out["backends"] = ld("backends")
 out["backends"]["portable"] = ld("portable")
 out["gemm"] = ld("gemm")
-out["students"] = {n: ld("students-" + n) for n in ("mnist", "fashion")}
+out["students"] = {n: ld("students-" + n) for n in ("mnist", "fashion", "mnist-2step", "fashion-2step")}
 json.dump(out, open("out/bench.json", "w"), indent=2)
 print(json.dumps(out, indent=2))
 PY

@@ -3,8 +3,10 @@
 #   scripts/students.sh mnist|fashion [SEED]
 # The teacher (assets/pretrained/NAME-cbn.onnx) at its defaults (its
 # NAME.sampling.json: guidance and interval) with DDIM 10, 20 and 50 steps,
-# and every student found: out/NAME-student{8,4,2,1}.onnx (scripts/distill.sh's
-# rounds) and EXTRA="label=model.onnx ..." (e.g. an ablation's students),
+# and every student found: out/NAME[-TAG]-student{16,8,4,2,1}.onnx
+# (scripts/distill.sh's rounds of the line TAG, labelled [TAG-]studentN; TAG
+# defaults to the shipped student's line, whose 4-step student is the
+# shipped file) and EXTRA="label=model.onnx ..." (e.g. an ablation's students),
 # each at its own defaults, and the teacher's own chain on the students'
 # grid (ddim-trailing, TRAILING_STEPS, default "8 4 2 1"). TEACHER_STEPS
 # (default "10 20 50") chooses the teacher's DDIM rows. 100 samples per class (N_PER_CLASS), sample seed SEED
@@ -17,8 +19,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:?usage: $0 mnist|fashion [SEED]}
 case $name in
-  mnist) data=mnist ;;
-  fashion) data=fashion-mnist ;;
+  mnist) data=mnist shipped_tag="" ;;
+  fashion) data=fashion-mnist shipped_tag=from32w3 ;;
   *) echo "usage: $0 mnist|fashion [SEED]" >&2; exit 2 ;;
 esac
 seed=${2:-1}
@@ -40,10 +42,11 @@ run() { # run LABEL MODEL ARGS...
 for s in ${TEACHER_STEPS-10 20 50}; do run "teacher-ddim$s" "$p/$name-cbn.onnx" --steps "$s"; done
 # The teacher's own chain on the students' grid, undistilled.
 for s in ${TRAILING_STEPS-8 4 2 1}; do run "teacher-trailing$s" "$p/$name-cbn.onnx" --sampler ddim-trailing --steps "$s"; done
-for s in 8 4 2 1; do
-  m=out/$name-student$s.onnx
-  [ "$s" = 4 ] && [ -f "$p/$name-cbn-student.onnx" ] && m=$p/$name-cbn-student.onnx
-  [ -f "$m" ] && run "student$s" "$m"
+tag=${TAG-$shipped_tag}
+for s in 16 8 4 2 1; do
+  m=out/$name${tag:+-$tag}-student$s.onnx
+  [ "$s" = 4 ] && [ "$tag" = "$shipped_tag" ] && [ -f "$p/$name-cbn-student.onnx" ] && m=$p/$name-cbn-student.onnx
+  [ -f "$m" ] && run "${tag:+$tag-}student$s" "$m"
 done
 for e in ${EXTRA:-}; do run "${e%%=*}" "${e#*=}"; done
 "$bin" compare --out "$docs" "$docs"/*.json >/dev/null
