@@ -507,3 +507,68 @@ func TestShippedDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TestShippedStudents: each shipped student is a student of its shipped
+// teacher (same schedule, shape and classes; distilled for 4 steps of
+// ddim-trailing in the teacher's guidance interval, at a weight), its
+// defaults are that chain unguided, and it samples in 4 denoiser calls to
+// images in [−1, 1] on the Go backend.
+func TestShippedStudents(t *testing.T) {
+	for _, name := range []string{"mnist", "fashion"} {
+		teacher, student := "../assets/pretrained/"+name+"-cbn.onnx", "../assets/pretrained/"+name+"-cbn-student.onnx"
+		ti, err := infer.ReadInfo(teacher)
+		if err != nil {
+			t.Fatal(err)
+		}
+		td, err := infer.ModelDefaults(teacher, ti)
+		if err != nil {
+			t.Fatal(err)
+		}
+		si, err := infer.ReadInfo(student)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds := si.Distilled
+		if ds == nil || ds.Sampler != diffusion.DDIMTrailing.Name() || ds.Steps != 4 || !(ds.Guidance > 0) || ds.GuidanceInterval != td.GuidanceInterval {
+			t.Fatalf("%s: distilled %+v; want 4 ddim-trailing steps at a guidance weight in its teacher's interval %q", student, ds, td.GuidanceInterval)
+		}
+		// A student's prediction target (v) is its own; CheckGuide compares
+		// the rest of what makes two denoisers model the same images.
+		si.Prediction = ti.Prediction
+		if err := si.CheckGuide(ti); err != nil {
+			t.Errorf("%s against its teacher: %v", student, strings.Replace(err.Error(), "guide", "student", 1))
+		}
+		s, err := infer.Open(student, infer.Options{Backend: infer.BackendGo, Threads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := infer.ModelDefaults(student, s.Info)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sm, err := d.Resolve(infer.Given{}, s.Info)
+		if err != nil || sm.Check(s.Info) != nil || sm.Sampler != diffusion.DDIMTrailing || sm.Steps != 4 || sm.Guidance != 0 {
+			t.Fatalf("%s: sampling by default %+v (%v)", student, sm, err)
+		}
+		sch, err := s.Info.Schedule.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		D := s.Info.Channels * s.Info.ImageSize * s.Info.ImageSize
+		req := diffusion.Request{Sampler: sm.Sampler, Steps: sm.Steps, Seed: 1, Batch: 2, Values: D, Indices: []int{0, 1}, Labels: []int{3, 7}}
+		images := 0
+		err = diffusion.Sample(context.Background(), s, sch, req, nil, func(ix []int, x []float32) error {
+			for _, v := range x {
+				if !(v >= -1 && v <= 1) {
+					return fmt.Errorf("pixel %v", v)
+				}
+			}
+			images += len(ix)
+			return nil
+		})
+		if err != nil || images != 2 || s.Calls != 4 {
+			t.Errorf("%s: %d images in %d calls (%v); want 2 in 4", student, images, s.Calls, err)
+		}
+		s.Close()
+	}
+}
