@@ -35,6 +35,10 @@ echo "bench: the shipped students against their teachers, each at its defaults" 
 for name in mnist fashion; do
   out/bench/bench-openblas -mode students -model assets/pretrained/$name-cbn.onnx \
     -student assets/pretrained/$name-cbn-student.onnx > out/bench/students-$name.json
+  # Against the teacher guiding every step (DDIM 20: 40 rows per image, the
+  # defaults before guidance intervals).
+  out/bench/bench-openblas -mode students -model assets/pretrained/$name-cbn.onnx -teacher-interval none \
+    -student assets/pretrained/$name-cbn-student.onnx > out/bench/students-$name-every.json
 done
 # The 2-step students: one more round of each shipped student's line, not
 # shipped as files (exported here from their runs; docs/distill).
@@ -96,7 +100,7 @@ out["serve"] = ld("serve")
 out["backends"] = ld("backends")
 out["backends"]["portable"] = ld("portable")
 out["gemm"] = ld("gemm")
-out["students"] = {n: ld("students-" + n) for n in ("mnist", "fashion", "mnist-2step", "fashion-2step")}
+out["students"] = {n: ld("students-" + n) for n in ("mnist", "fashion", "mnist-every", "fashion-every", "mnist-2step", "fashion-2step")}
 json.dump(out, open("out/bench.json", "w"), indent=2)
 print(json.dumps(out, indent=2))
 PY

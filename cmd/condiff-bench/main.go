@@ -44,6 +44,7 @@ func main() {
 	steps := flag.Int("steps", 5, "training steps timed per variant")
 	model := flag.String("model", "", "rss: model to sample; students: the teacher")
 	student := flag.String("student", "", "students: the teacher's distilled student")
+	teacherInterval := flag.String("teacher-interval", "", "students: the teacher's guidance interval LO,HI or none (every step) instead of its default's")
 	n := flag.Int("n", 64, "rss: images")
 	only := flag.String("variant", "", "train: time only this variant (uncond, cbn_batch, cbn_group, ac)")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof -top)")
@@ -74,7 +75,7 @@ func main() {
 	case "backends":
 		out, err = benchBackends(*serveModel, *threads)
 	case "students":
-		out, err = benchStudents(*model, *student, *threads)
+		out, err = benchStudents(*model, *student, *teacherInterval, *threads)
 	case "gemm":
 		out, err = benchGemm()
 	default:

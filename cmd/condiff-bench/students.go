@@ -27,14 +27,25 @@ func (c *rowCounter) Eps(x []float32, t, y []int64, out []float32) error {
 // and the Go backend at batch 64 and 1, and reports images/s, denoiser
 // rows per image and the student's speed-up. Teacher and student take
 // turns, rounds times each, and medians are compared (as benchBackends).
-func benchStudents(teacher, student string, threads int) (any, error) {
+// teacherInterval, if not empty, replaces the teacher's default guidance
+// interval ("none": guidance at every step).
+func benchStudents(teacher, student, teacherInterval string, threads int) (any, error) {
 	const rounds = 3
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
 	models := map[string]string{"teacher": teacher, "student": student}
+	given := map[string]infer.Given{}
 	discard := func([]int, []float32) error { return nil }
 	res := map[string]any{"teacher": teacher, "student": student, "threads": threads, "rounds": rounds}
+	if teacherInterval != "" {
+		iv, err := diffusion.ParseInterval(teacherInterval)
+		if err != nil {
+			return nil, fmt.Errorf("-teacher-interval: %w", err)
+		}
+		given["teacher"] = infer.Given{Interval: &iv}
+		res["teacher_interval"] = teacherInterval
+	}
 	for _, backend := range []string{infer.BackendORT, infer.BackendGo} {
 		for _, b := range []int{64, 1} {
 			n := max(b, 8)
@@ -57,7 +68,7 @@ func benchStudents(teacher, student string, threads int) (any, error) {
 				if err != nil {
 					return nil, err
 				}
-				smp, err := d.Resolve(infer.Given{}, s.Info)
+				smp, err := d.Resolve(given[who], s.Info)
 				if err != nil {
 					return nil, err
 				}
