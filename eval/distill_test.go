@@ -13,7 +13,6 @@ import (
 	"github.com/condiff/condiff/eval"
 	"github.com/condiff/condiff/export"
 	"github.com/condiff/condiff/infer"
-	"github.com/condiff/condiff/models"
 	"github.com/condiff/condiff/train"
 )
 
@@ -27,11 +26,7 @@ import (
 func TestStudentBeatsTeacherDDIM2(t *testing.T) {
 	dir := t.TempDir()
 	ds := data.Options{Name: "synthetic", Size: 16, Channels: 1, Seed: 11, PerClass: 200}
-	m := models.DefaultDenoiser()
-	m.Variant, m.Norm, m.BaseChannels, m.ChannelMult, m.Groups = contract.CBN, models.GroupNorm, 8, []int{1, 2}, 4
-	sp, _ := diffusion.Default("linear", 1000)
-	c := models.DefaultClassifier()
-	c.BaseChannels, c.Groups = 8, 4
+	m, c, sp := tinyModels()
 	teacher, clf := trainAndExport(t, dir,
 		train.Options{Model: m, Data: ds, TrainInfo: checkpoint.TrainInfo{Steps: 200, Batch: 32, LR: 2e-3, Seed: 3, Schedule: sp, CFGDrop: 0.15, EMADecay: 0.99, GradClip: 1}},
 		train.Options{Model: c, Data: ds, TrainInfo: checkpoint.TrainInfo{Steps: 200, Batch: 32, LR: 2e-3, Seed: 4, EMADecay: 0.9, GradClip: 1}})

@@ -28,15 +28,11 @@ func TestEndToEnd(t *testing.T) {
 	infertest.ORT(t)
 	dir := t.TempDir()
 	ds := data.Options{Name: "synthetic", Size: 16, Channels: 1, Seed: 3, PerClass: 200, Classes: []string{"disc", "hstripes"}}
-	m := models.DefaultDenoiser()
-	m.Variant, m.Norm, m.BaseChannels, m.ChannelMult, m.Groups = contract.CBN, models.GroupNorm, 8, []int{1, 2}, 4
-	sp, _ := diffusion.Default("linear", 1000)
+	m, c, sp := tinyModels()
 	steps := 150
 	if testing.Short() {
 		steps = 60
 	}
-	c := models.DefaultClassifier()
-	c.BaseChannels, c.Groups = 8, 4
 	model, clf := trainAndExport(t, dir,
 		train.Options{Model: m, Data: ds, SaveEvery: 50, TrainInfo: checkpoint.TrainInfo{Steps: steps, Batch: 32, LR: 2e-3, Seed: 3, Schedule: sp, CFGDrop: 0.15, EMADecay: 0.99, GradClip: 1}},
 		train.Options{Model: c, Data: ds, TrainInfo: checkpoint.TrainInfo{Steps: 60, Batch: 32, LR: 2e-3, Seed: 4, EMADecay: 0.9, GradClip: 1}})
@@ -63,6 +59,18 @@ func TestEndToEnd(t *testing.T) {
 	if r.Accuracy < 0.8 {
 		t.Fatalf("conditioning accuracy %.2f; want >= 0.8 (chance is 0.5)", r.Accuracy)
 	}
+}
+
+// tinyModels are the end-to-end tests' networks: a cbn denoiser (group
+// norm, base width 8) on the linear schedule of 1000 steps, and a
+// classifier of base width 8.
+func tinyModels() (denoiser, classifier models.Config, schedule diffusion.Spec) {
+	denoiser = models.DefaultDenoiser()
+	denoiser.Variant, denoiser.Norm, denoiser.BaseChannels, denoiser.ChannelMult, denoiser.Groups = contract.CBN, models.GroupNorm, 8, []int{1, 2}, 4
+	classifier = models.DefaultClassifier()
+	classifier.BaseChannels, classifier.Groups = 8, 4
+	schedule, _ = diffusion.Default("linear", 1000)
+	return denoiser, classifier, schedule
 }
 
 // trainAndExport trains a denoiser (run dir/run) and a classifier (dir/clf),

@@ -536,38 +536,15 @@ func TestShippedStudents(t *testing.T) {
 		// the rest of what makes two denoisers model the same images.
 		si.Prediction = ti.Prediction
 		if err := si.CheckGuide(ti); err != nil {
-			t.Errorf("%s against its teacher: %v", student, strings.Replace(err.Error(), "guide", "student", 1))
+			t.Errorf("%s against its teacher: %v", student, err)
 		}
 		s, err := infer.Open(student, infer.Options{Backend: infer.BackendGo, Threads: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := infer.ModelDefaults(student, s.Info)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sm, err := d.Resolve(infer.Given{}, s.Info)
-		if err != nil || sm.Check(s.Info) != nil || sm.Sampler != diffusion.DDIMTrailing || sm.Steps != 4 || sm.Guidance != 0 {
-			t.Fatalf("%s: sampling by default %+v (%v)", student, sm, err)
-		}
-		sch, err := s.Info.Schedule.Build()
-		if err != nil {
-			t.Fatal(err)
-		}
-		D := s.Info.Channels * s.Info.ImageSize * s.Info.ImageSize
-		req := diffusion.Request{Sampler: sm.Sampler, Steps: sm.Steps, Seed: 1, Batch: 2, Values: D, Indices: []int{0, 1}, Labels: []int{3, 7}}
-		images := 0
-		err = diffusion.Sample(context.Background(), s, sch, req, nil, func(ix []int, x []float32) error {
-			for _, v := range x {
-				if !(v >= -1 && v <= 1) {
-					return fmt.Errorf("pixel %v", v)
-				}
-			}
-			images += len(ix)
-			return nil
-		})
-		if err != nil || images != 2 || s.Calls != 4 {
-			t.Errorf("%s: %d images in %d calls (%v); want 2 in 4", student, images, s.Calls, err)
+		sm, images := infertest.SampleByDefault(t, s, student, 2)
+		if sm.Sampler != diffusion.DDIMTrailing || sm.Steps != 4 || sm.Guidance != 0 || images != 2 || s.Calls != 4 {
+			t.Errorf("%s: sampled %d images in %d calls by default (%+v); want 2 in 4, ddim-trailing, unguided", student, images, s.Calls, sm)
 		}
 		s.Close()
 	}

@@ -1,8 +1,6 @@
 package train
 
 import (
-	"context"
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -14,6 +12,7 @@ import (
 	"github.com/condiff/condiff/diffusion"
 	"github.com/condiff/condiff/export"
 	"github.com/condiff/condiff/infer"
+	"github.com/condiff/condiff/infer/infertest"
 	"github.com/condiff/condiff/models"
 )
 
@@ -290,31 +289,13 @@ func TestStudentExports(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	d, err := infer.ModelDefaults(student, info)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sm, err := d.Resolve(infer.Given{}, info)
-	if err != nil || sm.Check(info) != nil || sm.Sampler != diffusion.DDIMTrailing || sm.Steps != 2 || sm.Guidance != 0 {
-		t.Fatalf("the student's sampling by default: %+v (%v, %v)", sm, err, sm.Check(info))
-	}
-	sch, _ := info.Schedule.Build()
-	req := diffusion.Request{Sampler: sm.Sampler, Steps: sm.Steps, Seed: 1, Batch: 4, Values: 256, Indices: []int{0, 1, 2, 3}, Labels: []int{0, 1, 2, 3}}
-	var images int
-	err = diffusion.Sample(context.Background(), s, sch, req, nil, func(ix []int, x []float32) error {
-		for _, v := range x {
-			if v < -1 || v > 1 || v != v {
-				return fmt.Errorf("pixel %v", v)
-			}
-		}
-		images += len(ix)
-		return nil
-	})
-	if err != nil || images != 4 || s.Calls != 2 {
-		t.Fatalf("sampled %d images in %d calls: %v; want 4 in 2", images, s.Calls, err)
+	sm, images := infertest.SampleByDefault(t, s, student, 4)
+	if sm.Sampler != diffusion.DDIMTrailing || sm.Steps != 2 || sm.Guidance != 0 || images != 4 || s.Calls != 2 {
+		t.Fatalf("sampled %d images in %d calls by default (%+v); want 4 in 2, ddim-trailing, unguided", images, s.Calls, sm)
 	}
 	// v → ε: the same weights exported as an ε model give the raw v; the
 	// student's session gives σ·x + α·v.
+	sch, _ := info.Schedule.Build()
 	x := make([]float32, 256)
 	for k := range x {
 		x[k] = float32(k%7)/3 - 1
