@@ -12,7 +12,8 @@
 # INTERVAL (default 0.3,5) is the interval's σ range and GUIDE the guide
 # (default the model's); both are part of each result's name, so runs with
 # other values add results beside the earlier ones, and so are SAMPLER and
-# STEPS (default ddim, 20) when they are not the default. WEIGHTS_CFG,
+# STEPS (default ddim, 20) and ETA (default 0, DDIM's stochasticity) when
+# they are not the default. WEIGHTS_CFG,
 # WEIGHTS_INTERVAL, WEIGHTS_GUIDE and WEIGHTS_BOTH choose the weights ("":
 # skip that method). REUSE=1 keeps the evaluations a stopped run finished.
 # MODEL evaluates another denoiser of the dataset than the shipped one (a
@@ -37,6 +38,8 @@ interval=${INTERVAL:-0.3,5}
 sampler=${SAMPLER:-ddim} steps=${STEPS:-20}
 tag=""
 [ "$sampler-$steps" = ddim-20 ] || tag="-$sampler$steps"
+eta=${ETA:-0}
+[ "$eta" = 0 ] || tag="$tag-eta$eta"
 work=out/guidance/$name-seed$seed
 [ -n "${MODEL:-}" ] && work=out/guidance/$name-$(basename "$MODEL" .onnx)-seed$seed
 mkdir -p "$work" "$docs"
@@ -47,7 +50,7 @@ run() { # run METHOD W ARGS...
   local m=$1 w=$2
   shift 2
   m=$m$tag
-  judged "$work/$m-w$w" "$m-w$w" --model "$model" --seed "$seed" --sampler "$sampler" --steps "$steps" --guidance "$w" "$@"
+  judged "$work/$m-w$w" "$m-w$w" --model "$model" --seed "$seed" --sampler "$sampler" --steps "$steps" --eta "$eta" --guidance "$w" "$@"
   reports+=("$docs/$m-w$w.json" "$docs/$m-w$w-judge.json")
 }
 # Every method names both options: a model's sidecar would fill in the
