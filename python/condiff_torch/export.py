@@ -7,9 +7,10 @@ inputs and outputs are the contract's (x, t and y for a conditional
 denoiser; eps) and whose metadata are condiff's (contract/contract.go:
 Info.Metadata): condiff's parameter names as initializers, its config, the
 schedule and the recipe. `condiff inspect model.onnx` says "contract: yes";
-`condiff train --init model.onnx` continues the run in Go. The contract's
-keys are written here and parsed by condiff; go test's round trip and
-parity tests catch a drift.
+`condiff train --init model.onnx` continues the run in Go. The metadata
+keys, their formats and which are required come from contract.json, the Go
+contract's own table (contract.Schema) written out; go test holds the file
+to the table, and its round trip and parity tests read the exports back.
 """
 import argparse
 import json
@@ -20,6 +21,11 @@ import onnx
 import torch
 
 from .model import Net
+
+# The contract's metadata keys, as the Go side lists them (contract.Schema;
+# go test's TestSchemaFile holds this file to it).
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "contract.json")) as _f:
+    SCHEMA = json.load(_f)["keys"]
 
 
 class Denoising(torch.nn.Module):
@@ -34,23 +40,48 @@ class Denoising(torch.nn.Module):
 
 
 def metadata(run, recipe, step):
+    """condiff's contract metadata for a torch run's denoiser, key by key
+    from contract.json (contract.Schema, written by the Go side): the field
+    each key carries and its format come from there, and a key the schema
+    requires of a denoiser that this run cannot give stops the export."""
     cfg, sched = run["config"], run["schedule"]
-    md = {
-        "condiff.kind": "denoiser",
-        "condiff.variant": cfg["variant"],
-        "condiff.num_classes": str(cfg["num_classes"]),
-        "condiff.class_names": json.dumps(cfg["class_names"], separators=(",", ":")),
-        "condiff.image_size": str(cfg["image_size"]),
-        "condiff.channels": str(cfg["channels"]),
-        "condiff.schedule": json.dumps(sched, separators=(",", ":")),
-        "condiff.prediction": "epsilon",
-        "condiff.config": json.dumps(cfg, separators=(",", ":")),
-        "condiff.train": json.dumps(recipe, separators=(",", ":")),
+    fields = {
+        "Kind": "denoiser",
+        "Variant": cfg["variant"],
+        "NumClasses": cfg["num_classes"],
+        "ClassNames": cfg["class_names"],
+        # the null class's label is K when the run trains with label dropout
+        "HasNull": cfg["num_classes"] if cfg.get("null_class") else None,
+        "ImageSize": cfg["image_size"],
+        "Channels": cfg["channels"],
+        "Schedule": sched,
+        "Prediction": "epsilon",
+        "Train": recipe,
+        "Step": step if step > 0 else None,
+        "Config": cfg,
+        "Distilled": None,  # the torch path does not distil
     }
-    if step > 0:
-        md["condiff.step"] = str(step)
-    if cfg.get("null_class"):
-        md["condiff.null_class"] = str(cfg["num_classes"])
+    md = {}
+    for k in SCHEMA:
+        if "denoiser" not in k["kinds"]:
+            continue
+        if k["field"] not in fields:
+            raise SystemExit(f"export: contract.json's {k['key']} carries Info.{k['field']}, which condiff_torch.export does not know: "
+                             "the Go contract gained a key (update export.metadata)")
+        v = fields[k["field"]]
+        if v is None:
+            if k["required"]:
+                raise SystemExit(f"export: the run gives no {k['field']} for {k['key']}, which a denoiser must carry")
+            continue
+        fmt = k["format"]
+        if fmt == "int":
+            md[k["key"]] = str(int(v))
+        elif fmt == "string":
+            md[k["key"]] = str(v)
+        elif fmt == "json":
+            md[k["key"]] = json.dumps(v, separators=(",", ":"))
+        else:
+            raise SystemExit(f"export: contract.json: {k['key']} has format {fmt!r}")
     return md
 
 
