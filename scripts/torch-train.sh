@@ -19,16 +19,18 @@ nproc=${NPROC:-2}
 py=${PYTHON:-/usr/bin/python3}
 export PYTHONPATH=python
 mkdir -p out
+# --redirects 1 --tee 1: torch 1.13's torchrun cannot parse its defaults
+# under Python 3.11 (as in deploy/slurm/train.sbatch).
 case ${1:?usage: $0 train|eval} in
 train)
   if [ -f "$run/checkpoint.pt" ]; then
-    exec torchrun --standalone --nproc_per_node "$nproc" -m condiff_torch.train --resume --out "$run" >>out/torch-mnist.log 2>&1
+    exec torchrun --standalone --nproc_per_node "$nproc" --redirects 1 --tee 1 -m condiff_torch.train --resume --out "$run" >>out/torch-mnist.log 2>&1
   fi
   # The shipped v3 recipe, written by condiff itself (scripts/retrain.sh's
   # flags and budget).
   "$bin" train --print-config --data mnist --variant cbn --norm group --batch 32 --seed 1 \
     --base 16 --lr 1e-3 --cfg-drop 0.1 --loss-weight min-snr:5 --steps 42075 >out/mnist-torch-config.json
-  exec torchrun --standalone --nproc_per_node "$nproc" -m condiff_torch.train --config out/mnist-torch-config.json \
+  exec torchrun --standalone --nproc_per_node "$nproc" --redirects 1 --tee 1 -m condiff_torch.train --config out/mnist-torch-config.json \
     --out "$run" >>out/torch-mnist.log 2>&1
   ;;
 eval)
