@@ -17,7 +17,7 @@ type SchemaKey struct {
 	Doc      string `json:"doc"`
 }
 
-var both = []Kind{Denoiser, Classifier}
+var anyKind = []Kind{Denoiser, Classifier}
 
 // Schema lists every metadata key, in the order Metadata's producers are
 // documented. It is the one list the producers write from: Info.Metadata
@@ -26,18 +26,18 @@ var both = []Kind{Denoiser, Classifier}
 // by SchemaJSON (TestSchemaFile holds the file to it; TestSchemaMetadata
 // holds Metadata to the table).
 var Schema = []SchemaKey{
-	{KeyKind, "Kind", both, "string", true, "denoiser or classifier; absent means denoiser"},
+	{KeyKind, "Kind", anyKind, "string", true, "denoiser or classifier; absent means denoiser"},
 	{KeyVariant, "Variant", []Kind{Denoiser}, "string", true, "uncond, cbn or ac"},
-	{KeyNumClasses, "NumClasses", both, "int", true, "K, the number of classes"},
-	{KeyClassNames, "ClassNames", both, "json", true, "JSON array of the K class names"},
+	{KeyNumClasses, "NumClasses", anyKind, "int", true, "K, the number of classes"},
+	{KeyClassNames, "ClassNames", anyKind, "json", true, "JSON array of the K class names"},
 	{KeyNullClass, "HasNull", []Kind{Denoiser}, "int", false, "K, only when trained with label dropout (the null class's label)"},
-	{KeyImageSize, "ImageSize", both, "int", true, "H = W"},
-	{KeyChannels, "Channels", both, "int", true, "C: 1 or 3"},
+	{KeyImageSize, "ImageSize", anyKind, "int", true, "H = W"},
+	{KeyChannels, "Channels", anyKind, "int", true, "C: 1 or 3"},
 	{KeySchedule, "Schedule", []Kind{Denoiser}, "json", true, "the noise schedule (diffusion.Spec)"},
 	{KeyPrediction, "Prediction", []Kind{Denoiser}, "string", true, "what the eps output holds: epsilon or v"},
-	{KeyTrain, "Train", both, "json", false, "how it was trained (informational)"},
-	{KeyStep, "Step", both, "int", false, "optimiser steps behind the weights (informational)"},
-	{KeyConfig, "Config", both, "json", false, "the architecture that rebuilds the network (models.Config)"},
+	{KeyTrain, "Train", anyKind, "json", false, "how it was trained (informational)"},
+	{KeyStep, "Step", anyKind, "int", false, "optimiser steps behind the weights (informational)"},
+	{KeyConfig, "Config", anyKind, "json", false, "the architecture that rebuilds the network (models.Config)"},
 	{KeyDistilled, "Distilled", []Kind{Denoiser}, "json", false, "a distilled student's chain and guidance (Distilled)"},
 }
 
