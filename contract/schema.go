@@ -19,8 +19,9 @@ type SchemaKey struct {
 
 var anyKind = []Kind{Denoiser, Classifier}
 
-// Schema lists every metadata key, in the order Metadata's producers are
-// documented. It is the one list the producers write from: Info.Metadata
+// Schema lists every metadata key ("required": every producer writes it,
+// though Parse still reads a model without condiff.kind as a denoiser).
+// It is the one list the producers write from: Info.Metadata
 // in Go, and the torch exporter (python/condiff_torch/export.py), which
 // reads it as python/condiff_torch/contract.json, the same table written
 // by SchemaJSON (TestSchemaFile holds the file to it; TestSchemaMetadata
