@@ -7,8 +7,8 @@
 # NAME (default mnist-torch) names the run, assets/pretrained/NAME.run (its
 # checkpoint, every 100 steps, is committed between working sessions), and
 # STEPS its length (default 42 075, the shipped model's budget; a finished
-# run resumed with more steps continues: mnist-torch-2h is mnist-torch
-# continued to 65 700 steps, two hours of the torch trainer alone here).
+# run resumed with more steps continues: mnist-torch-long is mnist-torch
+# continued toward 65 700 steps, 1.56× the budget).
 # The log goes to out/torch-NAME.log. eval exports to out/NAME.onnx and
 # writes its reports (100 per class, sample seeds 1 and 2, real draws of
 # --eval-seed 1, mnist-clf and, on the same samples, mnist-judge) to
