@@ -21,11 +21,10 @@ var anyKind = []Kind{Denoiser, Classifier}
 
 // Schema lists every metadata key ("required": every producer writes it,
 // though Parse still reads a model without condiff.kind as a denoiser).
-// It is the one list the producers write from: Info.Metadata
-// in Go, and the torch exporter (python/condiff_torch/export.py), which
-// reads it as python/condiff_torch/contract.json, the same table written
-// by SchemaJSON (TestSchemaFile holds the file to it; TestSchemaMetadata
-// holds Metadata to the table).
+// The torch exporter (python/condiff_torch/export.py) writes its metadata
+// from it, read as python/condiff_torch/contract.json (SchemaJSON; held to
+// this table by TestSchemaFile); Go's own writer, Info.Metadata, is held
+// to it by TestSchemaMetadata.
 var Schema = []SchemaKey{
 	{KeyKind, "Kind", anyKind, "string", true, "denoiser or classifier; absent means denoiser"},
 	{KeyVariant, "Variant", []Kind{Denoiser}, "string", true, "uncond, cbn or ac"},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"testing"
@@ -35,8 +36,8 @@ func TestSchemaFile(t *testing.T) {
 	if err := json.Unmarshal(got, &parsed); err != nil {
 		t.Fatal(err)
 	}
-	if len(parsed.Keys) != len(Schema) {
-		t.Fatalf("%s has %d keys, Schema %d", schemaFile, len(parsed.Keys), len(Schema))
+	if !reflect.DeepEqual(parsed.Keys, Schema) {
+		t.Fatalf("%s does not read back as Schema: %+v", schemaFile, parsed.Keys)
 	}
 }
 

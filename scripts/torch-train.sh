@@ -45,17 +45,20 @@ eval)
   "$py" -m condiff_torch.export "$run" --out "$onnx"
   "$bin" inspect "$onnx" >"out/$name.inspect"
   grep -q '^contract: yes' "out/$name.inspect" || { cat "out/$name.inspect" >&2; exit 1; }
-  # The shipped model's defaults (assets/pretrained/mnist-cbn.sampling.json),
-  # named: the export has no sidecar.
+  # The shipped model's defaults, read from its sidecar and named: the
+  # export has no sidecar.
+  read -r w interval < <("$py" -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+print(d["guidance"], d["guidance_interval"])' assets/pretrained/mnist-cbn.sampling.json)
   for seed in 1 2; do
     docs=docs/scale/$name; [ "$seed" = 1 ] || docs=$docs-seed$seed
-    MODEL=$onnx SEED=$seed INTERVAL=0.3,7 WEIGHTS_CFG="" WEIGHTS_INTERVAL=0.6 WEIGHTS_GUIDE="" WEIGHTS_BOTH="" \
+    MODEL=$onnx SEED=$seed INTERVAL=$interval WEIGHTS_CFG="" WEIGHTS_INTERVAL=$w WEIGHTS_GUIDE="" WEIGHTS_BOTH="" \
       REUSE=${REUSE:-} scripts/guidance.sh mnist "$docs"
   done
   # The same noise (sample seed 1) through both models: shipped left, NAME right.
   rm -rf out/grid-shipped "out/grid-$name"
   "$bin" sample --n 8 --seed 1 --out out/grid-shipped >/dev/null
-  "$bin" sample --model "$onnx" --guidance 0.6 --guidance-interval 0.3,7 --n 8 --seed 1 --out "out/grid-$name" >/dev/null
+  "$bin" sample --model "$onnx" --guidance "$w" --guidance-interval "$interval" --n 8 --seed 1 --out "out/grid-$name" >/dev/null
   "$py" - "out/grid-$name/grid.png" "docs/scale/$name/grid.png" <<'PY'
 import sys
 from PIL import Image
